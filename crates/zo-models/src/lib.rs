@@ -1,0 +1,1 @@
+//! OPT and ResNet on candle. See crates/zo-models (issue 3).

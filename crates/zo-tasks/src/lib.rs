@@ -1,0 +1,1 @@
+//! MeZO task protocol. See crates/zo-tasks (issue 4).
