@@ -1,0 +1,8 @@
+//! The OPT decoder (facebook/opt-*), ported from transformers' `modeling_opt.py`.
+
+pub mod config;
+pub mod load;
+pub mod model;
+pub mod save;
+
+pub use config::Config;

@@ -1,0 +1,1 @@
+//! OPT tokenizer (issue 3).
