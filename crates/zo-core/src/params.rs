@@ -81,9 +81,7 @@ impl ParamSet {
 
     /// Position of `name` in the set.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.names
-            .binary_search_by(|n| n.as_str().cmp(name))
-            .ok()
+        self.names.binary_search_by(|n| n.as_str().cmp(name)).ok()
     }
 
     /// The tensor called `name`.
@@ -228,8 +226,11 @@ mod tests {
 
     #[test]
     fn duplicate_names_rejected() {
-        let err = ParamSet::new(vec![("x".to_string(), t(&[1.0])), ("x".to_string(), t(&[2.0]))])
-            .unwrap_err();
+        let err = ParamSet::new(vec![
+            ("x".to_string(), t(&[1.0])),
+            ("x".to_string(), t(&[2.0])),
+        ])
+        .unwrap_err();
         assert!(err.to_string().contains("duplicate parameter name `x`"));
     }
 

@@ -300,8 +300,11 @@ mod tests {
     fn reads_both_dtype_keys() {
         let base = r#"{"vocab_size":10,"hidden_size":8,"num_hidden_layers":1,"ffn_dim":16,
             "max_position_embeddings":32,"num_attention_heads":2"#;
-        let a = Config::from_json_str(&format!("{base},\"torch_dtype\":\"float16\"}}"), Path::new("c"))
-            .unwrap();
+        let a = Config::from_json_str(
+            &format!("{base},\"torch_dtype\":\"float16\"}}"),
+            Path::new("c"),
+        )
+        .unwrap();
         assert_eq!(a.checkpoint_dtype(), Some(DType::F16));
         let b = Config::from_json_str(&format!("{base},\"dtype\":\"bfloat16\"}}"), Path::new("c"))
             .unwrap();
