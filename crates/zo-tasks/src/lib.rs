@@ -1,1 +1,60 @@
-//! MeZO task protocol. See crates/zo-tasks (issue 4).
+//! MeZO's task protocol (princeton-nlp/MeZO `large_models`, commit 552cb1b), string for string:
+//! data rows (HF parquet exports or JSONL) → seeded subsets → prompts and option spans →
+//! token ids through any tokenizer → metrics. Plus CIFAR-10/100 readers.
+//!
+//! No candle here (ARCHITECTURE.md): everything is strings, ids and `f32` arrays. The spec is
+//! `shared/spec/MEZO-REFERENCE.md`; section numbers in the docs refer to it.
+//!
+//! Typical use by a runner:
+//! ```no_run
+//! use zo_tasks::*;
+//! # fn main() -> Result<(), TaskError> {
+//! let task: Task = "sst2".parse()?;
+//! let spec = task.spec();
+//! let src = DataSource::Hub(HubOptions::from_env());
+//! let train = load_rows(task, &src, Split::Train, BadRowPolicy::Fail)?.examples;
+//! let valid = load_rows(task, &src, Split::Validation, BadRowPolicy::Fail)?.examples;
+//! let splits = sample_splits(&train, &valid, 0, spec.default_sizes)?;
+//! for ex in &splits.test {
+//!     let r = render(ex)?;
+//!     // encode_example(&tokenizer, &r, spec.max_length)? → score candidates / generate
+//! #   let _ = r;
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod cifar;
+pub mod data;
+pub mod encode;
+pub mod error;
+pub mod example;
+mod fields;
+pub mod hub;
+pub mod manifest;
+pub mod metrics;
+pub mod mt19937;
+pub mod pystr;
+pub mod render;
+pub mod rows;
+pub mod sampling;
+pub mod task;
+pub mod tasks;
+
+pub use data::{load_files, load_rows, resolve_files, BadRowPolicy, DataSource, LoadedRows, Split};
+pub use encode::{
+    encode_example, encode_train, truncate_left_keep_bos, EncodedEval, EncodedSeq, TextEncoder,
+    TrainFeature,
+};
+pub use error::{RowErrorKind, TaskError};
+pub use example::{Example, ExampleData};
+pub use hub::HubOptions;
+pub use manifest::TaskManifest;
+pub use metrics::{
+    accuracy, argmax, clean_up_tokenization, exact_match, f1, generation_answer, mean_f1,
+    normalize_answer,
+};
+pub use render::{render, Rendered, TrainText};
+pub use sampling::{
+    sample_splits, sample_subset_indices, split_indices, SplitIndices, SplitSizes, Splits,
+};
+pub use task::{EvalMode, MetricKind, Objective, Task, TaskSpec, MAX_LENGTH, MAX_NEW_TOKENS};

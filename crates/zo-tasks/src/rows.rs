@@ -1,0 +1,124 @@
+//! Raw row readers: JSONL and parquet files, both yielding one JSON object per row in file
+//! order. Parquet rows (the HF exports' nested `struct`/`list` columns included) are converted
+//! to the same JSON shape a JSONL row has, so one validation path serves both formats.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::{Field, Row};
+use serde_json::{Map, Number, Value};
+
+use crate::error::{RowErrorKind, TaskError};
+
+/// File formats we read, by extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowFormat {
+    Jsonl,
+    Parquet,
+}
+
+impl RowFormat {
+    /// `.parquet` → Parquet; `.jsonl`/`.json`/`.ndjson` → JSONL.
+    pub fn from_path(path: &Path) -> Option<RowFormat> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "parquet" => Some(RowFormat::Parquet),
+            "jsonl" | "json" | "ndjson" => Some(RowFormat::Jsonl),
+            _ => None,
+        }
+    }
+}
+
+/// Call `f` with each row of `path` in order: `Ok(object)` or the row's own error (a bad JSON
+/// line). File-level failures (cannot open, corrupt parquet) are returned as `Err`.
+pub fn for_each_row(
+    path: &Path,
+    mut f: impl FnMut(Result<Value, RowErrorKind>) -> Result<(), TaskError>,
+) -> Result<(), TaskError> {
+    match RowFormat::from_path(path) {
+        Some(RowFormat::Jsonl) => {
+            let file = File::open(path).map_err(|e| TaskError::io(path, e))?;
+            for line in BufReader::new(file).lines() {
+                let line = line.map_err(|e| TaskError::io(path, e))?;
+                // Blank lines (a trailing newline, spacing) are not rows.
+                if line.trim().is_empty() {
+                    continue;
+                }
+                f(serde_json::from_str::<Value>(&line)
+                    .map_err(|e| RowErrorKind::InvalidJson(e.to_string())))?;
+            }
+            Ok(())
+        }
+        Some(RowFormat::Parquet) => {
+            let pq = |source| TaskError::Parquet {
+                path: path.to_path_buf(),
+                source,
+            };
+            let file = File::open(path).map_err(|e| TaskError::io(path, e))?;
+            let reader = SerializedFileReader::new(file).map_err(pq)?;
+            for row in reader.get_row_iter(None).map_err(pq)? {
+                f(Ok(row_to_json(&row.map_err(pq)?)))?;
+            }
+            Ok(())
+        }
+        None => Err(TaskError::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "unknown file type: expected .parquet or .jsonl",
+            ),
+        )),
+    }
+}
+
+/// A parquet row as a JSON object (column name → value).
+pub fn row_to_json(row: &Row) -> Value {
+    Value::Object(
+        row.get_column_iter()
+            .map(|(name, field)| (name.clone(), field_to_json(field)))
+            .collect::<Map<String, Value>>(),
+    )
+}
+
+fn float(x: f64) -> Value {
+    Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+fn field_to_json(field: &Field) -> Value {
+    match field {
+        Field::Null => Value::Null,
+        Field::Bool(b) => Value::Bool(*b),
+        Field::Byte(v) => Value::from(*v),
+        Field::Short(v) => Value::from(*v),
+        Field::Int(v) => Value::from(*v),
+        Field::Long(v) => Value::from(*v),
+        Field::UByte(v) => Value::from(*v),
+        Field::UShort(v) => Value::from(*v),
+        Field::UInt(v) => Value::from(*v),
+        Field::ULong(v) => Value::from(*v),
+        Field::Float16(v) => float(f64::from(*v)),
+        Field::Float(v) => float(f64::from(*v)),
+        Field::Double(v) => float(*v),
+        Field::Decimal(d) => Value::String(format!("{d:?}")),
+        Field::Str(s) => Value::String(s.clone()),
+        // Text datasets have no binary columns; keep valid UTF-8, drop the rest.
+        Field::Bytes(b) => std::str::from_utf8(b.data())
+            .map(|s| Value::String(s.to_string()))
+            .unwrap_or(Value::Null),
+        Field::Date(v) | Field::TimeMillis(v) => Value::from(*v),
+        Field::TimeMicros(v) | Field::TimestampMillis(v) | Field::TimestampMicros(v) => {
+            Value::from(*v)
+        }
+        Field::Group(row) => row_to_json(row),
+        Field::ListInternal(list) => {
+            Value::Array(list.elements().iter().map(field_to_json).collect())
+        }
+        Field::MapInternal(map) => Value::Array(
+            map.entries()
+                .iter()
+                .map(|(k, v)| Value::Array(vec![field_to_json(k), field_to_json(v)]))
+                .collect(),
+        ),
+    }
+}
