@@ -11,7 +11,10 @@ use zo_tasks::{load_files, render, BadRowPolicy, Task};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let task: Task = args.next().ok_or("usage: load_rows TASK FILE...")?.parse()?;
+    let task: Task = args
+        .next()
+        .ok_or("usage: load_rows TASK FILE...")?
+        .parse()?;
     let files: Vec<PathBuf> = args.map(PathBuf::from).collect();
     let t0 = Instant::now();
     let rows = load_files(task, &files, BadRowPolicy::Skip)?;

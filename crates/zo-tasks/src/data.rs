@@ -60,6 +60,18 @@ pub struct LoadedRows {
     pub skipped: Vec<TaskError>,
     /// The files read, in order.
     pub files: Vec<PathBuf>,
+    /// The HF split size from `task.toml`, when the files came from the task's dataset
+    /// (hub or a local copy of its layout). A different row count means another version of
+    /// the data or a missing shard, and MeZO's permutation indices would point elsewhere: it
+    /// is logged as a warning, and the runner can refuse it.
+    pub expected_rows: Option<usize>,
+}
+
+impl LoadedRows {
+    /// Rows read, skipped ones included.
+    pub fn rows_read(&self) -> usize {
+        self.examples.len() + self.skipped.len()
+    }
 }
 
 /// The files of `split` for `task` from `source`.
@@ -131,7 +143,36 @@ pub fn load_rows(
     policy: BadRowPolicy,
 ) -> Result<LoadedRows, TaskError> {
     let files = resolve_files(task, source, split)?;
-    load_files(task, &files, policy)
+    let mut rows = load_files(task, &files, policy)?;
+    let uses_manifest = match source {
+        DataSource::Hub(_) => true,
+        DataSource::Dir(dir) => {
+            let m = task.manifest()?;
+            split_names(&m.dataset, split)
+                .iter()
+                .map(|f| dir.join(f))
+                .eq(files.iter().cloned())
+        }
+        DataSource::Files { .. } => false,
+    };
+    if uses_manifest {
+        let pool = task.manifest()?.pool;
+        let expected = match split {
+            Split::Train => pool.train,
+            Split::Validation => pool.validation,
+        };
+        rows.expected_rows = Some(expected);
+        if rows.rows_read() != expected {
+            tracing::warn!(
+                task = %task,
+                split = %split,
+                expected,
+                read = rows.rows_read(),
+                "row count differs from the HF split MeZO used: sampled indices will not match"
+            );
+        }
+    }
+    Ok(rows)
 }
 
 /// Load rows of `task` from files (parquet or JSONL), concatenated in order; row indices run
@@ -145,6 +186,7 @@ pub fn load_files(
         examples: Vec::new(),
         skipped: Vec::new(),
         files: files.to_vec(),
+        expected_rows: None,
     };
     let mut row = 0usize;
     for path in files {

@@ -18,6 +18,13 @@ pub trait TextEncoder {
     fn encode(&self, text: &str) -> Result<Vec<u32>, String>;
 }
 
+/// Any closure `|text| -> Result<ids, message>` is an encoder.
+impl<F: Fn(&str) -> Result<Vec<u32>, String>> TextEncoder for F {
+    fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
+        self(text)
+    }
+}
+
 /// One token sequence and how many of its last tokens are the option.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EncodedSeq {

@@ -59,7 +59,7 @@ pub enum TaskError {
         #[source]
         source: parquet::errors::ParquetError,
     },
-    #[error("hub dataset {repo} (revision {revision}), file {file}: {message}")]
+    #[error("hub repo {repo} (revision {revision}), file {file}: {message}")]
     Hub {
         repo: String,
         revision: String,

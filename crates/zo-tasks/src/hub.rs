@@ -34,7 +34,12 @@ fn truthy(v: &str) -> bool {
 impl HubOptions {
     /// Read `HF_HUB_CACHE`, `HF_HOME`, `HF_HUB_OFFLINE`, `HF_ENDPOINT` as `huggingface_hub` does.
     pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// [`HubOptions::from_env`] over any variable lookup (empty values count as unset).
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |k: &str| lookup(k).filter(|v| !v.is_empty());
         let cache_dir = var("HF_HUB_CACHE")
             .map(PathBuf::from)
             .or_else(|| var("HF_HOME").map(|h| Path::new(&h).join("hub")));
@@ -53,20 +58,42 @@ impl HubOptions {
     }
 }
 
-/// `datasets--org--name`.
-fn folder_name(repo: &str) -> String {
-    format!("datasets--{}", repo.replace('/', "--"))
+/// Which kind of hub repository (the cache folder prefix and the URL differ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepoKind {
+    Model,
+    Dataset,
+}
+
+impl RepoKind {
+    fn hf(self) -> RepoType {
+        match self {
+            RepoKind::Model => RepoType::Model,
+            RepoKind::Dataset => RepoType::Dataset,
+        }
+    }
+}
+
+/// `models--org--name` / `datasets--org--name`.
+fn folder_name(kind: RepoKind, repo: &str) -> String {
+    let prefix = match kind {
+        RepoKind::Model => "models",
+        RepoKind::Dataset => "datasets",
+    };
+    format!("{prefix}--{}", repo.replace('/', "--"))
 }
 
 /// The cached copy of `file`, if any. `revision` is a branch/ref name (`main`,
-/// `refs/convert/parquet`) resolved through `refs/`, or a commit hash.
-pub fn cached_dataset_file(
+/// `refs/convert/parquet`) resolved through `refs/` (whitespace around the hash tolerated), or
+/// a commit hash.
+pub fn cached_file(
     cache_dir: &Path,
+    kind: RepoKind,
     repo: &str,
     revision: &str,
     file: &str,
 ) -> Option<PathBuf> {
-    let root = cache_dir.join(folder_name(repo));
+    let root = cache_dir.join(folder_name(kind, repo));
     let commit = std::fs::read_to_string(root.join("refs").join(revision))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| revision.to_string());
@@ -74,10 +101,21 @@ pub fn cached_dataset_file(
     path.is_file().then_some(path)
 }
 
-/// Resolve one file of a dataset repo to a local path: cache first, then (unless offline)
-/// download into the cache.
+/// Resolve one file of a dataset repo to a local path (see [`repo_file`]).
 pub fn dataset_file(
     opts: &HubOptions,
+    repo: &str,
+    revision: &str,
+    file: &str,
+) -> Result<PathBuf, TaskError> {
+    repo_file(opts, RepoKind::Dataset, repo, revision, file)
+}
+
+/// Resolve one file of a hub repo to a local path: cache first, then (unless offline) download
+/// into the cache. Usable for model repos too, so models and data share one set of rules.
+pub fn repo_file(
+    opts: &HubOptions,
+    kind: RepoKind,
     repo: &str,
     revision: &str,
     file: &str,
@@ -89,7 +127,7 @@ pub fn dataset_file(
         file: file.to_string(),
         message,
     };
-    if let Some(p) = cached_dataset_file(cache.path(), repo, revision, file) {
+    if let Some(p) = cached_file(cache.path(), kind, repo, revision, file) {
         return Ok(p);
     }
     if opts.offline {
@@ -106,7 +144,7 @@ pub fn dataset_file(
     let api = builder.build().map_err(|e| err(e.to_string()))?;
     api.repo(Repo::with_revision(
         repo.to_string(),
-        RepoType::Dataset,
+        kind.hf(),
         revision.to_string(),
     ))
     .get(file)
@@ -116,6 +154,72 @@ pub fn dataset_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_lookup_by_ref_or_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("models--facebook--opt-125m");
+        std::fs::create_dir_all(root.join("refs")).unwrap();
+        std::fs::write(root.join("refs/main"), "abc\n").unwrap();
+        std::fs::create_dir_all(root.join("snapshots/abc")).unwrap();
+        std::fs::write(root.join("snapshots/abc/config.json"), "{}").unwrap();
+        let get = |rev: &str, kind| {
+            cached_file(dir.path(), kind, "facebook/opt-125m", rev, "config.json")
+        };
+        assert!(get("main", RepoKind::Model).is_some());
+        assert!(get("abc", RepoKind::Model).is_some());
+        assert!(get("main", RepoKind::Dataset).is_none());
+        assert!(get("dev", RepoKind::Model).is_none());
+        let opts = HubOptions {
+            cache_dir: Some(dir.path().to_path_buf()),
+            offline: true,
+            endpoint: None,
+        };
+        let p = repo_file(
+            &opts,
+            RepoKind::Model,
+            "facebook/opt-125m",
+            "main",
+            "config.json",
+        );
+        assert!(p.unwrap().ends_with("snapshots/abc/config.json"));
+        let e = repo_file(
+            &opts,
+            RepoKind::Model,
+            "facebook/opt-125m",
+            "main",
+            "missing.bin",
+        );
+        assert!(matches!(e, Err(TaskError::Hub { .. })));
+    }
+
+    #[test]
+    fn options_from_variables() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let o = HubOptions::from_vars(vars(&[("HF_HOME", "/h"), ("HF_HUB_OFFLINE", "1")]));
+        assert_eq!(o.cache_dir, Some(PathBuf::from("/h/hub")));
+        assert!(o.offline);
+        let o = HubOptions::from_vars(vars(&[
+            ("HF_HOME", "/h"),
+            ("HF_HUB_CACHE", "/c"),
+            ("HF_HUB_OFFLINE", "0"),
+            ("HF_ENDPOINT", "http://mirror"),
+        ]));
+        assert_eq!(o.cache_dir, Some(PathBuf::from("/c")));
+        assert!(!o.offline);
+        assert_eq!(o.endpoint.as_deref(), Some("http://mirror"));
+        assert_eq!(
+            HubOptions::from_vars(|_| Some(String::new())),
+            HubOptions::default()
+        );
+    }
 
     #[test]
     fn truthy_values_follow_huggingface_hub() {

@@ -47,7 +47,7 @@ pub use encode::{
 };
 pub use error::{RowErrorKind, TaskError};
 pub use example::{Example, ExampleData};
-pub use hub::HubOptions;
+pub use hub::{HubOptions, RepoKind};
 pub use manifest::TaskManifest;
 pub use metrics::{
     accuracy, argmax, clean_up_tokenization, exact_match, f1, generation_answer, mean_f1,

@@ -117,6 +117,16 @@ fn generation_prompt_has_no_option() {
     assert_eq!(common::decode(&prompt.ids), r.prompt.unwrap());
 }
 
+#[test]
+fn closures_are_encoders() {
+    let r = rendered(Task::Sst2, 0);
+    let enc = |t: &str| ByteEncoder.encode(t);
+    assert_eq!(
+        encode_example(&enc, &r, 2048).unwrap(),
+        encode_example(&ByteEncoder, &r, 2048).unwrap()
+    );
+}
+
 struct Constant;
 impl TextEncoder for Constant {
     fn encode(&self, _: &str) -> Result<Vec<u32>, String> {

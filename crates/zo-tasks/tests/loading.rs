@@ -257,6 +257,8 @@ fn hub_source_reads_the_cache_offline() {
     let rows = load_rows(Task::Sst2, &src, Split::Train, BadRowPolicy::Fail).unwrap();
     assert_eq!(rows.examples, load_fixture(Task::Sst2, "jsonl"));
     assert!(rows.files[0].ends_with("sst2/train/0000.parquet"));
+    // The fixture is not the real 67,349-row split: flagged for the runner.
+    assert_eq!((rows.expected_rows, rows.rows_read()), (Some(67349), 6));
     // The validation file is not cached: offline, that is a named error, not a download.
     let e = load_rows(Task::Sst2, &src, Split::Validation, BadRowPolicy::Fail).unwrap_err();
     match e {
@@ -289,6 +291,9 @@ fn dir_source_accepts_hub_layout_or_split_files() {
     let valid = load_rows(Task::Copa, &src, Split::Validation, BadRowPolicy::Fail).unwrap();
     assert_eq!(train.examples, valid.examples);
     assert!(valid.files[0].ends_with("copa/validation/0000.parquet"));
+    // Only the hub layout is the task's dataset; train.jsonl is "some rows".
+    assert_eq!(valid.expected_rows, Some(100));
+    assert_eq!(train.expected_rows, None);
     let e = load_rows(Task::Rte, &src, Split::Validation, BadRowPolicy::Fail).unwrap_err();
     assert!(matches!(e, TaskError::NoFiles { .. }), "{e}");
 }
