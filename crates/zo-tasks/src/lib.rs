@@ -23,6 +23,23 @@
 //! # Ok(()) }
 //! ```
 
+//!
+//! Decisions where the protocol left room (each also documented where it lives):
+//! - **Parquet** through the Arrow project's `parquet` crate with `default-features = false`
+//!   and only `snap` (the HF parquet converter writes snappy; no arrow, zstd, brotli, lz4 or
+//!   flate2 compile): rows are read with its record API and converted to the same JSON shape
+//!   a JSONL row has, so both formats share one validation path.
+//! - **MT19937 written here** (`mt19937.rs`): what must match is numpy's seeding and masked
+//!   rejection draw as much as the generator; test vectors pin all three.
+//! - **PNG** (CIFAR parquet) decoded with the `png` crate.
+//! - **Bad rows**: [`BadRowPolicy::Fail`] (MeZO's behaviour) or `Skip` (reported; kept rows
+//!   keep their HF row index). ReCoRD queries without `@placeholder` are rejected, which MeZO
+//!   does not do (every real ReCoRD query has one).
+//! - **Option lengths** are clamped to the predicted positions after truncation (equivalent to
+//!   MeZO's slicing); an option that adds no token is an error, since MeZO's `[-0:]` would
+//!   silently score the whole sequence.
+//! - `num_dev = 0` means "no dev set" (MeZO's `--num_dev` unset).
+
 pub mod cifar;
 pub mod data;
 pub mod encode;
@@ -48,7 +65,7 @@ pub use encode::{
 pub use error::{RowErrorKind, TaskError};
 pub use example::{Example, ExampleData};
 pub use hub::{HubOptions, RepoKind};
-pub use manifest::TaskManifest;
+pub use manifest::{DatasetRef, FixtureFiles, PoolSizes, QuickstartFiles, TaskManifest};
 pub use metrics::{
     accuracy, argmax, clean_up_tokenization, exact_match, f1, generation_answer, mean_f1,
     normalize_answer,

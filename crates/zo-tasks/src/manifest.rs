@@ -24,6 +24,18 @@ pub struct TaskManifest {
     /// `mezo.sh` defaults.
     pub sizes: SplitSizes,
     pub fixture: FixtureFiles,
+    /// Small made-up training data for the quickstart (SST-2 only).
+    #[serde(default)]
+    pub quickstart: Option<QuickstartFiles>,
+}
+
+/// Quickstart rows, relative to `tasks/<task>/`: `train` plays the train+dev pool, `dev` the
+/// validation (test) pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuickstartFiles {
+    pub train: String,
+    pub dev: String,
 }
 
 /// A dataset on the hub in the parquet-export layout (`refs/convert/parquet`:

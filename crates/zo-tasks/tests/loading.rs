@@ -316,6 +316,13 @@ fn manifests_agree_with_the_specs() {
         if let Some(p) = &m.fixture.parquet {
             assert!(dir.join(p).is_file(), "{task}");
         }
+        if let Some(q) = &m.quickstart {
+            assert!(
+                dir.join(&q.train).is_file() && dir.join(&q.dev).is_file(),
+                "{task}"
+            );
+        }
+        assert_eq!(m.quickstart.is_some(), task == Task::Sst2);
         // The on-disk copy parses to the same thing as the compiled-in one.
         assert_eq!(
             zo_tasks::TaskManifest::load(&dir.join("task.toml")).unwrap(),
@@ -327,11 +334,9 @@ fn manifests_agree_with_the_specs() {
 #[test]
 fn quickstart_rows_are_sst2_format_and_balanced() {
     use zo_tasks::ExampleData;
-    for (name, n) in [
-        ("quickstart_train.jsonl", 240),
-        ("quickstart_dev.jsonl", 60),
-    ] {
-        let path = Task::Sst2.source_dir().join(name);
+    let q = Task::Sst2.manifest().unwrap().quickstart.unwrap();
+    for (name, n) in [(q.train, 240), (q.dev, 60)] {
+        let path = Task::Sst2.source_dir().join(&name);
         let rows = load_files(Task::Sst2, &[path], BadRowPolicy::Fail)
             .unwrap()
             .examples;
