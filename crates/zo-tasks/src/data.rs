@@ -8,6 +8,7 @@ use crate::error::TaskError;
 use crate::example::Example;
 use crate::hub::{dataset_file, HubOptions};
 use crate::rows::for_each_row;
+use crate::sampling::{sample_splits, SplitSizes, Splits};
 use crate::task::Task;
 
 /// Which HF split: `train` is the train+dev pool, `validation` the test pool.
@@ -229,4 +230,18 @@ fn load_one(
         }
         Ok(())
     })
+}
+
+/// Load both pools of `task` and take MeZO's seeded subsets (MEZO-REFERENCE.md 1.0): train and
+/// dev from the train split, test from the validation split, all with `seed`.
+pub fn load_splits(
+    task: Task,
+    source: &DataSource,
+    seed: u32,
+    sizes: SplitSizes,
+    policy: BadRowPolicy,
+) -> Result<Splits<Example>, TaskError> {
+    let train = load_rows(task, source, Split::Train, policy)?;
+    let valid = load_rows(task, source, Split::Validation, policy)?;
+    sample_splits(&train.examples, &valid.examples, seed, sizes)
 }

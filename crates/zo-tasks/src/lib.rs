@@ -12,9 +12,7 @@
 //! let task: Task = "sst2".parse()?;
 //! let spec = task.spec();
 //! let src = DataSource::Hub(HubOptions::from_env());
-//! let train = load_rows(task, &src, Split::Train, BadRowPolicy::Fail)?.examples;
-//! let valid = load_rows(task, &src, Split::Validation, BadRowPolicy::Fail)?.examples;
-//! let splits = sample_splits(&train, &valid, 0, spec.default_sizes)?;
+//! let splits = load_splits(task, &src, 0, spec.default_sizes, BadRowPolicy::Fail)?;
 //! for ex in &splits.test {
 //!     let r = render(ex)?;
 //!     // encode_example(&tokenizer, &r, spec.max_length)? → score candidates / generate
@@ -57,7 +55,9 @@ pub mod sampling;
 pub mod task;
 pub mod tasks;
 
-pub use data::{load_files, load_rows, resolve_files, BadRowPolicy, DataSource, LoadedRows, Split};
+pub use data::{
+    load_files, load_rows, load_splits, resolve_files, BadRowPolicy, DataSource, LoadedRows, Split,
+};
 pub use encode::{
     encode_example, encode_train, truncate_left_keep_bos, EncodedEval, EncodedSeq, TextEncoder,
     TrainFeature,

@@ -353,3 +353,24 @@ fn quickstart_rows_are_sst2_format_and_balanced() {
         assert_eq!(positives * 2, n, "{name}: labels balanced");
     }
 }
+
+#[test]
+fn load_splits_samples_both_pools() {
+    let q = Task::Sst2.manifest().unwrap().quickstart.unwrap();
+    let dir = Task::Sst2.source_dir();
+    let src = DataSource::Files {
+        train: vec![dir.join(&q.train)],
+        validation: vec![dir.join(&q.dev)],
+    };
+    let sizes = zo_tasks::SplitSizes {
+        num_train: 200,
+        num_dev: 40,
+        num_eval: 1000,
+    };
+    let s = zo_tasks::load_splits(Task::Sst2, &src, 0, sizes, BadRowPolicy::Fail).unwrap();
+    assert_eq!((s.train.len(), s.dev.len(), s.test.len()), (200, 40, 60));
+    let idx = zo_tasks::split_indices(240, 60, 0, sizes).unwrap();
+    assert_eq!(idx, s.indices);
+    assert_eq!(s.train[0].row, idx.train[0]);
+    assert_eq!(s.test[5].row, idx.test[5]);
+}
