@@ -4,7 +4,16 @@
 //! with MeZO's ZO-SGD as the baseline. This crate knows tensors, never a model or a task.
 
 pub mod error;
+pub mod gamma;
 pub mod params;
+pub mod perturb;
+pub mod record;
+pub mod rng;
+pub mod schedule;
 
 pub use error::{Error, Result};
 pub use params::ParamSet;
+pub use perturb::{apply, sweep, Op, Sweep, Term};
+pub use record::{replay, EvalRecord, MemorySink, Sink, StepRecord, SweepRecord};
+pub use rng::{Distribution, Key};
+pub use schedule::Schedule;

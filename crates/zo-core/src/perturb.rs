@@ -1,0 +1,325 @@
+//! Fused in-place sweeps over a [`ParamSet`]: x ← x + Σⱼ cⱼ·z(keyⱼ) (and, for weight decay,
+//! x ← a·x on the decayed tensors), in one pass over the weights.
+//!
+//! Why fused and in place: a ZO step's only weight-sized work is moving the weights along the
+//! direction (MeZO's recipe, ALGORITHMS.md "Memory-efficient execution"). Generating z into a
+//! buffer and then adding it would double the memory traffic and allocate a weight-sized
+//! temporary; here z lives in a 1 KiB tile on the stack, regenerated from its key.
+//!
+//! Mechanics: each tensor is mutated through candle's [`candle_core::InplaceOp1`] (so a model
+//! built on the same storage sees the change). The CPU kernel cuts the tensor into chunks of
+//! [`CHUNK`] elements processed by rayon; element `e` always gets z(key, t, e) whatever chunk it
+//! falls in, so the result is bit-identical for any thread count. Arithmetic: the value is read
+//! as f32 (bf16/f16 are widened exactly), each term is one fused multiply-add `x = fma(c, z, x)`,
+//! a decay is one multiply, and the result is rounded once back to the storage dtype.
+//! The FMA is correctly rounded in every code path, so scalar and SIMD agree bit for bit.
+//!
+//! CUDA and Metal tensors are refused with [`Error::UnsupportedDevice`]: no silent copy to the
+//! CPU and back.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, DType, Layout};
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::rng::{self, Distribution, Isa, Key, GROUP};
+use crate::{Error, ParamSet, Result};
+
+/// Elements per rayon task (a multiple of [`GROUP`]; 64 KiB of f32).
+pub const CHUNK: usize = 16 * 1024;
+/// Elements per stack tile inside a task (a multiple of [`GROUP`]).
+const TILE: usize = 256;
+
+/// One term of a sweep: add `coef · z(key)` to every parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Term {
+    /// Which direction.
+    pub key: Key,
+    /// Its coefficient.
+    pub coef: f32,
+}
+
+impl Term {
+    /// `coef · z(key)`.
+    pub fn new(key: Key, coef: f32) -> Self {
+        Term { key, coef }
+    }
+}
+
+/// One operation of a sweep, applied element by element in list order.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    /// x ← fma(coef, z(key), x) on every tensor.
+    Add(Term),
+    /// x ← factor · x on the tensors that take weight decay ([`ParamSet::decay_mask`]:
+    /// MeZO's rule, not on "bias" / "layer_norm" / "layernorm" names).
+    ScaleDecayed(f32),
+}
+
+/// A whole sweep: what the trainer records in the trajectory, and what `replay` re-applies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    /// The operations, in order.
+    pub ops: Vec<Op>,
+    /// The direction distribution of every `Add`.
+    pub dist: Distribution,
+}
+
+impl Sweep {
+    /// A sweep of `Add` terms only.
+    pub fn add(terms: &[Term], dist: Distribution) -> Self {
+        Sweep {
+            ops: terms.iter().copied().map(Op::Add).collect(),
+            dist,
+        }
+    }
+
+    /// True when the sweep changes nothing (no op, or only zero coefficients / unit factors).
+    pub fn is_noop(&self) -> bool {
+        self.ops.iter().all(|op| match op {
+            Op::Add(t) => t.coef == 0.0,
+            Op::ScaleDecayed(f) => *f == 1.0,
+        })
+    }
+}
+
+/// x += Σ coef·z(key) over every tensor of `params`, on the detected instruction set.
+pub fn sweep(params: &ParamSet, terms: &[Term], dist: Distribution) -> Result<()> {
+    apply(params, &Sweep::add(terms, dist))
+}
+
+/// Applies a recorded [`Sweep`] (the detected instruction set).
+pub fn apply(params: &ParamSet, sweep: &Sweep) -> Result<()> {
+    apply_with(params, sweep, Isa::detect())
+}
+
+/// [`apply`] on a chosen instruction set (tests force each one).
+pub fn apply_with(params: &ParamSet, sweep: &Sweep, isa: Isa) -> Result<()> {
+    if !isa.is_available() {
+        return Err(Error::Msg(format!("{isa:?} is not available on this CPU")));
+    }
+    for op in &sweep.ops {
+        let bad = match op {
+            Op::Add(t) => !t.coef.is_finite(),
+            Op::ScaleDecayed(f) => !f.is_finite(),
+        };
+        if bad {
+            return Err(Error::Msg(format!(
+                "sweep: non-finite coefficient in {op:?}"
+            )));
+        }
+    }
+    for (_, name, t) in params.iter() {
+        if !t.device().is_cpu() {
+            return Err(Error::UnsupportedDevice {
+                op: "perturbation sweep",
+                device: format!("{:?} (tensor `{name}`)", t.device().location()),
+            });
+        }
+        if !matches!(t.dtype(), DType::F32 | DType::BF16 | DType::F16) {
+            return Err(Error::UnsupportedDtype {
+                op: "perturbation sweep",
+                dtype: t.dtype(),
+            });
+        }
+        if !t.is_contiguous() {
+            return Err(Error::Msg(format!(
+                "perturbation sweep: tensor `{name}` is not contiguous"
+            )));
+        }
+    }
+    if sweep.is_noop() {
+        return Ok(());
+    }
+    let decay = params.decay_mask();
+    let prepared: Vec<Prepared> = sweep
+        .ops
+        .iter()
+        .map(|op| match op {
+            Op::Add(t) => Prepared::Add {
+                key: t.key.philox_key(),
+                coef: t.coef,
+            },
+            Op::ScaleDecayed(f) => Prepared::Scale(*f),
+        })
+        .collect();
+    params
+        .tensors()
+        .par_iter()
+        .enumerate()
+        .try_for_each(|(i, t)| {
+            let index = u32::try_from(i)
+                .map_err(|_| Error::Msg("more than 2^32 tensors in a ParamSet".into()))?;
+            let kernel = SweepKernel {
+                tensor: index,
+                ops: &prepared,
+                dist: sweep.dist,
+                decayed: decay[i],
+                isa,
+            };
+            t.inplace_op1(&kernel).map_err(Error::from)
+        })
+}
+
+/// An op with its Philox key derived once.
+#[derive(Clone, Copy, Debug)]
+enum Prepared {
+    Add { key: [u32; 2], coef: f32 },
+    Scale(f32),
+}
+
+/// The candle in-place op over one tensor.
+struct SweepKernel<'a> {
+    tensor: u32,
+    ops: &'a [Prepared],
+    dist: Distribution,
+    decayed: bool,
+    isa: Isa,
+}
+
+impl candle_core::InplaceOp1 for SweepKernel<'_> {
+    fn name(&self) -> &'static str {
+        "zo-perturbation-sweep"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let (start, end) = layout.contiguous_offsets().ok_or_else(|| {
+            candle_core::Error::Msg("perturbation sweep: non-contiguous layout".into())
+        })?;
+        match storage {
+            CpuStorage::F32(v) => self.run(&mut v[start..end]),
+            CpuStorage::BF16(v) => self.run(&mut v[start..end]),
+            CpuStorage::F16(v) => self.run(&mut v[start..end]),
+            other => {
+                return Err(candle_core::Error::Msg(format!(
+                    "perturbation sweep: unsupported dtype {:?}",
+                    other.dtype()
+                )))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Storage element types: how a tile is widened to f32 and rounded back.
+trait Elem: Copy + Send + Sync {
+    /// Loads `src` into `acc` (exact widening).
+    fn load(src: &[Self], acc: &mut [f32]);
+    /// Stores `acc` into `dst` (one round-to-nearest-even).
+    fn store(acc: &[f32], dst: &mut [Self]);
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn load(src: &[Self], acc: &mut [f32]) {
+        acc.copy_from_slice(src);
+    }
+    #[inline(always)]
+    fn store(acc: &[f32], dst: &mut [Self]) {
+        dst.copy_from_slice(acc);
+    }
+}
+
+impl Elem for bf16 {
+    #[inline(always)]
+    fn load(src: &[Self], acc: &mut [f32]) {
+        src.convert_to_f32_slice(acc);
+    }
+    #[inline(always)]
+    fn store(acc: &[f32], dst: &mut [Self]) {
+        dst.convert_from_f32_slice(acc);
+    }
+}
+
+impl Elem for f16 {
+    #[inline(always)]
+    fn load(src: &[Self], acc: &mut [f32]) {
+        src.convert_to_f32_slice(acc);
+    }
+    #[inline(always)]
+    fn store(acc: &[f32], dst: &mut [Self]) {
+        dst.convert_from_f32_slice(acc);
+    }
+}
+
+impl SweepKernel<'_> {
+    fn run<T: Elem>(&self, data: &mut [T]) {
+        data.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, chunk)| self.chunk(chunk, c * CHUNK));
+    }
+
+    /// Processes `chunk`, whose first element has index `first` in the tensor.
+    fn chunk<T: Elem>(&self, chunk: &mut [T], first: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if self.isa != Isa::Scalar {
+            // SAFETY: a SIMD isa is only chosen when AVX2+FMA (or AVX-512F, whose CPUs all
+            // have AVX2+FMA) is available, checked in `apply_with`.
+            unsafe { chunk_fma(self, chunk, first) };
+            return;
+        }
+        chunk_generic(self, chunk, first);
+    }
+}
+
+/// The tile loop; compiled twice: plain, and with AVX2+FMA enabled so the FMA/convert loops
+/// vectorise (the values are the same: FMA is correctly rounded either way).
+#[inline(always)]
+fn chunk_generic<T: Elem>(k: &SweepKernel<'_>, chunk: &mut [T], first: usize) {
+    let mut acc = [0.0f32; TILE];
+    let mut z = [0.0f32; TILE];
+    for (ti, tile) in chunk.chunks_mut(TILE).enumerate() {
+        let start = first + ti * TILE;
+        let n = tile.len();
+        // Whole groups covering the tile; the tail of the last group is generated and unused.
+        let padded = n.div_ceil(GROUP) * GROUP;
+        let acc = &mut acc[..n];
+        T::load(tile, acc);
+        let mut cached: Option<[u32; 2]> = None;
+        for op in k.ops {
+            match *op {
+                Prepared::Add { key, coef } => {
+                    if coef == 0.0 {
+                        continue;
+                    }
+                    if cached != Some(key) {
+                        rng::fill_raw(
+                            k.isa,
+                            key,
+                            k.tensor,
+                            (start / GROUP) as u64,
+                            k.dist,
+                            &mut z[..padded],
+                        );
+                        cached = Some(key);
+                    }
+                    for (a, zv) in acc.iter_mut().zip(&z[..n]) {
+                        *a = zv.mul_add(coef, *a);
+                    }
+                }
+                Prepared::Scale(f) => {
+                    if k.decayed && f != 1.0 {
+                        for a in acc.iter_mut() {
+                            *a *= f;
+                        }
+                    }
+                }
+            }
+        }
+        T::store(acc, tile);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn chunk_fma<T: Elem>(k: &SweepKernel<'_>, chunk: &mut [T], first: usize) {
+    chunk_generic(k, chunk, first)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,442 @@
+//! SIMD kernels of the generator for x86-64: AVX2+FMA (8 lanes) and AVX-512F (16 lanes).
+//!
+//! The kernel body is written once (`kernel!`) against a handful of primitives that each module
+//! defines with its own intrinsics, so the two kernels cannot drift apart. Lane `j` of a vector
+//! computes Philox block `16·G + j` (AVX-512) or `16·G + 8h + j` (AVX2, half h), and output word
+//! `m` of the block goes to `out[16·m + j]` of the group (the layout of `rng/mod.rs`), so whole
+//! vectors are stored with no transpose. Every float operation mirrors `scalar.rs` one for one
+//! (same constants, same order, FMA where the scalar code calls `mul_add`).
+
+/// The shared kernel. Expects in scope: `VI`, `VF`, `M`, `LANES`, and the primitives
+/// `si sf iota add_i sub_i xor_i and_i or_i srli srai slli mulhilo cvt mul add sub fma sqrt
+/// lt eq_i sel to_f to_i store`, all with the target features `$feat`.
+macro_rules! kernel {
+    ($feat:literal) => {
+        use super::super::scalar::{
+            COS_P, INV_2_24, LOG_P, LOG_Q1, LOG_Q2, SIN_P, SQRTHF, TWO_PI, UNIF_OFFSET, UNIF_SCALE,
+        };
+        use super::super::{
+            Distribution, BLOCKS_PER_GROUP, GROUP, PHILOX_M0, PHILOX_M1, PHILOX_ROUNDS, PHILOX_W0,
+            PHILOX_W1,
+        };
+
+        /// Philox4x32-10 on LANES counters at once (mirrors `rng::philox4x32_10`).
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn philox(c: [VI; 4], rk: &[[VI; 2]; PHILOX_ROUNDS]) -> [VI; 4] {
+            let (m0, m1) = (si(PHILOX_M0), si(PHILOX_M1));
+            let [mut c0, mut c1, mut c2, mut c3] = c;
+            for k in rk {
+                let (hi0, lo0) = mulhilo(c0, m0);
+                let (hi1, lo1) = mulhilo(c2, m1);
+                let n0 = xor_i(xor_i(hi1, c1), k[0]);
+                let n2 = xor_i(xor_i(hi0, c3), k[1]);
+                c0 = n0;
+                c1 = lo1;
+                c2 = n2;
+                c3 = lo0;
+            }
+            [c0, c1, c2, c3]
+        }
+
+        /// Mirrors `scalar::ln_unit`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn ln_unit(u: VF) -> VF {
+            let bits = to_i(u);
+            let e = sub_i(srli::<23>(bits), si(126));
+            let m = to_f(or_i(and_i(bits, si(0x007f_ffff)), si(0x3f00_0000)));
+            let small = lt(m, sf(SQRTHF));
+            let one = sf(1.0);
+            let x = sel(small, sub(add(m, m), one), sub(m, one));
+            let ef0 = cvt(e);
+            let ef = sel(small, sub(ef0, one), ef0);
+            let z = mul(x, x);
+            let mut p = sf(LOG_P[0]);
+            for c in &LOG_P[1..] {
+                p = fma(p, x, sf(*c));
+            }
+            let mut y = mul(mul(p, x), z);
+            y = fma(ef, sf(LOG_Q1), y);
+            y = fma(z, sf(-0.5), y);
+            let r = add(x, y);
+            fma(ef, sf(LOG_Q2), r)
+        }
+
+        /// Mirrors `scalar::normal_pair`: returns (R cos θ, R sin θ).
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn normal_pair(a: VI, b: VI) -> (VF, VF) {
+            let u = mul(cvt(add_i(srli::<8>(a), si(1))), sf(INV_2_24));
+            let r = sqrt(mul(ln_unit(u), sf(-2.0)));
+            // sincos_turn
+            let q = srli::<30>(add_i(b, si(1 << 29)));
+            let ri = srai::<8>(sub_i(b, slli::<30>(q)));
+            let t = mul(mul(cvt(ri), sf(INV_2_24)), sf(TWO_PI));
+            let z = mul(t, t);
+            let mut ps = fma(sf(SIN_P[0]), z, sf(SIN_P[1]));
+            ps = fma(ps, z, sf(SIN_P[2]));
+            ps = mul(ps, z);
+            let sinv = fma(ps, t, t);
+            let mut pc = fma(sf(COS_P[0]), z, sf(COS_P[1]));
+            pc = fma(pc, z, sf(COS_P[2]));
+            pc = mul(pc, mul(z, z));
+            let cosv = add(fma(z, sf(-0.5), sf(1.0)), pc);
+            let swap = eq_i(and_i(q, si(1)), si(1));
+            let c0 = sel(swap, sinv, cosv);
+            let s0 = sel(swap, cosv, sinv);
+            let c = to_f(xor_i(to_i(c0), slli::<30>(and_i(add_i(q, si(1)), si(2)))));
+            let s = to_f(xor_i(to_i(s0), slli::<30>(and_i(q, si(2)))));
+            (mul(r, c), mul(r, s))
+        }
+
+        /// Mirrors `scalar::rademacher`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn rademacher(a: VI) -> VF {
+            to_f(or_i(si(0x3f80_0000), and_i(a, si(0x8000_0000))))
+        }
+
+        /// Mirrors `scalar::uniform`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn uniform(a: VI) -> VF {
+            fma(cvt(srli::<8>(a)), sf(UNIF_SCALE), sf(UNIF_OFFSET))
+        }
+
+        /// See `rng::fill_with`. `out.len()` is a multiple of GROUP (checked by the caller).
+        #[target_feature(enable = $feat)]
+        pub(in crate::rng) fn fill(
+            k: [u32; 2],
+            tensor: u32,
+            first_group: u64,
+            dist: Distribution,
+            out: &mut [f32],
+        ) {
+            let mut rk = [[si(0); 2]; PHILOX_ROUNDS];
+            for (r, slot) in rk.iter_mut().enumerate() {
+                let r = r as u32;
+                *slot = [
+                    si(k[0].wrapping_add(r.wrapping_mul(PHILOX_W0))),
+                    si(k[1].wrapping_add(r.wrapping_mul(PHILOX_W1))),
+                ];
+            }
+            let lanes = iota();
+            let (ct, c3) = (si(tensor), si(0));
+            for (gi, g) in out.chunks_exact_mut(GROUP).enumerate() {
+                let base = (first_group + gi as u64) * BLOCKS_PER_GROUP;
+                for h in 0..(BLOCKS_PER_GROUP as usize / LANES) {
+                    // 16·G is a multiple of 16, so adding a lane index never carries into the
+                    // high word: the high word is the same for all lanes.
+                    let b0 = base + (h * LANES) as u64;
+                    let c0 = add_i(si(b0 as u32), lanes);
+                    let c1 = si((b0 >> 32) as u32);
+                    let w = philox([c0, c1, ct, c3], &rk);
+                    let z = match dist {
+                        Distribution::Normal => {
+                            let (z0, z1) = normal_pair(w[0], w[1]);
+                            let (z2, z3) = normal_pair(w[2], w[3]);
+                            [z0, z1, z2, z3]
+                        }
+                        Distribution::Rademacher => [
+                            rademacher(w[0]),
+                            rademacher(w[1]),
+                            rademacher(w[2]),
+                            rademacher(w[3]),
+                        ],
+                        Distribution::Uniform => {
+                            [uniform(w[0]), uniform(w[1]), uniform(w[2]), uniform(w[3])]
+                        }
+                    };
+                    for (m, v) in z.into_iter().enumerate() {
+                        let at = 16 * m + h * LANES;
+                        // SAFETY: at + LANES <= 64 = g.len(); unaligned store.
+                        unsafe { store(g.as_mut_ptr().add(at), v) };
+                    }
+                }
+            }
+        }
+    };
+}
+
+pub(super) mod avx2 {
+    use core::arch::x86_64::*;
+
+    type VI = __m256i;
+    type VF = __m256;
+    type M = __m256;
+    const LANES: usize = 8;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn si(x: u32) -> VI {
+        _mm256_set1_epi32(x as i32)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn sf(x: f32) -> VF {
+        _mm256_set1_ps(x)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn iota() -> VI {
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn add_i(a: VI, b: VI) -> VI {
+        _mm256_add_epi32(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn sub_i(a: VI, b: VI) -> VI {
+        _mm256_sub_epi32(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn xor_i(a: VI, b: VI) -> VI {
+        _mm256_xor_si256(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn and_i(a: VI, b: VI) -> VI {
+        _mm256_and_si256(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn or_i(a: VI, b: VI) -> VI {
+        _mm256_or_si256(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn srli<const N: i32>(a: VI) -> VI {
+        _mm256_srli_epi32::<N>(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn srai<const N: i32>(a: VI) -> VI {
+        _mm256_srai_epi32::<N>(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn slli<const N: i32>(a: VI) -> VI {
+        _mm256_slli_epi32::<N>(a)
+    }
+    /// (high, low) 32 bits of the 32×32→64 products, lane by lane.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn mulhilo(a: VI, m: VI) -> (VI, VI) {
+        let pe = _mm256_mul_epu32(a, m);
+        let po = _mm256_mul_epu32(_mm256_srli_epi64::<32>(a), m);
+        let lo = _mm256_blend_epi32::<0b1010_1010>(pe, _mm256_slli_epi64::<32>(po));
+        let hi = _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(pe), po);
+        (hi, lo)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn cvt(a: VI) -> VF {
+        _mm256_cvtepi32_ps(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn mul(a: VF, b: VF) -> VF {
+        _mm256_mul_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn add(a: VF, b: VF) -> VF {
+        _mm256_add_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn sub(a: VF, b: VF) -> VF {
+        _mm256_sub_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn fma(a: VF, b: VF, c: VF) -> VF {
+        _mm256_fmadd_ps(a, b, c)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn sqrt(a: VF) -> VF {
+        _mm256_sqrt_ps(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn lt(a: VF, b: VF) -> M {
+        _mm256_cmp_ps::<_CMP_LT_OQ>(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn eq_i(a: VI, b: VI) -> M {
+        _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b))
+    }
+    /// `m ? t : f`, lane by lane.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn sel(m: M, t: VF, f: VF) -> VF {
+        _mm256_blendv_ps(f, t, m)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn to_f(a: VI) -> VF {
+        _mm256_castsi256_ps(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn to_i(a: VF) -> VI {
+        _mm256_castps_si256(a)
+    }
+    /// # Safety
+    /// `p` must be valid for writing LANES f32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store(p: *mut f32, v: VF) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+
+    kernel!("avx2,fma");
+}
+
+pub(super) mod avx512 {
+    use core::arch::x86_64::*;
+
+    type VI = __m512i;
+    type VF = __m512;
+    type M = __mmask16;
+    const LANES: usize = 16;
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn si(x: u32) -> VI {
+        _mm512_set1_epi32(x as i32)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sf(x: f32) -> VF {
+        _mm512_set1_ps(x)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn iota() -> VI {
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn add_i(a: VI, b: VI) -> VI {
+        _mm512_add_epi32(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sub_i(a: VI, b: VI) -> VI {
+        _mm512_sub_epi32(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn xor_i(a: VI, b: VI) -> VI {
+        _mm512_xor_si512(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn and_i(a: VI, b: VI) -> VI {
+        _mm512_and_si512(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn or_i(a: VI, b: VI) -> VI {
+        _mm512_or_si512(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn srli<const N: u32>(a: VI) -> VI {
+        _mm512_srli_epi32::<N>(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn srai<const N: u32>(a: VI) -> VI {
+        _mm512_srai_epi32::<N>(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn slli<const N: u32>(a: VI) -> VI {
+        _mm512_slli_epi32::<N>(a)
+    }
+    /// (high, low) 32 bits of the 32×32→64 products, lane by lane.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn mulhilo(a: VI, m: VI) -> (VI, VI) {
+        let pe = _mm512_mul_epu32(a, m);
+        let po = _mm512_mul_epu32(_mm512_srli_epi64::<32>(a), m);
+        let lo = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64::<32>(po));
+        let hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(pe), po);
+        (hi, lo)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn cvt(a: VI) -> VF {
+        _mm512_cvtepi32_ps(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn mul(a: VF, b: VF) -> VF {
+        _mm512_mul_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn add(a: VF, b: VF) -> VF {
+        _mm512_add_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sub(a: VF, b: VF) -> VF {
+        _mm512_sub_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn fma(a: VF, b: VF, c: VF) -> VF {
+        _mm512_fmadd_ps(a, b, c)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sqrt(a: VF) -> VF {
+        _mm512_sqrt_ps(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn lt(a: VF, b: VF) -> M {
+        _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn eq_i(a: VI, b: VI) -> M {
+        _mm512_cmpeq_epi32_mask(a, b)
+    }
+    /// `m ? t : f`, lane by lane.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sel(m: M, t: VF, f: VF) -> VF {
+        _mm512_mask_blend_ps(m, f, t)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn to_f(a: VI) -> VF {
+        _mm512_castsi512_ps(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn to_i(a: VF) -> VI {
+        _mm512_castps_si512(a)
+    }
+    /// # Safety
+    /// `p` must be valid for writing LANES f32.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store(p: *mut f32, v: VF) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+
+    kernel!("avx512f");
+}
