@@ -34,6 +34,11 @@ pub enum Error {
     #[error("{}: missing tensor `{tensor}`", path.display())]
     MissingTensor { path: PathBuf, tensor: String },
 
+    /// A checkpoint holds a tensor the config does not expect (e.g. a layer index past
+    /// `num_hidden_layers`, or a bias with `enable_bias = false`).
+    #[error("{}: unexpected tensor `{tensor}`", path.display())]
+    UnexpectedTensor { path: PathBuf, tensor: String },
+
     /// A checkpoint tensor has the wrong shape.
     #[error("{}: tensor `{tensor}` has shape {got:?}, expected {expected:?}", path.display())]
     ShapeMismatch {

@@ -1,8 +1,11 @@
 //! The OPT decoder (facebook/opt-*), ported from transformers' `modeling_opt.py`.
 
 pub mod config;
+pub mod init;
+pub mod layers;
 pub mod load;
 pub mod model;
 pub mod save;
 
-pub use config::Config;
+pub use config::{Config, Preset};
+pub use model::{KvCache, OptModel};

@@ -1,1 +1,347 @@
-//! TODO (issue 3).
+//! The OPT decoder (`OPTForCausalLM` in eval mode), ported from transformers'
+//! `models/opt/modeling_opt.py` (`OPTDecoder.forward`, `OPTLearnedPositionalEmbedding`).
+//!
+//! Parameters live in a [`ParamSet`] under Hugging Face's `model.decoder.*` names; the model
+//! holds clones of the same tensors (a candle clone shares storage), so an in-place sweep over
+//! the set is seen by the next forward without a copy. No tensor is a `Var`, so no op records a
+//! backprop graph.
+//!
+//! The forward returns hidden states; logits are computed only for the rows a loss asks for
+//! ([`OptModel::logits_for_rows`]): SST-2's training loss needs one row per sequence, not
+//! `T × vocab`.
+
+use candle_core::{DType, Device, Tensor};
+use zo_core::ParamSet;
+
+use super::config::{Config, POSITION_OFFSET};
+use super::init::random_params;
+use super::layers::{param, DecoderLayer, LayerCache, LayerNorm, Linear};
+use crate::{Error, Result};
+
+/// The OPT decoder with a tied language-model head.
+#[derive(Clone, Debug)]
+pub struct OptModel {
+    cfg: Config,
+    params: ParamSet,
+    dtype: DType,
+    device: Device,
+    embed_tokens: Tensor,
+    embed_positions: Tensor,
+    project_in: Option<Linear>,
+    project_out: Option<Linear>,
+    final_layer_norm: Option<LayerNorm>,
+    layers: Vec<DecoderLayer>,
+}
+
+/// Keys/values of every layer plus the attention mask of the cached positions, for greedy
+/// decoding one token at a time.
+#[derive(Clone, Debug, Default)]
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+    /// `[batch, past_len]` attention mask of the cached positions, row-major.
+    mask: Vec<u8>,
+    batch: usize,
+}
+
+impl KvCache {
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.mask.len().checked_div(self.batch).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The additive mask value: half of the dtype's most negative finite value, so that
+/// `score + mask` never overflows to -inf (a fully masked row, e.g. a left-padding query, then
+/// stays finite instead of turning into NaN that would leak through `0 · NaN` in `probs · v`).
+fn mask_value(dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 => f64::from(half::f16::MIN.to_f32()) / 2.0,
+        DType::BF16 => f64::from(half::bf16::MIN.to_f32()) / 2.0,
+        DType::F64 => f64::MIN / 2.0,
+        _ => f64::from(f32::MIN) / 2.0,
+    }
+}
+
+impl OptModel {
+    /// Builds a model over `params`, which must hold exactly the tensors of
+    /// [`Config::expected_params`] with those shapes, all of one dtype on one device.
+    pub fn new(cfg: Config, params: ParamSet) -> Result<Self> {
+        cfg.validate(std::path::Path::new("<config>"))?;
+        let expected = cfg.expected_params();
+        for (name, shape) in &expected {
+            let t = params.get(name).ok_or_else(|| Error::MissingTensor {
+                path: "<ParamSet>".into(),
+                tensor: name.clone(),
+            })?;
+            if t.dims() != shape.as_slice() {
+                return Err(Error::ShapeMismatch {
+                    path: "<ParamSet>".into(),
+                    tensor: name.clone(),
+                    expected: shape.clone(),
+                    got: t.dims().to_vec(),
+                });
+            }
+        }
+        if let Some(extra) = params.names().iter().find(|n| {
+            expected
+                .binary_search_by(|(e, _)| e.as_str().cmp(n))
+                .is_err()
+        }) {
+            return Err(Error::UnexpectedTensor {
+                path: "<ParamSet>".into(),
+                tensor: extra.clone(),
+            });
+        }
+        let dtype = params
+            .dtype()
+            .ok_or_else(|| Error::Input("parameters must share one dtype".into()))?;
+        let device = params
+            .device()
+            .cloned()
+            .ok_or_else(|| Error::Input("empty parameter set".into()))?;
+        let p = "model.decoder";
+        let project_in = if cfg.has_projections() {
+            Some(Linear::load(&params, &format!("{p}.project_in"), false)?)
+        } else {
+            None
+        };
+        let project_out = if cfg.has_projections() {
+            Some(Linear::load(&params, &format!("{p}.project_out"), false)?)
+        } else {
+            None
+        };
+        let final_layer_norm = if cfg.has_final_layer_norm() {
+            Some(LayerNorm::load(
+                &params,
+                &format!("{p}.final_layer_norm"),
+                &cfg,
+                dtype,
+                &device,
+            )?)
+        } else {
+            None
+        };
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| DecoderLayer::load(&params, &format!("{p}.layers.{i}"), &cfg, dtype, &device))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            embed_tokens: param(&params, &format!("{p}.embed_tokens.weight"))?,
+            embed_positions: param(&params, &format!("{p}.embed_positions.weight"))?,
+            project_in,
+            project_out,
+            final_layer_norm,
+            layers,
+            cfg,
+            params,
+            dtype,
+            device,
+        })
+    }
+
+    /// A model with deterministic random weights (see [`super::init`] for the generator and
+    /// the distribution): the same `(cfg, seed)` gives the same weights on every machine,
+    /// thread count and device.
+    pub fn random(cfg: &Config, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+        let params = random_params(cfg, seed, dtype, device)?;
+        Self::new(cfg.clone(), params)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The trainable parameters, sharing storage with the model.
+    pub fn params(&self) -> &ParamSet {
+        &self.params
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Hidden states after the last layer, final LayerNorm and `project_out`: `[batch·seq, E]`
+    /// (E = `word_embed_proj_dim`), row `b·seq + t` for token `t` of sequence `b`.
+    ///
+    /// `ids` and `mask` are row-major `[batch, seq]`; `mask[i]` is 1 for a real token and 0 for
+    /// padding (left or right). Positions come from the mask as in transformers:
+    /// `cumsum(mask)·mask − 1`, looked up at index `+ 2` of `embed_positions` (so padding reads
+    /// row 1, and a left-padded sequence gets the same positions as its unpadded self).
+    pub fn forward_hidden(
+        &self,
+        ids: &[u32],
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+    ) -> Result<Tensor> {
+        self.run(ids, mask, batch, seq, None)
+    }
+
+    /// Like [`Self::forward_hidden`] for `new_len` new positions per sequence after those in
+    /// `cache` (which it extends). `mask` covers the new positions only.
+    pub fn forward_hidden_cached(
+        &self,
+        ids: &[u32],
+        mask: &[u8],
+        batch: usize,
+        new_len: usize,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        self.run(ids, mask, batch, new_len, Some(cache))
+    }
+
+    fn run(
+        &self,
+        ids: &[u32],
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        if batch == 0 || seq == 0 || ids.len() != batch * seq || mask.len() != batch * seq {
+            return Err(Error::Input(format!(
+                "forward: ids ({}) and mask ({}) must both hold batch·seq = {}·{} values",
+                ids.len(),
+                mask.len(),
+                batch,
+                seq
+            )));
+        }
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab_size) {
+            return Err(Error::Input(format!(
+                "token id {bad} is out of range for vocab_size {}",
+                self.cfg.vocab_size
+            )));
+        }
+        let (past, past_mask): (usize, &[u8]) = match &cache {
+            Some(c) if !c.is_empty() => {
+                if c.batch != batch {
+                    return Err(Error::Input(format!(
+                        "KV cache holds batch {} but the input has batch {batch}",
+                        c.batch
+                    )));
+                }
+                (c.len(), &c.mask)
+            }
+            _ => (0, &[]),
+        };
+        let total = past + seq;
+        if total > self.cfg.max_position_embeddings {
+            return Err(Error::Input(format!(
+                "sequence length {total} exceeds max_position_embeddings {}",
+                self.cfg.max_position_embeddings
+            )));
+        }
+        // Full [batch, total] mask (cached columns, then the new ones).
+        let full: Vec<u8> = (0..batch)
+            .flat_map(|b| {
+                past_mask[b * past..(b + 1) * past]
+                    .iter()
+                    .chain(&mask[b * seq..(b + 1) * seq])
+                    .copied()
+            })
+            .collect();
+        let (positions, additive) = self.positions_and_mask(&full, batch, past, seq);
+        let positions = Tensor::from_vec(positions, batch * seq, &self.device)?;
+        let additive = Tensor::from_vec(additive, (batch, 1, seq, total), &self.device)?
+            .to_dtype(self.dtype)?;
+
+        let ids_t = Tensor::from_slice(ids, batch * seq, &self.device)?;
+        let mut x = self.embed_tokens.embedding(&ids_t)?;
+        if let Some(p) = &self.project_in {
+            x = p.forward(&x)?;
+        }
+        x = (x + self.embed_positions.embedding(&positions)?)?;
+
+        match cache {
+            Some(cache) => {
+                if cache.layers.len() != self.layers.len() {
+                    cache.layers = vec![LayerCache::default(); self.layers.len()];
+                }
+                for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
+                    x = layer.forward(&x, batch, seq, &additive, Some(lc))?;
+                }
+                cache.mask = full;
+                cache.batch = batch;
+            }
+            None => {
+                for layer in &self.layers {
+                    x = layer.forward(&x, batch, seq, &additive, None)?;
+                }
+            }
+        }
+        if let Some(ln) = &self.final_layer_norm {
+            x = ln.forward(&x)?;
+        }
+        if let Some(p) = &self.project_out {
+            x = p.forward(&x)?;
+        }
+        Ok(x)
+    }
+
+    /// Embedding-table indices of the new positions and the additive causal+padding mask
+    /// `[batch, 1, seq, past+seq]` (0 where query `i` may attend key `j`: `j ≤ past + i` and
+    /// key `j` is a real token).
+    fn positions_and_mask(
+        &self,
+        full: &[u8],
+        batch: usize,
+        past: usize,
+        seq: usize,
+    ) -> (Vec<u32>, Vec<f32>) {
+        let total = past + seq;
+        let neg = mask_value(self.dtype) as f32;
+        let mut positions = Vec::with_capacity(batch * seq);
+        let mut additive = vec![neg; batch * seq * total];
+        for b in 0..batch {
+            let row = &full[b * total..(b + 1) * total];
+            let mut cum: i64 = 0;
+            for (j, &m) in row.iter().enumerate() {
+                cum += i64::from(m != 0);
+                if j >= past {
+                    // transformers: (cumsum(mask) * mask - 1)[past:], then + offset 2.
+                    let pos = cum * i64::from(m != 0) - 1 + POSITION_OFFSET as i64;
+                    positions.push(pos as u32);
+                }
+            }
+            for i in 0..seq {
+                let q = past + i;
+                let dst = &mut additive[(b * seq + i) * total..(b * seq + i + 1) * total];
+                for (j, (d, &m)) in dst.iter_mut().zip(row.iter()).enumerate().take(q + 1) {
+                    if m != 0 && j <= q {
+                        *d = 0.0;
+                    }
+                }
+            }
+        }
+        (positions, additive)
+    }
+
+    /// Logits `[n, vocab]` for hidden-state rows `[n, E]`, through the tied lm_head
+    /// (`embed_tokens.weight`), in the model's dtype.
+    pub fn logits_from_hidden(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(hidden.matmul(&self.embed_tokens.t()?)?)
+    }
+
+    /// Logits `[rows.len(), vocab]` of the given rows (`b·seq + t`) of a `forward_hidden`
+    /// output: the lm_head runs only where a loss needs it.
+    pub fn logits_for_rows(&self, hidden: &Tensor, rows: &[u32]) -> Result<Tensor> {
+        let idx = Tensor::from_slice(rows, rows.len(), &self.device)?;
+        self.logits_from_hidden(&hidden.index_select(&idx, 0)?)
+    }
+
+    /// Full logits `[batch, seq, vocab]` (every position; for tests and small inputs).
+    pub fn logits(&self, ids: &[u32], mask: &[u8], batch: usize, seq: usize) -> Result<Tensor> {
+        let h = self.forward_hidden(ids, mask, batch, seq)?;
+        Ok(self
+            .logits_from_hidden(&h)?
+            .reshape((batch, seq, self.cfg.vocab_size))?)
+    }
+}

@@ -1,0 +1,294 @@
+//! The blocks of an OPT decoder layer, as plain structs over plain (non-`Var`) tensors that
+//! share storage with the model's [`ParamSet`](zo_core::ParamSet).
+//!
+//! Ported from transformers' `models/opt/modeling_opt.py` (`OPTAttention`, `OPTDecoderLayer`),
+//! eval mode only: dropout, layerdrop and attention dropout are identities at inference.
+
+use candle_core::{DType, Device, Tensor};
+use zo_core::ParamSet;
+
+use super::config::{Config, LAYER_NORM_EPS};
+use crate::{Error, Result};
+
+/// Fetches `name` from the set, or a [`Error::MissingTensor`] naming it.
+pub(crate) fn param(params: &ParamSet, name: &str) -> Result<Tensor> {
+    params
+        .get(name)
+        .cloned()
+        .ok_or_else(|| Error::MissingTensor {
+            path: "<ParamSet>".into(),
+            tensor: name.to_string(),
+        })
+}
+
+/// `y = x Wᵀ + b` on a 2-D input `[n, in]`. The weight is `[out, in]` as in torch; candle's
+/// matmul reads the transposed view without a copy.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub(crate) fn load(params: &ParamSet, name: &str, bias: bool) -> Result<Self> {
+        Ok(Self {
+            weight: param(params, &format!("{name}.weight"))?,
+            bias: if bias {
+                Some(param(params, &format!("{name}.bias"))?)
+            } else {
+                None
+            },
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.matmul(&self.weight.t()?)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+/// LayerNorm over the last dimension (eps 1e-5, torch's default, which OPT uses). Without
+/// elementwise affine (`layer_norm_elementwise_affine = false`) the weight and bias are the
+/// constants 1 and 0 and are not parameters.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl LayerNorm {
+    pub(crate) fn load(
+        params: &ParamSet,
+        name: &str,
+        cfg: &Config,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        if cfg.layer_norm_elementwise_affine {
+            Ok(Self {
+                weight: param(params, &format!("{name}.weight"))?,
+                bias: param(params, &format!("{name}.bias"))?,
+            })
+        } else {
+            Ok(Self {
+                weight: Tensor::ones(cfg.hidden_size, dtype, device)?,
+                bias: Tensor::zeros(cfg.hidden_size, dtype, device)?,
+            })
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // candle-nn's fused kernel (one pass per row, f32 accumulation), no backprop node.
+        Ok(candle_nn::ops::layer_norm(
+            &x.contiguous()?,
+            &self.weight,
+            &self.bias,
+            LAYER_NORM_EPS as f32,
+        )?)
+    }
+}
+
+/// The activation named by `activation_function` (transformers' `ACT2FN`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    /// `gelu`: the exact erf form (torch `nn.GELU()`).
+    GeluErf,
+    /// `gelu_new` / `gelu_pytorch_tanh`: the tanh approximation.
+    GeluTanh,
+    Silu,
+}
+
+impl Activation {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "relu" => Some(Self::Relu),
+            "gelu" => Some(Self::GeluErf),
+            "gelu_new" | "gelu_pytorch_tanh" => Some(Self::GeluTanh),
+            "silu" | "swish" => Some(Self::Silu),
+            _ => None,
+        }
+    }
+
+    pub fn forward(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Relu => x.relu()?,
+            Self::GeluErf => x.gelu_erf()?,
+            Self::GeluTanh => x.gelu()?,
+            Self::Silu => x.silu()?,
+        })
+    }
+}
+
+/// Keys and values of the positions already processed, per layer, for incremental decoding.
+/// Shapes `[batch, heads, past_len, head_dim]`.
+#[derive(Clone, Debug, Default)]
+pub struct LayerCache {
+    kv: Option<(Tensor, Tensor)>,
+}
+
+impl LayerCache {
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.kv.as_ref().map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Multi-head self-attention (`OPTAttention`): `softmax(q kᵀ / √d + mask) v`, with the
+/// 1/√d scaling applied to the projected queries as transformers does.
+#[derive(Clone, Debug)]
+pub struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    num_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    pub(crate) fn load(params: &ParamSet, name: &str, cfg: &Config) -> Result<Self> {
+        let b = cfg.enable_bias;
+        Ok(Self {
+            q_proj: Linear::load(params, &format!("{name}.q_proj"), b)?,
+            k_proj: Linear::load(params, &format!("{name}.k_proj"), b)?,
+            v_proj: Linear::load(params, &format!("{name}.v_proj"), b)?,
+            out_proj: Linear::load(params, &format!("{name}.out_proj"), b)?,
+            num_heads: cfg.num_attention_heads,
+            head_dim: cfg.head_dim(),
+        })
+    }
+
+    /// Splits `[b*t, h]` into contiguous `[b, heads, t, head_dim]` (the layout batched matmul
+    /// wants).
+    fn heads(&self, x: &Tensor, b: usize, t: usize) -> Result<Tensor> {
+        Ok(x.reshape((b, t, self.num_heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    }
+
+    /// `x`: `[b*t, h]` (the new positions); `mask`: additive `[b, 1, t, past+t]`, broadcast
+    /// over heads. Returns `[b*t, h]`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        b: usize,
+        t: usize,
+        mask: &Tensor,
+        cache: Option<&mut LayerCache>,
+    ) -> Result<Tensor> {
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let q = self.heads(&(self.q_proj.forward(x)? * scale)?, b, t)?;
+        let mut k = self.heads(&self.k_proj.forward(x)?, b, t)?;
+        let mut v = self.heads(&self.v_proj.forward(x)?, b, t)?;
+        if let Some(cache) = cache {
+            if let Some((pk, pv)) = &cache.kv {
+                k = Tensor::cat(&[pk, &k], 2)?;
+                v = Tensor::cat(&[pv, &v], 2)?;
+            }
+            cache.kv = Some((k.clone(), v.clone()));
+        }
+        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b * t, self.num_heads * self.head_dim))?;
+        self.out_proj.forward(&out)
+    }
+}
+
+/// One `OPTDecoderLayer`: attention and a two-layer MLP, each with a residual connection and a
+/// LayerNorm applied before (pre-LN, `do_layer_norm_before = true`: opt-125m and ≥ 1.3b) or
+/// after the residual add (post-LN: opt-350m).
+#[derive(Clone, Debug)]
+pub struct DecoderLayer {
+    self_attn: Attention,
+    self_attn_layer_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    final_layer_norm: LayerNorm,
+    activation: Activation,
+    pre_ln: bool,
+}
+
+impl DecoderLayer {
+    pub(crate) fn load(
+        params: &ParamSet,
+        name: &str,
+        cfg: &Config,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let activation = Activation::from_name(&cfg.activation_function).ok_or_else(|| {
+            Error::Input(format!(
+                "unsupported activation_function {:?}",
+                cfg.activation_function
+            ))
+        })?;
+        Ok(Self {
+            self_attn: Attention::load(params, &format!("{name}.self_attn"), cfg)?,
+            self_attn_layer_norm: LayerNorm::load(
+                params,
+                &format!("{name}.self_attn_layer_norm"),
+                cfg,
+                dtype,
+                device,
+            )?,
+            fc1: Linear::load(params, &format!("{name}.fc1"), cfg.enable_bias)?,
+            fc2: Linear::load(params, &format!("{name}.fc2"), cfg.enable_bias)?,
+            final_layer_norm: LayerNorm::load(
+                params,
+                &format!("{name}.final_layer_norm"),
+                cfg,
+                dtype,
+                device,
+            )?,
+            activation,
+            pre_ln: cfg.do_layer_norm_before,
+        })
+    }
+
+    /// `x`: `[b*t, h]` → `[b*t, h]`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        b: usize,
+        t: usize,
+        mask: &Tensor,
+        cache: Option<&mut LayerCache>,
+    ) -> Result<Tensor> {
+        let residual = x;
+        let h = if self.pre_ln {
+            self.self_attn_layer_norm.forward(x)?
+        } else {
+            x.clone()
+        };
+        let h = self.self_attn.forward(&h, b, t, mask, cache)?;
+        let mut x = (residual + h)?;
+        if !self.pre_ln {
+            x = self.self_attn_layer_norm.forward(&x)?;
+        }
+        let residual = &x;
+        let h = if self.pre_ln {
+            self.final_layer_norm.forward(&x)?
+        } else {
+            x.clone()
+        };
+        let h = self
+            .fc2
+            .forward(&self.activation.forward(&self.fc1.forward(&h)?)?)?;
+        let mut x = (residual + h)?;
+        if !self.pre_ln {
+            x = self.final_layer_norm.forward(&x)?;
+        }
+        Ok(x)
+    }
+}

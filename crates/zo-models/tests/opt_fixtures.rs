@@ -1,0 +1,191 @@
+//! The OPT forward, MeZO's objectives and greedy decoding against transformers on this crate's
+//! own fixtures (tests/fixtures/make_fixtures.py): post-LN + project_in/out (opt-350m's
+//! layout), enable_bias = false without LayerNorm affine, left padding, every checkpoint
+//! layout (safetensors single/sharded, pytorch_model.bin single/sharded, `decoder.` and
+//! `model.decoder.` prefixes, tied lm_head present or absent).
+
+mod common;
+
+use candle_core::{DType, Device};
+use common::*;
+use zo_models::scoring::{
+    classification_loss, greedy_generate, greedy_generate_batch, lm_loss, mean_option_logprobs,
+    CandidateGroup, GenerateOptions,
+};
+use zo_models::{Batch, OptModel};
+
+const TOL: f64 = 1e-4;
+const FIXTURES: [&str; 4] = [
+    "postln",
+    "postln-sharded",
+    "nobias-bin",
+    "nobias-bin-sharded",
+];
+
+fn load(name: &str) -> (OptModel, serde_json::Value) {
+    let dir = fixture(name);
+    let model = OptModel::from_dir(&dir, DType::F32, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    (model, read_json(&dir.join("golden.json")))
+}
+
+/// The golden batch as a [`Batch`] (left padding, pad id 1).
+fn golden_batch(g: &serde_json::Value) -> Batch {
+    let ids = u32_rows(&g["input_ids"]);
+    let mask: Vec<u8> = flat(&u32_rows(&g["attention_mask"]))
+        .into_iter()
+        .map(|x| x as u8)
+        .collect();
+    let option_len: Vec<usize> = g["option_len"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
+    Batch::from_parts(flat(&ids), mask, ids.len(), ids[0].len(), option_len, 1).unwrap()
+}
+
+#[test]
+fn left_padded_logits_match_transformers_for_every_layout() {
+    for name in FIXTURES {
+        let (model, g) = load(name);
+        let batch = golden_batch(&g);
+        let logits = to_vec3(
+            &model
+                .logits(&batch.ids, &batch.mask, batch.batch, batch.seq_len)
+                .unwrap(),
+        );
+        let mut max_diff = 0f64;
+        for (b, rows) in g["real_logits"].as_array().unwrap().iter().enumerate() {
+            let rows = rows.as_array().unwrap();
+            let start = batch.seq_len - rows.len();
+            for (i, want) in rows.iter().enumerate() {
+                let got: Vec<f64> = logits[b][start + i].iter().map(|&x| x as f64).collect();
+                max_diff = max_diff.max(max_abs_diff(&got, &f64_vec(want)));
+            }
+        }
+        eprintln!("{name}: max |logit - transformers| = {max_diff:.3e}");
+        assert!(max_diff <= TOL, "{name}: {max_diff}");
+    }
+}
+
+#[test]
+fn mezo_objectives_match_transformers() {
+    for name in ["postln", "nobias-bin"] {
+        let (model, g) = load(name);
+        let batch = golden_batch(&g);
+        let lm = lm_loss(&model, &batch).unwrap();
+        let want = g["mezo_lm_loss"].as_f64().unwrap();
+        assert!((lm - want).abs() <= TOL, "{name} lm: {lm} vs {want}");
+
+        let scores = mean_option_logprobs(&model, &batch).unwrap();
+        let d = max_abs_diff(&scores, &f64_vec(&g["mezo_mean_option_logprob"]));
+        assert!(d <= TOL, "{name} scores: {d}");
+
+        let groups: Vec<CandidateGroup> = g["cls_groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let v: Vec<usize> = v
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_u64().unwrap() as usize)
+                    .collect();
+                CandidateGroup {
+                    first: v[0],
+                    count: v[1],
+                    correct: v[2],
+                }
+            })
+            .collect();
+        let cls = classification_loss(&model, &batch, &groups).unwrap();
+        let want = g["mezo_cls_loss"].as_f64().unwrap();
+        assert!((cls - want).abs() <= TOL, "{name} cls: {cls} vs {want}");
+        eprintln!("{name}: lm {lm:.6} cls {cls:.6}");
+    }
+}
+
+#[test]
+fn per_example_losses_match_and_left_padding_is_position_correct() {
+    for name in ["postln", "nobias-bin"] {
+        let (model, g) = load(name);
+        let batch = golden_batch(&g);
+        let want = f64_vec(&g["per_example_loss"]);
+        for (b, want_b) in want.iter().enumerate() {
+            // The row alone, unpadded, scored on every token after the first.
+            let (s, e) = batch.real_span(b).unwrap();
+            let seq = batch.ids[b * batch.seq_len + s..b * batch.seq_len + e].to_vec();
+            // (a token equal to the pad id is skipped by MeZO's rule; use pad id u32::MAX here
+            // so the plain causal-LM loss keeps it)
+            let solo = Batch::full_lm(&[seq], u32::MAX).unwrap();
+            let got = lm_loss(&model, &solo).unwrap();
+            assert!(
+                (got - want_b).abs() <= TOL,
+                "{name} row {b}: {got} vs {want_b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn greedy_decoding_matches_transformers_generate() {
+    for name in ["postln", "nobias-bin"] {
+        let (model, g) = load(name);
+        let gen = &g["generate"];
+        let prompts = u32_rows(&gen["prompts"]);
+        let want = u32_rows(&gen["new_tokens"]);
+        let opts = GenerateOptions {
+            max_new_tokens: gen["max_new_tokens"].as_u64().unwrap() as usize,
+            stop_ids: gen["eos_token_id"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect(),
+        };
+        for (p, w) in prompts.iter().zip(&want) {
+            assert_eq!(
+                &greedy_generate(&model, p, &opts).unwrap(),
+                w,
+                "{name} prompt {p:?}"
+            );
+        }
+        // Batched (left-padded, masked) decoding gives each row's solo result.
+        assert_eq!(
+            greedy_generate_batch(&model, &prompts, &opts).unwrap(),
+            want,
+            "{name} batched"
+        );
+    }
+}
+
+#[test]
+fn all_layouts_load_the_same_parameters() {
+    for (a, b) in [
+        ("postln", "postln-sharded"),
+        ("nobias-bin", "nobias-bin-sharded"),
+    ] {
+        let (ma, _) = load(a);
+        let (mb, _) = load(b);
+        assert_eq!(ma.params().names(), mb.params().names());
+        for ((n, ta), tb) in ma
+            .params()
+            .names()
+            .iter()
+            .zip(ma.params().tensors())
+            .zip(mb.params().tensors())
+        {
+            let d = (ta - tb)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert_eq!(d, 0.0, "{a} vs {b}: {n}");
+        }
+    }
+}
