@@ -1,1 +1,4 @@
-// End-to-end tests of the `zo` binary live here (issue 5).
+//! End-to-end tests of the `zo` binary (issue 5): each runs the real executable on tiny inputs.
+
+mod common;
+mod report;

@@ -1,0 +1,112 @@
+//! Command-line surface (clap derive). Flags are sugar for config keys: each one becomes a
+//! `--set key=value` applied after the config files, in the order documented in `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Zeroth-order fine-tuning of OPT and ResNet: MeZO's ZO-SGD (GA), STP, S2P and AS2P
+/// ("Stochastic Two Points Method for Deep Model Zeroth-order Optimization", arXiv 2402.01621).
+///
+/// Results go to stdout, progress and logs to stderr, everything else to the run directory.
+/// Exit status: 0 success, 1 the run failed, 2 bad usage or bad input.
+#[derive(Parser, Debug)]
+#[command(name = "zo", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options every subcommand understands.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// No progress bar and only warnings on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Fine-tune a model on a task. With no arguments: the built-in quickstart.
+    Train(Box<TrainArgs>),
+    /// The built-in quickstart: a tiny OPT, a shipped tokenizer and SST-2-format rows, no network.
+    Quickstart(QuickstartArgs),
+    /// Cost-ratio tables (markdown + CSV) and loss plots (SVG + PNG) from run directories.
+    Report(ReportArgs),
+}
+
+/// `zo train`.
+#[derive(Args, Debug, Default)]
+pub struct TrainArgs {
+    /// TOML config file, applied over the built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override one config key (repeatable), e.g. --set optimizer.rho=1e-3. Applied last.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print the resolved config (TOML) and exit without training.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Continue the interrupted run in this run directory, exactly where it stopped.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "set"])]
+    pub resume: Option<PathBuf>,
+    /// Run directory to create (default: runs/<task>-<method>-<seed>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// `zo quickstart`.
+#[derive(Args, Debug, Default)]
+pub struct QuickstartArgs {
+    /// Run directory to create.
+    #[arg(long, value_name = "DIR", default_value = "runs/quickstart")]
+    pub out: PathBuf,
+    /// Number of steps.
+    #[arg(long)]
+    pub steps: Option<u64>,
+}
+
+/// `zo report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run directories (each with run.toml and metrics.jsonl).
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Where to write report.md, report.csv and the plots.
+    #[arg(long, value_name = "DIR", default_value = "report")]
+    pub out: PathBuf,
+    /// Label of the base method (cost 1 at its full run).
+    #[arg(long, default_value = "GA")]
+    pub base: String,
+    /// Thresholds as fractions of the base run: `llm` (1,.75,.5,.25), `resnet` (1,.8,.6,.4,.2),
+    /// or a comma-separated list. Default: by the runs' model kind.
+    #[arg(long, value_name = "SET")]
+    pub fractions: Option<String>,
+}
+
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+/// tracing to stderr: warnings by default, -v/-vv/-vvv for more, RUST_LOG wins when set.
+pub fn init_logging(g: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (g.quiet, g.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

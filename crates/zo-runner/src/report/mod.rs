@@ -1,0 +1,225 @@
+//! `zo report`: training-cost-ratio tables and loss plots rebuilt from run directories' logs.
+
+pub mod plot;
+pub mod ratio;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::rundir::read_jsonl;
+use ratio::{cost_ratios, Curve, SMOOTHING};
+
+/// What the report needs of one run directory.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub dir: PathBuf,
+    pub task: String,
+    pub label: String,
+    /// "opt" or "resnet": picks the default thresholds.
+    pub model_kind: String,
+    pub curve: Curve,
+}
+
+/// The method label used in tables: the paper's names (GA, GA_sign, STP, S2P, AS2P, AS2P_sign),
+/// with " constant" for GA with a constant LR schedule (Table 6's "GA constant").
+pub fn method_label(method: &str, distribution: &str, schedule: &str) -> String {
+    let mut label = match method {
+        "ga" => "GA".to_string(),
+        "stp" => "STP".to_string(),
+        "s2p" => "S2P".to_string(),
+        "as2p" => "AS2P".to_string(),
+        other => other.to_uppercase(),
+    };
+    if distribution == "rademacher" {
+        label.push_str("_sign");
+    } else if distribution == "uniform" {
+        label.push_str("_uniform");
+    }
+    if method == "ga" && schedule == "constant" {
+        label.push_str(" constant");
+    }
+    label
+}
+
+/// Reads run.toml and metrics.jsonl of a run directory.
+pub fn load_run(dir: &Path) -> Result<RunSummary> {
+    let run_toml = dir.join("run.toml");
+    let text = std::fs::read_to_string(&run_toml).with_context(|| {
+        format!(
+            "{}: cannot read (is this a run directory?)",
+            run_toml.display()
+        )
+    })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        anyhow!("{}: invalid TOML: {}", run_toml.display(), e.message())
+    })?;
+    let get = |section: &str, key: &str| -> Option<String> {
+        table.get(section)?.get(key)?.as_str().map(str::to_string)
+    };
+    let task =
+        get("task", "name").ok_or_else(|| anyhow!("{}: no `task.name`", run_toml.display()))?;
+    let method = get("optimizer", "method")
+        .ok_or_else(|| anyhow!("{}: no `optimizer.method`", run_toml.display()))?;
+    let label = get("report", "label").unwrap_or_else(|| {
+        method_label(
+            &method,
+            &get("optimizer", "distribution").unwrap_or_else(|| "normal".into()),
+            &get("train", "schedule").unwrap_or_else(|| "constant".into()),
+        )
+    });
+    let model_kind = get("model", "kind").unwrap_or_else(|| "opt".into());
+    let metrics = dir.join("metrics.jsonl");
+    let mut curve = Curve::default();
+    for (i, row) in read_jsonl(&metrics)?.iter().enumerate() {
+        if row["kind"] != "step" {
+            continue;
+        }
+        let (Some(q), Some(l)) = (row["queries_total"].as_u64(), row["loss"].as_f64()) else {
+            bail!(
+                "{}:{}: step line without `queries_total` and `loss`",
+                metrics.display(),
+                i + 1
+            );
+        };
+        curve.queries.push(q);
+        curve.loss.push(l);
+    }
+    if curve.loss.is_empty() {
+        bail!("{}: no step lines", metrics.display());
+    }
+    Ok(RunSummary {
+        dir: dir.to_path_buf(),
+        task,
+        label,
+        model_kind,
+        curve,
+    })
+}
+
+/// Parses `--fractions`.
+pub fn parse_fractions(spec: &str) -> Result<Vec<f64>> {
+    match spec {
+        "llm" => Ok(vec![1.0, 0.75, 0.5, 0.25]),
+        "resnet" => Ok(vec![1.0, 0.8, 0.6, 0.4, 0.2]),
+        list => list
+            .split(',')
+            .map(|s| {
+                let f: f64 = s
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow!("--fractions: `{s}` is not a number"))?;
+                if !(f > 0.0 && f <= 1.0) {
+                    bail!("--fractions: {f} is not in (0, 1]");
+                }
+                Ok(f)
+            })
+            .collect(),
+    }
+}
+
+/// One task's table.
+pub struct TaskTable {
+    pub task: String,
+    pub base_label: String,
+    pub fractions: Vec<f64>,
+    /// (label, base total queries is implicit) → ratios per fraction.
+    pub rows: Vec<(String, Vec<Option<f64>>)>,
+}
+
+/// Builds the per-task tables. Runs are grouped by task; the base run of a task is the one
+/// labelled `base` (it must exist, exactly once).
+pub fn build_tables(
+    runs: &[RunSummary],
+    base: &str,
+    fractions: Option<&[f64]>,
+) -> Result<Vec<TaskTable>> {
+    let mut by_task: BTreeMap<&str, Vec<&RunSummary>> = BTreeMap::new();
+    for r in runs {
+        by_task.entry(r.task.as_str()).or_default().push(r);
+    }
+    let mut tables = Vec::new();
+    for (task, rs) in by_task {
+        let bases: Vec<&&RunSummary> = rs.iter().filter(|r| r.label == base).collect();
+        let base_run = match bases.as_slice() {
+            [one] => **one,
+            [] => bail!(
+                "task {task}: no run labelled `{base}` to use as the base (labels: {})",
+                rs.iter()
+                    .map(|r| r.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => bail!(
+                "task {task}: several runs labelled `{base}`; pass --base or set report.label"
+            ),
+        };
+        let fr = match fractions {
+            Some(f) => f.to_vec(),
+            None if base_run.model_kind == "resnet" => parse_fractions("resnet")?,
+            None => parse_fractions("llm")?,
+        };
+        let curves: Vec<&Curve> = rs.iter().map(|r| &r.curve).collect();
+        let ratios = cost_ratios(&base_run.curve, &curves, &fr);
+        let rows = rs.iter().map(|r| r.label.clone()).zip(ratios).collect();
+        tables.push(TaskTable {
+            task: task.to_string(),
+            base_label: base.to_string(),
+            fractions: fr,
+            rows,
+        });
+    }
+    Ok(tables)
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_string(), |x| format!("{x:.3}"))
+}
+
+/// The markdown form of the tables, with the smoothing rule stated.
+pub fn markdown(tables: &[TaskTable]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Training-cost ratio (queries to reach the base method's loss, / base total queries)\n"
+    );
+    let _ = writeln!(s, "Smoothing: {SMOOTHING}. \"–\": never reached.\n");
+    for t in tables {
+        let _ = writeln!(s, "## {} (base: {})\n", t.task, t.base_label);
+        let head: Vec<String> = t
+            .fractions
+            .iter()
+            .map(|f| format!("{:.0} %", f * 100.0))
+            .collect();
+        let _ = writeln!(s, "| method | {} |", head.join(" | "));
+        let _ = writeln!(s, "|---|{}", "---|".repeat(head.len()));
+        for (label, r) in &t.rows {
+            let cells: Vec<String> = r.iter().map(|v| cell(*v)).collect();
+            let _ = writeln!(s, "| {label} | {} |", cells.join(" | "));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The CSV form: task,method,fraction,ratio (empty ratio = never reached).
+pub fn csv(tables: &[TaskTable]) -> String {
+    let mut s = String::from("task,method,fraction,ratio\n");
+    for t in tables {
+        for (label, r) in &t.rows {
+            for (f, v) in t.fractions.iter().zip(r) {
+                let _ = writeln!(
+                    s,
+                    "{},{},{},{}",
+                    t.task,
+                    label,
+                    f,
+                    v.map_or(String::new(), |x| format!("{x:.6}"))
+                );
+            }
+        }
+    }
+    s
+}
