@@ -212,6 +212,10 @@ trait Elem: Copy + Send + Sync {
     fn load(src: &[Self], acc: &mut [f32]);
     /// Stores `acc` into `dst` (one round-to-nearest-even).
     fn store(acc: &[f32], dst: &mut [Self]);
+    /// The tile itself when it already is f32 (worked on in place: no copy).
+    fn as_f32(_tile: &mut [Self]) -> Option<&mut [f32]> {
+        None
+    }
 }
 
 impl Elem for f32 {
@@ -222,6 +226,10 @@ impl Elem for f32 {
     #[inline(always)]
     fn store(acc: &[f32], dst: &mut [Self]) {
         dst.copy_from_slice(acc);
+    }
+    #[inline(always)]
+    fn as_f32(tile: &mut [Self]) -> Option<&mut [f32]> {
+        Some(tile)
     }
 }
 
@@ -276,42 +284,53 @@ fn chunk_generic<T: Elem>(k: &SweepKernel<'_>, chunk: &mut [T], first: usize) {
     for (ti, tile) in chunk.chunks_mut(TILE).enumerate() {
         let start = first + ti * TILE;
         let n = tile.len();
-        // Whole groups covering the tile; the tail of the last group is generated and unused.
-        let padded = n.div_ceil(GROUP) * GROUP;
-        let acc = &mut acc[..n];
-        T::load(tile, acc);
-        let mut cached: Option<[u32; 2]> = None;
-        for op in k.ops {
-            match *op {
-                Prepared::Add { key, coef } => {
-                    if coef == 0.0 {
-                        continue;
-                    }
-                    if cached != Some(key) {
-                        rng::fill_raw(
-                            k.isa,
-                            key,
-                            k.tensor,
-                            (start / GROUP) as u64,
-                            k.dist,
-                            &mut z[..padded],
-                        );
-                        cached = Some(key);
-                    }
-                    for (a, zv) in acc.iter_mut().zip(&z[..n]) {
-                        *a = zv.mul_add(coef, *a);
-                    }
+        if let Some(x) = T::as_f32(tile) {
+            tile_ops(k, start, x, &mut z);
+        } else {
+            let acc = &mut acc[..n];
+            T::load(tile, acc);
+            tile_ops(k, start, acc, &mut z);
+            T::store(acc, tile);
+        }
+    }
+}
+
+/// Runs the ops on one tile of f32 values whose first element has index `start`.
+#[inline(always)]
+fn tile_ops(k: &SweepKernel<'_>, start: usize, acc: &mut [f32], z: &mut [f32; TILE]) {
+    let n = acc.len();
+    // Whole groups covering the tile; the tail of the last group is generated and unused.
+    let padded = n.div_ceil(GROUP) * GROUP;
+    let mut cached: Option<[u32; 2]> = None;
+    for op in k.ops {
+        match *op {
+            Prepared::Add { key, coef } => {
+                if coef == 0.0 {
+                    continue;
                 }
-                Prepared::Scale(f) => {
-                    if k.decayed && f != 1.0 {
-                        for a in acc.iter_mut() {
-                            *a *= f;
-                        }
+                if cached != Some(key) {
+                    rng::fill_raw(
+                        k.isa,
+                        key,
+                        k.tensor,
+                        (start / GROUP) as u64,
+                        k.dist,
+                        &mut z[..padded],
+                    );
+                    cached = Some(key);
+                }
+                for (a, zv) in acc.iter_mut().zip(&z[..n]) {
+                    *a = zv.mul_add(coef, *a);
+                }
+            }
+            Prepared::Scale(f) => {
+                if k.decayed && f != 1.0 {
+                    for a in acc.iter_mut() {
+                        *a *= f;
                     }
                 }
             }
         }
-        T::store(acc, tile);
     }
 }
 

@@ -20,23 +20,36 @@ macro_rules! kernel {
             PHILOX_W1,
         };
 
-        /// Philox4x32-10 on LANES counters at once (mirrors `rng::philox4x32_10`).
+        /// Philox4x32-10 on N×LANES counters at once (mirrors `rng::philox4x32_10`). N
+        /// independent chains are interleaved round by round: one chain alone is bound by the
+        /// latency of its ten dependent multiply rounds.
         #[inline]
         #[target_feature(enable = $feat)]
-        fn philox(c: [VI; 4], rk: &[[VI; 2]; PHILOX_ROUNDS]) -> [VI; 4] {
+        fn philox<const N: usize>(
+            c0: [VI; N],
+            c1: [VI; N],
+            c2: VI,
+            k: &[[u32; 2]; PHILOX_ROUNDS],
+        ) -> [[VI; 4]; N] {
             let (m0, m1) = (si(PHILOX_M0), si(PHILOX_M1));
-            let [mut c0, mut c1, mut c2, mut c3] = c;
-            for k in rk {
-                let (hi0, lo0) = mulhilo(c0, m0);
-                let (hi1, lo1) = mulhilo(c2, m1);
-                let n0 = xor_i(xor_i(hi1, c1), k[0]);
-                let n2 = xor_i(xor_i(hi0, c3), k[1]);
-                c0 = n0;
-                c1 = lo1;
-                c2 = n2;
-                c3 = lo0;
+            let mut c = [[si(0); 4]; N];
+            for i in 0..N {
+                c[i] = [c0[i], c1[i], c2, si(0)];
             }
-            [c0, c1, c2, c3]
+            for rk in k {
+                let (k0, k1) = (si(rk[0]), si(rk[1]));
+                for ci in c.iter_mut() {
+                    let (hi0, lo0) = mulhilo(ci[0], m0);
+                    let (hi1, lo1) = mulhilo(ci[2], m1);
+                    *ci = [
+                        xor_i(xor_i(hi1, ci[1]), k0),
+                        lo1,
+                        xor_i(xor_i(hi0, ci[3]), k1),
+                        lo0,
+                    ];
+                }
+            }
+            c
         }
 
         /// Mirrors `scalar::ln_unit`.
@@ -104,6 +117,60 @@ macro_rules! kernel {
             fma(cvt(srli::<8>(a)), sf(UNIF_SCALE), sf(UNIF_OFFSET))
         }
 
+        /// Generates `N·LANES` consecutive blocks starting at block `b` (a multiple of LANES)
+        /// and stores them into `out`, the groups those blocks belong to (`out[0]` = element 0
+        /// of the group of block `b − b mod 16`).
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn blocks<const N: usize>(
+            k: &[[u32; 2]; PHILOX_ROUNDS],
+            tensor: u32,
+            b: u64,
+            dist: Distribution,
+            out: &mut [f32],
+        ) {
+            let lanes = iota();
+            let mut c0 = [si(0); N];
+            let mut c1 = [si(0); N];
+            for i in 0..N {
+                // b + i·LANES is a multiple of LANES (which divides 2³²), so adding a lane index
+                // never carries into the high word: it is the same for all lanes of a chain.
+                let bi = b + (i * LANES) as u64;
+                c0[i] = add_i(si(bi as u32), lanes);
+                c1[i] = si((bi >> 32) as u32);
+            }
+            let w = philox::<N>(c0, c1, si(tensor), k);
+            for (i, wi) in w.iter().enumerate() {
+                let z = match dist {
+                    Distribution::Normal => {
+                        let (z0, z1) = normal_pair(wi[0], wi[1]);
+                        let (z2, z3) = normal_pair(wi[2], wi[3]);
+                        [z0, z1, z2, z3]
+                    }
+                    Distribution::Rademacher => [
+                        rademacher(wi[0]),
+                        rademacher(wi[1]),
+                        rademacher(wi[2]),
+                        rademacher(wi[3]),
+                    ],
+                    Distribution::Uniform => [
+                        uniform(wi[0]),
+                        uniform(wi[1]),
+                        uniform(wi[2]),
+                        uniform(wi[3]),
+                    ],
+                };
+                let off = i * LANES; // block offset from b
+                let (g, j) = (off / 16, off % 16);
+                for (m, v) in z.into_iter().enumerate() {
+                    let at = GROUP * g + 16 * m + j;
+                    assert!(at + LANES <= out.len());
+                    // SAFETY: bounds checked just above; unaligned store.
+                    unsafe { store(out.as_mut_ptr().add(at), v) };
+                }
+            }
+        }
+
         /// See `rng::fill_with`. `out.len()` is a multiple of GROUP (checked by the caller).
         #[target_feature(enable = $feat)]
         pub(in crate::rng) fn fill(
@@ -113,47 +180,25 @@ macro_rules! kernel {
             dist: Distribution,
             out: &mut [f32],
         ) {
-            let mut rk = [[si(0); 2]; PHILOX_ROUNDS];
+            let mut rk = [[0u32; 2]; PHILOX_ROUNDS];
             for (r, slot) in rk.iter_mut().enumerate() {
                 let r = r as u32;
                 *slot = [
-                    si(k[0].wrapping_add(r.wrapping_mul(PHILOX_W0))),
-                    si(k[1].wrapping_add(r.wrapping_mul(PHILOX_W1))),
+                    k[0].wrapping_add(r.wrapping_mul(PHILOX_W0)),
+                    k[1].wrapping_add(r.wrapping_mul(PHILOX_W1)),
                 ];
             }
-            let lanes = iota();
-            let (ct, c3) = (si(tensor), si(0));
-            for (gi, g) in out.chunks_exact_mut(GROUP).enumerate() {
-                let base = (first_group + gi as u64) * BLOCKS_PER_GROUP;
-                for h in 0..(BLOCKS_PER_GROUP as usize / LANES) {
-                    // 16·G is a multiple of 16, so adding a lane index never carries into the
-                    // high word: the high word is the same for all lanes.
-                    let b0 = base + (h * LANES) as u64;
-                    let c0 = add_i(si(b0 as u32), lanes);
-                    let c1 = si((b0 >> 32) as u32);
-                    let w = philox([c0, c1, ct, c3], &rk);
-                    let z = match dist {
-                        Distribution::Normal => {
-                            let (z0, z1) = normal_pair(w[0], w[1]);
-                            let (z2, z3) = normal_pair(w[2], w[3]);
-                            [z0, z1, z2, z3]
-                        }
-                        Distribution::Rademacher => [
-                            rademacher(w[0]),
-                            rademacher(w[1]),
-                            rademacher(w[2]),
-                            rademacher(w[3]),
-                        ],
-                        Distribution::Uniform => {
-                            [uniform(w[0]), uniform(w[1]), uniform(w[2]), uniform(w[3])]
-                        }
-                    };
-                    for (m, v) in z.into_iter().enumerate() {
-                        let at = 16 * m + h * LANES;
-                        // SAFETY: at + LANES <= 64 = g.len(); unaligned store.
-                        unsafe { store(g.as_mut_ptr().add(at), v) };
-                    }
-                }
+            // CHAINS·LANES blocks per iteration = CHAINS·LANES/16 groups.
+            let per = CHAINS * LANES / 16;
+            let mut groups = out.chunks_exact_mut(GROUP * per);
+            let mut g = first_group;
+            for chunk in &mut groups {
+                blocks::<CHAINS>(&rk, tensor, g * BLOCKS_PER_GROUP, dist, chunk);
+                g += per as u64;
+            }
+            for chunk in groups.into_remainder().chunks_exact_mut(GROUP) {
+                blocks::<{ 16 / LANES }>(&rk, tensor, g * BLOCKS_PER_GROUP, dist, chunk);
+                g += 1;
             }
         }
     };
@@ -166,6 +211,8 @@ pub(super) mod avx2 {
     type VF = __m256;
     type M = __m256;
     const LANES: usize = 8;
+    /// Independent Philox chains interleaved (16 ymm registers: 2 chains fit).
+    const CHAINS: usize = 2;
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -307,6 +354,8 @@ pub(super) mod avx512 {
     type VF = __m512;
     type M = __mmask16;
     const LANES: usize = 16;
+    /// Independent Philox chains interleaved (32 zmm registers).
+    const CHAINS: usize = 2;
 
     #[inline]
     #[target_feature(enable = "avx512f")]
