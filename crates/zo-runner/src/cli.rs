@@ -38,6 +38,8 @@ pub enum Command {
     Quickstart(QuickstartArgs),
     /// Cost-ratio tables (markdown + CSV) and loss plots (SVG + PNG) from run directories.
     Report(ReportArgs),
+    /// Speed and memory figures (B1-B5 of PERFORMANCE.md) on a random OPT, as JSON lines.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// `zo train`.
@@ -60,15 +62,39 @@ pub struct TrainArgs {
     pub out: Option<PathBuf>,
 }
 
+impl TrainArgs {
+    /// `zo train` with no arguments runs the quickstart.
+    pub fn is_empty(&self) -> bool {
+        self.config.is_none()
+            && self.set.is_empty()
+            && !self.dry_run
+            && self.resume.is_none()
+            && self.out.is_none()
+    }
+}
+
 /// `zo quickstart`.
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug)]
 pub struct QuickstartArgs {
     /// Run directory to create.
     #[arg(long, value_name = "DIR", default_value = "runs/quickstart")]
     pub out: PathBuf,
-    /// Number of steps.
+    /// Number of steps (default 400).
     #[arg(long)]
     pub steps: Option<u64>,
+    /// Override one config key (repeatable), as for `zo train`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl Default for QuickstartArgs {
+    fn default() -> Self {
+        Self {
+            out: PathBuf::from("runs/quickstart"),
+            steps: None,
+            set: Vec::new(),
+        }
+    }
 }
 
 /// `zo report`.

@@ -1,11 +1,15 @@
 //! `zo`: zeroth-order fine-tuning (GA/MeZO, STP, S2P, AS2P) of OPT and ResNet on candle.
 //! CLI and glue only; the training loop lives in zo-core.
 
+mod bench;
 mod cli;
 mod commands;
 mod layers;
+mod pipeline;
+mod progress;
 mod report;
 mod rundir;
+mod settings;
 
 use std::process::ExitCode;
 

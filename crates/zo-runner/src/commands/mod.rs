@@ -1,6 +1,8 @@
 //! One file per subcommand; `dispatch` maps errors to exit codes.
 
+mod quickstart;
 mod report;
+pub mod train;
 
 use crate::cli::{Cli, Command};
 
@@ -25,8 +27,12 @@ pub type CmdResult = std::result::Result<(), CmdError>;
 pub fn dispatch(cli: Cli) -> CmdResult {
     match cli.command {
         Some(Command::Report(a)) => report::run(&a),
-        Some(Command::Train(_)) | Some(Command::Quickstart(_)) | None => Err(failed(
-            anyhow::anyhow!("training is not wired into the binary yet"),
-        )),
+        Some(Command::Bench(a)) => crate::bench::run(&a, cli.global.quiet).map_err(failed),
+        Some(Command::Train(a)) if a.is_empty() => {
+            quickstart::run(&cli.global, &Default::default())
+        }
+        Some(Command::Train(a)) => train::run(&cli.global, &a),
+        Some(Command::Quickstart(a)) => quickstart::run(&cli.global, &a),
+        None => quickstart::run(&cli.global, &Default::default()),
     }
 }

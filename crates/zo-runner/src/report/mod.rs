@@ -5,7 +5,7 @@ pub mod ratio;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -15,7 +15,6 @@ use ratio::{cost_ratios, Curve, SMOOTHING};
 /// What the report needs of one run directory.
 #[derive(Clone, Debug)]
 pub struct RunSummary {
-    pub dir: PathBuf,
     pub task: String,
     pub label: String,
     /// "opt" or "resnet": picks the default thresholds.
@@ -66,7 +65,7 @@ pub fn load_run(dir: &Path) -> Result<RunSummary> {
     let label = get("report", "label").unwrap_or_else(|| {
         method_label(
             &method,
-            &get("optimizer", "distribution").unwrap_or_else(|| "normal".into()),
+            &get("optimizer", "dist").unwrap_or_else(|| "normal".into()),
             &get("train", "schedule").unwrap_or_else(|| "constant".into()),
         )
     });
@@ -91,7 +90,6 @@ pub fn load_run(dir: &Path) -> Result<RunSummary> {
         bail!("{}: no step lines", metrics.display());
     }
     Ok(RunSummary {
-        dir: dir.to_path_buf(),
         task,
         label,
         model_kind,

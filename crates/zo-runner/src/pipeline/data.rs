@@ -1,0 +1,136 @@
+//! Task data for a run: rows (hub, a local directory, or the quickstart rows built into the
+//! binary) → MeZO's subsets → rendered prompts → token ids.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use zo_models::tokenizer::Tokenizer;
+use zo_tasks::{
+    encode_example, encode_train, load_splits, render, BadRowPolicy, DataSource, EncodedEval,
+    Example, HubOptions, Objective, SplitSizes, Splits, Task, TrainFeature,
+};
+
+use crate::settings::{BadRows, Settings};
+
+/// The SST-2-format rows of the quickstart (tasks/sst2/make_quickstart.py), built in so the
+/// quickstart needs neither the network nor the source tree.
+const QUICKSTART_TRAIN: &str = include_str!("../../../../tasks/sst2/quickstart_train.jsonl");
+const QUICKSTART_DEV: &str = include_str!("../../../../tasks/sst2/quickstart_dev.jsonl");
+
+/// Everything a run needs from its task, tokenized.
+pub struct TaskData {
+    pub task: Task,
+    pub train: Vec<TrainFeature>,
+    /// The dev set's training features (for the dev loss) and evaluation encodings.
+    pub dev_features: Vec<TrainFeature>,
+    pub dev: Vec<(String, EncodedEval)>,
+    pub test: Vec<(String, EncodedEval)>,
+}
+
+fn parse_embedded(task: Task, text: &str, origin: &str) -> Result<Vec<Example>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .with_context(|| format!("{origin}:{}: invalid JSON", i + 1))?;
+            Example::from_json(task, i, &v).map_err(|e| anyhow!("{origin}:{}: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// The rows of a run's three splits.
+pub struct Rows {
+    pub train: Vec<Example>,
+    pub dev: Vec<Example>,
+    pub test: Vec<Example>,
+}
+
+/// The rows of the three splits, as the settings say.
+pub fn load_examples(s: &Settings) -> Result<Rows> {
+    let task = s.task_kind()?;
+    if s.task.data == "builtin:quickstart" {
+        anyhow::ensure!(
+            task == Task::Sst2,
+            "task.data `builtin:quickstart` holds SST-2 rows, not {task}"
+        );
+        let train = parse_embedded(task, QUICKSTART_TRAIN, "builtin:quickstart/train")?;
+        let dev = parse_embedded(task, QUICKSTART_DEV, "builtin:quickstart/dev")?;
+        // No MeZO sampling here: the quickstart trains on all its rows and evaluates on its dev
+        // rows (which serve as both dev and test).
+        return Ok(Rows {
+            train,
+            dev: dev.clone(),
+            test: dev,
+        });
+    }
+    let source = match s.task.data.as_str() {
+        "hub" => DataSource::Hub(HubOptions::from_env()),
+        dir => DataSource::Dir(PathBuf::from(dir)),
+    };
+    let policy = match s.task.bad_rows {
+        BadRows::Fail => BadRowPolicy::Fail,
+        BadRows::Skip => BadRowPolicy::Skip,
+    };
+    let sizes = SplitSizes {
+        num_train: s.task.num_train,
+        num_dev: s.task.num_dev,
+        num_eval: s.task.num_eval,
+    };
+    let sp: Splits<Example> = load_splits(task, &source, s.task.data_seed, sizes, policy)?;
+    Ok(Rows {
+        train: sp.train,
+        dev: sp.dev,
+        test: sp.test,
+    })
+}
+
+/// The tokenizer as zo-tasks' encoder (ids with the BOS, as MeZO's `tokenizer.encode`).
+pub fn encoder(tok: &Tokenizer) -> impl Fn(&str) -> Result<Vec<u32>, String> + '_ {
+    move |text: &str| tok.encode(text).map_err(|e| e.to_string())
+}
+
+/// The training objective of the run.
+pub fn objective(s: &Settings, task: Task) -> Objective {
+    match s.task.objective.as_str() {
+        "classification" => Objective::Classification,
+        "lm" => Objective::LmOption,
+        _ => task.spec().objective,
+    }
+}
+
+/// Renders and tokenizes the splits.
+pub fn prepare(s: &Settings, tok: &Tokenizer, splits: &Rows) -> Result<TaskData> {
+    let task = s.task_kind()?;
+    let spec = task.spec();
+    let enc = encoder(tok);
+    let obj = objective(s, task);
+    let train_features = |rows: &[Example]| -> Result<Vec<TrainFeature>> {
+        rows.iter()
+            .map(|e| Ok(encode_train(&enc, &render(e)?, obj, spec.max_length)?))
+            .collect()
+    };
+    let evals = |rows: &[Example], split: &str| -> Result<Vec<(String, EncodedEval)>> {
+        rows.iter()
+            .map(|e| {
+                Ok((
+                    format!("{split}-{}", e.row),
+                    encode_example(&enc, &render(e)?, spec.max_length)?,
+                ))
+            })
+            .collect()
+    };
+    // The quickstart has no separate dev set: its dev rows double as the evaluation set.
+    let dev_rows = if splits.dev.is_empty() {
+        &splits.test
+    } else {
+        &splits.dev
+    };
+    Ok(TaskData {
+        task,
+        train: train_features(&splits.train)?,
+        dev_features: train_features(dev_rows)?,
+        dev: evals(dev_rows, "dev")?,
+        test: evals(&splits.test, "test")?,
+    })
+}

@@ -1,0 +1,116 @@
+//! Evaluation as MeZO does it (`Framework.evaluate`): candidate scoring (mean option log-prob,
+//! first argmax wins) with accuracy, or greedy generation (≤ max_new_tokens, stop at "\n" or
+//! EOS, decoded with skip_special_tokens + clean-up, stripped) with SQuAD F1.
+
+use anyhow::Result;
+use serde::Serialize;
+use zo_models::scoring::{greedy_generate, mean_option_logprobs, GenerateOptions};
+use zo_models::tokenizer::Tokenizer;
+use zo_models::{Batch, OptModel};
+use zo_tasks::{argmax, f1, generation_answer, EncodedEval};
+
+use super::objective::PAD_MULTIPLE;
+
+/// One example's evaluation, as `--predictions` writes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Prediction {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scores: Option<Vec<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
+    pub prediction: serde_json::Value,
+    pub gold: serde_json::Value,
+    /// 1/0 for accuracy, the F1 for generation.
+    pub score: f64,
+}
+
+/// Evaluates `examples` (with their ids) and returns the metric (a fraction) and the predictions.
+/// Candidate sequences of several examples share one forward pass, up to `batch_rows` rows.
+pub fn evaluate(
+    model: &OptModel,
+    tokenizer: &Tokenizer,
+    examples: &[(String, EncodedEval)],
+    max_new_tokens: usize,
+    batch_rows: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<(f64, Vec<Prediction>)> {
+    let mut preds: Vec<Prediction> = Vec::with_capacity(examples.len());
+    let pad = model.config().pad_token_id;
+    let mut i = 0;
+    while i < examples.len() {
+        match &examples[i].1 {
+            EncodedEval::Candidates { .. } => {
+                // Gather whole examples until the row budget is used.
+                let mut j = i;
+                let mut rows = 0;
+                while j < examples.len() {
+                    let EncodedEval::Candidates { options, .. } = &examples[j].1 else {
+                        break;
+                    };
+                    if rows > 0 && rows + options.len() > batch_rows {
+                        break;
+                    }
+                    rows += options.len();
+                    j += 1;
+                }
+                let mut seqs = Vec::with_capacity(rows);
+                let mut olen = Vec::with_capacity(rows);
+                for (_, e) in &examples[i..j] {
+                    if let EncodedEval::Candidates { options, .. } = e {
+                        for o in options {
+                            seqs.push(o.ids.clone());
+                            olen.push(o.option_len);
+                        }
+                    }
+                }
+                let batch = Batch::left_padded(&seqs, &olen, pad, Some(PAD_MULTIPLE))?;
+                let scores = mean_option_logprobs(model, &batch)?;
+                let mut at = 0;
+                for (id, e) in &examples[i..j] {
+                    if let EncodedEval::Candidates { options, correct } = e {
+                        let s = scores[at..at + options.len()].to_vec();
+                        at += options.len();
+                        let p = argmax(&s).unwrap_or(0);
+                        let ok = correct.contains(&p);
+                        preds.push(Prediction {
+                            id: id.clone(),
+                            scores: Some(s),
+                            generated: None,
+                            prediction: p.into(),
+                            gold: serde_json::json!(correct),
+                            score: if ok { 1.0 } else { 0.0 },
+                        });
+                    }
+                }
+                i = j;
+            }
+            EncodedEval::Generation {
+                prompt,
+                gold_answers,
+            } => {
+                let opts = GenerateOptions {
+                    max_new_tokens,
+                    stop_ids: vec![tokenizer.newline_id()?, model.config().eos_token_id],
+                };
+                let new = greedy_generate(model, &prompt.ids, &opts)?;
+                let text = generation_answer(&tokenizer.decode(&new, true, false)?);
+                let s = f1(&text, gold_answers);
+                preds.push(Prediction {
+                    id: examples[i].0.clone(),
+                    scores: None,
+                    generated: Some(text.clone()),
+                    prediction: text.into(),
+                    gold: serde_json::json!(gold_answers),
+                    score: s,
+                });
+                i += 1;
+            }
+        }
+        progress(i);
+    }
+    anyhow::ensure!(!preds.is_empty(), "no examples to evaluate");
+    // Accuracy and F1 are both the mean of the per-example scores.
+    let value = preds.iter().map(|p| p.score).sum::<f64>() / preds.len() as f64;
+    Ok((value, preds))
+}

@@ -1,0 +1,212 @@
+//! The resolved settings of a run: `configs/default.toml` (built in) < `--config FILE` <
+//! flags and `--set key=value`. Every table denies unknown keys; values are typed (dtype,
+//! device, task, optimizer are enums, not strings), so a typo is an error naming the key.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use zo_core::optim::OptimizerConfig;
+use zo_core::Schedule;
+
+use crate::layers;
+
+/// The built-in defaults (MeZO's protocol with AS2P; see the file for the why of each value).
+pub const DEFAULTS: &str = include_str!("../../../configs/default.toml");
+/// The quickstart's overrides of the defaults.
+pub const QUICKSTART: &str = include_str!("../../../configs/quickstart.toml");
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub model: ModelSettings,
+    pub task: TaskSettings,
+    pub optimizer: OptimizerConfig,
+    pub train: TrainSettings,
+    #[serde(default)]
+    pub report: ReportSettings,
+}
+
+/// Storage dtype of the weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DTypeSetting {
+    F32,
+    Bf16,
+    F16,
+}
+
+impl DTypeSetting {
+    pub fn candle(self) -> candle_core::DType {
+        match self {
+            Self::F32 => candle_core::DType::F32,
+            Self::Bf16 => candle_core::DType::BF16,
+            Self::F16 => candle_core::DType::F16,
+        }
+    }
+}
+
+/// Which BOS id prompts start with (MEZO-REFERENCE 1.0): MeZO's protocol prepends id 0, HF's
+/// OPT tokenizer id 2. Explicit, never sniffed from the model name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BosSetting {
+    Mezo,
+    Hf,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    /// `builtin:tiny-opt` (random weights from `init_seed`), a directory, or a hub repo id with
+    /// an optional `@revision` (e.g. `facebook/opt-125m@refs/pr/19`).
+    pub source: String,
+    /// Architecture family: only `opt` trains on the text tasks.
+    pub kind: String,
+    pub dtype: DTypeSetting,
+    /// `cpu`, `cuda:N` or `metal`.
+    pub device: String,
+    /// Tokenizer: `builtin:tiny`, a directory, or empty for the model's own files.
+    #[serde(default)]
+    pub tokenizer: String,
+    pub bos: BosSetting,
+    /// Seed of the random initialisation of `builtin:*` models.
+    pub init_seed: u64,
+}
+
+/// What to do with a data row that breaks the task's schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BadRows {
+    Fail,
+    Skip,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSettings {
+    /// sst2, rte, copa, record, squad, drop.
+    pub name: String,
+    /// `hub` (the task's dataset through the hub cache), `builtin:quickstart` (the SST-2-format
+    /// rows shipped in the binary), or a local directory with the hub layout or
+    /// train/validation files.
+    pub data: String,
+    pub num_train: usize,
+    pub num_dev: usize,
+    pub num_eval: usize,
+    /// MeZO's `--train_set_seed`.
+    pub data_seed: u32,
+    pub bad_rows: BadRows,
+    /// Override the task's training objective: `classification` or `lm` (empty: the task's).
+    #[serde(default)]
+    pub objective: String,
+    /// Evaluations during training use at most this many dev examples (0 = all).
+    pub eval_examples: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSettings {
+    /// Number of optimizer steps (ignored when `max_queries` > 0).
+    pub steps: u64,
+    /// Budget in forward passes instead of steps (0 = use `steps`).
+    pub max_queries: u64,
+    pub batch_size: usize,
+    /// Run seed: every direction and the batch order derive from it and the step number.
+    pub seed: u64,
+    pub schedule: Schedule,
+    /// Evaluate on dev every N steps (0 = only at the end).
+    pub eval_every: u64,
+    /// Write a checkpoint every N steps (0 = only at the end).
+    pub checkpoint_every: u64,
+    /// Run directory (empty: runs/<task>-<method>-s<seed>).
+    #[serde(default)]
+    pub out: PathBuf,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// Label of this run in `zo report` tables (default: from the method).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// Where the layers come from, in order.
+pub struct Sources<'a> {
+    pub base: &'a [(&'a str, &'a str)],
+    pub config_file: Option<&'a std::path::Path>,
+    pub sets: &'a [String],
+}
+
+/// Merges the layers and deserialises them; errors name the file (or `--set`) and the key.
+pub fn resolve(src: &Sources<'_>) -> Result<Settings> {
+    let mut table = toml::Table::new();
+    for (origin, text) in src.base {
+        layers::merge(&mut table, layers::parse_table(text, origin)?);
+    }
+    if let Some(path) = src.config_file {
+        layers::merge(&mut table, layers::read_table(path)?);
+    }
+    for s in src.sets {
+        layers::merge(&mut table, layers::set_to_table(s)?);
+    }
+    let origin = match src.config_file {
+        Some(p) => format!("config ({} + overrides)", p.display()),
+        None => "config".to_string(),
+    };
+    let settings: Settings = layers::deserialize(table, &origin)?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+impl Settings {
+    /// Checks what serde cannot: ranges and combinations. Errors name the key.
+    pub fn validate(&self) -> Result<()> {
+        if self.train.batch_size == 0 {
+            bail!("config: key `train.batch_size`: must be at least 1");
+        }
+        if self.train.steps == 0 && self.train.max_queries == 0 {
+            bail!("config: key `train.steps`: set train.steps or train.max_queries above 0");
+        }
+        if self.model.kind != "opt" {
+            bail!(
+                "config: key `model.kind`: `{}` cannot train on text task `{}` (only `opt`)",
+                self.model.kind,
+                self.task.name
+            );
+        }
+        self.task_kind()?;
+        if !["", "classification", "lm"].contains(&self.task.objective.as_str()) {
+            bail!(
+                "config: key `task.objective`: `{}` is not one of classification, lm",
+                self.task.objective
+            );
+        }
+        self.optimizer
+            .clone()
+            .build()
+            .map_err(|e| anyhow::anyhow!("config: optimizer: {e}"))?;
+        Ok(())
+    }
+
+    /// The task, parsed.
+    pub fn task_kind(&self) -> Result<zo_tasks::Task> {
+        self.task
+            .name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("config: key `task.name`: {e}"))
+    }
+
+    /// The resolved config as TOML (what `--dry-run` prints and run.toml stores).
+    pub fn to_toml(&self) -> Result<String> {
+        Ok(toml::to_string(self)?)
+    }
+
+    /// The method name of the optimizer (`ga`, `stp`, `s2p`, `as2p`).
+    pub fn method(&self) -> String {
+        let v = toml::Value::try_from(&self.optimizer).ok();
+        v.and_then(|v| v.get("method").and_then(|m| m.as_str()).map(str::to_string))
+            .unwrap_or_else(|| "unknown".into())
+    }
+}
