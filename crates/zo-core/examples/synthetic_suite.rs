@@ -84,7 +84,7 @@ fn tail_mean(c: &Curve) -> f64 {
 
 /// The grid of each method.
 fn grids() -> Vec<(&'static str, Vec<OptimizerConfig>)> {
-    let lrs = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1];
+    let lrs = [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1];
     let ga = |dist| {
         lrs.iter()
             .map(|&lr| {
@@ -99,8 +99,8 @@ fn grids() -> Vec<(&'static str, Vec<OptimizerConfig>)> {
     };
     let as2p = |dist| {
         let mut v = Vec::new();
-        for rho in [1e-2, 3e-2, 1e-1] {
-            for eta_b in [1.0, 3.0, 10.0] {
+        for rho in [1e-2, 3e-2, 1e-1, 3e-1] {
+            for eta_b in [0.3, 1.0, 3.0, 10.0] {
                 v.push(OptimizerConfig::As2p(As2pConfig {
                     rho,
                     eta_b,
@@ -127,7 +127,7 @@ fn grids() -> Vec<(&'static str, Vec<OptimizerConfig>)> {
         ),
         (
             "S2P (option 1)",
-            [1.0, 3.0, 10.0, 30.0, 100.0]
+            [0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
                 .iter()
                 .map(|&a| {
                     OptimizerConfig::S2p(S2pConfig {
@@ -170,6 +170,11 @@ fn main() {
         "Synthetic suite: budget {QUERIES} queries/run, cosine schedule, {} seeds, best of a grid per method;\n\
          curves = full-data loss at clean weights every K/200 steps, centred moving average of {SMOOTH} points.\n",
         SEEDS.len()
+    );
+    println!(
+        "Grids: GA/GA_sign lr in {{3e-4,1e-3,3e-3,1e-2,3e-2,0.1,0.3}} (rho 1e-3); STP lr in the same set;\n\
+         S2P option 1 alpha0 in {{0.3,1,3,10,30,100}}; AS2P/AS2P_sign rho0 in {{0.01,0.03,0.1,0.3}} x eta_b in {{0.3,1,3,10}}\n\
+         (eta_a 5, rho_end rho0/10, window 10%). Diverged grid points are dropped.\n"
     );
     for p in &problems {
         let mut rows: Vec<(String, Curve)> = Vec::new();

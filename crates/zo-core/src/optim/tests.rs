@@ -349,3 +349,72 @@ fn non_finite_loss_is_an_error() {
     sweeper.clean(&p, 3).unwrap();
     assert!(values(&p).iter().all(|v| (v - 1.0).abs() < 1e-6));
 }
+
+/// One AS2P step with scripted losses (f₊ = 3, f₋ = 1, ρ = 0.1 → γ = 10, β = +1), on the first
+/// step (σ = |γ|, τa = 2η_a·σ): α = ρ·c·γ'/(η_b σ) with γ' = |γ|τa/(|γ| + τa); the
+/// "no γ-clipping" ablation uses γ' = |γ|, "no auto-LR" α = lr·c·γ'. A constant loss (γ = 0)
+/// takes no step and says so.
+#[test]
+fn as2p_step_equals_formula_and_ablations() {
+    let rho = 0.1f64;
+    let r32 = f64::from(rho as f32);
+    let gamma = 2.0 / (2.0 * r32);
+    let (eta_a, eta_b, c, lr) = (5.0, 4.0, 0.5, 0.01);
+    let tau = 2.0 * eta_a * gamma;
+    let clipped = gamma * tau / (gamma + tau);
+    let cases = [
+        (true, true, r32 * c * clipped / (eta_b * gamma)),
+        (true, false, r32 * c * gamma / (eta_b * gamma)),
+        (false, true, lr * c * clipped),
+    ];
+    for (auto_lr, gamma_clip, want) in cases {
+        let p = params(4, 0.0);
+        let mut opt = As2pConfig {
+            rho,
+            rho_decay: false,
+            eta_a,
+            eta_b,
+            auto_lr,
+            gamma_clip,
+            lr: Some(lr),
+            ..As2pConfig::default()
+        }
+        .build()
+        .unwrap();
+        let mut sweeper = Sweeper::new(Distribution::Normal);
+        let ctx = StepContext {
+            step: 0,
+            total_steps: 100,
+            seed: 1,
+            lr_factor: c,
+        };
+        let mut script = [3.0, 1.0].into_iter();
+        let r = opt
+            .step(&p, &ctx, &mut sweeper, &mut || Ok(script.next().unwrap()))
+            .unwrap();
+        assert!((r.gamma.unwrap() - gamma).abs() < 1e-9);
+        assert!(
+            (r.lr - want).abs() <= 1e-12 * want,
+            "{auto_lr} {gamma_clip}: {} vs {want}",
+            r.lr
+        );
+        assert_eq!(
+            r.coef,
+            f64::from((-want) as f32),
+            "moves towards the lower probe (−s)"
+        );
+        assert!(r.skipped.is_none());
+    }
+    let p = params(4, 0.0);
+    let mut opt = As2pConfig::default().build().unwrap();
+    let mut sweeper = Sweeper::new(Distribution::Normal);
+    let ctx = StepContext {
+        step: 0,
+        total_steps: 10,
+        seed: 1,
+        lr_factor: 1.0,
+    };
+    let r = opt.step(&p, &ctx, &mut sweeper, &mut || Ok(1.0)).unwrap();
+    assert_eq!(r.coef, 0.0);
+    assert!(r.skipped.as_deref().unwrap().contains("no step"));
+}
