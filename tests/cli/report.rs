@@ -46,10 +46,7 @@ fn report_builds_table_csv_and_plots_from_runs() {
     assert_code(&o, 0);
     let md = stdout(&o);
     assert!(md.contains("## sst2 (base: GA)"), "{md}");
-    assert!(
-        md.contains("| method | 100 % | 75 % | 50 % | 25 % |"),
-        "{md}"
-    );
+    assert!(md.contains("| method | 100% | 75% | 50% | 25% |"), "{md}");
     assert!(md.contains("Smoothing: centred moving average"), "{md}");
 
     // The CSV parses, has a row per (method, fraction), and AS2P costs about half of GA.

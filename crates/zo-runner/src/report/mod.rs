@@ -172,10 +172,6 @@ pub fn build_tables(
     Ok(tables)
 }
 
-fn cell(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".to_string(), |x| format!("{x:.3}"))
-}
-
 /// The markdown form of the tables, with the smoothing rule stated.
 pub fn markdown(tables: &[TaskTable]) -> String {
     let mut s = String::new();
@@ -186,17 +182,7 @@ pub fn markdown(tables: &[TaskTable]) -> String {
     let _ = writeln!(s, "Smoothing: {SMOOTHING}. \"–\": never reached.\n");
     for t in tables {
         let _ = writeln!(s, "## {} (base: {})\n", t.task, t.base_label);
-        let head: Vec<String> = t
-            .fractions
-            .iter()
-            .map(|f| format!("{:.0} %", f * 100.0))
-            .collect();
-        let _ = writeln!(s, "| method | {} |", head.join(" | "));
-        let _ = writeln!(s, "|---|{}", "---|".repeat(head.len()));
-        for (label, r) in &t.rows {
-            let cells: Vec<String> = r.iter().map(|v| cell(*v)).collect();
-            let _ = writeln!(s, "| {label} | {} |", cells.join(" | "));
-        }
+        s.push_str(&zo_core::cost::markdown_table(&t.fractions, &t.rows));
         s.push('\n');
     }
     s
