@@ -52,55 +52,73 @@ macro_rules! kernel {
             c
         }
 
-        /// Mirrors `scalar::ln_unit`.
+        /// Mirrors `scalar::normal_pair` on M independent vectors in lockstep (each statement
+        /// for all M before the next, so the M dependency chains overlap): returns
+        /// (R cos θ, R sin θ) per vector.
         #[inline]
         #[target_feature(enable = $feat)]
-        fn ln_unit(u: VF) -> VF {
-            let bits = to_i(u);
-            let e = sub_i(srli::<23>(bits), si(126));
-            let m = to_f(or_i(and_i(bits, si(0x007f_ffff)), si(0x3f00_0000)));
-            let small = lt(m, sf(SQRTHF));
-            let one = sf(1.0);
-            let x = sel(small, sub(add(m, m), one), sub(m, one));
-            let ef0 = cvt(e);
-            let ef = sel(small, sub(ef0, one), ef0);
-            let z = mul(x, x);
-            let mut p = sf(LOG_P[0]);
-            for c in &LOG_P[1..] {
-                p = fma(p, x, sf(*c));
-            }
-            let mut y = mul(mul(p, x), z);
-            y = fma(ef, sf(LOG_Q1), y);
-            y = fma(z, sf(-0.5), y);
-            let r = add(x, y);
-            fma(ef, sf(LOG_Q2), r)
-        }
+        fn normal_pairs(a: &[VI], b: &[VI], zc: &mut [VF], zs: &mut [VF]) {
+            const MAX: usize = 8;
+            let m_len = a.len();
+            assert!(m_len <= MAX && b.len() == m_len && zc.len() == m_len && zs.len() == m_len);
+            let mut r = [sf(0.0); MAX];
+            let r = &mut r[..m_len];
+            let mut x = [sf(0.0); MAX];
+            let x = &mut x[..m_len];
+            let mut ef = [sf(0.0); MAX];
+            let ef = &mut ef[..m_len];
+            let mut p = [sf(LOG_P[0]); MAX];
+            let p = &mut p[..m_len];
 
-        /// Mirrors `scalar::normal_pair`: returns (R cos θ, R sin θ).
-        #[inline]
-        #[target_feature(enable = $feat)]
-        fn normal_pair(a: VI, b: VI) -> (VF, VF) {
-            let u = mul(cvt(add_i(srli::<8>(a), si(1))), sf(INV_2_24));
-            let r = sqrt(mul(ln_unit(u), sf(-2.0)));
-            // sincos_turn
-            let q = srli::<30>(add_i(b, si(1 << 29)));
-            let ri = srai::<8>(sub_i(b, slli::<30>(q)));
-            let t = mul(mul(cvt(ri), sf(INV_2_24)), sf(TWO_PI));
-            let z = mul(t, t);
-            let mut ps = fma(sf(SIN_P[0]), z, sf(SIN_P[1]));
-            ps = fma(ps, z, sf(SIN_P[2]));
-            ps = mul(ps, z);
-            let sinv = fma(ps, t, t);
-            let mut pc = fma(sf(COS_P[0]), z, sf(COS_P[1]));
-            pc = fma(pc, z, sf(COS_P[2]));
-            pc = mul(pc, mul(z, z));
-            let cosv = add(fma(z, sf(-0.5), sf(1.0)), pc);
-            let swap = eq_i(and_i(q, si(1)), si(1));
-            let c0 = sel(swap, sinv, cosv);
-            let s0 = sel(swap, cosv, sinv);
-            let c = to_f(xor_i(to_i(c0), slli::<30>(and_i(add_i(q, si(1)), si(2)))));
-            let s = to_f(xor_i(to_i(s0), slli::<30>(and_i(q, si(2)))));
-            (mul(r, c), mul(r, s))
+            for i in 0..m_len {
+                r[i] = mul(cvt(add_i(srli::<8>(a[i]), si(1))), sf(INV_2_24));
+            }
+            // ln_unit, lockstep
+            let one = sf(1.0);
+            for i in 0..m_len {
+                let bits = to_i(r[i]);
+                let e = sub_i(srli::<23>(bits), si(126));
+                let m = to_f(or_i(and_i(bits, si(0x007f_ffff)), si(0x3f00_0000)));
+                let small = lt(m, sf(SQRTHF));
+                x[i] = sel(small, sub(add(m, m), one), sub(m, one));
+                let ef0 = cvt(e);
+                ef[i] = sel(small, sub(ef0, one), ef0);
+            }
+            for c in &LOG_P[1..] {
+                for i in 0..m_len {
+                    p[i] = fma(p[i], x[i], sf(*c));
+                }
+            }
+            for i in 0..m_len {
+                let z = mul(x[i], x[i]);
+                let mut y = mul(mul(p[i], x[i]), z);
+                y = fma(ef[i], sf(LOG_Q1), y);
+                y = fma(z, sf(-0.5), y);
+                let l = fma(ef[i], sf(LOG_Q2), add(x[i], y));
+                r[i] = sqrt(mul(l, sf(-2.0)));
+            }
+            // sincos_turn, lockstep
+            for i in 0..m_len {
+                let q = srli::<30>(add_i(b[i], si(1 << 29)));
+                let ri = srai::<8>(sub_i(b[i], slli::<30>(q)));
+                let t = mul(mul(cvt(ri), sf(INV_2_24)), sf(TWO_PI));
+                let z = mul(t, t);
+                let mut ps = fma(sf(SIN_P[0]), z, sf(SIN_P[1]));
+                ps = fma(ps, z, sf(SIN_P[2]));
+                ps = mul(ps, z);
+                let sinv = fma(ps, t, t);
+                let mut pc = fma(sf(COS_P[0]), z, sf(COS_P[1]));
+                pc = fma(pc, z, sf(COS_P[2]));
+                pc = mul(pc, mul(z, z));
+                let cosv = add(fma(z, sf(-0.5), sf(1.0)), pc);
+                let swap = eq_i(and_i(q, si(1)), si(1));
+                let c0 = sel(swap, sinv, cosv);
+                let s0 = sel(swap, cosv, sinv);
+                let c = to_f(xor_i(to_i(c0), slli::<30>(and_i(add_i(q, si(1)), si(2)))));
+                let s = to_f(xor_i(to_i(s0), slli::<30>(and_i(q, si(2)))));
+                zc[i] = mul(r[i], c);
+                zs[i] = mul(r[i], s);
+            }
         }
 
         /// Mirrors `scalar::rademacher`.
@@ -140,33 +158,56 @@ macro_rules! kernel {
                 c1[i] = si((bi >> 32) as u32);
             }
             let w = philox::<N>(c0, c1, si(tensor), k);
-            for (i, wi) in w.iter().enumerate() {
-                let z = match dist {
-                    Distribution::Normal => {
-                        let (z0, z1) = normal_pair(wi[0], wi[1]);
-                        let (z2, z3) = normal_pair(wi[2], wi[3]);
-                        [z0, z1, z2, z3]
+            let mut z = [[sf(0.0); 4]; N];
+            match dist {
+                Distribution::Normal => {
+                    // All 2N Box–Muller pairs of the N chains in lockstep.
+                    let mut a = [si(0); 8];
+                    let mut bb = [si(0); 8];
+                    for i in 0..N {
+                        for h in 0..2 {
+                            a[2 * i + h] = w[i][2 * h];
+                            bb[2 * i + h] = w[i][2 * h + 1];
+                        }
                     }
-                    Distribution::Rademacher => [
-                        rademacher(wi[0]),
-                        rademacher(wi[1]),
-                        rademacher(wi[2]),
-                        rademacher(wi[3]),
-                    ],
-                    Distribution::Uniform => [
-                        uniform(wi[0]),
-                        uniform(wi[1]),
-                        uniform(wi[2]),
-                        uniform(wi[3]),
-                    ],
-                };
+                    let mut zc = [sf(0.0); 8];
+                    let mut zs = [sf(0.0); 8];
+                    normal_pairs(
+                        &a[..2 * N],
+                        &bb[..2 * N],
+                        &mut zc[..2 * N],
+                        &mut zs[..2 * N],
+                    );
+                    for i in 0..N {
+                        for h in 0..2 {
+                            z[i][2 * h] = zc[2 * i + h];
+                            z[i][2 * h + 1] = zs[2 * i + h];
+                        }
+                    }
+                }
+                Distribution::Rademacher => {
+                    for i in 0..N {
+                        for m in 0..4 {
+                            z[i][m] = rademacher(w[i][m]);
+                        }
+                    }
+                }
+                Distribution::Uniform => {
+                    for i in 0..N {
+                        for m in 0..4 {
+                            z[i][m] = uniform(w[i][m]);
+                        }
+                    }
+                }
+            }
+            for (i, zi) in z.iter().enumerate() {
                 let off = i * LANES; // block offset from b
                 let (g, j) = (off / 16, off % 16);
-                for (m, v) in z.into_iter().enumerate() {
+                for (m, v) in zi.iter().enumerate() {
                     let at = GROUP * g + 16 * m + j;
                     assert!(at + LANES <= out.len());
                     // SAFETY: bounds checked just above; unaligned store.
-                    unsafe { store(out.as_mut_ptr().add(at), v) };
+                    unsafe { store(out.as_mut_ptr().add(at), *v) };
                 }
             }
         }
@@ -211,7 +252,8 @@ pub(super) mod avx2 {
     type VF = __m256;
     type M = __m256;
     const LANES: usize = 8;
-    /// Independent Philox chains interleaved (16 ymm registers: 2 chains fit).
+    /// Independent Philox chains interleaved (16 ymm registers: 2 chains fit; 4 spill and
+    /// measured slower).
     const CHAINS: usize = 2;
 
     #[inline]
