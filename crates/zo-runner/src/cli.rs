@@ -36,6 +36,12 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// The built-in quickstart: a tiny OPT, a shipped tokenizer and SST-2-format rows, no network.
     Quickstart(QuickstartArgs),
+    /// Evaluate a model, a run directory or a saved model.safetensors on a task (MeZO's metrics).
+    Eval(Box<EvalArgs>),
+    /// Re-apply a run's trajectory to its base model: the fine-tune, rebuilt from kilobytes.
+    Replay(ReplayArgs),
+    /// Print the rendered prompts, candidates and option spans of task rows as JSON lines.
+    Prompts(PromptsArgs),
     /// Cost-ratio tables (markdown + CSV) and loss plots (SVG + PNG) from run directories.
     Report(ReportArgs),
     /// Speed and memory figures (B1-B5 of PERFORMANCE.md) on a random OPT, as JSON lines.
@@ -95,6 +101,86 @@ impl Default for QuickstartArgs {
             set: Vec::new(),
         }
     }
+}
+
+/// `zo eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A run directory: its settings, and its best checkpoint (else its final weights).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: Option<PathBuf>,
+    /// A model: directory, model.safetensors file (config.json beside it), hub id[@revision]
+    /// or builtin:tiny-opt.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<PathBuf>,
+    /// Task (sst2, rte, copa, record, squad, drop).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Data: hub, builtin:quickstart, or a local directory.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Which split(s) to evaluate.
+    #[arg(long, value_enum, default_value = "both")]
+    pub split: EvalSplit,
+    /// Write one JSON line per example (id, scores or generated text, prediction, gold).
+    #[arg(long, value_name = "FILE")]
+    pub predictions: Option<PathBuf>,
+    /// Also write the metrics JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// TOML config file (as for `zo train`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override one config key (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// Splits `zo eval` can evaluate.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvalSplit {
+    Test,
+    Dev,
+    Both,
+}
+
+impl EvalSplit {
+    pub fn includes(self, split: &str) -> bool {
+        matches!(
+            (self, split),
+            (Self::Both, _) | (Self::Test, "test") | (Self::Dev, "dev")
+        )
+    }
+}
+
+/// `zo replay`.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The run directory (run.toml names the base model, trajectory.jsonl the sweeps).
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Where to write the rebuilt model (HF layout).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// `zo prompts`.
+#[derive(Args, Debug)]
+pub struct PromptsArgs {
+    /// Task (sst2, rte, copa, record, squad, drop).
+    #[arg(long)]
+    pub task: String,
+    /// Rows to render (JSONL or parquet, the dataset's field names). Default: the task's
+    /// fixture rows in tasks/<task>/ of this source tree.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Also tokenize with this tokenizer (builtin:tiny, a directory or hub id) and show the
+    /// ids and option lengths.
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+    /// At most this many rows.
+    #[arg(long)]
+    pub limit: Option<usize>,
 }
 
 /// `zo report`.

@@ -139,17 +139,35 @@ pub struct Sources<'a> {
     pub sets: &'a [String],
 }
 
+/// Merges one layer. The `[optimizer]` table is special: a layer that names another
+/// `optimizer.method` replaces the whole table (the methods have different keys, so merging
+/// AS2P's `eta_b` into a GA table would only produce an "unknown field" error).
+fn merge_layer(table: &mut toml::Table, layer: toml::Table) {
+    let method = |t: &toml::Table| {
+        t.get("optimizer")?
+            .get("method")?
+            .as_str()
+            .map(str::to_string)
+    };
+    if let (Some(new), Some(old)) = (method(&layer), method(table)) {
+        if new != old {
+            table.remove("optimizer");
+        }
+    }
+    layers::merge(table, layer);
+}
+
 /// Merges the layers and deserialises them; errors name the file (or `--set`) and the key.
 pub fn resolve(src: &Sources<'_>) -> Result<Settings> {
     let mut table = toml::Table::new();
     for (origin, text) in src.base {
-        layers::merge(&mut table, layers::parse_table(text, origin)?);
+        merge_layer(&mut table, layers::parse_table(text, origin)?);
     }
     if let Some(path) = src.config_file {
-        layers::merge(&mut table, layers::read_table(path)?);
+        merge_layer(&mut table, layers::read_table(path)?);
     }
     for s in src.sets {
-        layers::merge(&mut table, layers::set_to_table(s)?);
+        merge_layer(&mut table, layers::set_to_table(s)?);
     }
     let origin = match src.config_file {
         Some(p) => format!("config ({} + overrides)", p.display()),

@@ -1,6 +1,9 @@
 //! One file per subcommand; `dispatch` maps errors to exit codes.
 
+mod eval;
+mod prompts;
 mod quickstart;
+mod replay;
 mod report;
 pub mod train;
 
@@ -27,6 +30,9 @@ pub type CmdResult = std::result::Result<(), CmdError>;
 pub fn dispatch(cli: Cli) -> CmdResult {
     match cli.command {
         Some(Command::Report(a)) => report::run(&a),
+        Some(Command::Eval(a)) => eval::run(&cli.global, &a),
+        Some(Command::Replay(a)) => replay::run(&cli.global, &a),
+        Some(Command::Prompts(a)) => prompts::run(&cli.global, &a),
         Some(Command::Bench(a)) => crate::bench::run(&a, cli.global.quiet).map_err(failed),
         Some(Command::Train(a)) if a.is_empty() => {
             quickstart::run(&cli.global, &Default::default())

@@ -364,7 +364,6 @@ fn run_loop(
     } else {
         s.task.eval_examples.min(data.dev.len())
     };
-    let eval_batch_rows = (s.train.batch_size * 2).max(8);
 
     let model_ref = &model;
     let mut objective = |_step: u64, batch: &[usize]| -> zo_core::Result<f64> {
@@ -388,7 +387,6 @@ fn run_loop(
                 tok,
                 &data.dev[..eval_n],
                 spec.max_new_tokens,
-                eval_batch_rows,
                 |_| {},
             )
             .map_err(core_err)?;
@@ -469,10 +467,9 @@ fn finish(
     };
     let spec = data.task.spec();
     let metric = spec.metric.name();
-    let rows = (s.train.batch_size * 2).max(8);
     let mut results = serde_json::Map::new();
     if !data.test.is_empty() {
-        let (v, preds) = evaluate(model, tok, &data.test, spec.max_new_tokens, rows, |_| {})?;
+        let (v, preds) = evaluate(model, tok, &data.test, spec.max_new_tokens, |_| {})?;
         results.insert(metric.to_string(), v.into());
         let mut w = JsonlWriter::create(&out.join("predictions_test.jsonl"))?;
         for p in &preds {
@@ -480,7 +477,7 @@ fn finish(
         }
     }
     if !data.dev.is_empty() {
-        let (v, _) = evaluate(model, tok, &data.dev, spec.max_new_tokens, rows, |_| {})?;
+        let (v, _) = evaluate(model, tok, &data.dev, spec.max_new_tokens, |_| {})?;
         results.insert(format!("dev_{metric}"), v.into());
     }
     results.insert("evaluated".into(), evaluated.into());

@@ -11,6 +11,9 @@ use zo_tasks::{argmax, f1, generation_answer, EncodedEval};
 
 use super::objective::PAD_MULTIPLE;
 
+/// Rows (candidate sequences) per forward pass at evaluation.
+pub const EVAL_BATCH_ROWS: usize = 32;
+
 /// One example's evaluation, as `--predictions` writes it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Prediction {
@@ -26,13 +29,15 @@ pub struct Prediction {
 }
 
 /// Evaluates `examples` (with their ids) and returns the metric (a fraction) and the predictions.
-/// Candidate sequences of several examples share one forward pass, up to `batch_rows` rows.
+/// Candidate sequences of several examples share one forward pass, up to [`EVAL_BATCH_ROWS`]
+/// rows. The grouping is fixed (not taken from the training batch size) because padding
+/// changes the f32 rounding of the scores at the 1e-7 level: every evaluation of the same
+/// weights on the same examples gives the same bits.
 pub fn evaluate(
     model: &OptModel,
     tokenizer: &Tokenizer,
     examples: &[(String, EncodedEval)],
     max_new_tokens: usize,
-    batch_rows: usize,
     mut progress: impl FnMut(usize),
 ) -> Result<(f64, Vec<Prediction>)> {
     let mut preds: Vec<Prediction> = Vec::with_capacity(examples.len());
@@ -48,7 +53,7 @@ pub fn evaluate(
                     let EncodedEval::Candidates { options, .. } = &examples[j].1 else {
                         break;
                     };
-                    if rows > 0 && rows + options.len() > batch_rows {
+                    if rows > 0 && rows + options.len() > EVAL_BATCH_ROWS {
                         break;
                     }
                     rows += options.len();

@@ -1,0 +1,53 @@
+//! `zo replay RUN_DIR --out DIR`: the base model + the run's trajectory (every sweep, in order)
+//! = the fine-tuned weights, bit for bit. A fine-tune stored in kilobytes.
+
+use anyhow::{anyhow, Context};
+
+use super::{failed, usage, CmdResult};
+use crate::cli::{Global, ReplayArgs};
+use crate::commands::train::save_model_dir;
+use crate::pipeline::model::{load_model, load_tokenizer};
+use crate::rundir::read_jsonl;
+use crate::settings::Settings;
+
+pub fn run(g: &Global, a: &ReplayArgs) -> CmdResult {
+    let run_toml = a.run.join("run.toml");
+    let text = std::fs::read_to_string(&run_toml)
+        .with_context(|| {
+            format!(
+                "{}: cannot read (is this a run directory?)",
+                run_toml.display()
+            )
+        })
+        .map_err(usage)?;
+    let origin = run_toml.display().to_string();
+    let s: Settings = crate::layers::deserialize(
+        crate::layers::parse_table(&text, &origin).map_err(usage)?,
+        &origin,
+    )
+    .map_err(usage)?;
+    let traj_path = a.run.join("trajectory.jsonl");
+    let sweeps: Vec<zo_core::SweepRecord> = read_jsonl(&traj_path)
+        .map_err(usage)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::from_value(v)
+                .map_err(|e| anyhow!("{}:{}: not a sweep record: {e}", traj_path.display(), i + 1))
+        })
+        .collect::<anyhow::Result<_>>()
+        .map_err(usage)?;
+    let model = load_model(&s.model).map_err(usage)?;
+    let tok = load_tokenizer(&s.model).map_err(usage)?;
+    zo_core::replay(model.params(), &sweeps).map_err(|e| failed(anyhow!("replay: {e}")))?;
+    save_model_dir(&model, &tok, &a.out, None).map_err(failed)?;
+    if !g.quiet {
+        eprintln!(
+            "replayed {} sweeps onto {} → {}",
+            sweeps.len(),
+            s.model.source,
+            a.out.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! `zo train` / `zo quickstart` / `zo eval` / `zo replay` end to end on the built-in tiny OPT.
+
+use std::fs;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::common::{assert_code, run_in, stderr, stdout, zo};
+
+/// Quickstart settings shrunk for tests: 4 examples per batch.
+fn quick(steps: u64, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "quickstart".into(),
+        "-q".into(),
+        "--steps".into(),
+        steps.to_string(),
+    ];
+    for s in [
+        "train.batch_size=4",
+        "train.eval_every=0",
+        "train.checkpoint_every=0",
+    ]
+    .iter()
+    .chain(extra)
+    {
+        v.push("--set".into());
+        v.push((*s).to_string());
+    }
+    v
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn steps_of(dir: &Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .collect()
+}
+
+#[test]
+fn every_optimizer_trains_and_logs_its_queries() {
+    let d = tempfile::tempdir().unwrap();
+    // (optimizer settings, queries per step)
+    let cases: [(&[&str], u64); 5] = [
+        (&["optimizer.method=\"ga\"", "optimizer.lr=1e-3"], 2),
+        (
+            &[
+                "optimizer.method=\"ga\"",
+                "optimizer.lr=1e-3",
+                "optimizer.dist=\"rademacher\"",
+            ],
+            2,
+        ),
+        (&["optimizer.method=\"stp\"", "optimizer.lr=1e-3"], 3),
+        (
+            &[
+                "optimizer.method=\"s2p\"",
+                "optimizer.option=2",
+                "optimizer.l=1e3",
+            ],
+            4,
+        ),
+        (&[], 2), // AS2P, the quickstart's own
+    ];
+    for (i, (opt, q)) in cases.iter().enumerate() {
+        let out = format!("run{i}");
+        // Setting optimizer.method to another method replaces the quickstart's AS2P table.
+        let mut v = quick(6, opt);
+        v.extend(["--out".to_string(), out.clone()]);
+        let o = run_in(d.path(), &args(&v));
+        assert_code(&o, 0);
+        let res: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert!(res["accuracy"].as_f64().is_some(), "{res}");
+        let steps = steps_of(&d.path().join(&out));
+        assert_eq!(steps.len(), 6);
+        for (k, s) in steps.iter().enumerate() {
+            assert_eq!(s["step"], k as u64);
+            assert_eq!(s["queries"], *q, "{s}");
+            assert_eq!(s["queries_total"], (k as u64 + 1) * q);
+            assert!(s["loss"].as_f64().unwrap().is_finite());
+            for key in [
+                "f_plus", "f_minus", "gamma", "sigma", "coef", "lr", "rho", "ms", "seconds",
+                "sweeps",
+            ] {
+                assert!(s.get(key).is_some(), "{key} missing in {s}");
+            }
+        }
+        // GA and AS2P fuse: at most 3 sweeps in any step, 2 in steady state.
+        if *q == 2 {
+            assert!(
+                steps.iter().all(|s| s["sweeps"].as_u64().unwrap() <= 3),
+                "{steps:?}"
+            );
+        }
+        assert!(d
+            .path()
+            .join(&out)
+            .join("final/model.safetensors")
+            .is_file());
+    }
+}
+
+#[test]
+fn quickstart_loss_falls_and_report_reads_it() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run_in(
+        d.path(),
+        &[
+            "quickstart",
+            "-q",
+            "--steps",
+            "200",
+            "--set",
+            "train.eval_every=100",
+            "--set",
+            "train.checkpoint_every=100",
+        ],
+    );
+    assert_code(&o, 0);
+    let steps = steps_of(&d.path().join("runs/quickstart"));
+    let mean = |s: &[serde_json::Value]| {
+        s.iter().map(|v| v["loss"].as_f64().unwrap()).sum::<f64>() / s.len() as f64
+    };
+    let (first, last) = (mean(&steps[..40]), mean(&steps[160..]));
+    assert!(
+        last < first - 0.005,
+        "loss did not fall: first 40 steps {first:.4}, last 40 {last:.4}"
+    );
+    let evals = fs::read_to_string(d.path().join("runs/quickstart/metrics.jsonl")).unwrap();
+    assert_eq!(evals.matches("\"kind\":\"eval\"").count(), 2);
+    assert!(d
+        .path()
+        .join("runs/quickstart/best/model.safetensors")
+        .is_file());
+    let o = run_in(
+        d.path(),
+        &[
+            "report",
+            "runs/quickstart",
+            "--base",
+            "AS2P",
+            "--out",
+            "rep",
+        ],
+    );
+    assert_code(&o, 0);
+    // The base row: every threshold is reached within the base run (≤ 1), none is "–".
+    let md = stdout(&o);
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| AS2P |"))
+        .unwrap_or_else(|| panic!("{md}"));
+    let cells: Vec<f64> = row
+        .split('|')
+        .skip(2)
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| c.trim().parse().unwrap())
+        .collect();
+    assert_eq!(cells.len(), 4, "{row}");
+    assert!(cells.iter().all(|&c| c > 0.0 && c <= 1.0), "{row}");
+}
+
+#[test]
+fn eval_of_saved_model_equals_the_in_memory_evaluation() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run_in(d.path(), &args(&quick(8, &[])));
+    assert_code(&o, 0);
+    let res: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(res["evaluated"], "final");
+    let o = run_in(
+        d.path(),
+        &[
+            "eval",
+            "--model",
+            "runs/quickstart/final/model.safetensors",
+            "--task",
+            "sst2",
+            "--data",
+            "builtin:quickstart",
+            "--set",
+            "model.tokenizer=builtin:tiny",
+            "--split",
+            "test",
+            "--predictions",
+            "p.jsonl",
+        ],
+    );
+    assert_code(&o, 0);
+    let ev: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(ev["accuracy"], res["accuracy"]);
+    // Per-example scores are identical too (weights are stored exactly).
+    let a = fs::read_to_string(d.path().join("runs/quickstart/predictions_test.jsonl")).unwrap();
+    let b = fs::read_to_string(d.path().join("p.jsonl")).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.lines().count(), 60);
+}
+
+#[test]
+fn replaying_the_trajectory_rebuilds_the_weights_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run_in(
+        d.path(),
+        &args(&quick(
+            10,
+            &["train.eval_every=4", "train.checkpoint_every=3"],
+        )),
+    );
+    assert_code(&o, 0);
+    let o = run_in(d.path(), &["replay", "runs/quickstart", "--out", "rebuilt"]);
+    assert_code(&o, 0);
+    let a = fs::read(d.path().join("runs/quickstart/final/model.safetensors")).unwrap();
+    let b = fs::read(d.path().join("rebuilt/model.safetensors")).unwrap();
+    assert!(a == b, "replayed weights differ from the trained ones");
+    let traj = fs::metadata(d.path().join("runs/quickstart/trajectory.jsonl"))
+        .unwrap()
+        .len();
+    assert!(traj < 64 * 1024, "trajectory of 10 steps is {traj} bytes");
+}
+
+#[test]
+fn resume_after_sigkill_gives_the_uninterrupted_weights() {
+    let d = tempfile::tempdir().unwrap();
+    let steps = 60;
+    let settings = ["train.checkpoint_every=5", "train.eval_every=10"];
+    let mut full = quick(steps, &settings);
+    full.extend(["--out".into(), "full".into()]);
+    assert_code(&run_in(d.path(), &args(&full)), 0);
+
+    let mut cut = quick(steps, &settings);
+    cut.extend(["--out".into(), "cut".into()]);
+    let mut child = zo()
+        .current_dir(d.path())
+        .args(&cut)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = d.path().join("cut/checkpoint/state.json");
+    let t0 = Instant::now();
+    loop {
+        let done = fs::read_to_string(&state)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v["trainer"]["step"].as_u64())
+            .unwrap_or(0);
+        if done >= 15 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no checkpoint at step 15"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !d.path().join("cut/final").exists(),
+        "killed too late to test anything"
+    );
+    let o = run_in(d.path(), &["train", "-q", "--resume", "cut"]);
+    assert_code(&o, 0);
+    let a = fs::read(d.path().join("full/final/model.safetensors")).unwrap();
+    let b = fs::read(d.path().join("cut/final/model.safetensors")).unwrap();
+    assert!(a == b, "resumed weights differ from the uninterrupted run");
+    // The logs agree too (apart from wall times).
+    let strip = |dir: &str| -> Vec<String> {
+        steps_of(&d.path().join(dir))
+            .into_iter()
+            .map(|mut v| {
+                v.as_object_mut().unwrap().remove("ms");
+                v.as_object_mut().unwrap().remove("seconds");
+                v.to_string()
+            })
+            .collect()
+    };
+    assert_eq!(strip("full"), strip("cut"));
+    let ta = fs::read(d.path().join("full/trajectory.jsonl")).unwrap();
+    let tb = fs::read(d.path().join("cut/trajectory.jsonl")).unwrap();
+    assert!(ta == tb, "trajectories differ");
+    let _ = stderr(&o);
+}
