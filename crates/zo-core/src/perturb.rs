@@ -16,6 +16,12 @@
 //!
 //! CUDA and Metal tensors are refused with [`Error::UnsupportedDevice`]: no silent copy to the
 //! CPU and back.
+//!
+//! Cost (examples/sweep_bench.rs, 125.2 M f32 = opt-125m, AVX2, AMD EPYC 2.45 GHz, 2026-11):
+//! ≈ 215 ms of CPU time per one-term normal sweep (≈ 4.2 cycles per element: Philox4x32-10
+//! ≈ 2 cycles, Box–Muller the rest), ≈ 125 ms for rademacher; it splits over threads with no
+//! shared state, so wall time ≈ CPU time / cores on a quiet machine. The PyTorch peer
+//! (`torch.normal` + add) takes ≈ 600 ms.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout};

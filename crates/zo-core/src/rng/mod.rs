@@ -33,6 +33,12 @@
 //! correctly-rounded `+ − × √` or a fused multiply-add (`f32::mul_add` in the scalar code,
 //! `vfmadd` in the SIMD code), so the three produce bit-identical values (tested by forcing
 //! each path). The runtime dispatch ([`Isa::detect`]) picks the widest one the CPU has.
+//!
+//! Caveat (2026-11): the development machine has AVX2 but no AVX-512, so the AVX-512 kernel is
+//! compiled but has not been executed here; `rng::tests::simd_paths_bit_identical_to_scalar`
+//! and `perturb::tests::sweep_isa_paths_identical` check it automatically on any AVX-512 host.
+//! It shares its whole body with the AVX2 kernel (`x86.rs`, `kernel!`); only the ~25 one-line
+//! primitives differ.
 
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -156,8 +162,13 @@ impl Isa {
                 std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
             }
+            // The sweep's FMA/convert loop is compiled for AVX2+FMA (every AVX-512 CPU has them).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            Isa::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
