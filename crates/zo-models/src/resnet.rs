@@ -1,1 +1,485 @@
-//! ResNet-18/50/101/152 (issue 3).
+//! ResNet-18/34/50/101/152 (He et al. 2016) for the paper's CIFAR experiments, ported from
+//! torchvision's `models/resnet.py` (`BasicBlock`, `Bottleneck` with the stride on the 3×3
+//! conv, "ResNet v1.5"), eval mode only: BatchNorm uses its running statistics.
+//!
+//! Parameter names are torchvision's, which timm's `resnet*` models share (`conv1`, `bn1`,
+//! `layer{1-4}.{i}.conv{1,2,3}` / `bn{1,2,3}` / `downsample.{0,1}`, `fc`), so both hubs'
+//! checkpoints load. Trainable tensors (conv and fc weights, BN affine, fc bias) live in a
+//! [`ParamSet`]; BN running statistics are buffers outside it (ZO never perturbs them).
+//! The classifier head is replaceable (10 / 100 classes for CIFAR); the stem is ImageNet's
+//! (7×7/2 conv + 3×3/2 max-pool) or the usual CIFAR one (3×3/1 conv, no pool).
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor};
+use zo_core::ParamSet;
+
+use crate::opt::init::normal_vec;
+use crate::{Error, Result};
+
+/// BatchNorm epsilon (torch default).
+const BN_EPS: f64 = 1e-5;
+
+/// Network depth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    R18,
+    R34,
+    R50,
+    R101,
+    R152,
+}
+
+impl Depth {
+    /// Blocks per stage and whether blocks are bottlenecks (torchvision's table).
+    fn layout(self) -> ([usize; 4], bool) {
+        match self {
+            Depth::R18 => ([2, 2, 2, 2], false),
+            Depth::R34 => ([3, 4, 6, 3], false),
+            Depth::R50 => ([3, 4, 6, 3], true),
+            Depth::R101 => ([3, 4, 23, 3], true),
+            Depth::R152 => ([3, 8, 36, 3], true),
+        }
+    }
+}
+
+/// The input stem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stem {
+    /// 7×7 stride-2 conv, then 3×3 stride-2 max-pool (torchvision / timm).
+    ImageNet,
+    /// 3×3 stride-1 conv, no pool (the common CIFAR variant of 32×32 inputs).
+    Cifar,
+}
+
+/// Shape of a ResNet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResNetConfig {
+    pub depth: Depth,
+    pub num_classes: usize,
+    pub stem: Stem,
+    /// Channels of the first stage (64 in every standard ResNet; smaller for tests).
+    pub base_width: usize,
+}
+
+impl ResNetConfig {
+    pub fn new(depth: Depth, num_classes: usize, stem: Stem) -> Self {
+        Self {
+            depth,
+            num_classes,
+            stem,
+            base_width: 64,
+        }
+    }
+
+    fn expansion(&self) -> usize {
+        if self.depth.layout().1 {
+            4
+        } else {
+            1
+        }
+    }
+
+    /// Width of the pooled features (the fc input).
+    pub fn feature_dim(&self) -> usize {
+        self.base_width * 8 * self.expansion()
+    }
+
+    /// Number of trainable parameters (conv and fc weights, BN affine, fc bias).
+    pub fn num_params(&self) -> usize {
+        self.tensors()
+            .iter()
+            .filter(|(_, _, k)| !is_buffer(*k))
+            .map(|(_, s, _)| s.iter().product::<usize>())
+            .sum()
+    }
+
+    /// Every tensor (trainable and buffer) with its shape and kind, torchvision names.
+    fn tensors(&self) -> Vec<(String, Vec<usize>, Kind)> {
+        let mut v = Vec::new();
+        let w = self.base_width;
+        let k = if self.stem == Stem::ImageNet { 7 } else { 3 };
+        v.push(("conv1.weight".into(), vec![w, 3, k, k], Kind::Conv));
+        bn(&mut v, "bn1", w);
+        let (blocks, bottleneck) = self.depth.layout();
+        let exp = self.expansion();
+        let mut inp = w;
+        for (s, &n) in blocks.iter().enumerate() {
+            let planes = w << s;
+            for i in 0..n {
+                let p = format!("layer{}.{i}", s + 1);
+                let stride = if i == 0 && s > 0 { 2 } else { 1 };
+                if bottleneck {
+                    v.push((
+                        format!("{p}.conv1.weight"),
+                        vec![planes, inp, 1, 1],
+                        Kind::Conv,
+                    ));
+                    bn(&mut v, &format!("{p}.bn1"), planes);
+                    v.push((
+                        format!("{p}.conv2.weight"),
+                        vec![planes, planes, 3, 3],
+                        Kind::Conv,
+                    ));
+                    bn(&mut v, &format!("{p}.bn2"), planes);
+                    v.push((
+                        format!("{p}.conv3.weight"),
+                        vec![planes * exp, planes, 1, 1],
+                        Kind::Conv,
+                    ));
+                    bn(&mut v, &format!("{p}.bn3"), planes * exp);
+                } else {
+                    v.push((
+                        format!("{p}.conv1.weight"),
+                        vec![planes, inp, 3, 3],
+                        Kind::Conv,
+                    ));
+                    bn(&mut v, &format!("{p}.bn1"), planes);
+                    v.push((
+                        format!("{p}.conv2.weight"),
+                        vec![planes, planes, 3, 3],
+                        Kind::Conv,
+                    ));
+                    bn(&mut v, &format!("{p}.bn2"), planes);
+                }
+                if i == 0 && (stride != 1 || inp != planes * exp) {
+                    v.push((
+                        format!("{p}.downsample.0.weight"),
+                        vec![planes * exp, inp, 1, 1],
+                        Kind::Conv,
+                    ));
+                    bn(&mut v, &format!("{p}.downsample.1"), planes * exp);
+                }
+                inp = planes * exp;
+            }
+        }
+        v.push((
+            "fc.weight".into(),
+            vec![self.num_classes, inp],
+            Kind::FcWeight,
+        ));
+        v.push(("fc.bias".into(), vec![self.num_classes], Kind::FcBias));
+        v
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Conv,
+    BnWeight,
+    BnBias,
+    BnMean,
+    BnVar,
+    FcWeight,
+    FcBias,
+}
+
+fn bn(v: &mut Vec<(String, Vec<usize>, Kind)>, name: &str, c: usize) {
+    v.push((format!("{name}.weight"), vec![c], Kind::BnWeight));
+    v.push((format!("{name}.bias"), vec![c], Kind::BnBias));
+    v.push((format!("{name}.running_mean"), vec![c], Kind::BnMean));
+    v.push((format!("{name}.running_var"), vec![c], Kind::BnVar));
+}
+
+fn is_buffer(k: Kind) -> bool {
+    matches!(k, Kind::BnMean | Kind::BnVar)
+}
+
+/// A ResNet in eval mode.
+#[derive(Clone, Debug)]
+pub struct ResNet {
+    cfg: ResNetConfig,
+    params: ParamSet,
+    buffers: BTreeMap<String, Tensor>,
+}
+
+impl ResNet {
+    /// torchvision's initialisation with our counter-based generator (see `opt::init`):
+    /// conv weights ~ N(0, 2/fan_out) (kaiming normal, fan_out, relu), BN weight 1 / bias 0,
+    /// running mean 0 / var 1; fc weight ~ N(0, 1/(3·in)) and bias 0 (the variance of torch's
+    /// default U(±1/√in) Linear init).
+    pub fn random(cfg: ResNetConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+        let mut tensors = Vec::new();
+        for (name, shape, kind) in cfg.tensors() {
+            let n: usize = shape.iter().product();
+            let data = match kind {
+                Kind::Conv => {
+                    let fan_out = shape[0] * shape[2] * shape[3];
+                    normal_vec(seed, &name, n, (2.0 / fan_out as f64).sqrt())
+                }
+                Kind::FcWeight => {
+                    normal_vec(seed, &name, n, (1.0 / (3.0 * shape[1] as f64)).sqrt())
+                }
+                Kind::BnWeight | Kind::BnVar => vec![1.0; n],
+                Kind::BnBias | Kind::BnMean | Kind::FcBias => vec![0.0; n],
+            };
+            tensors.push((
+                name,
+                Tensor::from_vec(data, shape, device)?.to_dtype(dtype)?,
+            ));
+        }
+        Self::from_tensors(cfg, tensors)
+    }
+
+    /// Builds from named tensors (torchvision/timm names; `num_batches_tracked` ignored). A
+    /// missing or misshapen tensor is an error naming it.
+    pub fn from_tensors(
+        cfg: ResNetConfig,
+        tensors: impl IntoIterator<Item = (String, Tensor)>,
+    ) -> Result<Self> {
+        let mut map: BTreeMap<String, Tensor> = tensors
+            .into_iter()
+            .filter(|(n, _)| !n.ends_with("num_batches_tracked"))
+            .collect();
+        let mut params = Vec::new();
+        let mut buffers = BTreeMap::new();
+        for (name, shape, kind) in cfg.tensors() {
+            let t = map.remove(&name).ok_or_else(|| Error::MissingTensor {
+                path: "<resnet tensors>".into(),
+                tensor: name.clone(),
+            })?;
+            if t.dims() != shape.as_slice() {
+                return Err(Error::ShapeMismatch {
+                    path: "<resnet tensors>".into(),
+                    tensor: name,
+                    expected: shape,
+                    got: t.dims().to_vec(),
+                });
+            }
+            if is_buffer(kind) {
+                buffers.insert(name, t);
+            } else {
+                params.push((name, t));
+            }
+        }
+        if let Some(extra) = map.keys().next() {
+            return Err(Error::UnexpectedTensor {
+                path: "<resnet tensors>".into(),
+                tensor: extra.clone(),
+            });
+        }
+        Ok(Self {
+            cfg,
+            params: ParamSet::new(params)?,
+            buffers,
+        })
+    }
+
+    /// Loads a torchvision/timm checkpoint (safetensors or a torch `.bin`/`.pth`) whose
+    /// backbone matches `cfg`; when its head has another class count (an ImageNet checkpoint
+    /// fine-tuned on CIFAR), the head is re-initialised for `cfg.num_classes` with `seed`.
+    pub fn from_checkpoint(
+        path: &std::path::Path,
+        cfg: ResNetConfig,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let bad = |e: candle_core::Error| Error::Checkpoint {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let raw: Vec<(String, Tensor)> = if path.extension().is_some_and(|e| e == "safetensors") {
+            candle_core::safetensors::load(path, device)
+                .map_err(bad)?
+                .into_iter()
+                .collect()
+        } else {
+            candle_core::pickle::read_all(path).map_err(bad)?
+        };
+        let mut tensors = Vec::with_capacity(raw.len());
+        let mut ckpt_classes = None;
+        for (n, t) in raw {
+            if n == "fc.weight" {
+                ckpt_classes = Some(t.dim(0)?);
+            }
+            tensors.push((n, t.to_device(device)?.to_dtype(dtype)?));
+        }
+        match ckpt_classes {
+            Some(c) if c != cfg.num_classes => {
+                let mut ck = cfg;
+                ck.num_classes = c;
+                let m = Self::from_tensors(ck, tensors).map_err(|e| name_file(e, path))?;
+                m.with_head(cfg.num_classes, seed)
+            }
+            _ => Self::from_tensors(cfg, tensors).map_err(|e| name_file(e, path)),
+        }
+    }
+
+    /// The same backbone (sharing storage) with a freshly initialised `num_classes` head
+    /// (initialised as in [`Self::random`]).
+    pub fn with_head(&self, num_classes: usize, seed: u64) -> Result<Self> {
+        let mut cfg = self.cfg;
+        cfg.num_classes = num_classes;
+        let f = cfg.feature_dim();
+        let w = normal_vec(
+            seed,
+            "fc.weight",
+            num_classes * f,
+            (1.0 / (3.0 * f as f64)).sqrt(),
+        );
+        let (dtype, device) = (self.dtype(), self.device().clone());
+        let tensors: Vec<(String, Tensor)> = self
+            .params
+            .iter()
+            .filter(|(_, n, _)| !n.starts_with("fc."))
+            .map(|(_, n, t)| (n.to_string(), t.clone()))
+            .chain(self.buffers.iter().map(|(n, t)| (n.clone(), t.clone())))
+            .chain([
+                (
+                    "fc.weight".to_string(),
+                    Tensor::from_vec(w, (num_classes, f), &device)?.to_dtype(dtype)?,
+                ),
+                (
+                    "fc.bias".to_string(),
+                    Tensor::zeros(num_classes, dtype, &device)?,
+                ),
+            ])
+            .collect();
+        Self::from_tensors(cfg, tensors)
+    }
+
+    pub fn config(&self) -> &ResNetConfig {
+        &self.cfg
+    }
+
+    /// The trainable tensors (sharing storage with the model).
+    pub fn params(&self) -> &ParamSet {
+        &self.params
+    }
+
+    /// BatchNorm running statistics (not trainable).
+    pub fn buffers(&self) -> &BTreeMap<String, Tensor> {
+        &self.buffers
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.params.dtype().unwrap_or(DType::F32)
+    }
+
+    pub fn device(&self) -> &Device {
+        self.params.device().unwrap_or(&Device::Cpu)
+    }
+
+    fn p(&self, name: &str) -> Result<&Tensor> {
+        Ok(self.params.require(name)?)
+    }
+
+    /// Eval-mode BatchNorm: `(x − mean)/√(var + eps)·w + b`, per channel of `[N, C, H, W]`.
+    fn bn(&self, x: &Tensor, name: &str) -> Result<Tensor> {
+        let w = self.p(&format!("{name}.weight"))?;
+        let b = self.p(&format!("{name}.bias"))?;
+        let mean = &self.buffers[&format!("{name}.running_mean")];
+        let var = &self.buffers[&format!("{name}.running_var")];
+        let scale = (w * (var + BN_EPS)?.sqrt()?.recip()?)?;
+        let shift = (b - (mean * &scale)?)?;
+        let c = scale.dim(0)?;
+        Ok(x.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
+            .broadcast_add(&shift.reshape((1, c, 1, 1))?)?)
+    }
+
+    fn conv(&self, x: &Tensor, name: &str, stride: usize) -> Result<Tensor> {
+        let w = self.p(&format!("{name}.weight"))?;
+        let pad = w.dim(2)? / 2;
+        Ok(x.conv2d(w, pad, stride, 1, 1)?)
+    }
+
+    /// Logits `[N, num_classes]` for images `[N, 3, H, W]` (normalised as the checkpoint
+    /// expects).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.to_dtype(self.dtype())?;
+        let stem_stride = if self.cfg.stem == Stem::ImageNet {
+            2
+        } else {
+            1
+        };
+        let mut x = self
+            .bn(&self.conv(&x, "conv1", stem_stride)?, "bn1")?
+            .relu()?;
+        if self.cfg.stem == Stem::ImageNet {
+            // 3×3/2 max-pool with padding 1; zero padding equals -inf padding after a ReLU.
+            x = x
+                .pad_with_zeros(2, 1, 1)?
+                .pad_with_zeros(3, 1, 1)?
+                .max_pool2d_with_stride(3, 2)?;
+        }
+        let (blocks, bottleneck) = self.cfg.depth.layout();
+        for (s, &n) in blocks.iter().enumerate() {
+            for i in 0..n {
+                let p = format!("layer{}.{i}", s + 1);
+                let stride = if i == 0 && s > 0 { 2 } else { 1 };
+                let identity = if self
+                    .params
+                    .get(&format!("{p}.downsample.0.weight"))
+                    .is_some()
+                {
+                    self.bn(
+                        &self.conv(&x, &format!("{p}.downsample.0"), stride)?,
+                        &format!("{p}.downsample.1"),
+                    )?
+                } else {
+                    x.clone()
+                };
+                let h = if bottleneck {
+                    let h = self
+                        .bn(
+                            &self.conv(&x, &format!("{p}.conv1"), 1)?,
+                            &format!("{p}.bn1"),
+                        )?
+                        .relu()?;
+                    let h = self
+                        .bn(
+                            &self.conv(&h, &format!("{p}.conv2"), stride)?,
+                            &format!("{p}.bn2"),
+                        )?
+                        .relu()?;
+                    self.bn(
+                        &self.conv(&h, &format!("{p}.conv3"), 1)?,
+                        &format!("{p}.bn3"),
+                    )?
+                } else {
+                    let h = self
+                        .bn(
+                            &self.conv(&x, &format!("{p}.conv1"), stride)?,
+                            &format!("{p}.bn1"),
+                        )?
+                        .relu()?;
+                    self.bn(
+                        &self.conv(&h, &format!("{p}.conv2"), 1)?,
+                        &format!("{p}.bn2"),
+                    )?
+                };
+                x = (h + identity)?.relu()?;
+            }
+        }
+        let feats = x.mean((2, 3))?;
+        Ok(feats
+            .matmul(&self.p("fc.weight")?.t()?)?
+            .broadcast_add(self.p("fc.bias")?)?)
+    }
+}
+
+fn name_file(e: Error, path: &std::path::Path) -> Error {
+    match e {
+        Error::MissingTensor { tensor, .. } => Error::MissingTensor {
+            path: path.to_path_buf(),
+            tensor,
+        },
+        Error::ShapeMismatch {
+            tensor,
+            expected,
+            got,
+            ..
+        } => Error::ShapeMismatch {
+            path: path.to_path_buf(),
+            tensor,
+            expected,
+            got,
+        },
+        Error::UnexpectedTensor { tensor, .. } => Error::UnexpectedTensor {
+            path: path.to_path_buf(),
+            tensor,
+        },
+        other => other,
+    }
+}

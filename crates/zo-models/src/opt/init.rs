@@ -58,7 +58,7 @@ fn normal(k: u64, i: u64) -> f64 {
 
 /// `n` values `std · N(i)` of the stream of `name`, computed in parallel chunks (the result does
 /// not depend on the chunking).
-fn normal_vec(seed: u64, name: &str, n: usize, std: f64) -> Vec<f32> {
+pub(crate) fn normal_vec(seed: u64, name: &str, n: usize, std: f64) -> Vec<f32> {
     let k = key(seed, name);
     let mut out = vec![0f32; n];
     out.par_chunks_mut(1 << 16)

@@ -64,9 +64,9 @@ pub fn find_weight_files(dir: &Path) -> Result<WeightFiles> {
     })
 }
 
-/// The shard files named by a `*.index.json` (`{"weight_map": {tensor: file}}`), each once,
-/// in sorted order, resolved next to the index. A shard that does not exist is an error.
-pub fn read_index(index: &Path) -> Result<Vec<PathBuf>> {
+/// The shard file names listed in a `*.index.json` (`{"weight_map": {tensor: file}}`), each
+/// once, sorted. A name that is not a plain file name (a path) is rejected.
+pub fn read_index_names(index: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
         path: index.to_path_buf(),
@@ -85,7 +85,7 @@ pub fn read_index(index: &Path) -> Result<Vec<PathBuf>> {
             path: index.to_path_buf(),
             reason: format!("weight_map[{tensor:?}] is not a string"),
         })?;
-        if file.contains('/') || file.contains('\\') || file == ".." {
+        if file.is_empty() || file.contains('/') || file.contains('\\') || file == ".." {
             return Err(Error::Json {
                 path: index.to_path_buf(),
                 reason: format!("weight_map[{tensor:?}] = {file:?} is not a plain file name"),
@@ -93,8 +93,17 @@ pub fn read_index(index: &Path) -> Result<Vec<PathBuf>> {
         }
         files.insert(file.to_string());
     }
+    Ok(files.into_iter().collect())
+}
+
+/// The shard files named by a `*.index.json`, resolved next to the index. A shard that does
+/// not exist is an error naming it.
+pub fn read_index(index: &Path) -> Result<Vec<PathBuf>> {
     let dir = index.parent().unwrap_or(Path::new("."));
-    let paths: Vec<PathBuf> = files.into_iter().map(|f| dir.join(f)).collect();
+    let paths: Vec<PathBuf> = read_index_names(index)?
+        .into_iter()
+        .map(|f| dir.join(f))
+        .collect();
     for p in &paths {
         if !p.is_file() {
             return Err(Error::io(

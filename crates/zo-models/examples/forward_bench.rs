@@ -1,0 +1,212 @@
+//! Forward + loss latency of zo's OPT on opt-125m shapes (random weights, f32, CPU), to set
+//! beside the peer (`/work/shared/bench/mezo_torch_bench.py --mode forward`) run right after:
+//!
+//!     cargo run --release -p zo-models --example forward_bench -- --preset 125m -B 16 -T 64 --warmup 2 --repeats 10
+//!     /tmp/peer-venv/bin/python /work/shared/bench/mezo_torch_bench.py --preset 125m -B 16 -T 64 --mode forward --warmup 2 --repeats 10
+//!
+//! Prints one JSON line per figure:
+//! - `forward_full_lm`: the peer's definition, the mean causal-LM cross-entropy over all
+//!   `B·(T−1)` next-token targets of unpadded random sequences (logits at those rows only);
+//! - `forward_task_1pos`: the SST-2-style task loss, one option token per sequence (logits at
+//!   `B` rows).
+//!
+//! Each timed call is a complete forward + loss returning an f64 on the host, so the CPU work
+//! is finished inside the timed region. Token ids come from a fixed-seed SplitMix64 stream.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use zo_models::opt::{Config, Preset};
+use zo_models::scoring::lm_loss;
+use zo_models::{Batch, OptModel};
+
+struct Args {
+    preset: Preset,
+    b: usize,
+    t: usize,
+    warmup: usize,
+    repeats: usize,
+    seed: u64,
+    breakdown: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        preset: Preset::Opt125m,
+        b: 16,
+        t: 64,
+        warmup: 2,
+        repeats: 10,
+        seed: 0,
+        breakdown: false,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        if argv[i] == "--breakdown" {
+            a.breakdown = true;
+            i += 1;
+            continue;
+        }
+        let v = argv
+            .get(i + 1)
+            .ok_or(format!("{} needs a value", argv[i]))?;
+        let num = || v.parse::<usize>().map_err(|e| format!("{}: {e}", argv[i]));
+        match argv[i].as_str() {
+            "--preset" => {
+                a.preset = match v.as_str() {
+                    "tiny" => Preset::Tiny,
+                    "125m" => Preset::Opt125m,
+                    "350m" => Preset::Opt350m,
+                    o => return Err(format!("unknown preset {o}")),
+                }
+            }
+            "-B" => a.b = num()?,
+            "-T" => a.t = num()?,
+            "--warmup" => a.warmup = num()?,
+            "--repeats" => a.repeats = num()?,
+            "--seed" => a.seed = num()? as u64,
+            o => return Err(format!("unknown argument {o}")),
+        }
+        i += 2;
+    }
+    Ok(a)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|x, y| x.total_cmp(y));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a = parse()?;
+    let cfg = Config::preset(a.preset);
+    let t0 = Instant::now();
+    let model = OptModel::random(&cfg, a.seed, DType::F32, &Device::Cpu)?;
+    let build_s = t0.elapsed().as_secs_f64();
+
+    // Random ids in [3, vocab), fixed seed.
+    let mut state: u64 = 1234;
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let seqs: Vec<Vec<u32>> = (0..a.b)
+        .map(|_| {
+            (0..a.t)
+                .map(|_| 3 + (next() % (cfg.vocab_size as u64 - 3)) as u32)
+                .collect()
+        })
+        .collect();
+    let full = Batch::full_lm(&seqs, u32::MAX)?;
+    let task = Batch::left_padded(&seqs, &vec![1; a.b], 1, None)?;
+
+    let (d, l, f, v) = (
+        cfg.hidden_size as f64,
+        cfg.num_hidden_layers as f64,
+        cfg.ffn_dim as f64,
+        cfg.vocab_size as f64,
+    );
+    let dp = cfg.embed_dim() as f64;
+    let proj = if cfg.has_projections() {
+        2.0 * d * dp
+    } else {
+        0.0
+    };
+    let n_tok = (a.b * a.t) as f64;
+    let body = 2.0 * n_tok * (l * (4.0 * d * d + 2.0 * d * f) + proj)
+        + l * a.b as f64 * 4.0 * (a.t * a.t) as f64 * d;
+    // lm_head FLOPs actually computed: B·(T−1) rows for the full loss, B rows for the task loss.
+    let full_flops = body + 2.0 * (a.b * (a.t - 1)) as f64 * v * dp;
+    let task_flops = body + 2.0 * a.b as f64 * v * dp;
+    // The peer's count (lm_head on all B·T rows), for a like-for-like GFLOP/s.
+    let peer_flops = body + 2.0 * n_tok * v * dp;
+
+    for (name, batch, flops) in [
+        ("forward_full_lm", &full, full_flops),
+        ("forward_task_1pos", &task, task_flops),
+    ] {
+        let mut loss = 0.0;
+        for _ in 0..a.warmup {
+            loss = lm_loss(&model, batch)?;
+        }
+        let mut samples = Vec::with_capacity(a.repeats);
+        for _ in 0..a.repeats {
+            let t = Instant::now();
+            loss = lm_loss(&model, batch)?;
+            samples.push(t.elapsed().as_secs_f64());
+        }
+        let raw = samples.clone();
+        let med = median(&mut samples);
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "zo_forward_bench",
+                "figure": name,
+                "preset": format!("{:?}", a.preset),
+                "B": a.b, "T": a.t,
+                "device": "cpu", "dtype": "f32",
+                "threads": rayon::current_num_threads(),
+                "median_s": med,
+                "min_s": samples[0],
+                "max_s": samples[samples.len() - 1],
+                "n": samples.len(),
+                "samples_s": raw,
+                "tokens_per_s": n_tok / med,
+                "gflops_computed": flops / 1e9,
+                "gflops_per_s": flops / med / 1e9,
+                "peer_equivalent_gflops_per_s": peer_flops / med / 1e9,
+                "loss": loss,
+                "build_s": build_s,
+            })
+        );
+    }
+    if a.breakdown {
+        breakdown(&model, &full, a.repeats)?;
+    }
+    Ok(())
+}
+
+/// Median seconds of the phases of the full-LM forward: decoder body, lm_head matmul, NLL.
+fn breakdown(
+    model: &OptModel,
+    batch: &Batch,
+    repeats: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let labels = batch.label_positions()?;
+    let rows: Vec<u32> = labels.iter().map(|l| l.1).collect();
+    let mut body = Vec::new();
+    let mut head = Vec::new();
+    let mut nll = Vec::new();
+    for _ in 0..repeats {
+        let t = Instant::now();
+        let h = model.forward_hidden(&batch.ids, &batch.mask, batch.batch, batch.seq_len)?;
+        let _ = h.sum_all()?.to_scalar::<f32>()?;
+        body.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let logits = model.logits_for_rows(&h, &rows)?;
+        let _ = logits.get(0)?.get(0)?.to_scalar::<f32>()?;
+        head.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let m = logits.max_keepdim(1)?;
+        let _ = m.sum_all()?.to_scalar::<f32>()?;
+        nll.push(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "zo_forward_bench", "figure": "breakdown_full_lm",
+            "body_median_s": median(&mut body), "lm_head_median_s": median(&mut head),
+            "one_pass_over_logits_median_s": median(&mut nll),
+        })
+    );
+    Ok(())
+}
