@@ -19,9 +19,24 @@ fn main() -> ExitCode {
     match commands::dispatch(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // The whole cause chain on one line: "zo: <what> : <why> : <root cause>".
-            eprintln!("zo: {:#}", err.error);
+            eprintln!("zo: {}", one_line(&err.error));
             ExitCode::from(err.code)
         }
     }
+}
+
+/// The cause chain on one line, "what: why: root cause", skipping a cause whose text its
+/// parent already includes (typed errors often quote their source).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+    }
+    msg.replace('\n', " ")
 }

@@ -23,7 +23,7 @@ pub struct Settings {
     pub task: TaskSettings,
     pub optimizer: OptimizerConfig,
     pub train: TrainSettings,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "ReportSettings::is_empty")]
     pub report: ReportSettings,
 }
 
@@ -130,6 +130,12 @@ pub struct ReportSettings {
     /// Label of this run in `zo report` tables (default: from the method).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+}
+
+impl ReportSettings {
+    fn is_empty(&self) -> bool {
+        self.label.is_none()
+    }
 }
 
 /// Where the layers come from, in order.

@@ -1,0 +1,196 @@
+//! One test per bad input: each is a one-line error naming the file/key, exit code 2, no panic.
+
+use std::fs;
+
+use crate::common::{assert_code, run_in, stderr, stdout};
+
+/// Runs `zo` and checks exit code 2, a message containing every `needle`, and no panic.
+fn expect_usage_error(dir: &std::path::Path, args: &[&str], needles: &[&str]) {
+    let o = run_in(dir, args);
+    assert_code(&o, 2);
+    let err = stderr(&o);
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.trim_end().lines().count() == 1, "not one line:\n{err}");
+}
+
+#[test]
+fn unknown_config_key_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join("c.toml"), "[train]\nstepz = 10\n").unwrap();
+    expect_usage_error(
+        d.path(),
+        &["train", "--config", "c.toml", "--dry-run"],
+        &["c.toml", "unknown field `stepz`"],
+    );
+    expect_usage_error(
+        d.path(),
+        &["train", "--set", "optimizer.eta_c=1", "--dry-run"],
+        &["unknown field `eta_c`"],
+    );
+}
+
+#[test]
+fn wrong_type_is_named_with_its_key() {
+    let d = tempfile::tempdir().unwrap();
+    expect_usage_error(
+        d.path(),
+        &["train", "--set", "train.batch_size=\"many\"", "--dry-run"],
+        &["key `train.batch_size`"],
+    );
+    expect_usage_error(
+        d.path(),
+        &["train", "--set", "model.dtype=f64", "--dry-run"],
+        &["key `model.dtype`", "f64"],
+    );
+    expect_usage_error(
+        d.path(),
+        &["train", "--set", "optimizer.rho=-1", "--dry-run"],
+        &["rho"],
+    );
+}
+
+#[test]
+fn missing_model_dir() {
+    let d = tempfile::tempdir().unwrap();
+    expect_usage_error(
+        d.path(),
+        &[
+            "train",
+            "--set",
+            "model.source=\"./no-such-model\"",
+            "--set",
+            "task.data=\"builtin:quickstart\"",
+            "--out",
+            "r",
+        ],
+        &["no-such-model"],
+    );
+}
+
+#[test]
+fn corrupt_safetensors_names_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    // A real model directory (from a short run), then its weights cut in half.
+    let o = run_in(
+        d.path(),
+        &[
+            "quickstart",
+            "-q",
+            "--steps",
+            "1",
+            "--set",
+            "train.eval_every=0",
+            "--set",
+            "train.batch_size=2",
+        ],
+    );
+    assert_code(&o, 0);
+    let w = d.path().join("runs/quickstart/final/model.safetensors");
+    let bytes = fs::read(&w).unwrap();
+    fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
+    expect_usage_error(
+        d.path(),
+        &[
+            "eval",
+            "--model",
+            "runs/quickstart/final",
+            "--task",
+            "sst2",
+            "--data",
+            "builtin:quickstart",
+            "--set",
+            "model.tokenizer=\"builtin:tiny\"",
+        ],
+        &["model.safetensors"],
+    );
+}
+
+#[test]
+fn task_model_mismatch() {
+    let d = tempfile::tempdir().unwrap();
+    // A ResNet cannot train on a text task.
+    expect_usage_error(
+        d.path(),
+        &["train", "--set", "model.kind=\"resnet\"", "--dry-run"],
+        &["key `model.kind`", "sst2"],
+    );
+    // A tokenizer larger than the model's vocabulary does not belong to it.
+    let mut cfg =
+        String::from("[model]\nsource = \"builtin:tiny-opt\"\ntokenizer = \"builtin:tiny\"\n");
+    cfg.push_str("[task]\ndata = \"builtin:quickstart\"\n");
+    fs::write(d.path().join("c.toml"), cfg).unwrap();
+    let o = run_in(
+        d.path(),
+        &[
+            "train",
+            "--config",
+            "c.toml",
+            "--set",
+            "train.steps=1",
+            "--out",
+            "r",
+            "--dry-run",
+        ],
+    );
+    assert_code(&o, 0);
+    assert!(stdout(&o).contains("source = \"builtin:tiny-opt\""));
+    expect_usage_error(
+        d.path(),
+        &["train", "--set", "task.name=\"mnli\"", "--dry-run"],
+        &["key `task.name`", "mnli"],
+    );
+}
+
+#[test]
+fn unwritable_run_dir() {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join("file"), "not a directory").unwrap();
+    expect_usage_error(
+        d.path(),
+        &["quickstart", "-q", "--steps", "1", "--out", "file/run"],
+        &["file/run", "cannot create the run directory"],
+    );
+    // An existing run is never overwritten.
+    let o = run_in(
+        d.path(),
+        &[
+            "quickstart",
+            "-q",
+            "--steps",
+            "1",
+            "--set",
+            "train.eval_every=0",
+            "--out",
+            "r",
+        ],
+    );
+    assert_code(&o, 0);
+    expect_usage_error(
+        d.path(),
+        &["quickstart", "-q", "--steps", "1", "--out", "r"],
+        &["already holds a run", "--resume"],
+    );
+}
+
+#[test]
+fn dry_run_prints_the_resolved_config() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run_in(
+        d.path(),
+        &[
+            "train",
+            "--dry-run",
+            "--set",
+            "task.name=rte",
+            "--set",
+            "optimizer.method=ga",
+            "--set",
+            "optimizer.lr=1e-7",
+        ],
+    );
+    assert_code(&o, 0);
+    insta::assert_snapshot!("dry_run_rte_ga", stdout(&o));
+}
