@@ -33,9 +33,9 @@ fn exp_nonpos(x: f32) -> f32 {
     p * scale
 }
 
-/// `max(row) + ln Σ exp(row − max)`, summed in f32 lanes per block of 1024 and in f64 across
+/// `(max(row), Σ exp(row − max))`, the sum in f32 lanes per block of 1024 and in f64 across
 /// blocks (so a 50k-entry vocabulary loses no precision that matters at 1e-6).
-fn logsumexp(row: &[f32]) -> f64 {
+fn max_sumexp(row: &[f32]) -> (f32, f64) {
     const L: usize = 8;
     let mut mx = [f32::NEG_INFINITY; L];
     let chunks = row.chunks_exact(L);
@@ -50,7 +50,7 @@ fn logsumexp(row: &[f32]) -> f64 {
         |a, &b| a.max(b),
     );
     if !m.is_finite() {
-        return m as f64;
+        return (m, 1.0);
     }
     let mut total = 0f64;
     for block in row.chunks(1024) {
@@ -65,7 +65,13 @@ fn logsumexp(row: &[f32]) -> f64 {
         let s: f32 = acc.iter().sum::<f32>() + rest.iter().map(|&x| exp_nonpos(x - m)).sum::<f32>();
         total += s as f64;
     }
-    m as f64 + total.ln()
+    (m, total)
+}
+
+/// `max(row) + ln Σ exp(row − max)`.
+fn logsumexp(row: &[f32]) -> f64 {
+    let (m, s) = max_sumexp(row);
+    m as f64 + s.ln()
 }
 
 struct RowNll<'a> {
@@ -130,6 +136,114 @@ pub fn row_nll(logits: &Tensor, labels: &[u32]) -> Result<Tensor> {
     Ok((lse - picked)?.squeeze(D::Minus1)?)
 }
 
+/// Per row of a vocabulary slice `[v0, v0 + width)`: `(max, Σ exp(x − max), logit of the
+/// label or NaN when the label is outside the slice)`, as an f32 `[n, 3]`.
+struct RowStats<'a> {
+    labels: &'a [u32],
+    v0: u32,
+}
+
+impl CustomOp1 for RowStats<'_> {
+    fn name(&self) -> &'static str {
+        "zo-row-stats"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, v) = layout.shape().dims2()?;
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("row-stats expects f32 logits");
+        };
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            candle_core::bail!("row-stats expects contiguous logits");
+        };
+        let out: Vec<[f32; 3]> = data[a..b]
+            .par_chunks(v)
+            .zip(self.labels.par_iter())
+            .map(|(row, &lab)| {
+                let (m, s) = max_sumexp(row);
+                let picked = lab
+                    .checked_sub(self.v0)
+                    .and_then(|i| row.get(i as usize))
+                    .copied()
+                    .unwrap_or(f32::NAN);
+                [m, s as f32, picked]
+            })
+            .collect();
+        Ok((
+            CpuStorage::F32(out.into_iter().flatten().collect()),
+            Shape::from((n, 3)),
+        ))
+    }
+}
+
+/// Vocabulary columns per lm_head slice of [`head_nll`]: `n × 4096` f32 logits (16 MB at
+/// n = 1008) stay in the allocator's heap instead of a fresh 200 MB mapping per call, whose
+/// page faults and memory traffic cost more than the slicing.
+pub const HEAD_CHUNK: usize = 4096;
+
+/// `nll[i] = logsumexp(h[i] Wᵀ) − (h[i] Wᵀ)[labels[i]]` for hidden rows `h: [n, E]` and the
+/// tied lm_head `W: [vocab, E]`, without materialising `[n, vocab]` logits on CPU: the vocabulary
+/// is processed in slices of [`HEAD_CHUNK`] and the logsumexp combined online in f64
+/// (`M' = max(M, m)`, `S' = S·e^{M−M'} + s·e^{m−M'}`). Other devices compute the full logits.
+pub fn head_nll(h: &Tensor, w: &Tensor, labels: &[u32]) -> Result<Vec<f64>> {
+    let (n, _) = h.dims2()?;
+    let (vocab, _) = w.dims2()?;
+    if labels.len() != n {
+        return Err(Error::Input(format!(
+            "head_nll: {n} rows but {} labels",
+            labels.len()
+        )));
+    }
+    if let Some(&bad) = labels.iter().find(|&&l| l as usize >= vocab) {
+        return Err(Error::Input(format!(
+            "head_nll: label {bad} out of range for vocab {vocab}"
+        )));
+    }
+    if !h.device().is_cpu() {
+        let logits = h.matmul(&w.t()?)?;
+        return Ok(row_nll(&logits, labels)?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(f64::from)
+            .collect());
+    }
+    let mut max = vec![f64::NEG_INFINITY; n];
+    let mut sum = vec![0f64; n];
+    let mut picked = vec![f64::NAN; n];
+    let mut v0 = 0;
+    while v0 < vocab {
+        let width = HEAD_CHUNK.min(vocab - v0);
+        let logits = h
+            .matmul(&w.narrow(0, v0, width)?.t()?)?
+            .to_dtype(DType::F32)?;
+        let stats = logits
+            .apply_op1_no_bwd(&RowStats {
+                labels,
+                v0: v0 as u32,
+            })?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        for (i, st) in stats.chunks_exact(3).enumerate() {
+            let (m, s, p) = (st[0] as f64, st[1] as f64, st[2]);
+            if m > max[i] {
+                sum[i] = sum[i] * (max[i] - m).exp() + s;
+                max[i] = m;
+            } else {
+                sum[i] += s * (m - max[i]).exp();
+            }
+            if !p.is_nan() {
+                picked[i] = p as f64;
+            }
+        }
+        v0 += width;
+    }
+    Ok((0..n).map(|i| max[i] + sum[i].ln() - picked[i]).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +284,34 @@ mod tests {
             );
         }
         assert!(row_nll(&t, &[0, 1]).is_err());
+        // The sliced lm_head gives the same NLLs as the full logits (vocab not a multiple of the
+        // slice width, labels in different slices).
+        let (e, vocab) = (16, HEAD_CHUNK * 2 + 77);
+        let h = Tensor::from_vec(
+            (0..n * e)
+                .map(|i| ((i * 31) % 17) as f32 / 5.0 - 1.5)
+                .collect::<Vec<_>>(),
+            (n, e),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let w = Tensor::from_vec(
+            (0..vocab * e)
+                .map(|i| ((i * 7) % 23) as f32 / 11.0 - 1.0)
+                .collect::<Vec<_>>(),
+            (vocab, e),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let labels: Vec<u32> = vec![0, 4095, 4096, vocab as u32 - 1, 8200];
+        let full = row_nll(&h.matmul(&w.t().unwrap()).unwrap(), &labels)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let sliced = head_nll(&h, &w, &labels).unwrap();
+        for (a, b) in full.iter().zip(&sliced) {
+            assert!((*a as f64 - b).abs() < 1e-4, "{a} vs {b}");
+        }
         assert!(row_nll(&t, &[0, 1, 2, 3, 3001]).is_err());
     }
 }

@@ -8,7 +8,6 @@
 //! the returned losses are f64.
 
 use crate::batch::Batch;
-use crate::ops::row_nll;
 use crate::opt::{KvCache, OptModel};
 use crate::{Error, Result};
 
@@ -16,18 +15,17 @@ use crate::{Error, Result};
 fn option_nll(model: &OptModel, batch: &Batch) -> Result<(Vec<usize>, Vec<f64>)> {
     batch.validate()?;
     let labels = batch.label_positions()?;
-    let hidden = model.forward_hidden(&batch.ids, &batch.mask, batch.batch, batch.seq_len)?;
     if labels.is_empty() {
+        // Still run the forward so that bad inputs are reported the same way.
+        model.forward_hidden(&batch.ids, &batch.mask, batch.batch, batch.seq_len)?;
         return Ok((Vec::new(), Vec::new()));
     }
     let rows: Vec<u32> = labels.iter().map(|l| l.1).collect();
     let ids: Vec<u32> = labels.iter().map(|l| l.2).collect();
-    let logits = model.logits_for_rows(&hidden, &rows)?;
-    let nll = row_nll(&logits, &ids)?.to_vec1::<f32>()?;
-    Ok((
-        labels.iter().map(|l| l.0).collect(),
-        nll.into_iter().map(f64::from).collect(),
-    ))
+    let hidden =
+        model.forward_hidden_rows(&batch.ids, &batch.mask, batch.batch, batch.seq_len, &rows)?;
+    let nll = model.nll_from_hidden(&hidden, &ids)?;
+    Ok((labels.iter().map(|l| l.0).collect(), nll))
 }
 
 /// Log-probabilities of each row's scored option tokens, in order (labels equal to the pad id

@@ -172,3 +172,36 @@ fn forward_rejects_bad_inputs_without_panicking() {
     let e = m.forward_hidden(&long, &[1; 65], 1, 65).unwrap_err();
     assert!(e.to_string().contains("max_position_embeddings"), "{e}");
 }
+
+#[test]
+fn hidden_rows_shortcut_equals_the_full_forward() {
+    // The last layer computed only at a few rows (left padding, pre- and post-LN layouts).
+    for dir in [fixture("postln"), fixture("nobias-bin"), shared_tiny_opt()] {
+        let m = OptModel::from_dir(&dir, DType::F32, &Device::Cpu).unwrap();
+        let b = Batch::left_padded(
+            &[vec![0, 5, 6, 7, 8, 9, 10], vec![0, 9, 10], vec![0, 3, 4, 5]],
+            &[1, 1, 1],
+            1,
+            Some(8),
+        )
+        .unwrap();
+        let rows = [7u32, 15, 23, 21];
+        let full = m
+            .forward_hidden(&b.ids, &b.mask, b.batch, b.seq_len)
+            .unwrap();
+        let idx = Tensor::new(&rows, &Device::Cpu).unwrap();
+        let want = full.index_select(&idx, 0).unwrap();
+        let got = m
+            .forward_hidden_rows(&b.ids, &b.mask, b.batch, b.seq_len, &rows)
+            .unwrap();
+        let d = (want - got)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-5, "{}: {d}", dir.display());
+    }
+}

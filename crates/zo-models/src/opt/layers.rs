@@ -205,6 +205,44 @@ impl Attention {
     }
 }
 
+impl Attention {
+    /// Attention output at the query rows `rows` only (flat `b·t + i` indices, sequence of each
+    /// in `row_batch`): keys and values from every position of `x: [b*t, h]`, `mask_rows` the
+    /// rows of the additive mask for those queries, `[n, t]`. Returns `[n, h]`.
+    pub fn forward_rows(
+        &self,
+        x: &Tensor,
+        b: usize,
+        t: usize,
+        rows: &Tensor,
+        row_batch: &Tensor,
+        mask_rows: &Tensor,
+    ) -> Result<Tensor> {
+        let n = rows.dim(0)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let q = (self.q_proj.forward(&x.index_select(rows, 0)?)? * scale)?.reshape((
+            n,
+            self.num_heads,
+            1,
+            self.head_dim,
+        ))?;
+        let k = self
+            .heads(&self.k_proj.forward(x)?, b, t)?
+            .index_select(row_batch, 0)?;
+        let v = self
+            .heads(&self.v_proj.forward(x)?, b, t)?
+            .index_select(row_batch, 0)?;
+        let scores = q
+            .matmul(&k.t()?)?
+            .broadcast_add(&mask_rows.reshape((n, 1, 1, t))?)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs
+            .matmul(&v)?
+            .reshape((n, self.num_heads * self.head_dim))?;
+        self.out_proj.forward(&out)
+    }
+}
+
 /// One `OPTDecoderLayer`: attention and a two-layer MLP, each with a residual connection and a
 /// LayerNorm applied before (pre-LN, `do_layer_norm_before = true`: opt-125m and ≥ 1.3b) or
 /// after the residual add (post-LN: opt-350m).
@@ -272,6 +310,49 @@ impl DecoderLayer {
             x.clone()
         };
         let h = self.self_attn.forward(&h, b, t, mask, cache)?;
+        let mut x = (residual + h)?;
+        if !self.pre_ln {
+            x = self.self_attn_layer_norm.forward(&x)?;
+        }
+        let residual = &x;
+        let h = if self.pre_ln {
+            self.final_layer_norm.forward(&x)?
+        } else {
+            x.clone()
+        };
+        let h = self
+            .fc2
+            .forward(&self.activation.forward(&self.fc1.forward(&h)?)?)?;
+        let mut x = (residual + h)?;
+        if !self.pre_ln {
+            x = self.final_layer_norm.forward(&x)?;
+        }
+        Ok(x)
+    }
+}
+
+impl DecoderLayer {
+    /// The layer's output at `rows` only (see [`Attention::forward_rows`]): the LayerNorm
+    /// feeding keys/values runs on every position, the rest (queries, out_proj, MLP) on `n`
+    /// rows. Returns `[n, h]`.
+    pub fn forward_rows(
+        &self,
+        x: &Tensor,
+        b: usize,
+        t: usize,
+        rows: &Tensor,
+        row_batch: &Tensor,
+        mask_rows: &Tensor,
+    ) -> Result<Tensor> {
+        let residual = x.index_select(rows, 0)?;
+        let h = if self.pre_ln {
+            self.self_attn_layer_norm.forward(x)?
+        } else {
+            x.clone()
+        };
+        let h = self
+            .self_attn
+            .forward_rows(&h, b, t, rows, row_batch, mask_rows)?;
         let mut x = (residual + h)?;
         if !self.pre_ln {
             x = self.self_attn_layer_norm.forward(&x)?;

@@ -205,21 +205,7 @@ impl OptModel {
         seq: usize,
         cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
-        if batch == 0 || seq == 0 || ids.len() != batch * seq || mask.len() != batch * seq {
-            return Err(Error::Input(format!(
-                "forward: ids ({}) and mask ({}) must both hold batch·seq = {}·{} values",
-                ids.len(),
-                mask.len(),
-                batch,
-                seq
-            )));
-        }
-        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab_size) {
-            return Err(Error::Input(format!(
-                "token id {bad} is out of range for vocab_size {}",
-                self.cfg.vocab_size
-            )));
-        }
+        self.check_inputs(ids, mask, batch, seq)?;
         let (past, past_mask): (usize, &[u8]) = match &cache {
             Some(c) if !c.is_empty() => {
                 if c.batch != batch {
@@ -322,6 +308,106 @@ impl OptModel {
             }
         }
         (positions, additive)
+    }
+
+    /// Hidden states `[rows.len(), E]` at the given flat rows (`b·seq + t`) only. When few rows
+    /// are asked for (at most a quarter), the last layer computes queries, attention output and
+    /// MLP only there (its keys and values still cover every position): the SST-2 task loss
+    /// needs one row per sequence. Equal to `forward_hidden(...).index_select(rows)` up to
+    /// float rounding.
+    pub fn forward_hidden_rows(
+        &self,
+        ids: &[u32],
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        rows: &[u32],
+    ) -> Result<Tensor> {
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= batch * seq) {
+            return Err(Error::Input(format!(
+                "row {bad} out of range for batch·seq = {}",
+                batch * seq
+            )));
+        }
+        let rows_t = Tensor::from_slice(rows, rows.len(), &self.device)?;
+        if rows.len() * 4 > batch * seq || self.layers.is_empty() {
+            return Ok(self
+                .forward_hidden(ids, mask, batch, seq)?
+                .index_select(&rows_t, 0)?);
+        }
+        let (last, body) = (self.layers.len() - 1, &self.layers[..self.layers.len() - 1]);
+        let (x, additive) = self.embed_and(ids, mask, batch, seq, body)?;
+        let row_batch: Vec<u32> = rows.iter().map(|&r| r / seq as u32).collect();
+        let row_batch = Tensor::from_vec(row_batch, rows.len(), &self.device)?;
+        let mask_rows = additive
+            .reshape((batch * seq, seq))?
+            .index_select(&rows_t, 0)?;
+        let mut x =
+            self.layers[last].forward_rows(&x, batch, seq, &rows_t, &row_batch, &mask_rows)?;
+        if let Some(ln) = &self.final_layer_norm {
+            x = ln.forward(&x)?;
+        }
+        if let Some(p) = &self.project_out {
+            x = p.forward(&x)?;
+        }
+        Ok(x)
+    }
+
+    /// Embeddings then `layers`, without a cache: `([batch·seq, h], additive mask)`.
+    fn embed_and(
+        &self,
+        ids: &[u32],
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        layers: &[DecoderLayer],
+    ) -> Result<(Tensor, Tensor)> {
+        self.check_inputs(ids, mask, batch, seq)?;
+        if seq > self.cfg.max_position_embeddings {
+            return Err(Error::Input(format!(
+                "sequence length {seq} exceeds max_position_embeddings {}",
+                self.cfg.max_position_embeddings
+            )));
+        }
+        let (positions, additive) = self.positions_and_mask(mask, batch, 0, seq);
+        let positions = Tensor::from_vec(positions, batch * seq, &self.device)?;
+        let additive =
+            Tensor::from_vec(additive, (batch, 1, seq, seq), &self.device)?.to_dtype(self.dtype)?;
+        let ids_t = Tensor::from_slice(ids, batch * seq, &self.device)?;
+        let mut x = self.embed_tokens.embedding(&ids_t)?;
+        if let Some(p) = &self.project_in {
+            x = p.forward(&x)?;
+        }
+        x = (x + self.embed_positions.embedding(&positions)?)?;
+        for layer in layers {
+            x = layer.forward(&x, batch, seq, &additive, None)?;
+        }
+        Ok((x, additive))
+    }
+
+    fn check_inputs(&self, ids: &[u32], mask: &[u8], batch: usize, seq: usize) -> Result<()> {
+        if batch == 0 || seq == 0 || ids.len() != batch * seq || mask.len() != batch * seq {
+            return Err(Error::Input(format!(
+                "forward: ids ({}) and mask ({}) must both hold batch·seq = {}·{} values",
+                ids.len(),
+                mask.len(),
+                batch,
+                seq
+            )));
+        }
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab_size) {
+            return Err(Error::Input(format!(
+                "token id {bad} is out of range for vocab_size {}",
+                self.cfg.vocab_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Per-row NLL of `labels` under the tied lm_head, for hidden rows `[n, E]`, without
+    /// materialising `[n, vocab]` logits on CPU ([`crate::ops::head_nll`]).
+    pub fn nll_from_hidden(&self, hidden_rows: &Tensor, labels: &[u32]) -> Result<Vec<f64>> {
+        crate::ops::head_nll(hidden_rows, &self.embed_tokens, labels)
     }
 
     /// Logits `[n, vocab]` for hidden-state rows `[n, E]`, through the tied lm_head
