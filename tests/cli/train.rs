@@ -289,3 +289,76 @@ fn resume_after_sigkill_gives_the_uninterrupted_weights() {
     assert!(ta == tb, "trajectories differ");
     let _ = stderr(&o);
 }
+
+#[test]
+fn reproduce_runs_the_table6_cells_of_a_task_and_reports_them() {
+    let d = tempfile::tempdir().unwrap();
+    let configs = crate::common::repo_root().join("configs/paper");
+    let configs = configs.to_str().unwrap();
+    let o = run_in(
+        d.path(),
+        &[
+            "reproduce",
+            "-q",
+            "--configs",
+            configs,
+            "--tasks",
+            "sst2",
+            "--model",
+            "builtin:tiny-opt",
+            "--steps",
+            "5",
+            "--set",
+            "task.data=builtin:quickstart",
+            "--set",
+            "model.tokenizer=builtin:tiny",
+            "--set",
+            "train.batch_size=2",
+        ],
+    );
+    assert_code(&o, 0);
+    for cell in ["sst2-ga", "sst2-ga-constant", "sst2-stp", "sst2-as2p"] {
+        let dir = d.path().join("runs/paper").join(cell);
+        assert_eq!(steps_of(&dir).len(), 5, "{cell}");
+        let run = fs::read_to_string(dir.join("run.toml")).unwrap();
+        assert!(run.contains("source = \"builtin:tiny-opt\""), "{run}");
+    }
+    let csv = fs::read_to_string(d.path().join("runs/paper/report/report.csv")).unwrap();
+    for label in ["GA", "GA constant", "STP", "AS2P"] {
+        assert_eq!(
+            csv.lines()
+                .filter(|l| l.split(',').nth(1) == Some(label))
+                .count(),
+            4,
+            "{label}\n{csv}"
+        );
+    }
+    // Running it again keeps the finished cells.
+    let o = run_in(
+        d.path(),
+        &[
+            "reproduce",
+            "--configs",
+            configs,
+            "--tasks",
+            "sst2",
+            "--model",
+            "builtin:tiny-opt",
+            "--steps",
+            "5",
+            "--set",
+            "task.data=builtin:quickstart",
+            "--set",
+            "model.tokenizer=builtin:tiny",
+            "--set",
+            "train.batch_size=2",
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(
+        stderr(&o).matches("done already").count(),
+        4,
+        "{}",
+        stderr(&o)
+    );
+}

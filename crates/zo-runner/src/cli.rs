@@ -42,6 +42,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print the rendered prompts, candidates and option spans of task rows as JSON lines.
     Prompts(PromptsArgs),
+    /// Run the paper's table cells from configs/paper/ (shrinkable), then report.
+    Reproduce(ReproduceArgs),
     /// Cost-ratio tables (markdown + CSV) and loss plots (SVG + PNG) from run directories.
     Report(ReportArgs),
     /// Speed and memory figures (B1-B5 of PERFORMANCE.md) on a random OPT, as JSON lines.
@@ -181,6 +183,35 @@ pub struct PromptsArgs {
     /// At most this many rows.
     #[arg(long)]
     pub limit: Option<usize>,
+}
+
+/// `zo reproduce`.
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    /// Which table of the paper: 6 (OPT × SST-2/RTE/COPA/ReCoRD/SQuAD/DROP).
+    #[arg(long, default_value_t = 6)]
+    pub table: u8,
+    /// Directory of the cell configs (one TOML per cell under table6/).
+    #[arg(long, value_name = "DIR", default_value = "configs/paper")]
+    pub configs: PathBuf,
+    /// Use this model instead of the paper's OPT-13B (hub id[@revision], directory, builtin:…).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Steps per run instead of the paper's 20 000 (evaluations and checkpoints at every fifth).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Only these tasks (comma-separated, e.g. sst2,copa).
+    #[arg(long)]
+    pub tasks: Option<String>,
+    /// Override one config key in every cell (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Where the run directories and the report go.
+    #[arg(long, value_name = "DIR", default_value = "runs/paper")]
+    pub out: PathBuf,
+    /// Print every cell's resolved config and exit.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `zo report`.

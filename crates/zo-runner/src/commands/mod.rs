@@ -5,6 +5,7 @@ mod prompts;
 mod quickstart;
 mod replay;
 mod report;
+mod reproduce;
 pub mod train;
 
 use crate::cli::{Cli, Command};
@@ -32,6 +33,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Some(Command::Report(a)) => report::run(&a),
         Some(Command::Eval(a)) => eval::run(&cli.global, &a),
         Some(Command::Replay(a)) => replay::run(&cli.global, &a),
+        Some(Command::Reproduce(a)) => reproduce::run(&cli.global, &a),
         Some(Command::Prompts(a)) => prompts::run(&cli.global, &a),
         Some(Command::Bench(a)) => crate::bench::run(&a, cli.global.quiet).map_err(failed),
         Some(Command::Train(a)) if a.is_empty() => {

@@ -83,7 +83,7 @@ fn run_toml(s: &Settings) -> Result<String> {
     Ok(text)
 }
 
-fn resume(g: &Global, dir: &Path) -> CmdResult {
+pub fn resume(g: &Global, dir: &Path) -> CmdResult {
     let run_toml = dir.join("run.toml");
     let text = std::fs::read_to_string(&run_toml)
         .with_context(|| {
@@ -443,13 +443,12 @@ fn run_loop(
             error: anyhow!("interrupted"),
         });
     }
-    finish(s, out, &model, tok, data, &summary.state, best.get()).map_err(failed)
+    finish(out, &model, tok, data, &summary.state, best.get()).map_err(failed)
 }
 
 /// After the last step: save the final weights, evaluate (MeZO evaluates the checkpoint with
 /// the lowest dev loss when there is one), write results.json and print it.
 fn finish(
-    s: &Settings,
     out: &Path,
     model: &OptModel,
     tok: &Tokenizer,
