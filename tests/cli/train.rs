@@ -362,3 +362,60 @@ fn reproduce_runs_the_table6_cells_of_a_task_and_reports_them() {
         stderr(&o)
     );
 }
+
+#[test]
+fn ctrl_c_checkpoints_and_the_run_resumes_to_the_same_weights() {
+    let d = tempfile::tempdir().unwrap();
+    let steps = 150;
+    let mut full = quick(steps, &[]);
+    full.extend(["--out".into(), "full".into()]);
+    let mut cut = quick(steps, &[]);
+    cut.extend(["--out".into(), "cut".into()]);
+    let mut child = zo()
+        .current_dir(d.path())
+        .args(&cut)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the run is under way (a few steps logged).
+    let t0 = Instant::now();
+    while fs::read_to_string(d.path().join("cut/metrics.jsonl")).map_or(0, |s| s.lines().count())
+        < 5
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the run did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    let state: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(d.path().join("cut/checkpoint/state.json")).unwrap(),
+    )
+    .unwrap();
+    let stopped_at = state["trainer"]["step"].as_u64().unwrap();
+    assert!(
+        stopped_at > 0 && stopped_at < steps,
+        "stopped at {stopped_at}"
+    );
+    assert_eq!(steps_of(&d.path().join("cut")).len() as u64, stopped_at);
+
+    assert_code(&run_in(d.path(), &["train", "-q", "--resume", "cut"]), 0);
+    assert_code(&run_in(d.path(), &args(&full)), 0);
+    let a = fs::read(d.path().join("full/final/model.safetensors")).unwrap();
+    let b = fs::read(d.path().join("cut/final/model.safetensors")).unwrap();
+    assert!(
+        a == b,
+        "interrupted + resumed weights differ from the uninterrupted run"
+    );
+}
