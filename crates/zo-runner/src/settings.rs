@@ -59,7 +59,7 @@ pub enum BosSetting {
 #[serde(deny_unknown_fields)]
 pub struct ModelSettings {
     /// `builtin:tiny-opt` (random weights from `init_seed`), a directory, or a hub repo id with
-    /// an optional `@revision` (e.g. `facebook/opt-125m@refs/pr/19`).
+    /// an optional `@revision` (e.g. `facebook/opt-125m@main`).
     pub source: String,
     /// Architecture family: only `opt` trains on the text tasks.
     pub kind: String,
