@@ -1,0 +1,194 @@
+//! B1 (forward + loss), B2 (one optimizer step), B3 (one sweep), B5 (sweeps per step) and the
+//! scaling table of PERFORMANCE.md, each emitted as JSON lines through [`Ctx`].
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use zo_core::{sweep, Distribution, Key, Term};
+use zo_models::OptModel;
+
+use super::flops::forward_flops;
+use super::measure::time_it;
+use super::step::{loss, run_steps, Inputs, LossKind, Method};
+use super::{load_model, merge, Ctx, ModelSpec};
+
+/// GFLOP/s of `flops` done in `seconds`, rounded to 0.1.
+fn gflops(flops: f64, seconds: f64) -> f64 {
+    (flops / seconds / 1e8).round() / 10.0
+}
+
+/// B1: forward + loss, for every T and each loss kind.
+pub fn b1(ctx: &mut Ctx, model: &OptModel, kinds: &[LossKind]) -> Result<()> {
+    for &t in &ctx.seqs.clone() {
+        let inputs = Inputs::random(model, ctx.batch, t, ctx.seed)?;
+        let fl = forward_flops(model.config(), ctx.batch, t);
+        for &kind in kinds {
+            let mut value = f64::NAN;
+            let s = time_it(ctx.warmup, ctx.repeats, |_| {
+                value = loss(model, &inputs, kind)?;
+                Ok(())
+            })?;
+            // The peer's count for the full LM loss (it runs the lm_head at all B·T positions,
+            // zo at the B·(T−1) it reads); for the task loss, the lm_head FLOPs of the
+            // positions not computed are subtracted (PERFORMANCE.md B1).
+            let counted = match kind {
+                LossKind::FullLm => fl.forward_flops,
+                LossKind::Task => fl.with_logit_rows(inputs.logit_rows(kind)),
+            };
+            let line = json!({
+                "figure": "B1",
+                "loss": kind,
+                "T": t,
+                "tokens_per_s": (fl.tokens as f64 / s.median_s).round(),
+                "flops": counted,
+                "flops_computed": fl.with_logit_rows(inputs.logit_rows(kind)),
+                "gflops_per_s": gflops(counted as f64, s.median_s),
+                "loss_value": value,
+            });
+            ctx.emit(merge(line, &s)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Times `method`'s steps (see [`run_steps`]) and returns the B2 line and the steady-state
+/// sweep count.
+pub fn time_steps(
+    ctx: &Ctx,
+    model: &OptModel,
+    inputs: &Inputs,
+    method: Method,
+    kind: LossKind,
+) -> Result<(Value, u32, u64)> {
+    let run = run_steps(
+        model,
+        inputs,
+        method,
+        kind,
+        ctx.seed,
+        ctx.warmup,
+        ctx.repeats,
+    )?;
+    let s = &run.summary;
+    let last = run.timed().last().context("no timed step")?;
+    let fl = forward_flops(model.config(), inputs.batch, inputs.seq);
+    let sweeps = run.sweeps_median();
+    let line = json!({
+        "figure": "B2",
+        "method": method,
+        "loss": kind,
+        "T": inputs.seq,
+        "sweeps_per_step": sweeps,
+        "sweeps_per_step_all": run.records.iter().map(|r| r.sweeps).collect::<Vec<_>>(),
+        "queries_per_step": last.queries,
+        "tokens_per_s": (2.0 * fl.tokens as f64 / s.median_s).round(),
+        "loss_value": last.loss,
+        "timer": "zo_core::Trainer StepRecord.ms",
+    });
+    Ok((merge(line, s)?, sweeps, last.queries))
+}
+
+/// B2 (and B5 from the same steps): one GA step and one AS2P step for every T and loss kind.
+pub fn b2(ctx: &mut Ctx, model: &OptModel, kinds: &[LossKind], emit_b5: bool) -> Result<()> {
+    let mut b5 = Vec::new();
+    for &t in &ctx.seqs.clone() {
+        let inputs = Inputs::random(model, ctx.batch, t, ctx.seed)?;
+        for &kind in kinds {
+            for method in [Method::Ga, Method::As2p] {
+                let (line, sweeps, queries) = time_steps(ctx, model, &inputs, method, kind)?;
+                ctx.emit(line)?;
+                if !b5.iter().any(|(m, _, _)| *m == method) {
+                    b5.push((method, sweeps, queries));
+                }
+            }
+        }
+    }
+    if emit_b5 {
+        for (method, sweeps, queries) in b5 {
+            ctx.emit(b5_line(method, sweeps, queries))?;
+        }
+    }
+    Ok(())
+}
+
+fn b5_line(method: Method, sweeps: u32, queries: u64) -> Value {
+    json!({
+        "figure": "B5",
+        "method": method,
+        "sweeps_per_step": sweeps,
+        "queries_per_step": queries,
+        "mezo_sweeps_per_step": 4,
+        "source": "zo_core StepRecord.sweeps, steady state (median over the timed steps)",
+    })
+}
+
+/// B5 alone: a few steps of each method through the trainer (task loss, the cheap one), their
+/// steady-state sweep count.
+pub fn b5(ctx: &mut Ctx, model: &OptModel) -> Result<()> {
+    let t = ctx.seqs[0];
+    let inputs = Inputs::random(model, ctx.batch, t, ctx.seed)?;
+    for method in [Method::Ga, Method::As2p] {
+        let run = run_steps(model, &inputs, method, LossKind::Task, ctx.seed, 1, 1)?;
+        let queries = run.timed().last().map_or(0, |r| r.queries);
+        ctx.emit(b5_line(method, run.sweeps_median(), queries))?;
+    }
+    Ok(())
+}
+
+/// B3: one sweep over every parameter, with one term (a probe) and with two (restore + move
+/// fused with the next probe). The sign alternates so the weights come back after each pair.
+pub fn b3(ctx: &mut Ctx, model: &OptModel) -> Result<()> {
+    let params = model.params();
+    let n = params.numel();
+    let bytes = params.size_in_bytes() as f64 * 2.0; // read + write
+    for terms in [1usize, 2] {
+        let s = time_it(ctx.warmup.max(1), ctx.repeats, |i| {
+            let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+            let ts: Vec<Term> = (0..terms)
+                .map(|j| Term::new(Key::new(ctx.seed, 777 + j as u64), sign * 1e-3))
+                .collect();
+            Ok(sweep(params, &ts, Distribution::Normal)?)
+        })?;
+        let line = json!({
+            "figure": "B3",
+            "terms": terms,
+            "params": n,
+            "median_ms": s.median_s * 1e3,
+            "gb_per_s": (bytes / s.median_s / 1e8).round() / 10.0,
+            "bytes": bytes,
+        });
+        ctx.emit(merge(line, &s)?)?;
+    }
+    Ok(())
+}
+
+/// The scaling table: GA step time (full LM loss) for tiny / 125m / 350m shapes at every T.
+/// 350m keeps at most 2 repeats and 1 warm-up (≈ 30 s a step at T = 256 on 2 cores).
+pub fn scaling(ctx: &mut Ctx) -> Result<()> {
+    let seqs = ctx.seqs.clone();
+    let (repeats, warmup) = (ctx.repeats, ctx.warmup);
+    for spec in [ModelSpec::Tiny, ModelSpec::Opt125m, ModelSpec::Opt350m] {
+        let model = load_model(&spec, ctx.seed)?;
+        if spec == ModelSpec::Opt350m {
+            ctx.repeats = repeats.min(2);
+            ctx.warmup = warmup.min(1);
+        }
+        for &t in &seqs {
+            let inputs = Inputs::random(&model, ctx.batch, t, ctx.seed)?;
+            let (mut line, _, _) = time_steps(ctx, &model, &inputs, Method::Ga, LossKind::FullLm)?;
+            let fl = forward_flops(model.config(), ctx.batch, t);
+            let median = line["median_s"].as_f64().unwrap_or(f64::NAN);
+            let obj = line.as_object_mut().expect("time_steps returns an object");
+            obj.insert("figure".into(), json!("scaling"));
+            obj.insert("model".into(), json!(spec.name()));
+            obj.insert("params".into(), json!(model.params().numel()));
+            obj.insert(
+                "step_gflops_per_s".into(),
+                json!(gflops(2.0 * fl.forward_flops as f64, median)),
+            );
+            ctx.emit(line)?;
+        }
+        ctx.repeats = repeats;
+        ctx.warmup = warmup;
+    }
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! Timing and machine-state readings shared by every figure: repeated wall-clock samples with
+//! their summary, the CPU time the process used meanwhile, the load average, the resident set
+//! peak, and the quiet-machine probe.
+//!
+//! Why the CPU time next to the wall time: on this shared 2-vCPU VM the two vCPUs sometimes
+//! share one physical core. A figure whose `cpu_s_per_call / median_s` is ≈ 1 instead of ≈ 2
+//! ran on one effective core and must not be compared with a peer run that had two.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
+use serde::Serialize;
+
+/// Median, extremes and raw samples of a timed closure, in seconds.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Summary {
+    pub median_s: f64,
+    pub min_s: f64,
+    pub max_s: f64,
+    pub mean_s: f64,
+    pub repeats: usize,
+    pub warmup: usize,
+    pub samples_s: Vec<f64>,
+    /// User + system CPU seconds of the whole process per timed call (all threads).
+    pub cpu_s_per_call: Option<f64>,
+}
+
+impl Summary {
+    /// Summarises `samples` (at least one).
+    pub fn of(samples: Vec<f64>, warmup: usize, cpu_s_per_call: Option<f64>) -> Self {
+        let mut sorted = samples.clone();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len().max(1);
+        let median = if sorted.is_empty() {
+            f64::NAN
+        } else if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
+        };
+        Summary {
+            median_s: median,
+            min_s: sorted.first().copied().unwrap_or(f64::NAN),
+            max_s: sorted.last().copied().unwrap_or(f64::NAN),
+            mean_s: samples.iter().sum::<f64>() / n as f64,
+            repeats: samples.len(),
+            warmup,
+            samples_s: samples.iter().map(|s| (s * 1e6).round() / 1e6).collect(),
+            cpu_s_per_call,
+        }
+    }
+}
+
+/// Runs `f` `warmup` times untimed, then `repeats` (≥ 1) times timed. The closure receives the
+/// call index (warm-up calls included) so that stateful figures (alternating sweep signs,
+/// optimizer steps) can advance.
+pub fn time_it(
+    warmup: usize,
+    repeats: usize,
+    mut f: impl FnMut(usize) -> Result<()>,
+) -> Result<Summary> {
+    let repeats = repeats.max(1);
+    for i in 0..warmup {
+        f(i)?;
+    }
+    let cpu0 = process_cpu_s();
+    let mut samples = Vec::with_capacity(repeats);
+    for i in 0..repeats {
+        let t0 = Instant::now();
+        f(warmup + i)?;
+        samples.push(t0.elapsed().as_secs_f64());
+    }
+    let cpu = match (cpu0, process_cpu_s()) {
+        (Some(a), Some(b)) => Some((b - a) / repeats as f64),
+        _ => None,
+    };
+    Ok(Summary::of(samples, warmup, cpu))
+}
+
+/// User + system CPU seconds of this process (all threads) from `/proc/self/stat` (fields 14
+/// and 15, in clock ticks of 1/100 s: USER_HZ is 100 on every Linux x86-64/arm64 kernel).
+/// `None` off Linux.
+pub fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; fields after the closing paren are plain.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14 → index 11, stime index 12.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// The 1-minute load average (`/proc/loadavg`), `None` off Linux.
+pub fn load_avg_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A `Vm*:` field of a `/proc/<pid>/status` text, in KiB.
+pub fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `VmHWM` (peak resident set, KiB) and `VmRSS` (current) of this process.
+pub fn self_rss_kib() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    Some((status_kib(&s, "VmHWM")?, status_kib(&s, "VmRSS")?))
+}
+
+/// Resets this process's `VmHWM` to its current RSS (Linux ≥ 4.0: writing 5 to `clear_refs`),
+/// so that the next reading is the peak of what ran since. Returns whether it worked.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Runs `f` with candle's matmul thread count forced to `threads`.
+///
+/// candle reads `RAYON_NUM_THREADS` on every CPU matmul (`candle_core::utils::get_num_threads`)
+/// and uses `Parallelism::None` when it is 1, so a temporary override changes the matmul's
+/// threading without rebuilding rayon's global pool. Only called from the bench's single
+/// driving thread while no other work is in flight (so no concurrent `getenv`).
+pub fn with_matmul_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
+    let old = std::env::var_os("RAYON_NUM_THREADS");
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    let r = f();
+    match old {
+        Some(v) => std::env::set_var("RAYON_NUM_THREADS", v),
+        None => std::env::remove_var("RAYON_NUM_THREADS"),
+    }
+    r
+}
+
+/// The quiet-machine probe, as the peer prints it: GFLOP/s of a fixed 1024×768 · 768×3072 f32
+/// GEMM (the shape of opt-125m's fc1 at 1024 tokens), best of 5, with 1 thread and with the
+/// bench's thread count. On a quiet 2-core machine the ratio is ≈ 1.8–2; below
+/// [`PROBE_MIN_RATIO`] the cores were shared and the figures next to it are suspect.
+#[derive(Clone, Debug, Serialize)]
+pub struct Probe {
+    pub gflops_1t: f64,
+    pub gflops_nt: f64,
+    pub threads: usize,
+    pub ratio: f64,
+    pub load_avg_1m: Option<f64>,
+    pub contended: bool,
+}
+
+/// Below this 2-thread/1-thread probe ratio the machine is called contended.
+pub const PROBE_MIN_RATIO: f64 = 1.6;
+
+/// Measures the probe (≈ 0.2 s).
+pub fn probe() -> Result<Probe> {
+    let (m, k, n) = (1024usize, 768usize, 3072usize);
+    let dev = Device::Cpu;
+    // Deterministic, well-scaled values (no denormals): the speed must not depend on them.
+    let xs: Vec<f32> = (0..m * k)
+        .map(|i| ((i % 97) as f32 - 48.0) / 97.0)
+        .collect();
+    let ws: Vec<f32> = (0..n * k)
+        .map(|i| ((i % 89) as f32 - 44.0) / 89.0)
+        .collect();
+    let x = Tensor::from_vec(xs, (m, k), &dev)?;
+    let w = Tensor::from_vec(ws, (n, k), &dev)?;
+    let flops = 2.0 * (m * k * n) as f64;
+    let best = |threads: usize| -> Result<f64> {
+        with_matmul_threads(threads, || {
+            x.matmul(&w.t()?).context("probe matmul")?;
+            let mut best = f64::INFINITY;
+            for _ in 0..5 {
+                let t0 = Instant::now();
+                let y = x.matmul(&w.t()?)?;
+                best = best.min(t0.elapsed().as_secs_f64());
+                drop(y);
+            }
+            Ok(flops / best / 1e9)
+        })
+    };
+    let threads = candle_core::utils::get_num_threads();
+    let g1 = best(1)?;
+    let gn = if threads > 1 { best(threads)? } else { g1 };
+    let ratio = gn / g1;
+    let round1 = |v: f64| (v * 10.0).round() / 10.0;
+    Ok(Probe {
+        gflops_1t: round1(g1),
+        gflops_nt: round1(gn),
+        threads,
+        ratio: (ratio * 100.0).round() / 100.0,
+        load_avg_1m: load_avg_1m(),
+        contended: threads > 1 && ratio < PROBE_MIN_RATIO,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_median_even_and_odd() {
+        let s = Summary::of(vec![3.0, 1.0, 2.0], 1, None);
+        assert_eq!(
+            (s.median_s, s.min_s, s.max_s, s.repeats),
+            (2.0, 1.0, 3.0, 3)
+        );
+        let s = Summary::of(vec![4.0, 1.0, 2.0, 3.0], 0, None);
+        assert_eq!(s.median_s, 2.5);
+        assert_eq!(s.mean_s, 2.5);
+    }
+
+    #[test]
+    fn status_fields_parse() {
+        let text = "Name:\tzo\nVmHWMx:\t1 kB\nVmHWM:\t  123456 kB\nVmRSS:\t  2048 kB\n";
+        assert_eq!(status_kib(text, "VmHWM"), Some(123_456));
+        assert_eq!(status_kib(text, "VmRSS"), Some(2048));
+        assert_eq!(status_kib(text, "VmPeak"), None);
+    }
+}

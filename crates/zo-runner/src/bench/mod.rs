@@ -1,0 +1,356 @@
+//! `zo bench` (issue 6): the speed and memory figures B1–B5 of ../shared/spec/PERFORMANCE.md and
+//! a scaling table, on an OPT with random weights (fixed seed) or a local checkpoint, f32 on the
+//! CPU, as JSON lines on stdout (one per figure, printed as soon as it is measured, so a long
+//! run that is interrupted keeps what it measured).
+//!
+//! Every run starts and ends with the quiet-machine probe (a fixed GEMM with 1 and N threads,
+//! as the peer's `parallel_probe`): figures measured while the probe ratio is below 1.6 on a
+//! 2-core machine were taken on a shared core and must be re-run before being compared with the
+//! peer (../shared/bench/mezo_torch_bench.py), which is to be run right before or after.
+
+mod figures;
+mod flops;
+mod measure;
+mod rss;
+mod step;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device};
+use clap::ValueEnum;
+use serde_json::{json, Value};
+use zo_models::opt::Preset;
+use zo_models::{OptConfig, OptModel};
+
+use step::LossKind;
+
+/// Which figure(s) to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Figure {
+    /// Forward + loss (full LM loss and task loss): seconds, tokens/s, GFLOP/s.
+    B1,
+    /// One GA step and one AS2P step (2 forwards + the sweeps).
+    B2,
+    /// One perturbation sweep over all parameters: ms and GB/s.
+    B3,
+    /// Peak RSS of a process doing B2 (a child process of this binary).
+    B4,
+    /// Sweeps per optimizer step.
+    B5,
+    /// B1 to B5 (not the scaling table).
+    All,
+    /// GA step time for tiny / 125m / 350m shapes × T (default 64, 128, 256).
+    Scaling,
+}
+
+/// Options of `zo bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Which figure: b1..b5, all (B1-B5), or scaling.
+    #[arg(long, value_enum, default_value = "all")]
+    pub figure: Figure,
+    /// Built-in random model (`tiny-opt`, `opt-125m`, `opt-350m`: shapes of the facebook
+    /// checkpoints, random weights) or a local model directory (config.json + weights).
+    #[arg(long, default_value = "opt-125m", value_name = "NAME|DIR")]
+    pub model: String,
+    /// Sequences per batch.
+    #[arg(short = 'B', long = "batch", default_value_t = 16)]
+    pub batch: usize,
+    /// Tokens per sequence; repeatable or a comma-separated list. Default: 64,128
+    /// (scaling: 64,128,256).
+    #[arg(short = 'T', long = "seq", value_delimiter = ',', value_name = "T")]
+    pub seq: Vec<usize>,
+    /// Timed repetitions per figure (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Untimed calls before the timed ones.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Threads for candle's matmul and the sweeps (sets RAYON_NUM_THREADS for this process).
+    /// Default: all cores.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also write the JSON lines to this file (atomically, when the run ends).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Only this loss (default: both, the full LM loss and the task loss).
+    #[arg(long, value_enum)]
+    pub loss: Option<LossKind>,
+    /// Seed of the random weights, the token ids and the directions.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Internal: run as B4's child process (report this process's peak RSS).
+    #[arg(long, hide = true)]
+    pub child: bool,
+}
+
+/// A `--model` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelSpec {
+    Tiny,
+    Opt125m,
+    Opt350m,
+    Dir(PathBuf),
+}
+
+impl FromStr for ModelSpec {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "tiny-opt" | "tiny" => ModelSpec::Tiny,
+            "opt-125m" | "125m" => ModelSpec::Opt125m,
+            "opt-350m" | "350m" => ModelSpec::Opt350m,
+            dir => {
+                let p = PathBuf::from(dir);
+                anyhow::ensure!(
+                    p.is_dir(),
+                    "--model {dir:?}: neither a built-in model (tiny-opt, opt-125m, opt-350m) \
+                     nor a model directory"
+                );
+                ModelSpec::Dir(p)
+            }
+        })
+    }
+}
+
+impl ModelSpec {
+    pub fn name(&self) -> String {
+        match self {
+            ModelSpec::Tiny => "tiny-opt".into(),
+            ModelSpec::Opt125m => "opt-125m".into(),
+            ModelSpec::Opt350m => "opt-350m".into(),
+            ModelSpec::Dir(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// The model of `spec`: random f32 weights from `seed` for a preset, or the checkpoint of a
+/// directory cast to f32, on the CPU.
+pub fn load_model(spec: &ModelSpec, seed: u64) -> Result<OptModel> {
+    let (dtype, dev) = (DType::F32, Device::Cpu);
+    let preset = |p| OptModel::random(&OptConfig::preset(p), seed, dtype, &dev);
+    Ok(match spec {
+        ModelSpec::Tiny => preset(Preset::Tiny)?,
+        ModelSpec::Opt125m => preset(Preset::Opt125m)?,
+        ModelSpec::Opt350m => preset(Preset::Opt350m)?,
+        ModelSpec::Dir(d) => OptModel::from_dir(d, dtype, &dev)
+            .with_context(|| format!("loading the model in {}", d.display()))?,
+    })
+}
+
+/// Settings shared by the figures, and where their lines go.
+pub struct Ctx<'a> {
+    pub model: String,
+    pub batch: usize,
+    pub seqs: Vec<usize>,
+    pub repeats: usize,
+    pub warmup: usize,
+    pub seed: u64,
+    quiet: bool,
+    out: &'a mut dyn Write,
+    lines: Vec<String>,
+}
+
+impl Ctx<'_> {
+    /// Prints one figure line (adding the fields every line carries), and a short human
+    /// summary on stderr unless quiet.
+    pub fn emit(&mut self, mut line: Value) -> Result<()> {
+        let obj = line
+            .as_object_mut()
+            .context("a figure line must be a JSON object")?;
+        let defaults = [
+            ("model", json!(self.model)),
+            ("B", json!(self.batch)),
+            ("threads", json!(candle_core::utils::get_num_threads())),
+            ("dtype", json!("f32")),
+        ];
+        for (k, v) in defaults {
+            obj.entry(k).or_insert(v);
+        }
+        let text = serde_json::to_string(&line)?;
+        writeln!(self.out, "{text}")?;
+        self.out.flush()?;
+        if !self.quiet {
+            eprintln!("{}", human(&line));
+        }
+        self.lines.push(text);
+        Ok(())
+    }
+}
+
+/// One short line for a person watching stderr.
+fn human(v: &Value) -> String {
+    let g = |k: &str| v.get(k).map(|x| x.to_string()).unwrap_or_default();
+    let mut s = format!("{} model={} B={}", g("figure"), g("model"), g("B"));
+    for k in ["T", "loss", "method", "terms"] {
+        if let Some(x) = v.get(k) {
+            s.push_str(&format!(" {k}={x}"));
+        }
+    }
+    if let Some(m) = v.get("median_s").and_then(Value::as_f64) {
+        s.push_str(&format!(
+            " median={m:.4}s min={:.4}s max={:.4}s n={}",
+            v["min_s"].as_f64().unwrap_or(f64::NAN),
+            v["max_s"].as_f64().unwrap_or(f64::NAN),
+            g("repeats")
+        ));
+    }
+    for k in [
+        "gflops_per_s",
+        "gb_per_s",
+        "peak_rss_gib",
+        "sweeps_per_step",
+        "ratio",
+        "contended",
+    ] {
+        if let Some(x) = v.get(k) {
+            s.push_str(&format!(" {k}={x}"));
+        }
+    }
+    s
+}
+
+/// Merges the fields of a timing summary into a figure line.
+pub fn merge(mut line: Value, summary: &measure::Summary) -> Result<Value> {
+    let Value::Object(extra) = serde_json::to_value(summary)? else {
+        anyhow::bail!("a summary serialises to an object");
+    };
+    let obj = line
+        .as_object_mut()
+        .context("a figure line must be a JSON object")?;
+    for (k, v) in extra {
+        obj.entry(k).or_insert(v);
+    }
+    Ok(line)
+}
+
+/// `zo bench`: JSON lines on stdout.
+pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
+    if let Some(n) = args.threads {
+        anyhow::ensure!(n >= 1, "--threads must be at least 1");
+        // Read by rayon when its global pool starts (nothing has used it yet in this process)
+        // and by candle on every matmul.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    run_to(args, quiet, &mut lock)
+}
+
+/// [`run`] writing its lines to `out`.
+pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> {
+    anyhow::ensure!(args.batch >= 1, "-B must be at least 1");
+    anyhow::ensure!(args.repeats >= 1, "--repeats must be at least 1");
+    let kinds: Vec<LossKind> = match args.loss {
+        Some(k) => vec![k],
+        None => vec![LossKind::FullLm, LossKind::Task],
+    };
+    if args.child {
+        anyhow::ensure!(kinds.len() == 1, "--child needs --loss");
+        return rss::child(args, kinds[0]);
+    }
+    let spec: ModelSpec = args.model.parse()?;
+    let seqs = if !args.seq.is_empty() {
+        args.seq.clone()
+    } else if args.figure == Figure::Scaling {
+        vec![64, 128, 256]
+    } else {
+        vec![64, 128]
+    };
+    anyhow::ensure!(seqs.iter().all(|&t| t >= 2), "-T values must be at least 2");
+    let mut ctx = Ctx {
+        model: spec.name(),
+        batch: args.batch,
+        seqs,
+        repeats: args.repeats,
+        warmup: args.warmup,
+        seed: args.seed,
+        quiet,
+        out,
+        lines: Vec::new(),
+    };
+    probe_line(&mut ctx, "before")?;
+    let figures = match args.figure {
+        Figure::All => vec![Figure::B1, Figure::B2, Figure::B3, Figure::B4],
+        f => vec![f],
+    };
+    run_figures(&mut ctx, args, &spec, &figures, &kinds)?;
+    probe_line(&mut ctx, "after")?;
+    if let Some(path) = &args.json {
+        write_atomically(path, &ctx.lines)?;
+    }
+    Ok(())
+}
+
+/// Runs `figures` in order (B5 is emitted with B2 when both are asked, from the same steps).
+fn run_figures(
+    ctx: &mut Ctx,
+    args: &BenchArgs,
+    spec: &ModelSpec,
+    figures: &[Figure],
+    kinds: &[LossKind],
+) -> Result<()> {
+    let needs_model = figures
+        .iter()
+        .any(|f| matches!(f, Figure::B1 | Figure::B2 | Figure::B3 | Figure::B5));
+    let model = if needs_model {
+        Some(load_model(spec, args.seed)?)
+    } else {
+        None
+    };
+    let with_b5 = args.figure == Figure::All;
+    for f in figures {
+        let m = model.as_ref();
+        match f {
+            Figure::B1 => figures::b1(ctx, m.context("model")?, kinds)?,
+            Figure::B2 => figures::b2(ctx, m.context("model")?, kinds, with_b5)?,
+            Figure::B3 => figures::b3(ctx, m.context("model")?)?,
+            Figure::B4 => rss::b4(ctx, args, kinds)?,
+            Figure::B5 => figures::b5(ctx, m.context("model")?)?,
+            Figure::Scaling => figures::scaling(ctx)?,
+            Figure::All => unreachable!("expanded by run_to"),
+        }
+    }
+    Ok(())
+}
+
+/// The probe as a line of its own (and a warning on stderr when the cores were shared).
+fn probe_line(ctx: &mut Ctx, when: &str) -> Result<()> {
+    let p = measure::probe()?;
+    if p.contended {
+        tracing::warn!(
+            "quiet-machine probe {when}: {} threads give only {:.2}× one thread's GEMM \
+             GFLOP/s (< {}): the cores are shared, figures are not comparable",
+            p.threads,
+            p.ratio,
+            measure::PROBE_MIN_RATIO
+        );
+    }
+    let mut v = serde_json::to_value(&p)?;
+    let obj = v.as_object_mut().context("probe object")?;
+    obj.insert("figure".into(), json!("probe"));
+    obj.insert("when".into(), json!(when));
+    ctx.emit(v)
+}
+
+/// Writes `lines` to `path` through a temporary file in the same directory and a rename.
+fn write_atomically(path: &std::path::Path, lines: &[String]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let name = path
+        .file_name()
+        .with_context(|| format!("--json {}: not a file path", path.display()))?;
+    let tmp = dir
+        .map(|d| d.join(format!(".{}.tmp", name.to_string_lossy())))
+        .unwrap_or_else(|| PathBuf::from(format!(".{}.tmp", name.to_string_lossy())));
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

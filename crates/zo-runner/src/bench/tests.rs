@@ -1,0 +1,131 @@
+//! `zo bench` end to end on the tiny model: every line is one JSON object with the fields its
+//! figure promises. (B4 re-runs the `zo` binary, which a unit-test binary is not; its parsing is
+//! tested in `rss`, its process in the CLI tests.)
+
+use std::sync::Mutex;
+
+use super::*;
+
+/// The probe changes RAYON_NUM_THREADS while it runs; tests that run the model hold this lock
+/// so that no forward reads the variable while another test's probe is writing it.
+static ENV_LOCK: Mutex<()> = Mutex::new(());
+
+fn args(figure: Figure) -> BenchArgs {
+    BenchArgs {
+        figure,
+        model: "tiny-opt".into(),
+        batch: 2,
+        seq: vec![8],
+        repeats: 1,
+        warmup: 0,
+        threads: None,
+        json: None,
+        loss: None,
+        seed: 3,
+        child: false,
+    }
+}
+
+fn parse_lines(buf: Vec<u8>) -> Vec<Value> {
+    let text = String::from_utf8(buf).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn num(v: &Value, k: &str) -> f64 {
+    v.get(k)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("no number {k} in {v}"))
+}
+
+fn figure(v: &Value) -> String {
+    v["figure"].as_str().unwrap().to_string()
+}
+
+/// B1, B2 (+ B5), B3 in one context (one model build, no probe: fast), 1 repeat each.
+#[test]
+fn tiny_figures_emit_well_formed_json_lines() {
+    let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let a = args(Figure::All);
+    let spec: ModelSpec = a.model.parse().unwrap();
+    let mut buf = Vec::new();
+    let mut ctx = Ctx {
+        model: spec.name(),
+        batch: a.batch,
+        seqs: a.seq.clone(),
+        repeats: 1,
+        warmup: 0,
+        seed: a.seed,
+        quiet: true,
+        out: &mut buf,
+        lines: Vec::new(),
+    };
+    let kinds = [LossKind::FullLm, LossKind::Task];
+    let figs = [Figure::B1, Figure::B2, Figure::B3];
+    run_figures(&mut ctx, &a, &spec, &figs, &kinds).unwrap();
+    let n_lines = ctx.lines.len();
+    let all = parse_lines(buf);
+    assert_eq!(all.len(), n_lines);
+    for v in &all {
+        assert_eq!(v["model"], "tiny-opt", "{v}");
+        assert_eq!(num(v, "B"), 2.0);
+        assert!(num(v, "threads") >= 1.0);
+        if figure(v) != "B5" {
+            let (med, lo, hi) = (num(v, "median_s"), num(v, "min_s"), num(v, "max_s"));
+            assert!(lo <= med && med <= hi && lo > 0.0, "{v}");
+            assert_eq!(num(v, "repeats"), 1.0);
+        }
+    }
+    let b1: Vec<&Value> = all.iter().filter(|v| figure(v) == "B1").collect();
+    assert_eq!(b1.len(), 2, "full_lm and task");
+    for v in &b1 {
+        assert!(num(v, "gflops_per_s") > 0.0 && num(v, "tokens_per_s") > 0.0);
+        assert!(num(v, "loss_value").is_finite());
+    }
+    // The task loss computes the lm_head at 2 rows instead of 2·8.
+    assert!(num(b1[1], "flops") < num(b1[0], "flops"));
+    let b2: Vec<&Value> = all.iter().filter(|v| figure(v) == "B2").collect();
+    assert_eq!(b2.len(), 4, "GA and AS2P × two losses");
+    for v in &b2 {
+        // Warm-up 0: the one timed step is the run's first, whose +ρ probe was not fused
+        // into a previous sweep.
+        assert_eq!(num(v, "sweeps_per_step"), 3.0, "{v}");
+        assert_eq!(num(v, "queries_per_step"), 2.0);
+    }
+    let b3: Vec<&Value> = all.iter().filter(|v| figure(v) == "B3").collect();
+    assert_eq!(b3.len(), 2);
+    assert!(b3.iter().all(|v| num(v, "gb_per_s") > 0.0));
+    assert_eq!(all.iter().filter(|v| figure(v) == "B5").count(), 2);
+}
+
+/// The public entry: probe lines around the figure, B5 in the steady state (2 sweeps: the
+/// probe is fused into the previous step's update), and --json written.
+#[test]
+fn run_to_b5_writes_probes_and_the_json_file() {
+    let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bench.jsonl");
+    let mut a = args(Figure::B5);
+    a.json = Some(file.clone());
+    let mut buf = Vec::new();
+    run_to(&a, true, &mut buf).unwrap();
+    let all = parse_lines(buf);
+    let names: Vec<String> = all.iter().map(figure).collect();
+    assert_eq!(names, ["probe", "B5", "B5", "probe"]);
+    for v in &all[1..3] {
+        assert_eq!(num(v, "sweeps_per_step"), 2.0, "{v}");
+    }
+    assert!(num(&all[0], "gflops_1t") > 0.0);
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(saved.lines().count(), 4);
+}
+
+#[test]
+fn bad_model_and_sizes_are_errors() {
+    assert!("no/such/dir".parse::<ModelSpec>().is_err());
+    assert_eq!("opt-350m".parse::<ModelSpec>().unwrap(), ModelSpec::Opt350m);
+    let mut a = args(Figure::B1);
+    a.seq = vec![1];
+    assert!(run_to(&a, true, &mut Vec::new()).is_err());
+}
