@@ -87,7 +87,7 @@ pub struct QuickstartArgs {
     /// Run directory to create.
     #[arg(long, value_name = "DIR", default_value = "runs/quickstart")]
     pub out: PathBuf,
-    /// Number of steps (default 400).
+    /// Number of steps (default 800).
     #[arg(long)]
     pub steps: Option<u64>,
     /// Override one config key (repeatable), as for `zo train`.

@@ -118,7 +118,23 @@ struct RunSink {
     trajectory: JsonlWriter,
     start: Instant,
     bar: indicatif::ProgressBar,
-    last_loss: f64,
+    /// Training losses since the last evaluation (their mean is shown beside it).
+    recent: Vec<f64>,
+    quiet: bool,
+}
+
+impl RunSink {
+    /// A line for people: above the bar on a terminal, plain stderr otherwise, nothing with -q.
+    fn say(&self, line: String) {
+        if self.quiet {
+            return;
+        }
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -151,7 +167,7 @@ impl Sink for RunSink {
             seconds: self.start.elapsed().as_secs_f64(),
         };
         self.metrics.write(&line).map_err(core_err)?;
-        self.last_loss = r.loss;
+        self.recent.push(r.loss);
         self.bar.set_position(r.step + 1);
         self.bar.set_message(format!(
             "queries {}  loss {:.4}  γ {}",
@@ -175,8 +191,22 @@ impl Sink for RunSink {
             .iter()
             .map(|(k, v)| format!("{k} {v:.4}"))
             .collect();
-        self.bar
-            .println(format!("step {:>6}  {}", e.step, shown.join("  ")));
+        let train = if self.recent.is_empty() {
+            String::new()
+        } else {
+            let mean = self.recent.iter().sum::<f64>() / self.recent.len() as f64;
+            format!(
+                "train_loss {mean:.4} (mean of {} steps)  ",
+                self.recent.len()
+            )
+        };
+        self.recent.clear();
+        self.say(format!(
+            "step {:>6}  queries {:>8}  {train}{}",
+            e.step,
+            e.queries_so_far,
+            shown.join("  ")
+        ));
         Ok(())
     }
     fn on_sweep(&mut self, r: &SweepRecord) -> zo_core::Result<()> {
@@ -354,7 +384,8 @@ fn run_loop(
         trajectory,
         start: Instant::now(),
         bar: bar.clone(),
-        last_loss: f64::NAN,
+        recent: Vec::new(),
+        quiet,
     };
     let best = std::cell::Cell::new(resume.as_ref().and_then(|r| r.best_dev_loss));
     let spec = data.task.spec();
@@ -443,7 +474,27 @@ fn run_loop(
             error: anyhow!("interrupted"),
         });
     }
-    finish(out, &model, tok, data, &summary.state, best.get()).map_err(failed)
+    finish(out, &model, tok, data, &summary.state, best.get(), quiet).map_err(failed)
+}
+
+/// "training loss (mean of the first → last 10 % of steps): a → b", from metrics.jsonl.
+fn loss_summary(metrics: &Path) -> Result<Option<String>> {
+    let losses: Vec<f64> = crate::rundir::read_jsonl(metrics)?
+        .iter()
+        .filter(|v| v["kind"] == "step")
+        .filter_map(|v| v["loss"].as_f64())
+        .collect();
+    if losses.len() < 10 {
+        return Ok(None);
+    }
+    let k = losses.len() / 10;
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    Ok(Some(format!(
+        "{} steps; training loss (mean of the first → last {k} steps): {:.4} → {:.4}",
+        losses.len(),
+        mean(&losses[..k]),
+        mean(&losses[losses.len() - k..])
+    )))
 }
 
 /// After the last step: save the final weights, evaluate (MeZO evaluates the checkpoint with
@@ -455,8 +506,14 @@ fn finish(
     data: &TaskData,
     state: &TrainerState,
     best: Option<f64>,
+    quiet: bool,
 ) -> Result<()> {
     save_model_dir(model, tok, &out.join("final"), None)?;
+    if !quiet {
+        if let Some(line) = loss_summary(&out.join("metrics.jsonl"))? {
+            eprintln!("{line}");
+        }
+    }
     let evaluated = if best.is_some() && out.join("best").is_dir() {
         let b = OptModel::from_dir(&out.join("best"), model.dtype(), model.device())?;
         model.params().assign_from(b.params())?;
