@@ -1,6 +1,22 @@
 //! Models whose trainable parameters live in a zo-core [`ParamSet`](zo_core::ParamSet): the OPT
-//! decoder (every facebook/opt-* layout) and ResNet-18/50/101/152, with hub loading,
+//! decoder (every facebook/opt-* layout) and ResNet-18/34/50/101/152, with hub loading,
 //! Hugging Face-compatible saving, the OPT tokenizer and MeZO's scoring objectives.
+//!
+//! What a runner calls:
+//!
+//! | need | call |
+//! |---|---|
+//! | random model from a config + seed | [`OptModel::random`] (`opt::Config::preset`, then set `vocab_size`) |
+//! | load a local dir / a hub repo | [`OptModel::from_dir`], [`OptModel::from_hub`] + [`hub::HubOptions::from_env`] |
+//! | save (HF layout, + tokenizer) | [`OptModel::save_pretrained`] with [`opt::save::SaveOptions`] |
+//! | the parameters ZO perturbs | [`OptModel::params`] (shares storage with the model) |
+//! | tokenizer | [`tokenizer::Tokenizer`]: `from_dir`, `builtin_tiny`, `with_bos`, `encode`, `decode`, `newline_id` |
+//! | batches | [`Batch::left_padded`] (MeZO: pad id 1, multiple of 8) |
+//! | MeZO's objectives | [`scoring::lm_loss`], [`scoring::classification_loss`], [`scoring::mean_option_logprobs`] |
+//! | generation | [`scoring::greedy_generate`] / [`scoring::greedy_generate_batch`] |
+//!
+//! Goldens against transformers live in `tests/` with their generator scripts in
+//! `tests/fixtures/make_fixtures.py` and `assets/tiny-tokenizer/make_tiny_tokenizer.py`.
 
 pub mod batch;
 pub mod error;
