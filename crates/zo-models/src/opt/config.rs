@@ -113,7 +113,7 @@ impl Config {
                 return Err(bad(format!("`{name}` must be > 0")));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(bad(format!(
                 "`hidden_size` ({}) is not divisible by `num_attention_heads` ({})",
                 self.hidden_size, self.num_attention_heads

@@ -1,5 +1,5 @@
 //! The blocks of an OPT decoder layer, as plain structs over plain (non-`Var`) tensors that
-//! share storage with the model's [`ParamSet`](zo_core::ParamSet).
+//! share storage with the model's [`ParamSet`].
 //!
 //! Ported from transformers' `models/opt/modeling_opt.py` (`OPTAttention`, `OPTDecoderLayer`),
 //! eval mode only: dropout, layerdrop and attention dropout are identities at inference.

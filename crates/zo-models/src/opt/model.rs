@@ -405,7 +405,7 @@ impl OptModel {
     }
 
     /// Per-row NLL of `labels` under the tied lm_head, for hidden rows `[n, E]`, without
-    /// materialising `[n, vocab]` logits on CPU ([`crate::ops::head_nll`]).
+    /// materialising `[n, vocab]` logits on CPU (the vocabulary is processed in slices).
     pub fn nll_from_hidden(&self, hidden_rows: &Tensor, labels: &[u32]) -> Result<Vec<f64>> {
         crate::ops::head_nll(hidden_rows, &self.embed_tokens, labels)
     }
