@@ -43,6 +43,22 @@ pub fn method_label(method: &str, distribution: &str, schedule: &str) -> String 
     label
 }
 
+/// What a curve plots, the same quantity for every method: f(x) where the step measured it
+/// (STP), else (f₊ + f₋)/2 = f(x) + O(ρ²) (the methods' own "loss" differs: GA logs f₊ like
+/// MeZO, S2P/AS2P min(f₊, f₋), which sits below f(x) by about |f₊ − f₋|/2 and would flatter
+/// them), else the logged loss.
+pub const CURVE_QUANTITY: &str = "f(x) where measured (STP), else (f₊ + f₋)/2";
+
+fn curve_loss(row: &serde_json::Value) -> Option<f64> {
+    if let Some(fx) = row["f_x"].as_f64() {
+        return Some(fx);
+    }
+    match (row["f_plus"].as_f64(), row["f_minus"].as_f64()) {
+        (Some(a), Some(b)) => Some(0.5 * (a + b)),
+        _ => row["loss"].as_f64(),
+    }
+}
+
 /// Reads run.toml and metrics.jsonl of a run directory.
 pub fn load_run(dir: &Path) -> Result<RunSummary> {
     let run_toml = dir.join("run.toml");
@@ -76,7 +92,7 @@ pub fn load_run(dir: &Path) -> Result<RunSummary> {
         if row["kind"] != "step" {
             continue;
         }
-        let (Some(q), Some(l)) = (row["queries_total"].as_u64(), row["loss"].as_f64()) else {
+        let (Some(q), Some(l)) = (row["queries_total"].as_u64(), curve_loss(row)) else {
             bail!(
                 "{}:{}: step line without `queries_total` and `loss`",
                 metrics.display(),
@@ -179,7 +195,10 @@ pub fn markdown(tables: &[TaskTable]) -> String {
         s,
         "# Training-cost ratio (queries to reach the base method's loss, / base total queries)\n"
     );
-    let _ = writeln!(s, "Smoothing: {SMOOTHING}. \"–\": never reached.\n");
+    let _ = writeln!(
+        s,
+        "Loss per step: {CURVE_QUANTITY}. Smoothing: {SMOOTHING}. \"–\": never reached.\n"
+    );
     for t in tables {
         let _ = writeln!(s, "## {} (base: {})\n", t.task, t.base_label);
         s.push_str(&zo_core::cost::markdown_table(&t.fractions, &t.rows));
@@ -206,4 +225,27 @@ pub fn csv(tables: &[TaskTable]) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn curves_use_the_same_quantity_for_every_method() {
+        // STP: the unperturbed f(x).
+        assert_eq!(
+            curve_loss(&json!({"f_x": 0.5, "f_plus": 0.4, "f_minus": 0.7, "loss": 0.4})),
+            Some(0.5)
+        );
+        // GA / AS2P: the probes' mean, not min(f₊, f₋) nor f₊.
+        assert_eq!(
+            curve_loss(&json!({"f_x": null, "f_plus": 0.6, "f_minus": 0.4, "loss": 0.4})),
+            Some(0.5)
+        );
+        // A line with only the logged loss.
+        assert_eq!(curve_loss(&json!({"loss": 0.3})), Some(0.3));
+        assert_eq!(curve_loss(&json!({"step": 1})), None);
+    }
 }
