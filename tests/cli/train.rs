@@ -419,3 +419,34 @@ fn ctrl_c_checkpoints_and_the_run_resumes_to_the_same_weights() {
         "interrupted + resumed weights differ from the uninterrupted run"
     );
 }
+
+#[test]
+fn a_non_finite_loss_stops_the_run_naming_the_step() {
+    let d = tempfile::tempdir().unwrap();
+    // A learning rate that sends the weights to infinity within a few steps.
+    let o = run_in(
+        d.path(),
+        &args(&quick(
+            50,
+            &[
+                "optimizer.method=\"ga\"",
+                "optimizer.lr=1e30",
+                "train.checkpoint_every=1",
+            ],
+        )),
+    );
+    assert_code(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("the loss became") && err.contains("at step"),
+        "{err}"
+    );
+    assert!(err.contains("checkpoint"), "{err}");
+    // The last good checkpoint is there and loads.
+    let state: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(d.path().join("runs/quickstart/checkpoint/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(state["trainer"]["step"].as_u64().unwrap() < 50);
+    assert!(!d.path().join("runs/quickstart/final").exists());
+}
