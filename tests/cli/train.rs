@@ -371,7 +371,7 @@ fn ctrl_c_checkpoints_and_the_run_resumes_to_the_same_weights() {
     full.extend(["--out".into(), "full".into()]);
     let mut cut = quick(steps, &[]);
     cut.extend(["--out".into(), "cut".into()]);
-    let mut child = zo()
+    let child = zo()
         .current_dir(d.path())
         .args(&cut)
         .stdout(Stdio::null())

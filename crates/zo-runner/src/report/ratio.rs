@@ -10,7 +10,7 @@ pub const SMOOTHING: &str = "centred moving average over a window of max(1, 5 % 
 /// runs with different lengths are smoothed over the same fraction of their run.
 pub fn window(n: usize) -> usize {
     let w = ((n as f64 * 0.05).ceil() as usize).max(1);
-    if w % 2 == 0 {
+    if w.is_multiple_of(2) {
         w + 1
     } else {
         w
