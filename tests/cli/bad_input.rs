@@ -194,3 +194,34 @@ fn dry_run_prints_the_resolved_config() {
     assert_code(&o, 0);
     insta::assert_snapshot!("dry_run_rte_ga", stdout(&o));
 }
+
+#[test]
+fn a_start_that_fails_on_bad_input_can_be_retried() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = [
+        "train",
+        "--set",
+        "model.source=\"./no-such-model\"",
+        "--set",
+        "task.data=\"builtin:quickstart\"",
+        "--out",
+        "r",
+    ];
+    expect_usage_error(d.path(), &bad, &["no-such-model"]);
+    // The failed start left no run behind, so the same directory is still free.
+    assert!(!d.path().join("r/run.toml").exists());
+    let o = run_in(
+        d.path(),
+        &[
+            "quickstart",
+            "-q",
+            "--steps",
+            "1",
+            "--set",
+            "train.eval_every=0",
+            "--out",
+            "r",
+        ],
+    );
+    assert_code(&o, 0);
+}

@@ -257,14 +257,12 @@ pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -
                 out.display()
             )));
         }
+        // Created (and so checked for writability) before the slow loading; run.toml, which
+        // marks the directory as holding a run, is written only once every input loaded, so a
+        // start that fails on bad input can simply be retried.
         std::fs::create_dir_all(&out)
             .with_context(|| format!("{}: cannot create the run directory", out.display()))
             .map_err(usage)?;
-        write_atomic(
-            &out.join("run.toml"),
-            run_toml(&settings).map_err(failed)?.as_bytes(),
-        )
-        .map_err(usage)?;
     }
     let model = match &resume {
         Some(_) => {
@@ -298,6 +296,13 @@ pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -
         test = data.test.len(),
         "data ready"
     );
+    if resume.is_none() {
+        write_atomic(
+            &out.join("run.toml"),
+            run_toml(&settings).map_err(failed)?.as_bytes(),
+        )
+        .map_err(usage)?;
+    }
 
     run_loop(&settings, &out, model, &tok, &data, resume, quiet)
 }
