@@ -4,3 +4,4 @@ mod bad_input;
 mod common;
 mod report;
 mod train;
+mod vision;

@@ -318,12 +318,12 @@ fn reproduce_runs_the_table6_cells_of_a_task_and_reports_them() {
     );
     assert_code(&o, 0);
     for cell in ["sst2-ga", "sst2-ga-constant", "sst2-stp", "sst2-as2p"] {
-        let dir = d.path().join("runs/paper").join(cell);
+        let dir = d.path().join("runs/table6").join(cell);
         assert_eq!(steps_of(&dir).len(), 5, "{cell}");
         let run = fs::read_to_string(dir.join("run.toml")).unwrap();
         assert!(run.contains("source = \"builtin:tiny-opt\""), "{run}");
     }
-    let csv = fs::read_to_string(d.path().join("runs/paper/report/report.csv")).unwrap();
+    let csv = fs::read_to_string(d.path().join("runs/table6/report/report.csv")).unwrap();
     for label in ["GA", "GA constant", "STP", "AS2P"] {
         assert_eq!(
             csv.lines()

@@ -188,27 +188,29 @@ pub struct PromptsArgs {
 /// `zo reproduce`.
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
-    /// Which table of the paper: 6 (OPT × SST-2/RTE/COPA/ReCoRD/SQuAD/DROP).
-    #[arg(long, default_value_t = 6)]
+    /// Which table of the paper: 5 (ResNet-18/50 × CIFAR-10, ResNet-101/152 × CIFAR-100) or
+    /// 6 (OPT × SST-2/RTE/COPA/ReCoRD/SQuAD/DROP).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(5..=6))]
     pub table: u8,
-    /// Directory of the cell configs (one TOML per cell under table6/).
+    /// Directory of the cell configs (one TOML per cell under table5/ and table6/).
     #[arg(long, value_name = "DIR", default_value = "configs/paper")]
     pub configs: PathBuf,
-    /// Use this model instead of the paper's OPT-13B (hub id[@revision], directory, builtin:…).
+    /// Use this model instead of the paper's (OPT-13B; the pre-trained ResNets): hub id[@revision],
+    /// directory, builtin:… (e.g. builtin:tiny-opt, builtin:tiny-resnet).
     #[arg(long)]
     pub model: Option<String>,
     /// Steps per run instead of the paper's 20 000 (evaluations and checkpoints at every fifth).
     #[arg(long)]
     pub steps: Option<u64>,
-    /// Only these tasks (comma-separated, e.g. sst2,copa).
+    /// Only these tasks (comma-separated, e.g. sst2,copa or cifar10).
     #[arg(long)]
     pub tasks: Option<String>,
     /// Override one config key in every cell (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Where the run directories and the report go.
-    #[arg(long, value_name = "DIR", default_value = "runs/paper")]
-    pub out: PathBuf,
+    /// Where the run directories and the report go [default: runs/table5 or runs/table6].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Print every cell's resolved config and exit.
     #[arg(long)]
     pub dry_run: bool,

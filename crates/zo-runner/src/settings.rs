@@ -61,7 +61,7 @@ pub struct ModelSettings {
     /// `builtin:tiny-opt` (random weights from `init_seed`), a directory, or a hub repo id with
     /// an optional `@revision` (e.g. `facebook/opt-125m@main`).
     pub source: String,
-    /// Architecture family: only `opt` trains on the text tasks.
+    /// Architecture family: `opt` (the text tasks) or `resnet` (cifar10, cifar100).
     pub kind: String,
     pub dtype: DTypeSetting,
     /// `cpu`, `cuda:N` or `metal`.
@@ -85,7 +85,7 @@ pub enum BadRows {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSettings {
-    /// sst2, rte, copa, record, squad, drop.
+    /// sst2, rte, copa, record, squad, drop (OPT); cifar10, cifar100 (ResNet).
     pub name: String,
     /// `hub` (the task's dataset through the hub cache), `builtin:quickstart` (the SST-2-format
     /// rows shipped in the binary), or a local directory with the hub layout or
@@ -130,11 +130,15 @@ pub struct ReportSettings {
     /// Label of this run in `zo report` tables (default: from the method).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The table (and plot) this run belongs to in `zo report` (default: the task name).
+    /// Table 5 groups by model and dataset (`resnet18-cifar10`), as two ResNets share CIFAR-10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl ReportSettings {
     fn is_empty(&self) -> bool {
-        self.label.is_none()
+        self.label.is_none() && self.group.is_none()
     }
 }
 
@@ -193,19 +197,34 @@ impl Settings {
         if self.train.steps == 0 && self.train.max_queries == 0 {
             bail!("config: key `train.steps`: set train.steps or train.max_queries above 0");
         }
-        if self.model.kind != "opt" {
-            bail!(
-                "config: key `model.kind`: `{}` cannot train on text task `{}` (only `opt`)",
-                self.model.kind,
-                self.task.name
-            );
-        }
-        self.task_kind()?;
-        if !["", "classification", "lm"].contains(&self.task.objective.as_str()) {
-            bail!(
-                "config: key `task.objective`: `{}` is not one of classification, lm",
-                self.task.objective
-            );
+        match self.model.kind.as_str() {
+            "opt" => {
+                if crate::pipeline::vision::cifar_kind(&self.task.name).is_some() {
+                    bail!(
+                        "config: key `model.kind`: `opt` cannot train on image task `{}` (set model.kind = \"resnet\")",
+                        self.task.name
+                    );
+                }
+                self.task_kind()?;
+                if !["", "classification", "lm"].contains(&self.task.objective.as_str()) {
+                    bail!(
+                        "config: key `task.objective`: `{}` is not one of classification, lm",
+                        self.task.objective
+                    );
+                }
+            }
+            "resnet" => {
+                if crate::pipeline::vision::cifar_kind(&self.task.name).is_none() {
+                    bail!(
+                        "config: key `model.kind`: `resnet` cannot train on text task `{}` (only cifar10, cifar100)",
+                        self.task.name
+                    );
+                }
+                if !self.task.objective.is_empty() {
+                    bail!("config: key `task.objective`: a ResNet trains with cross-entropy only; leave it empty");
+                }
+            }
+            other => bail!("config: key `model.kind`: `{other}` is not one of opt, resnet"),
         }
         self.optimizer
             .clone()

@@ -3,14 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
-use zo_models::OptModel;
+use anyhow::{Context, Result};
 
 use super::{failed, usage, CmdResult};
 use crate::cli::{EvalArgs, Global};
-use crate::pipeline::data::{load_examples, prepare};
-use crate::pipeline::evaluate::evaluate;
-use crate::pipeline::model::{device, load_model, load_tokenizer};
+use crate::pipeline::workload::Workload;
 use crate::rundir::{write_atomic, JsonlWriter};
 use crate::settings::{resolve, Settings, Sources, DEFAULTS};
 
@@ -66,45 +63,23 @@ fn settings(a: &EvalArgs) -> Result<(Settings, Option<PathBuf>)> {
 
 pub fn run(_g: &Global, a: &EvalArgs) -> CmdResult {
     let (s, weights) = settings(a).map_err(usage)?;
-    let model = match &weights {
-        Some(dir) if a.model.is_none() => OptModel::from_dir(
-            dir,
-            s.model.dtype.candle(),
-            &device(&s.model.device).map_err(usage)?,
-        )
-        .with_context(|| format!("{}: cannot load", dir.display()))
-        .map_err(usage)?,
-        _ => load_model(&s.model).map_err(usage)?,
-    };
-    let tok = load_tokenizer(&s.model).map_err(usage)?;
-    if tok.vocab_size() > model.config().vocab_size {
-        return Err(usage(anyhow!(
-            "the tokenizer has {} tokens but the model's vocabulary is {}: they do not belong together",
-            tok.vocab_size(),
-            model.config().vocab_size
-        )));
-    }
-    let rows = load_examples(&s).map_err(usage)?;
-    let data = prepare(&s, &tok, &rows).map_err(usage)?;
-    let spec = data.task.spec();
-    let metric = spec.metric.name();
+    let weights = weights.filter(|_| a.model.is_none());
+    let work = Workload::load(&s, weights.as_deref()).map_err(usage)?;
     let mut out = serde_json::Map::new();
     let mut preds_writer = match &a.predictions {
         Some(p) => Some(JsonlWriter::create(p).map_err(usage)?),
         None => None,
     };
-    for (split, examples, key) in [
-        ("test", &data.test, metric.to_string()),
-        ("dev", &data.dev, format!("dev_{metric}")),
-    ] {
-        if !a.split.includes(split) || examples.is_empty() {
+    for split in ["test", "dev"] {
+        if !a.split.includes(split) {
             continue;
         }
-        let (v, preds) =
-            evaluate(&model, &tok, examples, spec.max_new_tokens, |_| {}).map_err(failed)?;
-        out.insert(key, v.into());
+        let Some(e) = work.evaluate_split(split, 0).map_err(failed)? else {
+            continue;
+        };
+        out.insert(e.key, e.value.into());
         if let Some(w) = preds_writer.as_mut() {
-            for p in &preds {
+            for p in &e.predictions {
                 w.write(p).map_err(failed)?;
             }
         }

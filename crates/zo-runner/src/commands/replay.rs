@@ -5,8 +5,7 @@ use anyhow::{anyhow, Context};
 
 use super::{failed, usage, CmdResult};
 use crate::cli::{Global, ReplayArgs};
-use crate::commands::train::save_model_dir;
-use crate::pipeline::model::{load_model, load_tokenizer};
+use crate::pipeline::workload::Model;
 use crate::rundir::read_jsonl;
 use crate::settings::Settings;
 
@@ -37,10 +36,9 @@ pub fn run(g: &Global, a: &ReplayArgs) -> CmdResult {
         })
         .collect::<anyhow::Result<_>>()
         .map_err(usage)?;
-    let model = load_model(&s.model).map_err(usage)?;
-    let tok = load_tokenizer(&s.model).map_err(usage)?;
+    let model = Model::load(&s, None).map_err(usage)?;
     zo_core::replay(model.params(), &sweeps).map_err(|e| failed(anyhow!("replay: {e}")))?;
-    save_model_dir(&model, &tok, &a.out, None).map_err(failed)?;
+    model.save(&a.out, None).map_err(failed)?;
     if !g.quiet {
         eprintln!(
             "replayed {} sweeps onto {} → {}",

@@ -39,7 +39,18 @@ pub fn run(a: &ReportArgs) -> CmdResult {
             "{}: training loss vs queries ({})",
             t.task, "centred moving average"
         );
-        plot::loss_plot(&a.out, &format!("loss_{}", t.task), &title, &series).map_err(failed)?;
+        let file: String = t
+            .task
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        plot::loss_plot(&a.out, &format!("loss_{file}"), &title, &series).map_err(failed)?;
     }
     print!("{md}");
     eprintln!(

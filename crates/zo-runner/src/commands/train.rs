@@ -12,17 +12,10 @@ use serde::{Deserialize, Serialize};
 use zo_core::objective::DataOrder;
 use zo_core::trainer::{Budget, Trainer, TrainerConfig, TrainerState};
 use zo_core::{EvalRecord, ParamSet, Sink, StepRecord, SweepRecord};
-use zo_models::opt::save::SaveOptions;
-use zo_models::tokenizer::Tokenizer;
-use zo_models::OptModel;
-use zo_tasks::TrainFeature;
 
 use super::{failed, usage, CmdError, CmdResult};
 use crate::cli::{Global, TrainArgs};
-use crate::pipeline::data::{load_examples, prepare, TaskData};
-use crate::pipeline::evaluate::evaluate;
-use crate::pipeline::model::{load_model, load_tokenizer};
-use crate::pipeline::objective::{batch_loss, dataset_loss};
+use crate::pipeline::workload::{Model, Workload};
 use crate::rundir::{write_atomic, JsonlWriter};
 use crate::settings::{resolve, Settings, Sources, DEFAULTS};
 
@@ -214,37 +207,6 @@ impl Sink for RunSink {
     }
 }
 
-/// Saves the model (HF layout, with the tokenizer) into `dir` atomically: written beside it,
-/// then swapped in, so a crash never leaves a half-written checkpoint under the final name.
-pub fn save_model_dir(
-    model: &OptModel,
-    tok: &Tokenizer,
-    dir: &Path,
-    extra: Option<(&str, &[u8])>,
-) -> Result<()> {
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tmp"));
-    let old = parent.join(format!(".{name}.old"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    model
-        .save_pretrained(&tmp, Some(tok), &SaveOptions::default())
-        .with_context(|| format!("{}: cannot save the model", dir.display()))?;
-    if let Some((file, bytes)) = extra {
-        write_atomic(&tmp.join(file), bytes)?;
-    }
-    let _ = std::fs::remove_dir_all(&old);
-    if dir.exists() {
-        std::fs::rename(dir, &old).with_context(|| format!("{}: cannot replace", dir.display()))?;
-    }
-    std::fs::rename(&tmp, dir).with_context(|| format!("{}: cannot write", dir.display()))?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
-}
-
 /// The whole run. `resume`: the checkpoint state to continue from.
 pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -> CmdResult {
     let out = out_dir(&settings);
@@ -264,38 +226,16 @@ pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -
             .with_context(|| format!("{}: cannot create the run directory", out.display()))
             .map_err(usage)?;
     }
-    let model = match &resume {
-        Some(_) => {
-            let ckpt = out.join("checkpoint");
-            OptModel::from_dir(
-                &ckpt,
-                settings.model.dtype.candle(),
-                &crate::pipeline::model::device(&settings.model.device).map_err(usage)?,
-            )
-            .with_context(|| format!("{}: cannot load the checkpoint", ckpt.display()))
-            .map_err(usage)?
-        }
-        None => load_model(&settings.model).map_err(usage)?,
-    };
-    let tok = load_tokenizer(&settings.model).map_err(usage)?;
-    if tok.vocab_size() > model.config().vocab_size {
+    let ckpt = out.join("checkpoint");
+    let work = Workload::load(&settings, resume.as_ref().map(|_| ckpt.as_path())).map_err(usage)?;
+    let (n_train, n_dev, n_test) = work.sizes();
+    if n_train == 0 {
         return Err(usage(anyhow!(
-            "the tokenizer has {} tokens but the model's vocabulary is {}: they do not belong together",
-            tok.vocab_size(),
-            model.config().vocab_size
+            "task {}: no training examples",
+            settings.task.name
         )));
     }
-    let rows = load_examples(&settings).map_err(usage)?;
-    let data = prepare(&settings, &tok, &rows).map_err(usage)?;
-    if data.train.is_empty() {
-        return Err(usage(anyhow!("task {}: no training examples", data.task)));
-    }
-    tracing::info!(
-        train = data.train.len(),
-        dev = data.dev.len(),
-        test = data.test.len(),
-        "data ready"
-    );
+    tracing::info!(train = n_train, dev = n_dev, test = n_test, "data ready");
     if resume.is_none() {
         write_atomic(
             &out.join("run.toml"),
@@ -304,15 +244,13 @@ pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -
         .map_err(usage)?;
     }
 
-    run_loop(&settings, &out, model, &tok, &data, resume, quiet)
+    run_loop(&settings, &out, &work, resume, quiet)
 }
 
 fn run_loop(
     s: &Settings,
     out: &Path,
-    model: OptModel,
-    tok: &Tokenizer,
-    data: &TaskData,
+    work: &Workload,
     resume: Option<CheckpointState>,
     quiet: bool,
 ) -> CmdResult {
@@ -328,7 +266,7 @@ fn run_loop(
     let mut cfg = TrainerConfig::new(s.train.seed, budget);
     cfg.schedule = s.train.schedule;
     cfg.data = Some(DataOrder {
-        n: data.train.len(),
+        n: work.sizes().0,
         batch_size: s.train.batch_size,
         seed: s.train.seed,
     });
@@ -393,40 +331,23 @@ fn run_loop(
         quiet,
     };
     let best = std::cell::Cell::new(resume.as_ref().and_then(|r| r.best_dev_loss));
-    let spec = data.task.spec();
-    let metric_name = spec.metric.name();
-    let eval_n = if s.task.eval_examples == 0 {
-        data.dev.len()
-    } else {
-        s.task.eval_examples.min(data.dev.len())
-    };
-
-    let model_ref = &model;
     let mut objective = |_step: u64, batch: &[usize]| -> zo_core::Result<f64> {
-        let feats: Vec<&TrainFeature> = batch.iter().map(|&i| &data.train[i]).collect();
-        batch_loss(model_ref, &feats).map_err(core_err)
+        work.batch_loss(batch).map_err(core_err)
     };
     let eval_hook = |_step: u64, _p: &ParamSet| -> zo_core::Result<BTreeMap<String, f64>> {
         let mut m = BTreeMap::new();
-        if !data.dev_features.is_empty() {
-            let dl = dataset_loss(model_ref, &data.dev_features, s.train.batch_size)
-                .map_err(core_err)?;
+        if let Some(dl) = work.dev_loss().map_err(core_err)? {
             m.insert("dev_loss".to_string(), dl);
             if best.get().is_none_or(|b| dl < b) {
                 best.set(Some(dl));
-                save_model_dir(model_ref, tok, &out.join("best"), None).map_err(core_err)?;
+                work.model.save(&out.join("best"), None).map_err(core_err)?;
             }
         }
-        if eval_n > 0 {
-            let (v, _) = evaluate(
-                model_ref,
-                tok,
-                &data.dev[..eval_n],
-                spec.max_new_tokens,
-                |_| {},
-            )
-            .map_err(core_err)?;
-            m.insert(format!("dev_{metric_name}"), v);
+        if let Some(e) = work
+            .evaluate_split("dev", s.task.eval_examples)
+            .map_err(core_err)?
+        {
+            m.insert(e.key, e.value);
         }
         Ok(m)
     };
@@ -437,13 +358,9 @@ fn run_loop(
         };
         let bytes =
             serde_json::to_vec_pretty(&state).map_err(|e| zo_core::Error::Msg(e.to_string()))?;
-        save_model_dir(
-            model_ref,
-            tok,
-            &out.join("checkpoint"),
-            Some(("state.json", &bytes)),
-        )
-        .map_err(core_err)
+        work.model
+            .save(&out.join("checkpoint"), Some(("state.json", &bytes)))
+            .map_err(core_err)
     };
     let mut trainer = Trainer::new(cfg, optimizer)
         .sink(&mut sink)
@@ -455,7 +372,7 @@ fn run_loop(
             .resume(r.trainer)
             .map_err(|e| usage(anyhow!("{}: cannot resume: {e}", out.display())))?;
     }
-    let summary = trainer.run(model.params(), &mut objective);
+    let summary = trainer.run(work.params(), &mut objective);
     drop(trainer);
     bar.finish_and_clear();
     let summary = match summary {
@@ -479,7 +396,7 @@ fn run_loop(
             error: anyhow!("interrupted"),
         });
     }
-    finish(out, &model, tok, data, &summary.state, best.get(), quiet).map_err(failed)
+    finish(s, out, work, &summary.state, best.get(), quiet).map_err(failed)
 }
 
 /// "training loss (mean of the first → last 10 % of steps): a → b", from metrics.jsonl.
@@ -505,41 +422,36 @@ fn loss_summary(metrics: &Path) -> Result<Option<String>> {
 /// After the last step: save the final weights, evaluate (MeZO evaluates the checkpoint with
 /// the lowest dev loss when there is one), write results.json and print it.
 fn finish(
+    s: &Settings,
     out: &Path,
-    model: &OptModel,
-    tok: &Tokenizer,
-    data: &TaskData,
+    work: &Workload,
     state: &TrainerState,
     best: Option<f64>,
     quiet: bool,
 ) -> Result<()> {
-    save_model_dir(model, tok, &out.join("final"), None)?;
+    work.model.save(&out.join("final"), None)?;
     if !quiet {
         if let Some(line) = loss_summary(&out.join("metrics.jsonl"))? {
             eprintln!("{line}");
         }
     }
     let evaluated = if best.is_some() && out.join("best").is_dir() {
-        let b = OptModel::from_dir(&out.join("best"), model.dtype(), model.device())?;
-        model.params().assign_from(b.params())?;
+        let b = Model::load(s, Some(&out.join("best")))?;
+        work.params().assign_from(b.params())?;
         "best"
     } else {
         "final"
     };
-    let spec = data.task.spec();
-    let metric = spec.metric.name();
     let mut results = serde_json::Map::new();
-    if !data.test.is_empty() {
-        let (v, preds) = evaluate(model, tok, &data.test, spec.max_new_tokens, |_| {})?;
-        results.insert(metric.to_string(), v.into());
+    if let Some(e) = work.evaluate_split("test", 0)? {
+        results.insert(e.key, e.value.into());
         let mut w = JsonlWriter::create(&out.join("predictions_test.jsonl"))?;
-        for p in &preds {
+        for p in &e.predictions {
             w.write(p)?;
         }
     }
-    if !data.dev.is_empty() {
-        let (v, _) = evaluate(model, tok, &data.dev, spec.max_new_tokens, |_| {})?;
-        results.insert(format!("dev_{metric}"), v.into());
+    if let Some(e) = work.evaluate_split("dev", 0)? {
+        results.insert(e.key, e.value.into());
     }
     results.insert("evaluated".into(), evaluated.into());
     results.insert("steps".into(), state.step.into());

@@ -4,3 +4,5 @@ pub mod data;
 pub mod evaluate;
 pub mod model;
 pub mod objective;
+pub mod vision;
+pub mod workload;

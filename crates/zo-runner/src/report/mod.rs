@@ -15,6 +15,7 @@ use ratio::{cost_ratios, Curve, SMOOTHING};
 /// What the report needs of one run directory.
 #[derive(Clone, Debug)]
 pub struct RunSummary {
+    /// The table the run belongs to: `report.group`, else the task name.
     pub task: String,
     pub label: String,
     /// "opt" or "resnet": picks the default thresholds.
@@ -74,8 +75,12 @@ pub fn load_run(dir: &Path) -> Result<RunSummary> {
     let get = |section: &str, key: &str| -> Option<String> {
         table.get(section)?.get(key)?.as_str().map(str::to_string)
     };
-    let task =
-        get("task", "name").ok_or_else(|| anyhow!("{}: no `task.name`", run_toml.display()))?;
+    let task = match get("report", "group") {
+        Some(g) => g,
+        None => {
+            get("task", "name").ok_or_else(|| anyhow!("{}: no `task.name`", run_toml.display()))?
+        }
+    };
     let method = get("optimizer", "method")
         .ok_or_else(|| anyhow!("{}: no `optimizer.method`", run_toml.display()))?;
     let label = get("report", "label").unwrap_or_else(|| {
