@@ -111,7 +111,10 @@ fn resnet_trains_on_cifar_and_its_checkpoints_evaluate_and_replay_exactly() {
             s["f_minus"].as_f64().unwrap(),
         );
         // Cross-entropies: positive and finite, the two probes close (ρ = 1e-3).
-        assert!(fp > 0.0 && fp.is_finite() && fm > 0.0 && fm.is_finite(), "{s}");
+        assert!(
+            fp > 0.0 && fp.is_finite() && fm > 0.0 && fm.is_finite(),
+            "{s}"
+        );
         assert!((fp - fm).abs() < 0.5 * fp, "{s}");
     }
     let evals: Vec<_> = m.iter().filter(|v| v["kind"] == "eval").collect();
@@ -144,6 +147,28 @@ fn resnet_trains_on_cifar_and_its_checkpoints_evaluate_and_replay_exactly() {
     let ev: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(ev["accuracy"], res["accuracy"]);
     assert_eq!(lines(&d.path().join("p.jsonl")), preds);
+    // The same file named directly (`--model FILE`) with the run's task settings.
+    let best = if res["evaluated"] == "best" {
+        "best"
+    } else {
+        "final"
+    };
+    let file = format!("r/{best}/model.safetensors");
+    let mut e = vec!["eval", "--model", &file, "--split", "test"];
+    for kv in [
+        "model.kind=resnet",
+        "task.name=cifar10",
+        "task.data=cifar",
+        "task.num_train=40",
+        "task.num_dev=20",
+        "task.num_eval=30",
+    ] {
+        e.extend(["--set", kv]);
+    }
+    let o = run_in(d.path(), &e);
+    assert_code(&o, 0);
+    let ev: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(ev["accuracy"], res["accuracy"]);
 
     // Base model + trajectory = the final weights, bit for bit.
     let o = run_in(d.path(), &["replay", "r", "--out", "rebuilt"]);
@@ -349,4 +374,70 @@ fn resnet_bad_inputs_are_named() {
         &["train", "--set", "model.kind=resnet", "--dry-run"],
         &["key `model.kind`", "sst2"],
     );
+}
+
+/// Lays out `files` (path in repo → bytes) as the hub cache holds a repo at `main`.
+fn fake_hub_repo(cache: &Path, folder: &str, files: &[(&str, Vec<u8>)]) {
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let root = cache.join(folder);
+    fs::create_dir_all(root.join("refs")).unwrap();
+    fs::write(root.join("refs/main"), commit).unwrap();
+    for (name, bytes) in files {
+        let p = root.join("snapshots").join(commit).join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, bytes).unwrap();
+    }
+}
+
+#[test]
+fn resnet_checkpoint_and_cifar_parquet_come_from_the_hub_cache_offline() {
+    let d = tempfile::tempdir().unwrap();
+    // A checkpoint to publish: a tiny ResNet trained for one step.
+    synthetic_cifar10(&d.path().join("cifar"), 4, 4);
+    let mut a = resnet_args("cifar", "ga", 1, &["task.num_train=10", "task.num_dev=0"]);
+    a.extend(["--out".into(), "seed".into()]);
+    assert_code(&run_in(d.path(), &args(&a)), 0);
+    let ckpt = fs::read(d.path().join("seed/final/model.safetensors")).unwrap();
+    let parquet = fs::read(
+        crate::common::repo_root().join("crates/zo-tasks/tests/data/cifar10_tiny.parquet"),
+    )
+    .unwrap();
+    let cache = d.path().join("hub");
+    fake_hub_repo(
+        &cache,
+        "models--someone--tiny-resnet",
+        &[("model.safetensors", ckpt)],
+    );
+    fake_hub_repo(
+        &cache,
+        "datasets--uoft-cs--cifar10",
+        &[
+            ("plain_text/train-00000-of-00001.parquet", parquet.clone()),
+            ("plain_text/test-00000-of-00001.parquet", parquet),
+        ],
+    );
+    let mut a = resnet_args(
+        "hub",
+        "ga",
+        2,
+        &[
+            "model.source=someone/tiny-resnet",
+            "task.num_train=2",
+            "task.num_dev=0",
+            "train.batch_size=2",
+        ],
+    );
+    a.extend(["--out".into(), "r".into()]);
+    let o = zo()
+        .current_dir(d.path())
+        .env("HF_HUB_CACHE", &cache)
+        .args(&a)
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
+    let res: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(res["steps"], 2);
+    assert_eq!(lines(&d.path().join("r/predictions_test.jsonl")).len(), 3);
+    let run = fs::read_to_string(d.path().join("r/run.toml")).unwrap();
+    assert!(run.contains("source = \"someone/tiny-resnet\""), "{run}");
 }

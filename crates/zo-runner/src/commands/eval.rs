@@ -36,15 +36,9 @@ fn settings(a: &EvalArgs) -> Result<(Settings, Option<PathBuf>)> {
         });
     }
     if let Some(m) = &a.model {
-        // A model.safetensors file stands for its directory (config.json must be beside it).
-        let dir = if m.is_file() {
-            m.parent().map(Path::to_path_buf).unwrap_or_default()
-        } else {
-            m.clone()
-        };
         sets.push(format!(
             "model.source = {}",
-            toml::Value::String(dir.display().to_string())
+            toml::Value::String(m.display().to_string())
         ));
     }
     if let Some(t) = &a.task {
@@ -53,11 +47,23 @@ fn settings(a: &EvalArgs) -> Result<(Settings, Option<PathBuf>)> {
     if let Some(d) = &a.data {
         sets.push(format!("task.data = {}", toml::Value::String(d.clone())));
     }
-    let s = resolve(&Sources {
+    let mut s = resolve(&Sources {
         base: &base,
         config_file: a.config.as_deref(),
         sets: &sets,
     })?;
+    // An OPT model.safetensors file stands for its directory (config.json must be beside it);
+    // a ResNet checkpoint is a file of its own.
+    if let Some(m) = &a.model {
+        if m.is_file() && s.model.kind == "opt" {
+            s.model.source = m
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+                .display()
+                .to_string();
+        }
+    }
     Ok((s, weights))
 }
 
