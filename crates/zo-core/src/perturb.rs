@@ -146,10 +146,14 @@ pub fn apply_with(params: &ParamSet, sweep: &Sweep, isa: Isa) -> Result<()> {
     let prepared: Vec<Prepared> = sweep
         .ops
         .iter()
-        .map(|op| match op {
+        .enumerate()
+        .map(|(i, op)| match op {
             Op::Add(t) => Prepared::Add {
                 key: t.key.philox_key(),
                 coef: t.coef,
+                reused: sweep.ops[i + 1..]
+                    .iter()
+                    .any(|later| matches!(later, Op::Add(u) if u.key == t.key)),
             },
             Op::ScaleDecayed(f) => Prepared::Scale(*f),
         })
@@ -175,7 +179,13 @@ pub fn apply_with(params: &ParamSet, sweep: &Sweep, isa: Isa) -> Result<()> {
 /// An op with its Philox key derived once.
 #[derive(Clone, Copy, Debug)]
 enum Prepared {
-    Add { key: [u32; 2], coef: f32 },
+    /// `reused`: a later op of the sweep adds the same direction again (its tile of z is then
+    /// kept in a buffer instead of being consumed in registers).
+    Add {
+        key: [u32; 2],
+        coef: f32,
+        reused: bool,
+    },
     Scale(f32),
 }
 
@@ -310,8 +320,21 @@ fn tile_ops(k: &SweepKernel<'_>, start: usize, acc: &mut [f32], z: &mut [f32; TI
     let mut cached: Option<[u32; 2]> = None;
     for op in k.ops {
         match *op {
-            Prepared::Add { key, coef } => {
+            Prepared::Add { key, coef, reused } => {
                 if coef == 0.0 {
+                    continue;
+                }
+                if cached != Some(key) && !reused && n == padded {
+                    // Fused: z is generated and consumed in registers (same bits as below).
+                    rng::axpy_raw(
+                        k.isa,
+                        key,
+                        k.tensor,
+                        (start / GROUP) as u64,
+                        k.dist,
+                        coef,
+                        acc,
+                    );
                     continue;
                 }
                 if cached != Some(key) {

@@ -218,6 +218,34 @@ pub fn fill_raw(
     dist: Distribution,
     out: &mut [f32],
 ) {
+    dispatch(isa, k, tensor, first_group, dist, None, out)
+}
+
+/// `x[i] = fma(z[i], coef, x[i])` (rounded once, as `z.mul_add(coef, x)`) for the elements
+/// `64·first_group ..` of tensor `tensor`: the sweep's term with z kept in registers, so no z
+/// buffer is written and read back. Same bits as [`fill_raw`] followed by that loop. Panics
+/// like [`fill_with`].
+pub fn axpy_raw(
+    isa: Isa,
+    k: [u32; 2],
+    tensor: u32,
+    first_group: u64,
+    dist: Distribution,
+    coef: f32,
+    x: &mut [f32],
+) {
+    dispatch(isa, k, tensor, first_group, dist, Some(coef), x)
+}
+
+fn dispatch(
+    isa: Isa,
+    k: [u32; 2],
+    tensor: u32,
+    first_group: u64,
+    dist: Distribution,
+    axpy: Option<f32>,
+    out: &mut [f32],
+) {
     assert!(
         out.len().is_multiple_of(GROUP),
         "fill: length {} is not a multiple of {GROUP}",
@@ -228,13 +256,13 @@ pub fn fill_raw(
         "fill: {isa:?} is not available on this CPU"
     );
     match isa {
-        Isa::Scalar => scalar::fill(k, tensor, first_group, dist, out),
+        Isa::Scalar => scalar::fill(k, tensor, first_group, dist, axpy, out),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: availability of AVX2+FMA was checked just above.
-        Isa::Avx2 => unsafe { x86::avx2::fill(k, tensor, first_group, dist, out) },
+        Isa::Avx2 => unsafe { x86::avx2::fill(k, tensor, first_group, dist, axpy, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: availability of AVX-512F was checked just above.
-        Isa::Avx512 => unsafe { x86::avx512::fill(k, tensor, first_group, dist, out) },
+        Isa::Avx512 => unsafe { x86::avx512::fill(k, tensor, first_group, dist, axpy, out) },
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("checked by is_available"),
     }

@@ -139,8 +139,16 @@ pub fn uniform(a: u32) -> f32 {
     ((a >> 8) as i32 as f32).mul_add(UNIF_SCALE, UNIF_OFFSET)
 }
 
-/// Scalar fill (see [`super::fill_with`]).
-pub fn fill(k: [u32; 2], tensor: u32, first_group: u64, dist: Distribution, out: &mut [f32]) {
+/// Scalar fill (see [`super::fill_with`]); with `axpy = Some(c)`, `out = z.mul_add(c, out)`
+/// instead (see [`super::axpy_raw`]).
+pub fn fill(
+    k: [u32; 2],
+    tensor: u32,
+    first_group: u64,
+    dist: Distribution,
+    axpy: Option<f32>,
+    out: &mut [f32],
+) {
     for (gi, g) in out.chunks_exact_mut(GROUP).enumerate() {
         let base = (first_group + gi as u64) * BLOCKS_PER_GROUP;
         for j in 0..BLOCKS_PER_GROUP as usize {
@@ -155,7 +163,11 @@ pub fn fill(k: [u32; 2], tensor: u32, first_group: u64, dist: Distribution, out:
                 Distribution::Uniform => w.map(uniform),
             };
             for (m, v) in z.into_iter().enumerate() {
-                g[16 * m + j] = v;
+                let o = &mut g[16 * m + j];
+                *o = match axpy {
+                    None => v,
+                    Some(c) => v.mul_add(c, *o),
+                };
             }
         }
     }

@@ -9,7 +9,7 @@
 
 /// The shared kernel. Expects in scope: `VI`, `VF`, `M`, `LANES`, and the primitives
 /// `si sf iota add_i sub_i xor_i and_i or_i srli srai slli mulhilo cvt mul add sub fma sqrt
-/// lt eq_i sel to_f to_i store`, all with the target features `$feat`.
+/// lt eq_i sel to_f to_i load store`, all with the target features `$feat`.
 macro_rules! kernel {
     ($feat:literal) => {
         use super::super::scalar::{
@@ -23,20 +23,42 @@ macro_rules! kernel {
         /// Philox4x32-10 on N×LANES counters at once (mirrors `rng::philox4x32_10`). N
         /// independent chains are interleaved round by round: one chain alone is bound by the
         /// latency of its ten dependent multiply rounds.
+        ///
+        /// Chain `i` has counters `[c0[i] (per lane), c1[i], t, 0]`: only word 0 differs
+        /// between lanes, so the first two rounds are half scalar. Round 1 multiplies the
+        /// constant t (its output words 0 and 1 are the same in every lane) and round 2 then
+        /// multiplies that constant word 0: each of the two rounds needs one vector 32×32→64
+        /// multiply instead of two. Same integers as the scalar rounds, so the same bits.
         #[inline]
         #[target_feature(enable = $feat)]
         fn philox<const N: usize>(
             c0: [VI; N],
-            c1: [VI; N],
-            c2: VI,
+            c1: [u32; N],
+            t: u32,
             k: &[[u32; 2]; PHILOX_ROUNDS],
         ) -> [[VI; 4]; N] {
             let (m0, m1) = (si(PHILOX_M0), si(PHILOX_M1));
+            let p = u64::from(PHILOX_M1) * u64::from(t);
+            let (h1, l1) = ((p >> 32) as u32, p as u32);
             let mut c = [[si(0); 4]; N];
             for i in 0..N {
-                c[i] = [c0[i], c1[i], c2, si(0)];
+                // Round 1 on [c0, c1, t, 0]: [h1 ^ c1 ^ k0, l1, hi0 ^ k1, lo0].
+                let (hi0, lo0) = mulhilo(c0[i], m0);
+                let s0 = h1 ^ c1[i] ^ k[0][0];
+                let v2 = xor_i(hi0, si(k[0][1]));
+                // Round 2 on [s0, l1, v2, lo0]: [hi(M1·v2) ^ l1 ^ k0, lo(M1·v2),
+                // hi(M0·s0) ^ lo0 ^ k1, lo(M0·s0)].
+                let q = u64::from(PHILOX_M0) * u64::from(s0);
+                let (g0, f0) = ((q >> 32) as u32, q as u32);
+                let (hi1, lo1) = mulhilo(v2, m1);
+                c[i] = [
+                    xor_i(hi1, si(l1 ^ k[1][0])),
+                    lo1,
+                    xor_i(lo0, si(g0 ^ k[1][1])),
+                    si(f0),
+                ];
             }
-            for rk in k {
+            for rk in &k[2..] {
                 let (k0, k1) = (si(rk[0]), si(rk[1]));
                 for ci in c.iter_mut() {
                     let (hi0, lo0) = mulhilo(ci[0], m0);
@@ -136,8 +158,9 @@ macro_rules! kernel {
         }
 
         /// Generates `N·LANES` consecutive blocks starting at block `b` (a multiple of LANES)
-        /// and stores them into `out`, the groups those blocks belong to (`out[0]` = element 0
-        /// of the group of block `b − b mod 16`).
+        /// into `out`, the groups those blocks belong to (`out[0]` = element 0 of the group of
+        /// block `b − b mod 16`): stores z, or with `axpy = Some(c)` updates
+        /// `out = fma(z, c, out)` in place (the sweep's term, with no z buffer).
         #[inline]
         #[target_feature(enable = $feat)]
         fn blocks<const N: usize>(
@@ -145,19 +168,20 @@ macro_rules! kernel {
             tensor: u32,
             b: u64,
             dist: Distribution,
+            axpy: Option<f32>,
             out: &mut [f32],
         ) {
             let lanes = iota();
             let mut c0 = [si(0); N];
-            let mut c1 = [si(0); N];
+            let mut c1 = [0u32; N];
             for i in 0..N {
                 // b + i·LANES is a multiple of LANES (which divides 2³²), so adding a lane index
                 // never carries into the high word: it is the same for all lanes of a chain.
                 let bi = b + (i * LANES) as u64;
                 c0[i] = add_i(si(bi as u32), lanes);
-                c1[i] = si((bi >> 32) as u32);
+                c1[i] = (bi >> 32) as u32;
             }
-            let w = philox::<N>(c0, c1, si(tensor), k);
+            let w = philox::<N>(c0, c1, tensor, k);
             let mut z = [[sf(0.0); 4]; N];
             match dist {
                 Distribution::Normal => {
@@ -206,19 +230,27 @@ macro_rules! kernel {
                 for (m, v) in zi.iter().enumerate() {
                     let at = GROUP * g + 16 * m + j;
                     assert!(at + LANES <= out.len());
-                    // SAFETY: bounds checked just above; unaligned store.
-                    unsafe { store(out.as_mut_ptr().add(at), *v) };
+                    let p = out.as_mut_ptr().wrapping_add(at);
+                    // SAFETY: bounds checked just above; unaligned load/store.
+                    unsafe {
+                        match axpy {
+                            None => store(p, *v),
+                            Some(c) => store(p, fma(*v, sf(c), load(p))),
+                        }
+                    }
                 }
             }
         }
 
-        /// See `rng::fill_with`. `out.len()` is a multiple of GROUP (checked by the caller).
+        /// See `rng::fill_with` (`axpy = None`) and `rng::axpy_raw` (`Some(coef)`).
+        /// `out.len()` is a multiple of GROUP (checked by the caller).
         #[target_feature(enable = $feat)]
         pub(in crate::rng) fn fill(
             k: [u32; 2],
             tensor: u32,
             first_group: u64,
             dist: Distribution,
+            axpy: Option<f32>,
             out: &mut [f32],
         ) {
             let mut rk = [[0u32; 2]; PHILOX_ROUNDS];
@@ -234,11 +266,11 @@ macro_rules! kernel {
             let mut groups = out.chunks_exact_mut(GROUP * per);
             let mut g = first_group;
             for chunk in &mut groups {
-                blocks::<CHAINS>(&rk, tensor, g * BLOCKS_PER_GROUP, dist, chunk);
+                blocks::<CHAINS>(&rk, tensor, g * BLOCKS_PER_GROUP, dist, axpy, chunk);
                 g += per as u64;
             }
             for chunk in groups.into_remainder().chunks_exact_mut(GROUP) {
-                blocks::<{ 16 / LANES }>(&rk, tensor, g * BLOCKS_PER_GROUP, dist, chunk);
+                blocks::<{ 16 / LANES }>(&rk, tensor, g * BLOCKS_PER_GROUP, dist, axpy, chunk);
                 g += 1;
             }
         }
@@ -376,6 +408,14 @@ pub(super) mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     fn to_i(a: VF) -> VI {
         _mm256_castps_si256(a)
+    }
+    /// # Safety
+    /// `p` must be valid for reading LANES f32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load(p: *const f32) -> VF {
+        // SAFETY: guaranteed by the caller.
+        unsafe { _mm256_loadu_ps(p) }
     }
     /// # Safety
     /// `p` must be valid for writing LANES f32.
@@ -519,6 +559,14 @@ pub(super) mod avx512 {
     #[target_feature(enable = "avx512f")]
     fn to_i(a: VF) -> VI {
         _mm512_castps_si512(a)
+    }
+    /// # Safety
+    /// `p` must be valid for reading LANES f32.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load(p: *const f32) -> VF {
+        // SAFETY: guaranteed by the caller.
+        unsafe { _mm512_loadu_ps(p) }
     }
     /// # Safety
     /// `p` must be valid for writing LANES f32.
