@@ -22,7 +22,7 @@
 //! absolute; z at the largest radius R = 5.77 ≤ 9.0e-7 absolute (the test asserts 1 ulp,
 //! 1.5e-7 and 1.2e-6).
 
-use super::{counter, philox4x32_10, Distribution, BLOCKS_PER_GROUP, GROUP};
+use super::{counter, philox4x32, Distribution, BLOCKS_PER_GROUP, GROUP};
 
 /// 2⁻²⁴: the weight of the lowest of the 24 bits kept from a word.
 pub const INV_2_24: f32 = 1.0 / 16_777_216.0;
@@ -152,7 +152,7 @@ pub fn fill(
     for (gi, g) in out.chunks_exact_mut(GROUP).enumerate() {
         let base = (first_group + gi as u64) * BLOCKS_PER_GROUP;
         for j in 0..BLOCKS_PER_GROUP as usize {
-            let w = philox4x32_10(counter(tensor, base + j as u64), k);
+            let w = philox4x32(counter(tensor, base + j as u64), k);
             let z = match dist {
                 Distribution::Normal => {
                     let (z0, z1) = normal_pair(w[0], w[1]);

@@ -7,6 +7,9 @@
 //! vectors are stored with no transpose. Every float operation mirrors `scalar.rs` one for one
 //! (same constants, same order, FMA where the scalar code calls `mul_add`).
 
+// The kernel's `philox` special-cases the first two rounds.
+const _: () = assert!(super::PHILOX_ROUNDS >= 2);
+
 /// The shared kernel. Expects in scope: `VI`, `VF`, `M`, `LANES`, and the primitives
 /// `si sf iota add_i sub_i xor_i and_i or_i srli srai slli mulhilo cvt mul add sub fma sqrt
 /// lt eq_i sel to_f to_i load store`, all with the target features `$feat`.
@@ -20,9 +23,9 @@ macro_rules! kernel {
             PHILOX_W1,
         };
 
-        /// Philox4x32-10 on N×LANES counters at once (mirrors `rng::philox4x32_10`). N
-        /// independent chains are interleaved round by round: one chain alone is bound by the
-        /// latency of its ten dependent multiply rounds.
+        /// Philox4x32-R (R = PHILOX_ROUNDS ≥ 2) on N×LANES counters at once (mirrors
+        /// `rng::philox4x32`). N independent chains are interleaved round by round: one chain
+        /// alone is bound by the latency of its dependent multiply rounds.
         ///
         /// Chain `i` has counters `[c0[i] (per lane), c1[i], t, 0]`: only word 0 differs
         /// between lanes, so the first two rounds are half scalar. Round 1 multiplies the
