@@ -4,10 +4,13 @@ use super::*;
 /// Random123 `kat_vectors` (philox4x32 7 and philox4x32 10): counter, key → output. The
 /// generator is the 7-round one; the 10-round answers check the shared round function against
 /// the upstream default too (also checked by reference.py).
+/// (rounds, counter, key, output).
+type Kat = (usize, [u32; 4], [u32; 2], [u32; 4]);
+
 #[test]
 fn philox_known_answers() {
     assert_eq!(PHILOX_ROUNDS, 7, "the KAT below pins Philox4x32-7");
-    let kat: [(usize, [u32; 4], [u32; 2], [u32; 4]); 6] = [
+    let kat: [Kat; 6] = [
         (
             7,
             [0; 4],
