@@ -8,7 +8,11 @@
 //! - `forward_full_lm`: the peer's definition, the mean causal-LM cross-entropy over all
 //!   `B·(T−1)` next-token targets of unpadded random sequences (logits at those rows only);
 //! - `forward_task_1pos`: the SST-2-style task loss, one option token per sequence (logits at
-//!   `B` rows).
+//!   `B` rows);
+//! - `build`: wall and CPU seconds of building the random model.
+//!
+//! `--only <figure>` runs one figure (`build` alone skips both forwards), for interleaved A/B
+//! runs of two builds.
 //!
 //! Each timed call is a complete forward + loss returning an f64 on the host, so the CPU work
 //! is finished inside the timed region. Token ids come from a fixed-seed SplitMix64 stream.
@@ -28,6 +32,7 @@ struct Args {
     repeats: usize,
     seed: u64,
     breakdown: bool,
+    only: Option<String>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -39,6 +44,7 @@ fn parse() -> Result<Args, String> {
         repeats: 10,
         seed: 0,
         breakdown: false,
+        only: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -66,6 +72,10 @@ fn parse() -> Result<Args, String> {
             "--warmup" => a.warmup = num()?,
             "--repeats" => a.repeats = num()?,
             "--seed" => a.seed = num()? as u64,
+            "--only" => match v.as_str() {
+                "forward_full_lm" | "forward_task_1pos" | "build" => a.only = Some(v.clone()),
+                o => return Err(format!("--only: unknown figure {o}")),
+            },
             o => return Err(format!("unknown argument {o}")),
         }
         i += 2;
@@ -87,8 +97,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = parse()?;
     let cfg = Config::preset(a.preset);
     let t0 = Instant::now();
+    let cpu0 = process_cpu_s();
     let model = OptModel::random(&cfg, a.seed, DType::F32, &Device::Cpu)?;
     let build_s = t0.elapsed().as_secs_f64();
+    let build_cpu_s = process_cpu_s().zip(cpu0).map(|(b, a)| b - a);
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "zo_forward_bench", "figure": "build",
+            "preset": format!("{:?}", a.preset),
+            "build_s": build_s, "build_cpu_s": build_cpu_s,
+        })
+    );
 
     // Random ids in [3, vocab), fixed seed.
     let mut state: u64 = 1234;
@@ -134,6 +154,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("forward_full_lm", &full, full_flops),
         ("forward_task_1pos", &task, task_flops),
     ] {
+        if a.only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let mut loss = 0.0;
         for _ in 0..a.warmup {
             loss = lm_loss(&model, batch)?;
@@ -173,6 +196,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         breakdown(&model, &full, a.repeats)?;
     }
     Ok(())
+}
+
+/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`, clock ticks of
+/// 1/100 s), to show the CPU cost of building the random model apart from its wall time.
+fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// Median seconds of the phases of the full-LM forward: decoder body, lm_head matmul, NLL.

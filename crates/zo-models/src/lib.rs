@@ -19,6 +19,7 @@
 //! `tests/fixtures/make_fixtures.py` and `assets/tiny-tokenizer/make_tiny_tokenizer.py`.
 
 pub mod batch;
+mod cpu;
 pub mod error;
 pub mod hub;
 pub(crate) mod ops;

@@ -16,27 +16,54 @@ use crate::{Error, Result};
 /// `exp(x)` for `x ≤ 0` (arguments below −87.3 give ≈ 0), max relative error ≈ 2e-7.
 /// Cody–Waite reduction `x = n·ln2 + r`, `|r| ≤ ln2/2`, then a degree-6 Taylor polynomial for
 /// `e^r` (remainder ≤ (ln2/2)^7/7! ≈ 1.2e-7) and `2^n` built in the exponent bits.
+///
+/// `n = round(x·log2 e)` uses the magic constant `1.5·2²³`: adding it leaves the float whose
+/// last mantissa bit has weight 1, so the addition itself rounds to the nearest integer (ties
+/// to even) and the integer sits in the low mantissa bits. `f32::round` would be a libm
+/// `roundf` call on the x86-64 baseline (no SSE4.1 `roundps`), which keeps the loops below from
+/// vectorising. Only plain `+`/`*` are used (Rust never contracts them into FMA), so every
+/// instruction set computes the same bits.
 #[inline(always)]
 fn exp_nonpos(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
     let x = x.max(-87.0);
-    let n = (x * LOG2E).round();
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    // n ∈ [-126, 0]: 2^n is a normal float.
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // n ∈ [-126, 0] is the difference of the two bit patterns; 2^n is a normal float.
+    let ni = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
     p * scale
 }
 
-/// `(max(row), Σ exp(row − max))`, the sum in f32 lanes per block of 1024 and in f64 across
-/// blocks (so a 50k-entry vocabulary loses no precision that matters at 1e-6).
-fn max_sumexp(row: &[f32]) -> (f32, f64) {
-    const L: usize = 8;
+/// Lanes of the blocked reductions below (one AVX2 register; two SSE2 registers).
+const L: usize = 8;
+
+/// `Σ exp(x − m)` over `block`, in [`L`] f32 lanes then across lanes (a fixed order, so the
+/// result does not depend on the instruction set the caller was compiled for).
+#[inline(always)]
+fn sumexp_block(block: &[f32], m: f32) -> f32 {
+    let mut acc = [0f32; L];
+    let chunks = block.chunks_exact(L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..L {
+            acc[k] += exp_nonpos(c[k] - m);
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().map(|&x| exp_nonpos(x - m)).sum::<f32>()
+}
+
+/// `max(row)` in [`L`] lanes.
+#[inline(always)]
+fn max_lanes(row: &[f32]) -> f32 {
     let mut mx = [f32::NEG_INFINITY; L];
     let chunks = row.chunks_exact(L);
     let rest = chunks.remainder();
@@ -45,27 +72,85 @@ fn max_sumexp(row: &[f32]) -> (f32, f64) {
             mx[k] = mx[k].max(c[k]);
         }
     }
-    let m = rest.iter().fold(
+    rest.iter().fold(
         mx.iter().copied().fold(f32::NEG_INFINITY, f32::max),
         |a, &b| a.max(b),
-    );
+    )
+}
+
+/// `(max(row), Σ exp(row − max))`, the sum in f32 lanes per block of 1024 and in f64 across
+/// blocks (so a 50k-entry vocabulary loses no precision that matters at 1e-6).
+#[inline(always)]
+fn max_sumexp_generic(row: &[f32]) -> (f32, f64) {
+    let m = max_lanes(row);
     if !m.is_finite() {
         return (m, 1.0);
     }
-    let mut total = 0f64;
-    for block in row.chunks(1024) {
+    let total = row
+        .chunks(1024)
+        .map(|block| sumexp_block(block, m) as f64)
+        .sum();
+    (m, total)
+}
+
+/// The same code compiled for AVX2 (8-wide registers); same bits as the baseline build since
+/// no FMA is written and the compiler contracts none.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn max_sumexp_avx2(row: &[f32]) -> (f32, f64) {
+    max_sumexp_generic(row)
+}
+
+/// `(max(row), Σ exp(row − max))`; dispatches to the AVX2 build when the CPU has it.
+pub(crate) fn max_sumexp(row: &[f32]) -> (f32, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { max_sumexp_avx2(row) };
+    }
+    max_sumexp_generic(row)
+}
+
+/// In-place softmax of each `width`-long row of `rows`: `exp(x − max) / Σ exp(x − max)`, as
+/// torch's `softmax(dim=-1)` (the sum in [`L`] lanes, a fixed order). A row whose entries are
+/// all the additive mask value stays uniform, as in torch.
+#[inline(always)]
+fn softmax_rows_generic(rows: &mut [f32], width: usize) {
+    for row in rows.chunks_exact_mut(width) {
+        let m = max_lanes(row);
         let mut acc = [0f32; L];
-        let chunks = block.chunks_exact(L);
-        let rest = chunks.remainder();
-        for c in chunks {
+        let mut chunks = row.chunks_exact_mut(L);
+        for c in &mut chunks {
             for k in 0..L {
-                acc[k] += exp_nonpos(c[k] - m);
+                c[k] = exp_nonpos(c[k] - m);
+                acc[k] += c[k];
             }
         }
-        let s: f32 = acc.iter().sum::<f32>() + rest.iter().map(|&x| exp_nonpos(x - m)).sum::<f32>();
-        total += s as f64;
+        let mut sum = acc.iter().sum::<f32>();
+        for x in chunks.into_remainder() {
+            *x = exp_nonpos(*x - m);
+            sum += *x;
+        }
+        for x in row.iter_mut() {
+            *x /= sum;
+        }
     }
-    (m, total)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn softmax_rows_avx2(rows: &mut [f32], width: usize) {
+    softmax_rows_generic(rows, width)
+}
+
+/// See [`softmax_rows_generic`]; the AVX2 build when the CPU has it (same bits).
+pub(crate) fn softmax_rows(rows: &mut [f32], width: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { softmax_rows_avx2(rows, width) };
+    }
+    softmax_rows_generic(rows, width)
 }
 
 /// `max(row) + ln Σ exp(row − max)`.
@@ -203,6 +288,9 @@ pub fn head_nll(h: &Tensor, w: &Tensor, labels: &[u32]) -> Result<Vec<f64>> {
             "head_nll: label {bad} out of range for vocab {vocab}"
         )));
     }
+    if let Some(nll) = crate::cpu::head_nll(h, w, labels)? {
+        return Ok(nll);
+    }
     if !h.device().is_cpu() {
         let logits = h.matmul(&w.t()?)?;
         return Ok(row_nll(&logits, labels)?
@@ -261,6 +349,33 @@ mod tests {
         assert!(worst < 3e-7, "worst relative error {worst}");
         assert_eq!(exp_nonpos(0.0), 1.0);
         assert!(exp_nonpos(-1000.0) < 1e-37);
+    }
+
+    #[test]
+    fn exp_rounds_ties_like_the_reference_and_paths_agree() {
+        // n = round(x·log2 e) near half-integers: the magic-constant rounding must keep the
+        // polynomial argument within ±ln2/2, i.e. stay accurate there too.
+        for k in 0..=125 {
+            for d in [-1e-4f32, 0.0, 1e-4] {
+                let x = -((k as f32 + 0.5) / std::f32::consts::LOG2_E) + d;
+                if x <= 0.0 {
+                    let want = (x as f64).exp();
+                    let got = exp_nonpos(x) as f64;
+                    assert!(((got - want) / want).abs() < 3e-7, "x {x}: {got} vs {want}");
+                }
+            }
+        }
+        // The AVX2 build computes the same bits as the baseline build.
+        let row: Vec<f32> = (0..50_001)
+            .map(|i| ((i * 7919) % 4001) as f32 / 97.0 - 20.0)
+            .collect();
+        let generic = max_sumexp_generic(&row);
+        assert_eq!(max_sumexp(&row), generic);
+        let want: f64 = row
+            .iter()
+            .map(|&x| (x as f64 - generic.0 as f64).exp())
+            .sum();
+        assert!((generic.1 - want).abs() / want < 1e-6);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use candle_core::{DType, Device, Tensor};
 use zo_core::ParamSet;
 
 use super::config::{Config, LAYER_NORM_EPS};
+use crate::cpu::Epilogue;
 use crate::{Error, Result};
 
 /// Fetches `name` from the set, or a [`Error::MissingTensor`] naming it.
@@ -42,10 +43,32 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_fused(x, 1.0, Epilogue::None)
+    }
+
+    /// `scale · (x Wᵀ + b)` followed by `epilogue`: on CPU f32 one GEMM onto the bias (and
+    /// residual) rows ([`crate::cpu::linear`]), elsewhere candle's matmul, bias add, scaling,
+    /// ReLU and residual add as separate ops.
+    pub(crate) fn forward_fused(
+        &self,
+        x: &Tensor,
+        scale: f64,
+        epilogue: Epilogue<'_>,
+    ) -> Result<Tensor> {
+        let bias = self.bias.as_ref();
+        if let Some(y) = crate::cpu::linear(x, &self.weight, bias, scale as f32, epilogue)? {
+            return Ok(y);
+        }
         let y = x.matmul(&self.weight.t()?)?;
-        Ok(match &self.bias {
+        let y = match bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
+        };
+        let y = if scale == 1.0 { y } else { (y * scale)? };
+        Ok(match epilogue {
+            Epilogue::None => y,
+            Epilogue::Relu => y.relu()?,
+            Epilogue::Residual(r) => (r + y)?,
         })
     }
 }
@@ -184,10 +207,34 @@ impl Attention {
         mask: &Tensor,
         cache: Option<&mut LayerCache>,
     ) -> Result<Tensor> {
+        self.forward_residual(x, b, t, mask, cache, None)
+    }
+
+    /// [`Self::forward`] plus `residual` (`[b*t, h]`) when given, added by the output projection's
+    /// GEMM on CPU.
+    pub(crate) fn forward_residual(
+        &self,
+        x: &Tensor,
+        b: usize,
+        t: usize,
+        mask: &Tensor,
+        cache: Option<&mut LayerCache>,
+        residual: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let epilogue = residual.map_or(Epilogue::None, Epilogue::Residual);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let q = self.heads(&(self.q_proj.forward(x)? * scale)?, b, t)?;
-        let mut k = self.heads(&self.k_proj.forward(x)?, b, t)?;
-        let mut v = self.heads(&self.v_proj.forward(x)?, b, t)?;
+        let q = self.q_proj.forward_fused(x, scale, Epilogue::None)?;
+        let k = self.k_proj.forward(x)?;
+        let v = self.v_proj.forward(x)?;
+        if cache.is_none() {
+            let (heads, d) = (self.num_heads, self.head_dim);
+            if let Some(out) = crate::cpu::attention(&q, &k, &v, mask, b, t, heads, d)? {
+                return self.out_proj.forward_fused(&out, 1.0, epilogue);
+            }
+        }
+        let q = self.heads(&q, b, t)?;
+        let mut k = self.heads(&k, b, t)?;
+        let mut v = self.heads(&v, b, t)?;
         if let Some(cache) = cache {
             if let Some((pk, pv)) = &cache.kv {
                 k = Tensor::cat(&[pk, &k], 2)?;
@@ -201,7 +248,7 @@ impl Attention {
             .matmul(&v)?
             .transpose(1, 2)?
             .reshape((b * t, self.num_heads * self.head_dim))?;
-        self.out_proj.forward(&out)
+        self.out_proj.forward_fused(&out, 1.0, epilogue)
     }
 }
 
@@ -220,12 +267,10 @@ impl Attention {
     ) -> Result<Tensor> {
         let n = rows.dim(0)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let q = (self.q_proj.forward(&x.index_select(rows, 0)?)? * scale)?.reshape((
-            n,
-            self.num_heads,
-            1,
-            self.head_dim,
-        ))?;
+        let q = self
+            .q_proj
+            .forward_fused(&x.index_select(rows, 0)?, scale, Epilogue::None)?
+            .reshape((n, self.num_heads, 1, self.head_dim))?;
         let k = self
             .heads(&self.k_proj.forward(x)?, b, t)?
             .index_select(row_batch, 0)?;
@@ -294,6 +339,17 @@ impl DecoderLayer {
         })
     }
 
+    /// `residual + fc2(act(fc1(h)))`; ReLU and the residual add ride on the GEMMs on CPU.
+    fn mlp(&self, h: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let a = if self.activation == Activation::Relu {
+            self.fc1.forward_fused(h, 1.0, Epilogue::Relu)?
+        } else {
+            self.activation.forward(&self.fc1.forward(h)?)?
+        };
+        self.fc2
+            .forward_fused(&a, 1.0, Epilogue::Residual(residual))
+    }
+
     /// `x`: `[b*t, h]` → `[b*t, h]`.
     pub fn forward(
         &self,
@@ -309,21 +365,18 @@ impl DecoderLayer {
         } else {
             x.clone()
         };
-        let h = self.self_attn.forward(&h, b, t, mask, cache)?;
-        let mut x = (residual + h)?;
+        let mut x = self
+            .self_attn
+            .forward_residual(&h, b, t, mask, cache, Some(residual))?;
         if !self.pre_ln {
             x = self.self_attn_layer_norm.forward(&x)?;
         }
-        let residual = &x;
         let h = if self.pre_ln {
             self.final_layer_norm.forward(&x)?
         } else {
             x.clone()
         };
-        let h = self
-            .fc2
-            .forward(&self.activation.forward(&self.fc1.forward(&h)?)?)?;
-        let mut x = (residual + h)?;
+        let mut x = self.mlp(&h, &x)?;
         if !self.pre_ln {
             x = self.final_layer_norm.forward(&x)?;
         }
@@ -363,10 +416,7 @@ impl DecoderLayer {
         } else {
             x.clone()
         };
-        let h = self
-            .fc2
-            .forward(&self.activation.forward(&self.fc1.forward(&h)?)?)?;
-        let mut x = (residual + h)?;
+        let mut x = self.mlp(&h, residual)?;
         if !self.pre_ln {
             x = self.final_layer_norm.forward(&x)?;
         }

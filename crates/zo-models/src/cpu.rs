@@ -1,0 +1,491 @@
+//! f32 CPU fast paths of the OPT forward that call `gemm` (the GEMM library candle's CPU backend
+//! uses) directly, where candle's composite ops cost extra passes over memory:
+//!
+//! - [`linear`]: `y = s·(x Wᵀ + b)` in one GEMM call on an output pre-filled with the bias rows
+//!   (`read_dst`), instead of candle's zero-filled matmul output, a bias pass, and a scaling
+//!   pass for the attention queries;
+//! - [`attention`]: `softmax(q kᵀ + mask) v` per (sequence, head) as tasks in parallel (rayon),
+//!   reading the heads as strided views of the `[b·t, h]` projections and writing the output in
+//!   place, instead of three head-splitting copies, 2·b·heads tiny GEMMs one after another on one
+//!   core, a mask pass, a softmax pass and a transposing copy.
+//!
+//! Every function returns `Ok(None)` when its inputs are not contiguous f32 CPU tensors, and the
+//! caller then runs the candle ops. Determinism: `gemm` splits a product between threads over
+//! output blocks only (the reduction over `k` runs in one order whatever the thread count), and
+//! each attention task is single-threaded and independent of the others, so results do not
+//! depend on the number of threads (tested in `tests`).
+
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+
+use crate::ops::{max_sumexp, softmax_rows, HEAD_CHUNK};
+use crate::Result;
+
+/// Runs `f` on the contiguous f32 data of a CPU tensor; `None` for another device, dtype or a
+/// non-contiguous layout.
+fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+    if t.dtype() != DType::F32 || !t.device().is_cpu() {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(d)) => {
+            let (a, b) = layout.contiguous_offsets()?;
+            Some(f(&d[a..b]))
+        }
+        _ => None,
+    }
+}
+
+/// All of rayon's threads for one GEMM (gemm itself runs small products on one thread).
+fn all_threads() -> Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => Parallelism::None,
+        n => Parallelism::Rayon(n),
+    }
+}
+
+/// `scale · (x Wᵀ + b)` for `x: [n, k]`, `W: [o, k]` (torch's layout), `b: [o]`, as `[n, o]`.
+///
+/// The bias rows are written first and the GEMM accumulates onto them (`dst = dst + scale·x Wᵀ`
+/// with the bias pre-scaled); with `scale` a power of two (the 1/√64 of OPT's queries) this is
+/// `(x Wᵀ + b)·scale` exactly up to where the bias enters the sum.
+pub(crate) fn linear(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    scale: f32,
+    epilogue: Epilogue<'_>,
+) -> Result<Option<Tensor>> {
+    let (Ok((n, k)), Ok((o, k2))) = (x.dims2(), w.dims2()) else {
+        return Ok(None);
+    };
+    if k != k2 || bias.is_some_and(|b| b.dims() != [o]) {
+        return Ok(None);
+    }
+    let residual = match epilogue {
+        Epilogue::Residual(r) if r.dims() != [n, o] => return Ok(None),
+        Epilogue::Residual(r) => Some(r),
+        _ => None,
+    };
+    let relu = matches!(epilogue, Epilogue::Relu);
+    let run = |x: &[f32], w: &[f32], b: Option<&[f32]>, res: Option<&[f32]>| -> Vec<f32> {
+        let read_dst = b.is_some() || res.is_some();
+        let mut out = match (b, res) {
+            (Some(b), Some(res)) => res
+                .chunks_exact(o)
+                .flat_map(|r| r.iter().zip(b).map(|(&r, &b)| r + b * scale))
+                .collect(),
+            (None, Some(res)) => res.to_vec(),
+            (Some(b), None) => {
+                let mut out = Vec::with_capacity(n * o);
+                for _ in 0..n {
+                    out.extend(b.iter().map(|&v| v * scale));
+                }
+                out
+            }
+            (None, None) => vec![0f32; n * o],
+        };
+        // SAFETY: `out` is `[n, o]` row-major, `x` `[n, k]` row-major, `w` `[o, k]` row-major
+        // read as `Wᵀ: [k, o]` (column stride k, row stride 1); every access is in bounds.
+        unsafe {
+            gemm(
+                n,
+                o,
+                k,
+                out.as_mut_ptr(),
+                1,
+                o as isize,
+                read_dst,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                k as isize,
+                1,
+                if read_dst { 1.0 } else { 0.0 },
+                scale,
+                false,
+                false,
+                false,
+                all_threads(),
+            );
+        }
+        if relu {
+            // In place while the output is still in cache: no second `[n, o]` allocation.
+            out.par_chunks_mut(1 << 14)
+                .for_each(|c| c.iter_mut().for_each(|v| *v = v.max(0.0)));
+        }
+        out
+    };
+    // Each optional input: `Some(None)` when absent, `Some(Some(data))` when present and
+    // usable, `None` when present and not usable (then the whole call falls back).
+    let out = with_f32(x, |x| {
+        with_f32(w, |w| {
+            let b = match bias {
+                Some(b) => with_f32(b, |b| Some(b.to_vec()))?,
+                None => None,
+            };
+            let run_res = |res: Option<&[f32]>| run(x, w, b.as_deref(), res);
+            match residual {
+                Some(r) => with_f32(r, |r| run_res(Some(r))),
+                None => Some(run_res(None)),
+            }
+        })
+    })
+    .flatten()
+    .flatten();
+    Ok(match out {
+        Some(v) => Some(Tensor::from_vec(v, (n, o), &Device::Cpu)?),
+        None => None,
+    })
+}
+
+/// What [`linear`] applies to `scale · (x Wᵀ + b)` before returning it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Epilogue<'a> {
+    None,
+    /// `max(y, 0)`, in place.
+    Relu,
+    /// `y + residual` (`[n, o]`): the GEMM accumulates onto `residual + b` (one pass less than
+    /// adding afterwards; rounding differs from `(x Wᵀ + b) + r` by where the terms enter).
+    Residual(&'a Tensor),
+}
+
+/// A raw output pointer shared by tasks that write disjoint elements.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: the attention tasks write pairwise disjoint (rows, head columns) blocks.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// Through a method, so that closures capture the (Send) wrapper and not its raw field.
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Multi-head attention without a cache: `q`, `k`, `v` are `[b·t, heads·d]` (queries already
+/// scaled), `mask` the additive `[b, 1, t, t]` mask; returns `[b·t, heads·d]` with head `j` of
+/// row `r` in columns `j·d .. (j+1)·d`, as `transpose(1, 2).reshape` gives in the candle path.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    b: usize,
+    t: usize,
+    heads: usize,
+    d: usize,
+) -> Result<Option<Tensor>> {
+    let h = heads * d;
+    for x in [q, k, v] {
+        if x.dims() != [b * t, h] {
+            return Ok(None);
+        }
+    }
+    if mask.dims() != [b, 1, t, t] {
+        return Ok(None);
+    }
+    let run = |q: &[f32], k: &[f32], v: &[f32], mask: &[f32]| -> Vec<f32> {
+        let mut out = vec![0f32; b * t * h];
+        let dst = SharedOut(out.as_mut_ptr());
+        (0..b * heads).into_par_iter().for_each(|task| {
+            let (bi, hi) = (task / heads, task % heads);
+            let base = bi * t * h + hi * d;
+            // scores = mask + q_h k_hᵀ, [t, t]
+            let mut scores = mask[bi * t * t..(bi + 1) * t * t].to_vec();
+            // SAFETY: q_h, k_h, v_h are the `[t, d]` blocks at `base` with row stride h, inside
+            // their `[b·t, h]` buffers; `scores` is `[t, t]`; the output block (rows of
+            // sequence bi, columns of head hi) is written by this task only.
+            unsafe {
+                gemm(
+                    t,
+                    t,
+                    d,
+                    scores.as_mut_ptr(),
+                    1,
+                    t as isize,
+                    true,
+                    q.as_ptr().add(base),
+                    1,
+                    h as isize,
+                    k.as_ptr().add(base),
+                    h as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+            }
+            softmax_rows(&mut scores, t);
+            // SAFETY: see above.
+            unsafe {
+                gemm(
+                    t,
+                    d,
+                    t,
+                    dst.ptr().add(base),
+                    1,
+                    h as isize,
+                    false,
+                    scores.as_ptr(),
+                    1,
+                    t as isize,
+                    v.as_ptr().add(base),
+                    1,
+                    h as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+            }
+        });
+        out
+    };
+    let out = with_f32(q, |q| {
+        with_f32(k, |k| with_f32(v, |v| with_f32(mask, |m| run(q, k, v, m))))
+    })
+    .flatten()
+    .flatten()
+    .flatten();
+    Ok(match out {
+        Some(v) => Some(Tensor::from_vec(v, (b * t, h), &Device::Cpu)?),
+        None => None,
+    })
+}
+
+/// Per-row NLL of `labels` under the tied lm_head `W: [vocab, E]` for hidden rows
+/// `h: [n, E]`: [`crate::ops::head_nll`]'s online logsumexp over vocabulary slices of
+/// [`HEAD_CHUNK`] columns, with each slice's logits written by `gemm` into one buffer reused
+/// for every slice (no per-slice allocation, zero-fill or tensor round trip). Each row's
+/// running `(max, Σ)` is updated by one task, slices in order, so the result does not depend
+/// on the thread count.
+pub(crate) fn head_nll(h: &Tensor, w: &Tensor, labels: &[u32]) -> Result<Option<Vec<f64>>> {
+    let (Ok((n, e)), Ok((vocab, e2))) = (h.dims2(), w.dims2()) else {
+        return Ok(None);
+    };
+    if e != e2 || labels.len() != n {
+        return Ok(None);
+    }
+    let run = |h: &[f32], w: &[f32]| -> Vec<f64> {
+        // (max, Σ exp(x − max), picked logit) per row, in f64.
+        let mut state = vec![(f64::NEG_INFINITY, 0f64, f64::NAN); n];
+        let mut logits = vec![0f32; n * HEAD_CHUNK.min(vocab)];
+        let mut v0 = 0;
+        while v0 < vocab {
+            let width = HEAD_CHUNK.min(vocab - v0);
+            // SAFETY: `logits` holds at least `[n, width]`; `h` is `[n, e]` row-major; rows
+            // `v0 .. v0 + width` of `w` (`[vocab, e]` row-major) are read as `[e, width]`
+            // (column stride e, row stride 1).
+            unsafe {
+                gemm(
+                    n,
+                    width,
+                    e,
+                    logits.as_mut_ptr(),
+                    1,
+                    width as isize,
+                    false,
+                    h.as_ptr(),
+                    1,
+                    e as isize,
+                    w.as_ptr().add(v0 * e),
+                    e as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    all_threads(),
+                );
+            }
+            logits[..n * width]
+                .par_chunks(width)
+                .zip(state.par_iter_mut())
+                .zip(labels.par_iter())
+                .for_each(|((row, st), &lab)| {
+                    let (m, s) = max_sumexp(row);
+                    let (m, s) = (f64::from(m), s);
+                    if m > st.0 {
+                        st.1 = st.1 * (st.0 - m).exp() + s;
+                        st.0 = m;
+                    } else {
+                        st.1 += s * (m - st.0).exp();
+                    }
+                    if let Some(&p) = (lab as usize).checked_sub(v0).and_then(|i| row.get(i)) {
+                        st.2 = f64::from(p);
+                    }
+                });
+            v0 += width;
+        }
+        state.into_iter().map(|(m, s, p)| m + s.ln() - p).collect()
+    };
+    Ok(with_f32(h, |h| with_f32(w, |w| run(h, w))).flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, salt: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.0 - 1.0) * 0.7)
+            .collect()
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(f)
+    }
+
+    #[test]
+    fn linear_matches_candle_and_ignores_thread_count() {
+        let dev = Device::Cpu;
+        let (n, k, o) = (130, 96, 200);
+        let x = Tensor::from_vec(data(n * k, 1), (n, k), &dev).unwrap();
+        let w = Tensor::from_vec(data(o * k, 2), (o, k), &dev).unwrap();
+        let bias = Tensor::from_vec(data(o, 3), o, &dev).unwrap();
+        let want = (x
+            .matmul(&w.t().unwrap())
+            .unwrap()
+            .broadcast_add(&bias)
+            .unwrap()
+            * 0.125)
+            .unwrap();
+        let got = linear(&x, &w, Some(&bias), 0.125, Epilogue::None)
+            .unwrap()
+            .unwrap();
+        assert!(max_abs_diff(&got, &want) < 1e-5);
+        let no_bias = linear(&x, &w, None, 1.0, Epilogue::None).unwrap().unwrap();
+        assert!(max_abs_diff(&no_bias, &x.matmul(&w.t().unwrap()).unwrap()) < 1e-5);
+        let plain = (x.matmul(&w.t().unwrap()).unwrap().broadcast_add(&bias)).unwrap();
+        let relu = linear(&x, &w, Some(&bias), 1.0, Epilogue::Relu)
+            .unwrap()
+            .unwrap();
+        assert!(max_abs_diff(&relu, &plain.relu().unwrap()) < 1e-5);
+        let r = Tensor::from_vec(data(n * o, 10), (n, o), &dev).unwrap();
+        let res = linear(&x, &w, Some(&bias), 1.0, Epilogue::Residual(&r))
+            .unwrap()
+            .unwrap();
+        assert!(max_abs_diff(&res, &(&plain + &r).unwrap()) < 1e-5);
+        let res = linear(&x, &w, None, 1.0, Epilogue::Residual(&r))
+            .unwrap()
+            .unwrap();
+        assert!(max_abs_diff(&res, &(x.matmul(&w.t().unwrap()).unwrap() + &r).unwrap()) < 1e-5);
+        // A residual of the wrong shape: fall back.
+        let bad = linear(&x, &w, None, 1.0, Epilogue::Residual(&x)).unwrap();
+        assert!(bad.is_none());
+        // Bit-identical on 1 and 3 threads, on a product big enough for gemm to split.
+        let (n, k, o) = (256, 256, 512);
+        let x = Tensor::from_vec(data(n * k, 4), (n, k), &dev).unwrap();
+        let w = Tensor::from_vec(data(o * k, 5), (o, k), &dev).unwrap();
+        let bias = Tensor::from_vec(data(o, 6), o, &dev).unwrap();
+        let one = in_pool(1, || {
+            linear(&x, &w, Some(&bias), 1.0, Epilogue::None)
+                .unwrap()
+                .unwrap()
+        });
+        let three = in_pool(3, || {
+            linear(&x, &w, Some(&bias), 1.0, Epilogue::None)
+                .unwrap()
+                .unwrap()
+        });
+        let (one, three) = (
+            one.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            three.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        assert!(one == three, "thread count changed the linear's output");
+        // Not f32 / not contiguous: the caller falls back to candle.
+        let x16 = x.to_dtype(DType::F16).unwrap();
+        assert!(linear(&x16, &w, None, 1.0, Epilogue::None)
+            .unwrap()
+            .is_none());
+        assert!(linear(&x.t().unwrap(), &w, None, 1.0, Epilogue::None)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn attention_matches_candle_and_ignores_thread_count() {
+        let dev = Device::Cpu;
+        let (b, t, heads, d) = (3, 13, 4, 8);
+        let h = heads * d;
+        let q = Tensor::from_vec(data(b * t * h, 7), (b * t, h), &dev).unwrap();
+        let k = Tensor::from_vec(data(b * t * h, 8), (b * t, h), &dev).unwrap();
+        let v = Tensor::from_vec(data(b * t * h, 9), (b * t, h), &dev).unwrap();
+        // Causal mask with left padding of 2 in sequence 1 (its first two query rows are fully
+        // masked).
+        let neg = f32::MIN / 2.0;
+        let mut m = vec![neg; b * t * t];
+        for bi in 0..b {
+            for i in 0..t {
+                for j in 0..=i {
+                    if !(bi == 1 && j < 2) {
+                        m[(bi * t + i) * t + j] = 0.0;
+                    }
+                }
+            }
+        }
+        let mask = Tensor::from_vec(m, (b, 1, t, t), &dev).unwrap();
+        let split = |x: &Tensor| {
+            x.reshape((b, t, heads, d))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+        };
+        let scores = split(&q)
+            .matmul(&split(&k).t().unwrap())
+            .unwrap()
+            .broadcast_add(&mask)
+            .unwrap();
+        let probs = candle_nn::ops::softmax_last_dim(&scores).unwrap();
+        let want = probs
+            .matmul(&split(&v))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((b * t, h))
+            .unwrap();
+        let got = attention(&q, &k, &v, &mask, b, t, heads, d)
+            .unwrap()
+            .unwrap();
+        assert!(max_abs_diff(&got, &want) < 1e-6);
+        let one = in_pool(1, || attention(&q, &k, &v, &mask, b, t, heads, d).unwrap());
+        let two = in_pool(2, || attention(&q, &k, &v, &mask, b, t, heads, d).unwrap());
+        let flat = |x: Option<Tensor>| x.unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(flat(one) == flat(two), "thread count changed the attention");
+        // A shape that does not fit: fall back.
+        assert!(attention(&q, &k, &v, &mask, b, t + 1, heads, d)
+            .unwrap()
+            .is_none());
+    }
+}
