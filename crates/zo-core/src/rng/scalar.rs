@@ -66,16 +66,23 @@ pub const UNIF_SCALE: f32 = (2.0 * 1.732_050_807_568_877_2_f64 / 16_777_216.0) a
 pub const UNIF_OFFSET: f32 =
     (-1.732_050_807_568_877_2_f64 + 1.732_050_807_568_877_2_f64 / 16_777_216.0) as f32;
 
+/// Bits of [`SQRTHF`] (0x3f3504f3).
+pub const SQRTHF_BITS: u32 = 0x3f35_04f3;
+const _: () = assert!(SQRTHF.to_bits() == SQRTHF_BITS);
+
 /// ln(u) for u ∈ [2⁻²⁴, 1] (Cephes `logf`, FMA form). Not meant for other inputs.
+///
+/// Cephes' frexp + "if m < √½ then m ← 2m, e ← e − 1" is done in integers (the form of musl's
+/// `logf`): adding 1 − √½ (in bits) to u carries into the exponent exactly when the mantissa
+/// M ∈ [1, 2) of u is ≥ √2, so `u = 2^e · m` with m ∈ [√½, √2) comes out with no compare and
+/// no select. Same e and m as Cephes' branches, bit for bit (the test
+/// `ln_unit_matches_cephes_frexp_exhaustively` checks all 2²⁴ inputs).
 #[inline(always)]
 pub fn ln_unit(u: f32) -> f32 {
-    let bits = u.to_bits();
-    let e = ((bits >> 23) as i32) - 126;
-    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
-    let small = m < SQRTHF;
-    // Both branches are exact (Sterbenz): x ∈ [√½ − 1, √2 − 1).
-    let x = if small { (m + m) - 1.0 } else { m - 1.0 };
-    let ef = if small { e as f32 - 1.0 } else { e as f32 };
+    let ix = u.to_bits().wrapping_add(0x3f80_0000 - SQRTHF_BITS);
+    let ef = (((ix >> 23) as i32) - 127) as f32;
+    // Exact (Sterbenz): x ∈ [√½ − 1, √2 − 1).
+    let x = f32::from_bits((ix & 0x007f_ffff) + SQRTHF_BITS) - 1.0;
     let z = x * x;
     let mut p = LOG_P[0];
     for c in &LOG_P[1..] {

@@ -358,6 +358,38 @@ fn distribution_moments() {
     assert!(m.lag1.abs() < 5.0 * se, "uniform lag-1 {}", m.lag1);
 }
 
+/// Cephes' own frexp step (`logf.c`; the form of `ln_unit` until 2026-11-23): branches on
+/// m < √½. Kept here only to prove the integer form equal to it.
+fn ln_unit_cephes_frexp(u: f32) -> f32 {
+    let bits = u.to_bits();
+    let e = ((bits >> 23) as i32) - 126;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
+    let small = m < scalar::SQRTHF;
+    let x = if small { (m + m) - 1.0 } else { m - 1.0 };
+    let ef = if small { e as f32 - 1.0 } else { e as f32 };
+    let z = x * x;
+    let mut p = scalar::LOG_P[0];
+    for c in &scalar::LOG_P[1..] {
+        p = p.mul_add(x, *c);
+    }
+    let mut y = (p * x) * z;
+    y = ef.mul_add(scalar::LOG_Q1, y);
+    y = z.mul_add(-0.5, y);
+    let r = x + y;
+    ef.mul_add(scalar::LOG_Q2, r)
+}
+
+/// The integer frexp of `ln_unit` gives Cephes' branchy result bit for bit on every input the
+/// generator can produce (u = k·2⁻²⁴, k = 1..=2²⁴): the change did not touch any value.
+#[test]
+fn ln_unit_matches_cephes_frexp_exhaustively() {
+    for k in 1u32..=1 << 24 {
+        let u = k as f32 * scalar::INV_2_24;
+        let (a, b) = (ln_unit(u), ln_unit_cephes_frexp(u));
+        assert_eq!(a.to_bits(), b.to_bits(), "u = {k}·2⁻²⁴: {a} vs {b}");
+    }
+}
+
 /// Error of the f32 transcendental approximations against f64 `ln`, `sin`, `cos`, measured on
 /// every 2⁸-th input (the documented figures in `scalar.rs` come from this test's output).
 #[test]

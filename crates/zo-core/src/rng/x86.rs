@@ -12,11 +12,12 @@ const _: () = assert!(super::PHILOX_ROUNDS >= 2);
 
 /// The shared kernel. Expects in scope: `VI`, `VF`, `M`, `LANES`, and the primitives
 /// `si sf iota add_i sub_i xor_i and_i or_i srli srai slli mulhilo cvt mul add sub fma sqrt
-/// lt eq_i sel to_f to_i load store`, all with the target features `$feat`.
+/// eq_i sel to_f to_i load store`, all with the target features `$feat`.
 macro_rules! kernel {
     ($feat:literal) => {
         use super::super::scalar::{
-            COS_P, INV_2_24, LOG_P, LOG_Q1, LOG_Q2, SIN_P, SQRTHF, TWO_PI, UNIF_OFFSET, UNIF_SCALE,
+            COS_P, INV_2_24, LOG_P, LOG_Q1, LOG_Q2, SIN_P, SQRTHF_BITS, TWO_PI, UNIF_OFFSET,
+            UNIF_SCALE,
         };
         use super::super::{
             Distribution, BLOCKS_PER_GROUP, GROUP, PHILOX_M0, PHILOX_M1, PHILOX_ROUNDS, PHILOX_W0,
@@ -101,13 +102,12 @@ macro_rules! kernel {
             // ln_unit, lockstep
             let one = sf(1.0);
             for i in 0..m_len {
-                let bits = to_i(r[i]);
-                let e = sub_i(srli::<23>(bits), si(126));
-                let m = to_f(or_i(and_i(bits, si(0x007f_ffff)), si(0x3f00_0000)));
-                let small = lt(m, sf(SQRTHF));
-                x[i] = sel(small, sub(add(m, m), one), sub(m, one));
-                let ef0 = cvt(e);
-                ef[i] = sel(small, sub(ef0, one), ef0);
+                let ix = add_i(to_i(r[i]), si(0x3f80_0000 - SQRTHF_BITS));
+                ef[i] = cvt(sub_i(srli::<23>(ix), si(127)));
+                x[i] = sub(
+                    to_f(add_i(and_i(ix, si(0x007f_ffff)), si(SQRTHF_BITS))),
+                    one,
+                );
             }
             for c in &LOG_P[1..] {
                 for i in 0..m_len {
@@ -388,11 +388,6 @@ pub(super) mod avx2 {
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn lt(a: VF, b: VF) -> M {
-        _mm256_cmp_ps::<_CMP_LT_OQ>(a, b)
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
     fn eq_i(a: VI, b: VI) -> M {
         _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b))
     }
@@ -536,11 +531,6 @@ pub(super) mod avx512 {
     #[target_feature(enable = "avx512f")]
     fn sqrt(a: VF) -> VF {
         _mm512_sqrt_ps(a)
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn lt(a: VF, b: VF) -> M {
-        _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b)
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
