@@ -17,6 +17,8 @@ use zo_core::ParamSet;
 use crate::opt::init::normal_vec;
 use crate::{Error, Result};
 
+mod conv;
+
 /// BatchNorm epsilon (torch default).
 const BN_EPS: f64 = 1e-5;
 
@@ -365,37 +367,69 @@ impl ResNet {
         Ok(self.params.require(name)?)
     }
 
-    /// Eval-mode BatchNorm: `(x − mean)/√(var + eps)·w + b`, per channel of `[N, C, H, W]`.
-    fn bn(&self, x: &Tensor, name: &str) -> Result<Tensor> {
+    /// Eval-mode BatchNorm as a per-channel affine map: `scale = w/√(var + eps)`,
+    /// `shift = b − mean·scale`.
+    fn bn_affine(&self, name: &str) -> Result<(Tensor, Tensor)> {
         let w = self.p(&format!("{name}.weight"))?;
         let b = self.p(&format!("{name}.bias"))?;
         let mean = &self.buffers[&format!("{name}.running_mean")];
         let var = &self.buffers[&format!("{name}.running_var")];
         let scale = (w * (var + BN_EPS)?.sqrt()?.recip()?)?;
         let shift = (b - (mean * &scale)?)?;
-        let c = scale.dim(0)?;
-        Ok(x.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
-            .broadcast_add(&shift.reshape((1, c, 1, 1))?)?)
+        Ok((scale, shift))
     }
 
-    fn conv(&self, x: &Tensor, name: &str, stride: usize) -> Result<Tensor> {
-        let w = self.p(&format!("{name}.weight"))?;
+    /// `relu?(bn(conv(x)) [+ residual])`: the fused f32 CPU kernel (`conv.rs`) when it applies,
+    /// else candle's ops (other dtypes and devices).
+    fn conv_bn(
+        &self,
+        x: &Tensor,
+        conv: &str,
+        bn: &str,
+        stride: usize,
+        residual: Option<&Tensor>,
+        relu: bool,
+        fused: bool,
+    ) -> Result<Tensor> {
+        let w = self.p(&format!("{conv}.weight"))?;
         let pad = w.dim(2)? / 2;
-        Ok(x.conv2d(w, pad, stride, 1, 1)?)
+        let (scale, shift) = self.bn_affine(bn)?;
+        if fused {
+            if let Some(y) = conv::conv_bn(x, w, stride, pad, &scale, &shift, residual, relu)? {
+                return Ok(y);
+            }
+        }
+        let c = scale.dim(0)?;
+        let mut y = x
+            .conv2d(w, pad, stride, 1, 1)?
+            .broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
+            .broadcast_add(&shift.reshape((1, c, 1, 1))?)?;
+        if let Some(r) = residual {
+            y = (y + r)?;
+        }
+        Ok(if relu { y.relu()? } else { y })
     }
 
     /// Logits `[N, num_classes]` for images `[N, 3, H, W]` (normalised as the checkpoint
     /// expects).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_impl(x, true)
+    }
+
+    /// [`Self::forward`] with candle's ops only (no fused f32 kernel): the reference the fused
+    /// path is tested and benchmarked against.
+    pub fn forward_unfused(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_impl(x, false)
+    }
+
+    fn forward_impl(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
         let x = x.to_dtype(self.dtype())?;
         let stem_stride = if self.cfg.stem == Stem::ImageNet {
             2
         } else {
             1
         };
-        let mut x = self
-            .bn(&self.conv(&x, "conv1", stem_stride)?, "bn1")?
-            .relu()?;
+        let mut x = self.conv_bn(&x, "conv1", "bn1", stem_stride, None, true, fused)?;
         if self.cfg.stem == Stem::ImageNet {
             // 3×3/2 max-pool with padding 1; zero padding equals -inf padding after a ReLU.
             x = x
@@ -413,43 +447,33 @@ impl ResNet {
                     .get(&format!("{p}.downsample.0.weight"))
                     .is_some()
                 {
-                    self.bn(
-                        &self.conv(&x, &format!("{p}.downsample.0"), stride)?,
+                    self.conv_bn(
+                        &x,
+                        &format!("{p}.downsample.0"),
                         &format!("{p}.downsample.1"),
+                        stride,
+                        None,
+                        false,
+                        fused,
                     )?
                 } else {
                     x.clone()
                 };
-                let h = if bottleneck {
-                    let h = self
-                        .bn(
-                            &self.conv(&x, &format!("{p}.conv1"), 1)?,
-                            &format!("{p}.bn1"),
-                        )?
-                        .relu()?;
-                    let h = self
-                        .bn(
-                            &self.conv(&h, &format!("{p}.conv2"), stride)?,
-                            &format!("{p}.bn2"),
-                        )?
-                        .relu()?;
-                    self.bn(
-                        &self.conv(&h, &format!("{p}.conv3"), 1)?,
-                        &format!("{p}.bn3"),
-                    )?
+                // The last conv of a block takes the residual add and the ReLU in its epilogue.
+                let name = |k: usize| (format!("{p}.conv{k}"), format!("{p}.bn{k}"));
+                x = if bottleneck {
+                    let (c1, b1) = name(1);
+                    let (c2, b2) = name(2);
+                    let (c3, b3) = name(3);
+                    let h = self.conv_bn(&x, &c1, &b1, 1, None, true, fused)?;
+                    let h = self.conv_bn(&h, &c2, &b2, stride, None, true, fused)?;
+                    self.conv_bn(&h, &c3, &b3, 1, Some(&identity), true, fused)?
                 } else {
-                    let h = self
-                        .bn(
-                            &self.conv(&x, &format!("{p}.conv1"), stride)?,
-                            &format!("{p}.bn1"),
-                        )?
-                        .relu()?;
-                    self.bn(
-                        &self.conv(&h, &format!("{p}.conv2"), 1)?,
-                        &format!("{p}.bn2"),
-                    )?
+                    let (c1, b1) = name(1);
+                    let (c2, b2) = name(2);
+                    let h = self.conv_bn(&x, &c1, &b1, stride, None, true, fused)?;
+                    self.conv_bn(&h, &c2, &b2, 1, Some(&identity), true, fused)?
                 };
-                x = (h + identity)?.relu()?;
             }
         }
         let feats = x.mean((2, 3))?;

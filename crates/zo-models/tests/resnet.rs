@@ -40,18 +40,23 @@ fn logits_match_torch() {
             &Device::Cpu,
         )
         .unwrap();
-        let got = m.forward(&io["input"]).unwrap();
-        assert!(!got.track_op());
-        let d = (got - &io["logits"])
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        eprintln!("{name}: max |logit - torch| = {d:.3e}");
-        assert!(d <= 1e-4, "{name}: {d}");
+        // The fused f32 conv+BN+ReLU kernel and candle's ops both match torch.
+        for (path, got) in [
+            ("fused", m.forward(&io["input"]).unwrap()),
+            ("candle ops", m.forward_unfused(&io["input"]).unwrap()),
+        ] {
+            assert!(!got.track_op());
+            let d = (got - &io["logits"])
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            eprintln!("{name} ({path}): max |logit - torch| = {d:.3e}");
+            assert!(d <= 1e-4, "{name} ({path}): {d}");
+        }
         // BN running stats are buffers, not parameters.
         assert!(m.params().names().iter().all(|n| !n.contains("running")));
         assert!(m.buffers().keys().all(|n| n.contains("running")));
