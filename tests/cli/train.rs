@@ -220,6 +220,26 @@ fn replaying_the_trajectory_rebuilds_the_weights_exactly() {
         .unwrap()
         .len();
     assert!(traj < 64 * 1024, "trajectory of 10 steps is {traj} bytes");
+    // A run made with another direction generator is neither replayed nor resumed.
+    let v = d.path().join("runs/quickstart/versions.json");
+    let text = fs::read_to_string(&v).unwrap();
+    let ours = serde_json::from_str::<serde_json::Value>(&text).unwrap()["generator"]
+        .as_u64()
+        .unwrap();
+    fs::write(
+        &v,
+        text.replace(&format!("\"generator\": {ours}"), "\"generator\": 1"),
+    )
+    .unwrap();
+    for a in [
+        &["replay", "runs/quickstart", "--out", "other"][..],
+        &["train", "--resume", "runs/quickstart"][..],
+    ] {
+        let o = run_in(d.path(), a);
+        assert_code(&o, 2);
+        assert!(stderr(&o).contains("generator version 1"), "{}", stderr(&o));
+    }
+    assert!(!d.path().join("other").exists());
 }
 
 #[test]

@@ -181,7 +181,9 @@ fn resnet_trains_on_cifar_and_its_checkpoints_evaluate_and_replay_exactly() {
     );
     // ... and training moved them: replaying no sweep gives the base model, which differs.
     fs::create_dir_all(d.path().join("r0")).unwrap();
-    fs::copy(d.path().join("r/run.toml"), d.path().join("r0/run.toml")).unwrap();
+    for f in ["run.toml", "versions.json"] {
+        fs::copy(d.path().join("r").join(f), d.path().join("r0").join(f)).unwrap();
+    }
     fs::write(d.path().join("r0/trajectory.jsonl"), "").unwrap();
     let o = run_in(d.path(), &["replay", "r0", "--out", "base"]);
     assert_code(&o, 0);

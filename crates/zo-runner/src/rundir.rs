@@ -137,3 +137,50 @@ mod tests {
         assert_eq!(steps, vec![1, 2, 3]);
     }
 }
+
+/// `versions.json`: what produced a run directory. The direction generator's version matters:
+/// directions of another version differ, so replaying or resuming such a run here would give
+/// other weights; both refuse (see [`check_versions`]).
+pub const VERSIONS_FILE: &str = "versions.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Versions {
+    zo: String,
+    /// `zo_core::rng::GENERATOR_VERSION` (1 = Philox4x32-10, 2 = Philox4x32-7).
+    generator: u32,
+}
+
+/// Writes `versions.json` into a run directory.
+pub fn write_versions(dir: &Path) -> Result<()> {
+    let v = Versions {
+        zo: env!("CARGO_PKG_VERSION").to_string(),
+        generator: zo_core::rng::GENERATOR_VERSION,
+    };
+    write_atomic(
+        &dir.join(VERSIONS_FILE),
+        serde_json::to_string_pretty(&v)?.as_bytes(),
+    )
+}
+
+/// Checks that a run directory was made with this build's direction generator. A run without
+/// `versions.json` predates it and used generator 1.
+pub fn check_versions(dir: &Path) -> Result<()> {
+    let path = dir.join(VERSIONS_FILE);
+    let generator = match fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice::<Versions>(&bytes)
+                .with_context(|| format!("{}: invalid", path.display()))?
+                .generator
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
+    };
+    if generator != zo_core::rng::GENERATOR_VERSION {
+        anyhow::bail!(
+            "{}: the run's directions come from generator version {generator}, this zo has version {}: its trajectory and checkpoint cannot be continued or replayed exactly",
+            dir.display(),
+            zo_core::rng::GENERATOR_VERSION
+        );
+    }
+    Ok(())
+}

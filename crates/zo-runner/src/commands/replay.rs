@@ -25,6 +25,7 @@ pub fn run(g: &Global, a: &ReplayArgs) -> CmdResult {
         &origin,
     )
     .map_err(usage)?;
+    crate::rundir::check_versions(&a.run).map_err(usage)?;
     let traj_path = a.run.join("trajectory.jsonl");
     let sweeps: Vec<zo_core::SweepRecord> = read_jsonl(&traj_path)
         .map_err(usage)?

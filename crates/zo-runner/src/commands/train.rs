@@ -91,6 +91,7 @@ pub fn resume(g: &Global, dir: &Path) -> CmdResult {
         &run_toml.display().to_string(),
     )
     .map_err(usage)?;
+    crate::rundir::check_versions(dir).map_err(usage)?;
     let ckpt = dir.join("checkpoint");
     let state_path = ckpt.join("state.json");
     let state: CheckpointState = serde_json::from_slice(
@@ -237,6 +238,7 @@ pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -
     }
     tracing::info!(train = n_train, dev = n_dev, test = n_test, "data ready");
     if resume.is_none() {
+        crate::rundir::write_versions(&out).map_err(usage)?;
         write_atomic(
             &out.join("run.toml"),
             run_toml(&settings).map_err(failed)?.as_bytes(),
