@@ -384,8 +384,7 @@ impl ResNet {
     fn conv_bn(
         &self,
         x: &Tensor,
-        conv: &str,
-        bn: &str,
+        (conv, bn): (&str, &str),
         stride: usize,
         residual: Option<&Tensor>,
         relu: bool,
@@ -395,7 +394,7 @@ impl ResNet {
         let pad = w.dim(2)? / 2;
         let (scale, shift) = self.bn_affine(bn)?;
         if fused {
-            if let Some(y) = conv::conv_bn(x, w, stride, pad, &scale, &shift, residual, relu)? {
+            if let Some(y) = conv::conv_bn(x, w, stride, pad, (&scale, &shift), residual, relu)? {
                 return Ok(y);
             }
         }
@@ -429,7 +428,7 @@ impl ResNet {
         } else {
             1
         };
-        let mut x = self.conv_bn(&x, "conv1", "bn1", stem_stride, None, true, fused)?;
+        let mut x = self.conv_bn(&x, ("conv1", "bn1"), stem_stride, None, true, fused)?;
         if self.cfg.stem == Stem::ImageNet {
             // 3×3/2 max-pool with padding 1; zero padding equals -inf padding after a ReLU.
             x = x
@@ -449,8 +448,7 @@ impl ResNet {
                 {
                     self.conv_bn(
                         &x,
-                        &format!("{p}.downsample.0"),
-                        &format!("{p}.downsample.1"),
+                        (&format!("{p}.downsample.0"), &format!("{p}.downsample.1")),
                         stride,
                         None,
                         false,
@@ -465,14 +463,14 @@ impl ResNet {
                     let (c1, b1) = name(1);
                     let (c2, b2) = name(2);
                     let (c3, b3) = name(3);
-                    let h = self.conv_bn(&x, &c1, &b1, 1, None, true, fused)?;
-                    let h = self.conv_bn(&h, &c2, &b2, stride, None, true, fused)?;
-                    self.conv_bn(&h, &c3, &b3, 1, Some(&identity), true, fused)?
+                    let h = self.conv_bn(&x, (&c1, &b1), 1, None, true, fused)?;
+                    let h = self.conv_bn(&h, (&c2, &b2), stride, None, true, fused)?;
+                    self.conv_bn(&h, (&c3, &b3), 1, Some(&identity), true, fused)?
                 } else {
                     let (c1, b1) = name(1);
                     let (c2, b2) = name(2);
-                    let h = self.conv_bn(&x, &c1, &b1, stride, None, true, fused)?;
-                    self.conv_bn(&h, &c2, &b2, 1, Some(&identity), true, fused)?
+                    let h = self.conv_bn(&x, (&c1, &b1), stride, None, true, fused)?;
+                    self.conv_bn(&h, (&c2, &b2), 1, Some(&identity), true, fused)?
                 };
             }
         }

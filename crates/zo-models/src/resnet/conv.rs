@@ -113,7 +113,7 @@ fn im2col(x: &[f32], gn: usize, g: &Geometry, cols: &mut [f32]) {
         });
 }
 
-/// `relu?(conv2d(x, w)·scale[o] + shift[o] + residual)` for `x: [n, c, h, w]`,
+/// `relu?(conv2d(x, w)·scale[o] + shift[o] + residual)` (`bn` = (scale, shift)) for `x: [n, c, h, w]`,
 /// `w: [o, c, kh, kw]` (cross-correlation, zero padding `pad`, stride `stride`, as torch's and
 /// candle's `conv2d`), `scale`, `shift: [o]`, `residual: [n, o, oh, ow]`. `Ok(None)` when an
 /// input is not a contiguous f32 CPU tensor or the shapes do not fit (the caller then runs
@@ -123,8 +123,7 @@ pub(crate) fn conv_bn(
     w: &Tensor,
     stride: usize,
     pad: usize,
-    scale: &Tensor,
-    shift: &Tensor,
+    (scale, shift): (&Tensor, &Tensor),
     residual: Option<&Tensor>,
     relu: bool,
 ) -> Result<Option<Tensor>> {
@@ -266,8 +265,7 @@ mod tests {
         w: &Tensor,
         stride: usize,
         pad: usize,
-        scale: &Tensor,
-        shift: &Tensor,
+        (scale, shift): (&Tensor, &Tensor),
         residual: Option<&Tensor>,
         relu: bool,
     ) -> Tensor {
@@ -323,10 +321,10 @@ mod tests {
             let oh = (h + 2 * pad - k) / stride + 1;
             let res = t(&[n, o, oh, oh], seed + 5);
             for (residual, relu) in [(None, false), (None, true), (Some(&res), true)] {
-                let got = conv_bn(&x, &w, stride, pad, &scale, &shift, residual, relu)
+                let got = conv_bn(&x, &w, stride, pad, (&scale, &shift), residual, relu)
                     .unwrap()
                     .expect("fast path taken");
-                let want = reference(&x, &w, stride, pad, &scale, &shift, residual, relu);
+                let want = reference(&x, &w, stride, pad, (&scale, &shift), residual, relu);
                 assert_eq!(got.dims(), want.dims(), "case {i}");
                 // Sums of up to c·k² = 576 products of values in [-1, 1): f32 rounding of
                 // two different summation orders stays far below 1e-4.
@@ -347,7 +345,7 @@ mod tests {
                 .build()
                 .unwrap();
             pool.install(|| {
-                conv_bn(&x, &w, 1, 1, &scale, &shift, None, true)
+                conv_bn(&x, &w, 1, 1, (&scale, &shift), None, true)
                     .unwrap()
                     .unwrap()
                     .flatten_all()
@@ -365,7 +363,7 @@ mod tests {
         let x = t(&[1, 3, 8, 8], 1).to_dtype(DType::BF16).unwrap();
         let w = t(&[4, 3, 3, 3], 2).to_dtype(DType::BF16).unwrap();
         let s = t(&[4], 3).to_dtype(DType::BF16).unwrap();
-        assert!(conv_bn(&x, &w, 1, 1, &s, &s, None, false)
+        assert!(conv_bn(&x, &w, 1, 1, (&s, &s), None, false)
             .unwrap()
             .is_none());
     }

@@ -21,7 +21,8 @@ use super::vision::{self, VisionData};
 use crate::rundir::write_atomic;
 use crate::settings::Settings;
 
-/// The model of a run.
+/// The model of a run. (One per process, moved once: the variants' size difference is moot.)
+#[allow(clippy::large_enum_variant)]
 pub enum Model {
     Opt(OptModel, Tokenizer),
     ResNet(ResNet),
