@@ -225,3 +225,79 @@ fn a_start_that_fails_on_bad_input_can_be_retried() {
     );
     assert_code(&o, 0);
 }
+
+#[test]
+fn train_flags_are_shorthands_for_config_keys_and_set_wins() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run_in(
+        d.path(),
+        &[
+            "train",
+            "--dry-run",
+            "--task",
+            "rte",
+            "--optimizer",
+            "ga",
+            "--lr",
+            "1e-7",
+            "--rho",
+            "0.002",
+            "--steps",
+            "100",
+            "--batch-size",
+            "8",
+            "--seed",
+            "3",
+            "--data-seed",
+            "7",
+            "--dtype",
+            "bf16",
+            "--schedule",
+            "constant",
+            "--eval-every",
+            "10",
+            "--checkpoint-every",
+            "20",
+            "--model",
+            "builtin:tiny-opt",
+            "--set",
+            "train.seed=5",
+        ],
+    );
+    assert_code(&o, 0);
+    let t: toml::Table = stdout(&o).parse().unwrap();
+    assert_eq!(t["task"]["name"].as_str(), Some("rte"));
+    assert_eq!(t["task"]["data_seed"].as_integer(), Some(7));
+    assert_eq!(t["optimizer"]["method"].as_str(), Some("ga"));
+    assert_eq!(t["optimizer"]["lr"].as_float(), Some(1e-7));
+    assert_eq!(t["optimizer"]["rho"].as_float(), Some(0.002));
+    assert_eq!(t["train"]["steps"].as_integer(), Some(100));
+    assert_eq!(t["train"]["batch_size"].as_integer(), Some(8));
+    assert_eq!(
+        t["train"]["seed"].as_integer(),
+        Some(5),
+        "--set applies last"
+    );
+    assert_eq!(t["train"]["schedule"].as_str(), Some("constant"));
+    assert_eq!(t["train"]["eval_every"].as_integer(), Some(10));
+    assert_eq!(t["train"]["checkpoint_every"].as_integer(), Some(20));
+    assert_eq!(t["model"]["dtype"].as_str(), Some("bf16"));
+    assert_eq!(t["model"]["source"].as_str(), Some("builtin:tiny-opt"));
+    // A key the method does not have is named; so is a bad value.
+    expect_usage_error(
+        d.path(),
+        &["train", "--dry-run", "--optimizer", "stp", "--rho", "1e-3"],
+        &["rho"],
+    );
+    expect_usage_error(
+        d.path(),
+        &["train", "--dry-run", "--dtype", "f64"],
+        &["model.dtype", "f64"],
+    );
+    // --resume takes the run's own settings only.
+    expect_usage_error(
+        d.path(),
+        &["train", "--resume", "r", "--steps", "5"],
+        &["--resume"],
+    );
+}

@@ -50,20 +50,126 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
 }
 
+/// Shorthands of the common config keys for `zo train`. Each is the same as `--set KEY=VALUE`
+/// for the key it names; they apply over `--config`, and `--set` applies over them.
+#[derive(Args, Debug, Default, Clone)]
+pub struct TrainFlags {
+    /// Model: hub id[@revision], directory, checkpoint file, or builtin:… [model.source]
+    #[arg(long, value_name = "SRC", help_heading = "Shorthands")]
+    pub model: Option<String>,
+    /// Model family: opt (text tasks) or resnet (cifar10, cifar100) [model.kind]
+    #[arg(long, value_name = "KIND", help_heading = "Shorthands")]
+    pub kind: Option<String>,
+    /// Task: sst2, rte, copa, record, squad, drop, cifar10, cifar100 [task.name]
+    #[arg(long, value_name = "NAME", help_heading = "Shorthands")]
+    pub task: Option<String>,
+    /// Task data: hub, builtin:quickstart, or a local directory [task.data]
+    #[arg(long, value_name = "SRC", help_heading = "Shorthands")]
+    pub data: Option<String>,
+    /// Optimizer: ga, stp, s2p, as2p (its other keys: --set optimizer.KEY=…) [optimizer.method]
+    #[arg(long, value_name = "METHOD", help_heading = "Shorthands")]
+    pub optimizer: Option<String>,
+    /// Learning rate α₀ (GA, STP, S2P; AS2P with auto_lr = false) [optimizer.lr]
+    #[arg(long, value_name = "X", help_heading = "Shorthands")]
+    pub lr: Option<f64>,
+    /// Perturbation size ρ (GA, S2P, AS2P) [optimizer.rho]
+    #[arg(long, value_name = "X", help_heading = "Shorthands")]
+    pub rho: Option<f64>,
+    /// Number of optimizer steps [train.steps]
+    #[arg(long, value_name = "N", help_heading = "Shorthands")]
+    pub steps: Option<u64>,
+    /// Budget in forward passes instead of steps [train.max_queries]
+    #[arg(long, value_name = "N", help_heading = "Shorthands")]
+    pub max_queries: Option<u64>,
+    /// Examples per step [train.batch_size]
+    #[arg(long, value_name = "N", help_heading = "Shorthands")]
+    pub batch_size: Option<u64>,
+    /// Run seed: directions and batch order [train.seed]
+    #[arg(long, value_name = "N", help_heading = "Shorthands")]
+    pub seed: Option<u64>,
+    /// Seed of the train/dev/test subsets (MeZO's train_set_seed) [task.data_seed]
+    #[arg(long, value_name = "N", help_heading = "Shorthands")]
+    pub data_seed: Option<u32>,
+    /// LR schedule: constant, cosine, linear [train.schedule]
+    #[arg(long, value_name = "NAME", help_heading = "Shorthands")]
+    pub schedule: Option<String>,
+    /// Weight storage: f32, bf16, f16 [model.dtype]
+    #[arg(long, value_name = "DTYPE", help_heading = "Shorthands")]
+    pub dtype: Option<String>,
+    /// Device: cpu, cuda:N, metal [model.device]
+    #[arg(long, value_name = "DEV", help_heading = "Shorthands")]
+    pub device: Option<String>,
+    /// Evaluate on dev every N steps (0 = only at the end) [train.eval_every]
+    #[arg(long, value_name = "N", help_heading = "Shorthands")]
+    pub eval_every: Option<u64>,
+    /// Write a checkpoint every N steps (0 = only at the end) [train.checkpoint_every]
+    #[arg(long, value_name = "N", help_heading = "Shorthands")]
+    pub checkpoint_every: Option<u64>,
+}
+
+impl TrainFlags {
+    /// The `--set` entries the flags stand for, in a fixed order.
+    pub fn to_sets(&self) -> Vec<String> {
+        fn s(v: &str) -> String {
+            toml::Value::String(v.to_string()).to_string()
+        }
+        let strings = [
+            ("model.source", &self.model),
+            ("model.kind", &self.kind),
+            ("task.name", &self.task),
+            ("task.data", &self.data),
+            ("optimizer.method", &self.optimizer),
+            ("train.schedule", &self.schedule),
+            ("model.dtype", &self.dtype),
+            ("model.device", &self.device),
+        ];
+        let numbers = [
+            ("optimizer.lr", self.lr.map(|x| format!("{x:e}"))),
+            ("optimizer.rho", self.rho.map(|x| format!("{x:e}"))),
+            ("train.steps", self.steps.map(|x| x.to_string())),
+            ("train.max_queries", self.max_queries.map(|x| x.to_string())),
+            ("train.batch_size", self.batch_size.map(|x| x.to_string())),
+            ("train.seed", self.seed.map(|x| x.to_string())),
+            ("task.data_seed", self.data_seed.map(|x| x.to_string())),
+            ("train.eval_every", self.eval_every.map(|x| x.to_string())),
+            (
+                "train.checkpoint_every",
+                self.checkpoint_every.map(|x| x.to_string()),
+            ),
+        ];
+        // The method first: naming another method replaces the optimizer table, which must
+        // not discard --lr/--rho given with it.
+        let mut out: Vec<String> = strings
+            .iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| format!("{k} = {}", s(v))))
+            .collect();
+        out.sort_by_key(|e| !e.starts_with("optimizer.method"));
+        out.extend(
+            numbers
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| format!("{k} = {v}"))),
+        );
+        out
+    }
+}
+
 /// `zo train`.
 #[derive(Args, Debug, Default)]
 pub struct TrainArgs {
     /// TOML config file, applied over the built-in defaults.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: TrainFlags,
     /// Override one config key (repeatable), e.g. --set optimizer.rho=1e-3. Applied last.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Print the resolved config (TOML) and exit without training.
     #[arg(long)]
     pub dry_run: bool,
-    /// Continue the interrupted run in this run directory, exactly where it stopped.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "set"])]
+    /// Continue the interrupted run in this run directory, exactly where it stopped (its
+    /// settings are the run's own: no other option applies).
+    #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
     /// Run directory to create (default: runs/<task>-<method>-<seed>).
     #[arg(long, value_name = "DIR")]
@@ -75,6 +181,7 @@ impl TrainArgs {
     pub fn is_empty(&self) -> bool {
         self.config.is_none()
             && self.set.is_empty()
+            && self.flags.to_sets().is_empty()
             && !self.dry_run
             && self.resume.is_none()
             && self.out.is_none()

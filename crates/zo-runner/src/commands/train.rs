@@ -30,9 +30,21 @@ pub struct CheckpointState {
 
 pub fn run(g: &Global, a: &TrainArgs) -> CmdResult {
     if let Some(dir) = &a.resume {
+        if a.config.is_some()
+            || !a.set.is_empty()
+            || !a.flags.to_sets().is_empty()
+            || a.dry_run
+            || a.out.is_some()
+        {
+            return Err(usage(anyhow!(
+                "--resume {}: continues the run with its own settings; drop the other options",
+                dir.display()
+            )));
+        }
         return resume(g, dir);
     }
-    let mut sets = a.set.clone();
+    let mut sets = a.flags.to_sets();
+    sets.extend(a.set.iter().cloned());
     if let Some(out) = &a.out {
         sets.push(format!(
             "train.out = {}",
