@@ -162,11 +162,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             loss = lm_loss(&model, batch)?;
         }
         let mut samples = Vec::with_capacity(a.repeats);
+        let mut cpu = Vec::with_capacity(a.repeats);
         for _ in 0..a.repeats {
+            let c = process_cpu_s();
             let t = Instant::now();
             loss = lm_loss(&model, batch)?;
             samples.push(t.elapsed().as_secs_f64());
+            if let (Some(a), Some(b)) = (c, process_cpu_s()) {
+                cpu.push(b - a);
+            }
         }
+        // CPU seconds per call: the work done, less sensitive than wall time to other
+        // processes sharing the cores (but it counts rayon's idle spinning).
+        let cpu_med = (!cpu.is_empty()).then(|| median(&mut cpu));
         let raw = samples.clone();
         let med = median(&mut samples);
         println!(
@@ -179,6 +187,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "device": "cpu", "dtype": "f32",
                 "threads": rayon::current_num_threads(),
                 "median_s": med,
+                "cpu_median_s": cpu_med,
                 "min_s": samples[0],
                 "max_s": samples[samples.len() - 1],
                 "n": samples.len(),
