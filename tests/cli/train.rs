@@ -114,11 +114,11 @@ fn quickstart_loss_falls_and_report_reads_it() {
             "quickstart",
             "-q",
             "--steps",
-            "200",
+            "400",
             "--set",
-            "train.eval_every=100",
+            "train.eval_every=200",
             "--set",
-            "train.checkpoint_every=100",
+            "train.checkpoint_every=200",
         ],
     );
     assert_code(&o, 0);
@@ -126,10 +126,12 @@ fn quickstart_loss_falls_and_report_reads_it() {
     let mean = |s: &[serde_json::Value]| {
         s.iter().map(|v| v["loss"].as_f64().unwrap()).sum::<f64>() / s.len() as f64
     };
-    let (first, last) = (mean(&steps[..40]), mean(&steps[160..]));
+    // First and last fifths (80 steps each); with the quickstart's seed the mean falls by
+    // ≈ 0.018 (generator v2), well beyond the 0.005 asked.
+    let (first, last) = (mean(&steps[..80]), mean(&steps[320..]));
     assert!(
         last < first - 0.005,
-        "loss did not fall: first 40 steps {first:.4}, last 40 {last:.4}"
+        "loss did not fall: first 80 steps {first:.4}, last 80 {last:.4}"
     );
     let evals = fs::read_to_string(d.path().join("runs/quickstart/metrics.jsonl")).unwrap();
     assert_eq!(evals.matches("\"kind\":\"eval\"").count(), 2);
@@ -162,7 +164,8 @@ fn quickstart_loss_falls_and_report_reads_it() {
         .map(|c| c.trim().parse().unwrap())
         .collect();
     assert_eq!(cells.len(), 4, "{row}");
-    assert!(cells.iter().all(|&c| c > 0.0 && c <= 1.0), "{row}");
+    // (Printed with two decimals: a threshold met in the first 0.5 % of queries shows 0.00.)
+    assert!(cells.iter().all(|&c| (0.0..=1.0).contains(&c)), "{row}");
 }
 
 #[test]
@@ -303,7 +306,11 @@ fn resume_after_sigkill_gives_the_uninterrupted_weights() {
             })
             .collect()
     };
-    assert_eq!(strip("full"), strip("cut"));
+    let (a, b) = (strip("full"), strip("cut"));
+    assert_eq!(a.len(), b.len(), "step lines");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y, "first differing step line");
+    }
     let ta = fs::read(d.path().join("full/trajectory.jsonl")).unwrap();
     let tb = fs::read(d.path().join("cut/trajectory.jsonl")).unwrap();
     assert!(ta == tb, "trajectories differ");
