@@ -24,7 +24,7 @@ use crate::Result;
 
 /// Runs `f` on the contiguous f32 data of a CPU tensor; `None` for another device, dtype or a
 /// non-contiguous layout.
-fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     if t.dtype() != DType::F32 || !t.device().is_cpu() {
         return None;
     }

@@ -14,7 +14,9 @@
 //! product runs in one order whatever the thread count), and the im2col and epilogue are
 //! element-wise, so the result does not depend on the number of threads (tested).
 
-use candle_core::{CpuStorage, DType, Storage, Tensor};
+use candle_core::Tensor;
+
+use crate::cpu::with_f32;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
@@ -23,22 +25,6 @@ use crate::Result;
 /// Floats of im2col buffer per group of images (16 MiB): bounds the memory of a convolution
 /// whatever the batch size, while keeping each GEMM wide.
 const COLS_BUDGET: usize = 4 << 20;
-
-/// Runs `f` on the contiguous f32 data of a CPU tensor; `None` for another device, dtype or a
-/// non-contiguous layout.
-fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
-    if t.dtype() != DType::F32 || !t.device().is_cpu() {
-        return None;
-    }
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(CpuStorage::F32(d)) => {
-            let (a, b) = layout.contiguous_offsets()?;
-            Some(f(&d[a..b]))
-        }
-        _ => None,
-    }
-}
 
 /// Shape of one convolution.
 #[derive(Clone, Copy, Debug)]
@@ -239,7 +225,7 @@ pub(crate) fn conv_bn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
 
     /// Deterministic pseudo-random values in [-1, 1).
     fn values(n: usize, seed: u32) -> Vec<f32> {
