@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::{assert_code, run_in, stderr, stdout, zo};
+use crate::common::{assert_code, kill_and_resume, run_in, stderr, stdout, zo};
 
 /// Quickstart settings shrunk for tests: 4 examples per batch.
 fn quick(steps: u64, extra: &[&str]) -> Vec<String> {
@@ -254,44 +254,7 @@ fn resume_after_sigkill_gives_the_uninterrupted_weights() {
     full.extend(["--out".into(), "full".into()]);
     assert_code(&run_in(d.path(), &args(&full)), 0);
 
-    let mut cut = quick(steps, &settings);
-    cut.extend(["--out".into(), "cut".into()]);
-    let mut child = zo()
-        .current_dir(d.path())
-        .args(&cut)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let state = d.path().join("cut/checkpoint/state.json");
-    let t0 = Instant::now();
-    loop {
-        let done = fs::read_to_string(&state)
-            .ok()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .and_then(|v| v["trainer"]["step"].as_u64())
-            .unwrap_or(0);
-        if done >= 15 {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "no checkpoint at step 15"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    assert!(
-        !d.path().join("cut/final").exists(),
-        "killed too late to test anything"
-    );
-    let o = run_in(d.path(), &["train", "-q", "--resume", "cut"]);
-    assert_code(&o, 0);
+    let o = kill_and_resume(d.path(), &quick(steps, &settings), "cut", 15);
     let a = fs::read(d.path().join("full/final/model.safetensors")).unwrap();
     let b = fs::read(d.path().join("cut/final/model.safetensors")).unwrap();
     assert!(a == b, "resumed weights differ from the uninterrupted run");

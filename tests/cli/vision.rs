@@ -4,10 +4,8 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use crate::common::{assert_code, run_in, stderr, stdout, zo};
+use crate::common::{assert_code, kill_and_resume, run_in, stderr, stdout, zo};
 
 /// Writes CIFAR-10 binary batches (`data_batch_{1..5}.bin`, `test_batch.bin`) into `dir`:
 /// `per_batch` training images per file and `test` test images, label `i % 10`, each channel a
@@ -199,47 +197,11 @@ fn resnet_resume_after_sigkill_gives_the_uninterrupted_weights() {
     let settings = ["train.checkpoint_every=4", "train.eval_every=0"];
     let steps = 60;
     let mut full = resnet_args("cifar", "as2p", steps, &settings);
-    let mut cut = full.clone();
+    let cut = full.clone();
     full.extend(["--out".into(), "full".into()]);
-    cut.extend(["--out".into(), "cut".into()]);
     assert_code(&run_in(d.path(), &args(&full)), 0);
 
-    let mut child = zo()
-        .current_dir(d.path())
-        .args(&cut)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let state = d.path().join("cut/checkpoint/state.json");
-    let t0 = Instant::now();
-    loop {
-        let done = fs::read_to_string(&state)
-            .ok()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .and_then(|v| v["trainer"]["step"].as_u64())
-            .unwrap_or(0);
-        if done >= 8 {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "no checkpoint at step 8"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    assert!(
-        !d.path().join("cut/final").exists(),
-        "killed too late to test anything"
-    );
-    let o = run_in(d.path(), &["train", "-q", "--resume", "cut"]);
-    assert_code(&o, 0);
+    let o = kill_and_resume(d.path(), &cut, "cut", 8);
     let a = fs::read(d.path().join("full/final/model.safetensors")).unwrap();
     let b = fs::read(d.path().join("cut/final/model.safetensors")).unwrap();
     assert!(

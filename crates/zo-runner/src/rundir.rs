@@ -150,6 +150,20 @@ struct Versions {
     generator: u32,
 }
 
+/// The text of a run directory's `run.toml` (the settings the run was made with).
+pub fn read_run_toml(dir: &Path) -> Result<String> {
+    let path = dir.join("run.toml");
+    fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read (is this a run directory?)", path.display()))
+}
+
+/// The settings of a run directory, parsed from its `run.toml`.
+pub fn read_settings(dir: &Path) -> Result<crate::settings::Settings> {
+    let origin = dir.join("run.toml").display().to_string();
+    let table = crate::layers::parse_table(&read_run_toml(dir)?, &origin)?;
+    crate::layers::deserialize(table, &origin)
+}
+
 /// Writes `versions.json` into a run directory.
 pub fn write_versions(dir: &Path) -> Result<()> {
     let v = Versions {

@@ -19,13 +19,7 @@ fn settings(a: &EvalArgs) -> Result<(Settings, Option<PathBuf>)> {
     let base_text;
     let mut base: Vec<(&str, &str)> = vec![("built-in defaults", DEFAULTS)];
     if let Some(run) = &a.run {
-        let run_toml = run.join("run.toml");
-        base_text = std::fs::read_to_string(&run_toml).with_context(|| {
-            format!(
-                "{}: cannot read (is this a run directory?)",
-                run_toml.display()
-            )
-        })?;
+        base_text = crate::rundir::read_run_toml(run)?;
         base.push(("run.toml", &base_text));
         // MeZO reports the checkpoint with the lowest dev loss; without one, the final weights.
         let best = run.join("best");

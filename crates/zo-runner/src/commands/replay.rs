@@ -10,21 +10,7 @@ use crate::rundir::read_jsonl;
 use crate::settings::Settings;
 
 pub fn run(g: &Global, a: &ReplayArgs) -> CmdResult {
-    let run_toml = a.run.join("run.toml");
-    let text = std::fs::read_to_string(&run_toml)
-        .with_context(|| {
-            format!(
-                "{}: cannot read (is this a run directory?)",
-                run_toml.display()
-            )
-        })
-        .map_err(usage)?;
-    let origin = run_toml.display().to_string();
-    let s: Settings = crate::layers::deserialize(
-        crate::layers::parse_table(&text, &origin).map_err(usage)?,
-        &origin,
-    )
-    .map_err(usage)?;
+    let s: Settings = crate::rundir::read_settings(&a.run).map_err(usage)?;
     crate::rundir::check_versions(&a.run).map_err(usage)?;
     let traj_path = a.run.join("trajectory.jsonl");
     let sweeps: Vec<zo_core::SweepRecord> = read_jsonl(&traj_path)

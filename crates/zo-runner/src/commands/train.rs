@@ -89,20 +89,7 @@ fn run_toml(s: &Settings) -> Result<String> {
 }
 
 pub fn resume(g: &Global, dir: &Path) -> CmdResult {
-    let run_toml = dir.join("run.toml");
-    let text = std::fs::read_to_string(&run_toml)
-        .with_context(|| {
-            format!(
-                "{}: cannot read (is this a run directory?)",
-                run_toml.display()
-            )
-        })
-        .map_err(usage)?;
-    let settings: Settings = crate::layers::deserialize(
-        crate::layers::parse_table(&text, &run_toml.display().to_string()).map_err(usage)?,
-        &run_toml.display().to_string(),
-    )
-    .map_err(usage)?;
+    let settings: Settings = crate::rundir::read_settings(dir).map_err(usage)?;
     crate::rundir::check_versions(dir).map_err(usage)?;
     let ckpt = dir.join("checkpoint");
     let state_path = ckpt.join("state.json");

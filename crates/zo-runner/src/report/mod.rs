@@ -63,12 +63,7 @@ fn curve_loss(row: &serde_json::Value) -> Option<f64> {
 /// Reads run.toml and metrics.jsonl of a run directory.
 pub fn load_run(dir: &Path) -> Result<RunSummary> {
     let run_toml = dir.join("run.toml");
-    let text = std::fs::read_to_string(&run_toml).with_context(|| {
-        format!(
-            "{}: cannot read (is this a run directory?)",
-            run_toml.display()
-        )
-    })?;
+    let text = crate::rundir::read_run_toml(dir)?;
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         anyhow!("{}: invalid TOML: {}", run_toml.display(), e.message())
     })?;
