@@ -1,4 +1,4 @@
-//! Splits the cost of a sweep into its parts, single thread, from an L1-resident buffer: Philox
+//! Splits the cost of a sweep into its parts, single thread, from an L1-resident buffer: ARS4x32-7
 //! alone (rademacher fill: one AND/OR per word), Philox + Box–Muller (normal fill), and the whole
 //! one-term normal sweep (adds the streaming x += c·z pass). Figures are CPU-time medians scaled
 //! to 125 239 296 elements (opt-125m), so they compare directly with `sweep_bench`.
@@ -54,8 +54,8 @@ fn main() -> zo_core::Result<()> {
     let fills = N / buf.len();
     let mut sink = 0.0f32;
     for (label, dist) in [
-        ("philox_only(rademacher_fill)", Distribution::Rademacher),
-        ("philox+box_muller(normal_fill)", Distribution::Normal),
+        ("ars_only(rademacher_fill)", Distribution::Rademacher),
+        ("ars+box_muller(normal_fill)", Distribution::Normal),
     ] {
         let ms: Vec<f64> = (0..repeats)
             .map(|_| {

@@ -154,7 +154,7 @@ pub fn apply_with(params: &ParamSet, sweep: &Sweep, isa: Isa) -> Result<()> {
         .enumerate()
         .map(|(i, op)| match op {
             Op::Add(t) => Prepared::Add {
-                key: t.key.philox_key(),
+                key: t.key.ars_key(),
                 coef: t.coef,
                 reused: sweep.ops[i + 1..]
                     .iter()
@@ -181,13 +181,13 @@ pub fn apply_with(params: &ParamSet, sweep: &Sweep, isa: Isa) -> Result<()> {
         })
 }
 
-/// An op with its Philox key derived once.
+/// An op with its ARS key derived once.
 #[derive(Clone, Copy, Debug)]
 enum Prepared {
     /// `reused`: a later op of the sweep adds the same direction again (its tile of z is then
     /// kept in a buffer instead of being consumed in registers).
     Add {
-        key: [u32; 2],
+        key: [u32; 4],
         coef: f32,
         reused: bool,
     },
@@ -322,7 +322,7 @@ fn tile_ops(k: &SweepKernel<'_>, start: usize, acc: &mut [f32], z: &mut [f32; TI
     let n = acc.len();
     // Whole groups covering the tile; the tail of the last group is generated and unused.
     let padded = n.div_ceil(GROUP) * GROUP;
-    let mut cached: Option<[u32; 2]> = None;
+    let mut cached: Option<[u32; 4]> = None;
     for op in k.ops {
         match *op {
             Prepared::Add { key, coef, reused } => {

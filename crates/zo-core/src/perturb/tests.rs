@@ -85,7 +85,8 @@ fn sweep_isa_paths_identical() {
     ] {
         let reference = params(DType::F32);
         apply_with(&reference, &Sweep::add(&two_terms(), dist), Isa::Scalar).unwrap();
-        for isa in [Isa::Avx2, Isa::Avx512] {
+        for isa in &Isa::ALL[1..] {
+            let isa = *isa;
             if !isa.is_available() {
                 eprintln!("note: {isa:?} not available on this CPU");
                 continue;

@@ -1,81 +1,92 @@
 //! Counter-based random directions: z = f(seed, step, tensor index, element index).
 //!
-//! # Generator: Philox4x32-7 (generator version 2)
+//! # Generator: ARS4x32-7 (generator version 3)
 //!
-//! Salmon, Moraes, Dror, Shaw, "Parallel random numbers: as easy as 1, 2, 3" (SC'11), the
-//! generator family of cuRAND, JAX and PyTorch's CUDA backend. It is a pure function
-//! `philox(counter: [u32; 4], key: [u32; 2]) -> [u32; 4]`: no state, so any element of any
-//! direction can be regenerated in any order, by any thread, after a restart, and (later) by a
-//! GPU kernel that will produce the very same values.
+//! ARS ("Advanced Randomization System"), from Salmon, Moraes, Dror, Shaw, "Parallel random
+//! numbers: as easy as 1, 2, 3" (SC'11) — the paper of Philox — and Random123's `ars.h`: a
+//! pure function `ars(counter: [u32; 4], key: [u32; 4]) -> [u32; 4]` made of AES rounds with
+//! a Weyl key schedule instead of AES's. No state, so any element of any direction can be
+//! regenerated in any order, by any thread, after a restart, and by a GPU kernel (which has no
+//! AES instruction: it runs the same rounds in software, the usual T-tables, and gets the same
+//! values; see `ars.rs`).
 //!
-//! Seven rounds, not the upstream default ten: the paper's Table 2 gives 7 rounds as the
-//! fewest for which Philox4x32 passes all of TestU01's SmallCrush, Crush and BigCrush
-//! ("Crush-resistant"); 10 is the default with a safety margin for cryptographic-style
-//! use. A ZO direction needs statistical quality, not that margin, and the rounds are about
-//! half of the sweep's cost (`examples/rng_micro.rs`): 7 rounds cut it by ~30 %. What is lost:
-//! z is no longer the output of cuRAND's `curandStatePhilox4_32_10_t` (a future GPU kernel must
-//! run Philox4x32-7 itself, e.g. Random123's `philox4x32_R(7, …)`). Random123's `kat_vectors`
-//! for both 7 and 10 rounds are pinned in the tests (the round function is the same).
+//! Why ARS: on x86 one `vaesenc` does a whole 128-bit round of four words (two blocks per ymm
+//! instruction with VAES), ≈ 0.16 ns on the Zen 3 development machine, so ARS4x32-7 costs
+//! ≈ 0.14 ns per 32-bit word against ≈ 0.5 ns for Philox4x32-7's 32×32→64 multiplies
+//! (`examples/rng_micro.rs`; figures in `perturb.rs`). Seven rounds: Random123's default for
+//! ARS; the paper's Table 2 gives 5 as the fewest that pass TestU01's BigCrush, so 7 keeps a
+//! margin at a small cost. Random123's `kat_vectors` for `ars4x32` 7 and 10 are pinned in the
+//! tests.
 //!
 //! [`GENERATOR_VERSION`] numbers the contract below; any change of values bumps it.
-//! Version 1 (until 2026-11-23) was the same contract with Philox4x32-10.
+//! History: version 1 (until 2026-11-23) was Philox4x32-10; version 2 (2026-11-23) was
+//! Philox4x32-7 with block `16·(e/64) + e%16`, word `(e%64)/16` and Box–Muller on words
+//! (0, 1), (2, 3) of a block. Directions of different versions differ.
 //!
 //! # The contract (changing any of this changes every trained model: bump a version)
 //!
-//! * key: `(k0, k1)` = low/high halves of `mix64(seed ^ mix64(step + φ))`, `mix64` being the
-//!   SplitMix64 finaliser and φ = 0x9E3779B97F4A7C15 ([`Key::philox_key`]).
-//! * elements of a tensor are taken in groups of [`GROUP`] = 64. Element `e` lies in group
-//!   `G = e / 64` at `p = e % 64`; it uses Philox *block* `B = 16·G + p % 16` and output word
-//!   `m = p / 16` of that block. The counter of block `B` of tensor `t` is
-//!   `[B mod 2³², B / 2³², t, 0]`. (This "structure of arrays" layout lets a 16-lane AVX-512
-//!   kernel, an 8-lane AVX2 kernel, the scalar code and a GPU thread-per-block kernel all store
-//!   whole vectors with no transpose.)
-//! * normal: words (0, 1) and (2, 3) of a block are Box–Muller pairs ([`scalar::normal_pair`]);
-//!   rademacher and uniform use one word per element.
+//! * key: the 128-bit ARS key is `[k0, k1, 0, 0]` (u32 words), `(k0, k1)` = low/high halves of
+//!   `mix64(seed ^ mix64(step + φ))`, `mix64` being the SplitMix64 finaliser and
+//!   φ = 0x9E3779B97F4A7C15 ([`Key::ars_key`]).
+//! * element `e` of tensor `t` is word `m = e % 4` of ARS *block* `B = e / 4`, whose counter is
+//!   `[B mod 2³², B / 2³², t, 0]`: consecutive elements are consecutive words, so a 128-bit
+//!   AES lane (one block) stores four consecutive elements and a SIMD vector of any width stores
+//!   whole with no transpose (a GPU thread per block stores a float4).
+//! * normal: elements come in runs of 32 (`e = 32·h + i`); for i < 16, elements `e` and
+//!   `e + 16` are one Box–Muller pair ([`scalar::normal_pair`]): radius from the word of `e`,
+//!   angle from the word of `e + 16`; z(e) = R cos θ, z(e + 16) = R sin θ. (Pairs are 16 apart
+//!   so that the radius words and the angle words fill whole vectors of 4, 8 or 16 lanes: no
+//!   shuffles.) Rademacher and uniform use the element's own word.
+//! * elements are generated in groups of [`GROUP`] = 64 (16 blocks, two Box–Muller runs); a
+//!   fill starts at a group boundary.
 //!
 //! Because the value of element `e` depends on nothing but `(key, t, e)`, the way a sweep is cut
 //! into chunks and threads cannot change it.
 //!
-//! # Three implementations, one result
+//! # Four implementations, one result
 //!
-//! [`Isa::Scalar`], [`Isa::Avx2`] (AVX2 + FMA) and [`Isa::Avx512`] (AVX-512F) run the same
-//! operations in the same order: integer ops are exact, every float op is one IEEE-754
-//! correctly-rounded `+ − × √` or a fused multiply-add (`f32::mul_add` in the scalar code,
-//! `vfmadd` in the SIMD code), so the three produce bit-identical values (tested by forcing
-//! each path). The runtime dispatch ([`Isa::detect`]) picks the widest one the CPU has.
+//! [`Isa::Scalar`] (software AES), [`Isa::Avx2`] (AVX2 + FMA, AES-NI on the two 128-bit halves
+//! of a ymm), [`Isa::Avx2Vaes`] (the same kernel with one VAES `vaesenc` per ymm) and
+//! [`Isa::Avx512`] (AVX-512F + VAES on zmm) run the same operations in the same order: AES
+//! rounds and integer ops are exact, every float op is one IEEE-754 correctly-rounded
+//! `+ − × √` or a fused multiply-add (`f32::mul_add` in the scalar code, `vfmadd` in the SIMD
+//! code), so all produce bit-identical values (tested by forcing each path). The runtime
+//! dispatch ([`Isa::detect`]) picks the widest one the CPU has.
 //!
-//! Caveat (2026-11): the development machine has AVX2 but no AVX-512, so the AVX-512 kernel is
-//! compiled but has not been executed here; `rng::tests::simd_paths_bit_identical_to_scalar`
+//! Caveat (2026-11): the development machine has AVX2 and VAES but no AVX-512, so the AVX-512
+//! kernel is compiled but has not been executed here; `rng::tests::simd_paths_bit_identical_to_scalar`
 //! and `perturb::tests::sweep_isa_paths_identical` check it automatically on any AVX-512 host.
-//! It shares its whole body with the AVX2 kernel (`x86.rs`, `kernel!`); only the ~25 one-line
+//! It shares its whole body with the AVX2 kernels (`x86.rs`, `kernel!`); only the one-line
 //! primitives differ.
 
+pub mod ars;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub use ars::{ars4x32, ars4x32_r};
+
 use serde::{Deserialize, Serialize};
 
-/// Elements per group: 16 Philox blocks × 4 output words.
+/// Elements per group: 16 ARS blocks × 4 words.
 pub const GROUP: usize = 64;
-/// Philox blocks per group.
+/// ARS blocks per group.
 pub const BLOCKS_PER_GROUP: u64 = 16;
+/// Distance between the two elements of a Box–Muller pair (see the contract).
+pub const PAIR_STRIDE: usize = 16;
 
-/// Philox4x32 multipliers and Weyl key increments (Random123 `philox.h`).
-pub const PHILOX_M0: u32 = 0xD251_1F53;
-/// Second Philox multiplier.
-pub const PHILOX_M1: u32 = 0xCD9E_8D57;
-/// Weyl increment of key word 0 (golden ratio).
-pub const PHILOX_W0: u32 = 0x9E37_79B9;
-/// Weyl increment of key word 1 (√3 − 1).
-pub const PHILOX_W1: u32 = 0xBB67_AE85;
-/// Number of rounds: 7, "Philox4x32-7" (see the module docs for why not the upstream 10).
-pub const PHILOX_ROUNDS: usize = 7;
+/// Weyl increment of the low 64 bits of the ARS key (golden ratio; Random123 `ars.h`).
+pub const ARS_W0: u64 = 0x9E37_79B9_7F4A_7C15;
+/// Weyl increment of the high 64 bits of the ARS key (√3 − 1; Random123 `ars.h`).
+pub const ARS_W1: u64 = 0xBB67_AE85_84CA_A73B;
+/// Number of rounds: 7, "ARS4x32-7" (Random123's default; see the module docs).
+pub const ARS_ROUNDS: u32 = 7;
 
-/// Version of the generator contract (module docs): 1 = Philox4x32-10, 2 = Philox4x32-7.
-/// Directions (and so trained weights, trajectories and their replays) of different versions
-/// differ; record it next to anything that must be regenerated later.
-pub const GENERATOR_VERSION: u32 = 2;
+/// Version of the generator contract (module docs): 1 = Philox4x32-10, 2 = Philox4x32-7,
+/// 3 = ARS4x32-7 with the v3 layout. Directions (and so trained weights, trajectories and their
+/// replays) of different versions differ; record it next to anything that must be regenerated
+/// later.
+pub const GENERATOR_VERSION: u32 = 3;
 
 /// Which random direction a step uses. One of the paper's three (ALGORITHMS.md "Directions").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -101,7 +112,7 @@ pub struct Key {
 }
 
 /// SplitMix64's output finaliser (Steele, Lea & Flood 2014; Stafford's "Mix13"): a bijection of
-/// u64 with full avalanche, used to turn (seed, step) into a Philox key.
+/// u64 with full avalanche, used to turn (seed, step) into a generator key.
 pub const fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -117,46 +128,14 @@ impl Key {
         Key { seed, step }
     }
 
-    /// The Philox key `[k0, k1]` of this (seed, step). Part of the contract (see module docs).
-    pub const fn philox_key(&self) -> [u32; 2] {
+    /// The ARS key `[k0, k1, 0, 0]` of this (seed, step). Part of the contract (module docs).
+    pub const fn ars_key(&self) -> [u32; 4] {
         let k = mix64(self.seed ^ mix64(self.step.wrapping_add(PHI64)));
-        [k as u32, (k >> 32) as u32]
+        [k as u32, (k >> 32) as u32, 0, 0]
     }
 }
 
-/// One Philox4x32 round (Random123 `_philox4x32round`).
-#[inline(always)]
-fn round(c: [u32; 4], k: [u32; 2]) -> [u32; 4] {
-    let p0 = u64::from(PHILOX_M0) * u64::from(c[0]);
-    let p1 = u64::from(PHILOX_M1) * u64::from(c[2]);
-    let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
-    let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
-    [hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0]
-}
-
-/// The generator's block function: Philox4x32 with [`PHILOX_ROUNDS`] rounds.
-#[inline]
-pub fn philox4x32(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
-    philox4x32_r(PHILOX_ROUNDS, ctr, key)
-}
-
-/// Philox4x32 with `rounds` rounds (Random123's `philox4x32_R(R, ctr, key)`). The key is bumped
-/// between rounds.
-#[inline]
-pub fn philox4x32_r(rounds: usize, mut ctr: [u32; 4], mut key: [u32; 2]) -> [u32; 4] {
-    for r in 0..rounds {
-        if r > 0 {
-            key = [
-                key[0].wrapping_add(PHILOX_W0),
-                key[1].wrapping_add(PHILOX_W1),
-            ];
-        }
-        ctr = round(ctr, key);
-    }
-    ctr
-}
-
-/// The counter of Philox block `block` of tensor `tensor` (see the contract above).
+/// The counter of ARS block `block` of tensor `tensor` (see the contract above).
 #[inline(always)]
 pub const fn counter(tensor: u32, block: u64) -> [u32; 4] {
     [block as u32, (block >> 32) as u32, tensor, 0]
@@ -165,33 +144,39 @@ pub const fn counter(tensor: u32, block: u64) -> [u32; 4] {
 /// The instruction sets the generator can run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
-    /// Portable Rust (the reference; used off x86-64).
+    /// Portable Rust, software AES (the reference; used off x86-64).
     Scalar,
-    /// AVX2 + FMA, 8 lanes.
+    /// AVX2 + FMA + AES-NI, 8 lanes (each AES round as two xmm `aesenc`).
     Avx2,
-    /// AVX-512F, 16 lanes.
+    /// AVX2 + FMA + VAES, 8 lanes (one ymm `vaesenc` per AES round).
+    Avx2Vaes,
+    /// AVX-512F + VAES, 16 lanes. CPUs with AVX-512 but no VAES (Skylake-SP) use
+    /// [`Isa::Avx2`].
     Avx512,
 }
 
 impl Isa {
+    /// Every instruction set, narrowest first.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx2Vaes, Isa::Avx512];
+
     /// Is this instruction set usable on the running CPU?
     pub fn is_available(self) -> bool {
-        match self {
-            Isa::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            // The sweep's FMA/convert loop is compiled for AVX2+FMA, which every AVX-512 CPU
+            // has; AES-NI comes with every VAES CPU.
+            let avx2 = has!("avx2") && has!("fma") && has!("aes");
+            match self {
+                Isa::Scalar => true,
+                Isa::Avx2 => avx2,
+                Isa::Avx2Vaes => avx2 && has!("vaes"),
+                Isa::Avx512 => avx2 && has!("vaes") && has!("avx512f"),
             }
-            // The sweep's FMA/convert loop is compiled for AVX2+FMA (every AVX-512 CPU has them).
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
-                std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Isa::Scalar
         }
     }
 
@@ -200,8 +185,9 @@ impl Isa {
         use std::sync::OnceLock;
         static DETECTED: OnceLock<Isa> = OnceLock::new();
         *DETECTED.get_or_init(|| {
-            [Isa::Avx512, Isa::Avx2]
+            Isa::ALL
                 .into_iter()
+                .rev()
                 .find(|i| i.is_available())
                 .unwrap_or(Isa::Scalar)
         })
@@ -226,14 +212,14 @@ pub fn fill_with(
     dist: Distribution,
     out: &mut [f32],
 ) {
-    fill_raw(isa, key.philox_key(), tensor, first_group, dist, out)
+    fill_raw(isa, key.ars_key(), tensor, first_group, dist, out)
 }
 
-/// [`fill_with`] from an already derived Philox key (the sweep kernel derives it once per
-/// sweep, not once per tile).
+/// [`fill_with`] from an already derived ARS key (the sweep kernel derives it once per sweep,
+/// not once per tile).
 pub fn fill_raw(
     isa: Isa,
-    k: [u32; 2],
+    k: [u32; 4],
     tensor: u32,
     first_group: u64,
     dist: Distribution,
@@ -248,7 +234,7 @@ pub fn fill_raw(
 /// like [`fill_with`].
 pub fn axpy_raw(
     isa: Isa,
-    k: [u32; 2],
+    k: [u32; 4],
     tensor: u32,
     first_group: u64,
     dist: Distribution,
@@ -260,7 +246,7 @@ pub fn axpy_raw(
 
 fn dispatch(
     isa: Isa,
-    k: [u32; 2],
+    k: [u32; 4],
     tensor: u32,
     first_group: u64,
     dist: Distribution,
@@ -279,38 +265,45 @@ fn dispatch(
     match isa {
         Isa::Scalar => scalar::fill(k, tensor, first_group, dist, axpy, out),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: availability of AVX2+FMA was checked just above.
+        // SAFETY: availability of AVX2+FMA+AES was checked just above.
         Isa::Avx2 => unsafe { x86::avx2::fill(k, tensor, first_group, dist, axpy, out) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: availability of AVX-512F was checked just above.
+        // SAFETY: availability of AVX2+FMA+AES+VAES was checked just above.
+        Isa::Avx2Vaes => unsafe { x86::avx2_vaes::fill(k, tensor, first_group, dist, axpy, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: availability of AVX-512F+VAES (and AVX2+FMA+AES) was checked just above.
         Isa::Avx512 => unsafe { x86::avx512::fill(k, tensor, first_group, dist, axpy, out) },
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("checked by is_available"),
     }
 }
 
+/// The ARS word of element `elem` of tensor `tensor` (contract: word `elem % 4` of block
+/// `elem / 4`).
+fn word_at(k: [u32; 4], tensor: u32, elem: u64) -> u32 {
+    ars4x32(counter(tensor, elem / 4), k)[(elem % 4) as usize]
+}
+
 /// The direction value of element `elem` of tensor `tensor` (scalar reference, one element).
 pub fn z_at(key: &Key, tensor: u32, elem: u64, dist: Distribution) -> f32 {
-    let group = elem / GROUP as u64;
-    let p = elem % GROUP as u64;
-    let block = BLOCKS_PER_GROUP * group + p % BLOCKS_PER_GROUP;
-    let m = (p / BLOCKS_PER_GROUP) as usize;
-    let w = philox4x32(counter(tensor, block), key.philox_key());
+    let k = key.ars_key();
     match dist {
         Distribution::Normal => {
-            let (a, b) = if m < 2 {
-                scalar::normal_pair(w[0], w[1])
+            let stride = PAIR_STRIDE as u64;
+            // First or second half of its run of 32: radius word of the pair's first element,
+            // angle word of its second.
+            let first = elem % (2 * stride) < stride;
+            let e0 = if first { elem } else { elem - stride };
+            let (c, s) =
+                scalar::normal_pair(word_at(k, tensor, e0), word_at(k, tensor, e0 + stride));
+            if first {
+                c
             } else {
-                scalar::normal_pair(w[2], w[3])
-            };
-            if m.is_multiple_of(2) {
-                a
-            } else {
-                b
+                s
             }
         }
-        Distribution::Rademacher => scalar::rademacher(w[m]),
-        Distribution::Uniform => scalar::uniform(w[m]),
+        Distribution::Rademacher => scalar::rademacher(word_at(k, tensor, elem)),
+        Distribution::Uniform => scalar::uniform(word_at(k, tensor, elem)),
     }
 }
 

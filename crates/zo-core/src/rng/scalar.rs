@@ -22,7 +22,7 @@
 //! absolute; z at the largest radius R = 5.77 ≤ 9.0e-7 absolute (the test asserts 1 ulp,
 //! 1.5e-7 and 1.2e-6).
 
-use super::{counter, philox4x32, Distribution, BLOCKS_PER_GROUP, GROUP};
+use super::{ars4x32, counter, Distribution, BLOCKS_PER_GROUP, GROUP, PAIR_STRIDE};
 
 /// 2⁻²⁴: the weight of the lowest of the 24 bits kept from a word.
 pub const INV_2_24: f32 = 1.0 / 16_777_216.0;
@@ -149,7 +149,7 @@ pub fn uniform(a: u32) -> f32 {
 /// Scalar fill (see [`super::fill_with`]); with `axpy = Some(c)`, `out = z.mul_add(c, out)`
 /// instead (see [`super::axpy_raw`]).
 pub fn fill(
-    k: [u32; 2],
+    k: [u32; 4],
     tensor: u32,
     first_group: u64,
     dist: Distribution,
@@ -158,24 +158,31 @@ pub fn fill(
 ) {
     for (gi, g) in out.chunks_exact_mut(GROUP).enumerate() {
         let base = (first_group + gi as u64) * BLOCKS_PER_GROUP;
-        for j in 0..BLOCKS_PER_GROUP as usize {
-            let w = philox4x32(counter(tensor, base + j as u64), k);
-            let z = match dist {
-                Distribution::Normal => {
-                    let (z0, z1) = normal_pair(w[0], w[1]);
-                    let (z2, z3) = normal_pair(w[2], w[3]);
-                    [z0, z1, z2, z3]
+        // The group's 64 words: element p is word p % 4 of block base + p / 4.
+        let mut w = [0u32; GROUP];
+        for (j, ws) in w.chunks_exact_mut(4).enumerate() {
+            ws.copy_from_slice(&ars4x32(counter(tensor, base + j as u64), k));
+        }
+        let mut z = [0.0f32; GROUP];
+        match dist {
+            Distribution::Normal => {
+                // Runs of 32: element i < 16 pairs with i + 16.
+                for run in (0..GROUP).step_by(2 * PAIR_STRIDE) {
+                    for i in run..run + PAIR_STRIDE {
+                        let (c, s) = normal_pair(w[i], w[i + PAIR_STRIDE]);
+                        z[i] = c;
+                        z[i + PAIR_STRIDE] = s;
+                    }
                 }
-                Distribution::Rademacher => w.map(rademacher),
-                Distribution::Uniform => w.map(uniform),
-            };
-            for (m, v) in z.into_iter().enumerate() {
-                let o = &mut g[16 * m + j];
-                *o = match axpy {
-                    None => v,
-                    Some(c) => v.mul_add(c, *o),
-                };
             }
+            Distribution::Rademacher => z = w.map(rademacher),
+            Distribution::Uniform => z = w.map(uniform),
+        }
+        for (o, v) in g.iter_mut().zip(z) {
+            *o = match axpy {
+                None => v,
+                Some(c) => v.mul_add(c, *o),
+            };
         }
     }
 }

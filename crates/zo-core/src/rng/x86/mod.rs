@@ -1,0 +1,254 @@
+//! SIMD kernels of the generator for x86-64: AVX2+FMA with AES-NI or VAES (8 lanes) and
+//! AVX-512F+VAES (16 lanes).
+//!
+//! The kernel body is written once (`kernel!`) against a handful of primitives that each module
+//! defines with its own intrinsics, so the kernels cannot drift apart. A 128-bit lane of a vector
+//! holds one ARS block (4 words = 4 consecutive elements, the layout of `rng/mod.rs`), so vector
+//! `i` of a group is elements `LANES·i ..`: whole vectors are stored with no transpose. The
+//! Box–Muller pairs (elements 16 apart) are then whole vectors too. Every float operation mirrors
+//! `scalar.rs` one for one (same constants, same order, FMA where the scalar code calls
+//! `mul_add`); `aesenc`/`aesenclast` are the AES rounds `ars.rs` computes in software.
+
+/// The shared kernel. Expects in scope: `VI`, `VF`, `M`, `AS` (AES state of one vector), `AK`
+/// (a round key), `LANES`, and the primitives `si sf bcast128 lane_blocks add_i sub_i xor_i
+/// and_i or_i srli srai slli cvt mul add sub fma sqrt eq_i sel to_f to_i load store aes_in
+/// aes_out aes_key aesenc aesenclast`, all with the target features `$feat`.
+macro_rules! kernel {
+    ($feat:literal) => {
+        use crate::rng::ars::round_key;
+        use crate::rng::scalar::{
+            COS_P, INV_2_24, LOG_P, LOG_Q1, LOG_Q2, SIN_P, SQRTHF_BITS, TWO_PI, UNIF_OFFSET,
+            UNIF_SCALE,
+        };
+        use crate::rng::{Distribution, ARS_ROUNDS, BLOCKS_PER_GROUP, GROUP, PAIR_STRIDE};
+
+        const R: usize = ARS_ROUNDS as usize;
+        /// Vectors per group.
+        const NV: usize = GROUP / LANES;
+        /// Vectors per half of a Box–Muller run (16 elements).
+        const NP: usize = PAIR_STRIDE / LANES;
+        const _: () = assert!(NP >= 1 && NV % (2 * NP) == 0);
+
+        /// The group-invariant inputs: round keys and per-vector block offsets.
+        struct Setup {
+            /// Round key 0 (the key), XORed into the counter before the rounds.
+            k0: VI,
+            /// Keys of rounds 1..=R.
+            rk: [AK; R],
+            /// Vector i of a group starts at block `LANES/4 · i`; lane j of it adds j / 4.
+            step: [VI; NV],
+        }
+
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn setup(k: [u32; 4]) -> Setup {
+            let lanes = lane_blocks();
+            let mut step = [si(0); NV];
+            for (i, s) in step.iter_mut().enumerate() {
+                *s = add_i(bcast128([(i * LANES / 4) as u32, 0, 0, 0]), lanes);
+            }
+            Setup {
+                k0: bcast128(k),
+                rk: core::array::from_fn(|r| aes_key(round_key(k, r as u32 + 1))),
+                step,
+            }
+        }
+
+        /// ARS4x32-R of the 16 blocks of group `g` of tensor `t` (mirrors `ars::ars4x32`),
+        /// the NV vectors interleaved round by round: one alone would wait on the latency of
+        /// each dependent `aesenc`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn ars_group(s: &Setup, g: u64, t: u32) -> [VI; NV] {
+            let b = g * BLOCKS_PER_GROUP;
+            // b is a multiple of 16, so adding a block offset < 16 never carries out of word 0.
+            let base = bcast128([b as u32, (b >> 32) as u32, t, 0]);
+            let mut v = [aes_in(si(0)); NV];
+            for i in 0..NV {
+                v[i] = aes_in(xor_i(add_i(base, s.step[i]), s.k0));
+            }
+            for rk in &s.rk[..R - 1] {
+                for vi in v.iter_mut() {
+                    *vi = aesenc(*vi, *rk);
+                }
+            }
+            let mut w = [si(0); NV];
+            for i in 0..NV {
+                w[i] = aes_out(aesenclast(v[i], s.rk[R - 1]));
+            }
+            w
+        }
+
+        /// Mirrors `scalar::normal_pair` on M independent vectors in lockstep (each statement
+        /// for all M before the next, so the M dependency chains overlap): returns
+        /// (R cos θ, R sin θ) per vector.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn normal_pairs(a: &[VI], b: &[VI], zc: &mut [VF], zs: &mut [VF]) {
+            const MAX: usize = 8;
+            let m_len = a.len();
+            assert!(m_len <= MAX && b.len() == m_len && zc.len() == m_len && zs.len() == m_len);
+            let mut r = [sf(0.0); MAX];
+            let r = &mut r[..m_len];
+            let mut x = [sf(0.0); MAX];
+            let x = &mut x[..m_len];
+            let mut ef = [sf(0.0); MAX];
+            let ef = &mut ef[..m_len];
+            let mut p = [sf(LOG_P[0]); MAX];
+            let p = &mut p[..m_len];
+
+            for i in 0..m_len {
+                r[i] = mul(cvt(add_i(srli::<8>(a[i]), si(1))), sf(INV_2_24));
+            }
+            // ln_unit, lockstep
+            let one = sf(1.0);
+            for i in 0..m_len {
+                let ix = add_i(to_i(r[i]), si(0x3f80_0000 - SQRTHF_BITS));
+                ef[i] = cvt(sub_i(srli::<23>(ix), si(127)));
+                x[i] = sub(
+                    to_f(add_i(and_i(ix, si(0x007f_ffff)), si(SQRTHF_BITS))),
+                    one,
+                );
+            }
+            for c in &LOG_P[1..] {
+                for i in 0..m_len {
+                    p[i] = fma(p[i], x[i], sf(*c));
+                }
+            }
+            for i in 0..m_len {
+                let z = mul(x[i], x[i]);
+                let mut y = mul(mul(p[i], x[i]), z);
+                y = fma(ef[i], sf(LOG_Q1), y);
+                y = fma(z, sf(-0.5), y);
+                let l = fma(ef[i], sf(LOG_Q2), add(x[i], y));
+                r[i] = sqrt(mul(l, sf(-2.0)));
+            }
+            // sincos_turn, lockstep
+            for i in 0..m_len {
+                let q = srli::<30>(add_i(b[i], si(1 << 29)));
+                let ri = srai::<8>(sub_i(b[i], slli::<30>(q)));
+                let t = mul(mul(cvt(ri), sf(INV_2_24)), sf(TWO_PI));
+                let z = mul(t, t);
+                let mut ps = fma(sf(SIN_P[0]), z, sf(SIN_P[1]));
+                ps = fma(ps, z, sf(SIN_P[2]));
+                ps = mul(ps, z);
+                let sinv = fma(ps, t, t);
+                let mut pc = fma(sf(COS_P[0]), z, sf(COS_P[1]));
+                pc = fma(pc, z, sf(COS_P[2]));
+                pc = mul(pc, mul(z, z));
+                let cosv = add(fma(z, sf(-0.5), sf(1.0)), pc);
+                let swap = eq_i(and_i(q, si(1)), si(1));
+                let c0 = sel(swap, sinv, cosv);
+                let s0 = sel(swap, cosv, sinv);
+                let c = to_f(xor_i(to_i(c0), slli::<30>(and_i(add_i(q, si(1)), si(2)))));
+                let s = to_f(xor_i(to_i(s0), slli::<30>(and_i(q, si(2)))));
+                zc[i] = mul(r[i], c);
+                zs[i] = mul(r[i], s);
+            }
+        }
+
+        /// Mirrors `scalar::rademacher`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn rademacher(a: VI) -> VF {
+            to_f(or_i(si(0x3f80_0000), and_i(a, si(0x8000_0000))))
+        }
+
+        /// Mirrors `scalar::uniform`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn uniform(a: VI) -> VF {
+            fma(cvt(srli::<8>(a)), sf(UNIF_SCALE), sf(UNIF_OFFSET))
+        }
+
+        /// The vectors (radius words, angle words) of Box–Muller vector pair `p` of a group:
+        /// runs of 2·NP vectors, the first NP give radii, the next NP angles.
+        #[inline(always)]
+        const fn pair_vectors(p: usize) -> (usize, usize) {
+            let run = p / NP;
+            let a = 2 * NP * run + (p - NP * run);
+            (a, a + NP)
+        }
+
+        /// Generates group `g` into `out` (64 values): stores z, or with `axpy = Some(c)`
+        /// updates `out = fma(z, c, out)` in place (the sweep's term, with no z buffer).
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn group(
+            s: &Setup,
+            t: u32,
+            g: u64,
+            dist: Distribution,
+            axpy: Option<f32>,
+            out: &mut [f32],
+        ) {
+            let w = ars_group(s, g, t);
+            let mut z = [sf(0.0); NV];
+            match dist {
+                Distribution::Normal => {
+                    // Runs of 2·NP vectors: the first NP give radii, the next NP angles.
+                    const H: usize = NV / 2;
+                    let mut a = [si(0); H];
+                    let mut b = [si(0); H];
+                    for p in 0..H {
+                        let (ra, rb) = pair_vectors(p);
+                        a[p] = w[ra];
+                        b[p] = w[rb];
+                    }
+                    let mut zc = [sf(0.0); H];
+                    let mut zs = [sf(0.0); H];
+                    normal_pairs(&a, &b, &mut zc, &mut zs);
+                    for p in 0..H {
+                        let (ra, rb) = pair_vectors(p);
+                        z[ra] = zc[p];
+                        z[rb] = zs[p];
+                    }
+                }
+                Distribution::Rademacher => {
+                    for i in 0..NV {
+                        z[i] = rademacher(w[i]);
+                    }
+                }
+                Distribution::Uniform => {
+                    for i in 0..NV {
+                        z[i] = uniform(w[i]);
+                    }
+                }
+            }
+            assert!(out.len() >= GROUP);
+            for (i, v) in z.iter().enumerate() {
+                let p = out.as_mut_ptr().wrapping_add(i * LANES);
+                // SAFETY: i·LANES + LANES ≤ GROUP ≤ out.len() (checked above); unaligned.
+                unsafe {
+                    match axpy {
+                        None => store(p, *v),
+                        Some(c) => store(p, fma(*v, sf(c), load(p))),
+                    }
+                }
+            }
+        }
+
+        /// See `rng::fill_with` (`axpy = None`) and `rng::axpy_raw` (`Some(coef)`).
+        /// `out.len()` is a multiple of GROUP (checked by the caller).
+        #[target_feature(enable = $feat)]
+        pub(in crate::rng) fn fill(
+            k: [u32; 4],
+            tensor: u32,
+            first_group: u64,
+            dist: Distribution,
+            axpy: Option<f32>,
+            out: &mut [f32],
+        ) {
+            let s = setup(k);
+            for (gi, chunk) in out.chunks_exact_mut(GROUP).enumerate() {
+                group(&s, tensor, first_group + gi as u64, dist, axpy, chunk);
+            }
+        }
+    };
+}
+
+mod ymm;
+mod zmm;
+
+pub(super) use ymm::{avx2, avx2_vaes};
+pub(super) use zmm::avx512;

@@ -1,0 +1,171 @@
+//! The 16-lane kernel: AVX-512F with one VAES zmm `vaesenc` per AES round (four blocks).
+//! Not executed on the development machine (no AVX-512): the tests check it on any AVX-512 host.
+
+pub(in crate::rng) mod avx512 {
+    use core::arch::x86_64::*;
+
+    type VI = __m512i;
+    type VF = __m512;
+    type M = __mmask16;
+    const LANES: usize = 16;
+    type AS = __m512i;
+    type AK = __m512i;
+
+    /// The four words `w` in each 128-bit lane.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn bcast128(w: [u32; 4]) -> VI {
+        let [a, b, c, d] = w.map(|x| x as i32);
+        _mm512_setr_epi32(a, b, c, d, a, b, c, d, a, b, c, d, a, b, c, d)
+    }
+    /// Word 0 of 128-bit lane j holds j (the block offset of that lane), other words 0.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn lane_blocks() -> VI {
+        _mm512_setr_epi32(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn aes_in(v: VI) -> AS {
+        v
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn aes_out(s: AS) -> VI {
+        s
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn aes_key(k: [u32; 4]) -> AK {
+        bcast128(k)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn aesenc(s: AS, k: AK) -> AS {
+        _mm512_aesenc_epi128(s, k)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn aesenclast(s: AS, k: AK) -> AS {
+        _mm512_aesenclast_epi128(s, k)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn si(x: u32) -> VI {
+        _mm512_set1_epi32(x as i32)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn sf(x: f32) -> VF {
+        _mm512_set1_ps(x)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn add_i(a: VI, b: VI) -> VI {
+        _mm512_add_epi32(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn sub_i(a: VI, b: VI) -> VI {
+        _mm512_sub_epi32(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn xor_i(a: VI, b: VI) -> VI {
+        _mm512_xor_si512(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn and_i(a: VI, b: VI) -> VI {
+        _mm512_and_si512(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn or_i(a: VI, b: VI) -> VI {
+        _mm512_or_si512(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn srli<const N: u32>(a: VI) -> VI {
+        _mm512_srli_epi32::<N>(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn srai<const N: u32>(a: VI) -> VI {
+        _mm512_srai_epi32::<N>(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn slli<const N: u32>(a: VI) -> VI {
+        _mm512_slli_epi32::<N>(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn cvt(a: VI) -> VF {
+        _mm512_cvtepi32_ps(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn mul(a: VF, b: VF) -> VF {
+        _mm512_mul_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn add(a: VF, b: VF) -> VF {
+        _mm512_add_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn sub(a: VF, b: VF) -> VF {
+        _mm512_sub_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn fma(a: VF, b: VF, c: VF) -> VF {
+        _mm512_fmadd_ps(a, b, c)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn sqrt(a: VF) -> VF {
+        _mm512_sqrt_ps(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn eq_i(a: VI, b: VI) -> M {
+        _mm512_cmpeq_epi32_mask(a, b)
+    }
+    /// `m ? t : f`, lane by lane.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn sel(m: M, t: VF, f: VF) -> VF {
+        _mm512_mask_blend_ps(m, f, t)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn to_f(a: VI) -> VF {
+        _mm512_castsi512_ps(a)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn to_i(a: VF) -> VI {
+        _mm512_castps_si512(a)
+    }
+    /// # Safety
+    /// `p` must be valid for reading LANES f32.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    unsafe fn load(p: *const f32) -> VF {
+        // SAFETY: guaranteed by the caller.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    /// # Safety
+    /// `p` must be valid for writing LANES f32.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    unsafe fn store(p: *mut f32, v: VF) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+
+    kernel!("avx512f,avx2,fma,aes,vaes");
+}
