@@ -11,7 +11,7 @@
 
 /// The shared kernel. Expects in scope: `VI`, `VF`, `M`, `AS` (AES state of one vector), `AK`
 /// (a round key), `LANES`, and the primitives `si sf bcast128 lane_blocks add_i sub_i xor_i
-/// and_i or_i srli srai slli cvt mul add sub fma sqrt eq_i sel to_f to_i load store aes_in
+/// and_i or_i srli srai slli cvt mul add sub fma sqrt sel_sign to_f to_i load store aes_in
 /// aes_out aes_key aesenc aesenclast`, all with the target features `$feat`.
 macro_rules! kernel {
     ($feat:literal) => {
@@ -94,40 +94,50 @@ macro_rules! kernel {
             let x = &mut x[..m_len];
             let mut ef = [sf(0.0); MAX];
             let ef = &mut ef[..m_len];
-            let mut p = [sf(LOG_P[0]); MAX];
-            let p = &mut p[..m_len];
 
-            for i in 0..m_len {
-                r[i] = mul(cvt(add_i(srli::<8>(a[i]), si(1))), sf(INV_2_24));
-            }
-            // ln_unit, lockstep
+            // ln_unit, lockstep. The bits of u₁ = k·2⁻²⁴ (k = ⌊a/2⁸⌋ + 1) are those of the float
+            // k with 24 taken off the exponent: folded into the integer constant (exact, u₁ is
+            // normal), so no multiply.
             let one = sf(1.0);
             for i in 0..m_len {
-                let ix = add_i(to_i(r[i]), si(0x3f80_0000 - SQRTHF_BITS));
+                let k = cvt(add_i(srli::<8>(a[i]), si(1)));
+                let ix = add_i(
+                    to_i(k),
+                    si((0x3f80_0000 - SQRTHF_BITS).wrapping_sub(24 << 23)),
+                );
                 ef[i] = cvt(sub_i(srli::<23>(ix), si(127)));
                 x[i] = sub(
                     to_f(add_i(and_i(ix, si(0x007f_ffff)), si(SQRTHF_BITS))),
                     one,
                 );
             }
+            // −2·ln u₁ directly: every constant of `ln_unit` times −2 (exact), so every
+            // intermediate is exactly −2 times the scalar one (rounding commutes with ×2): the
+            // same bits as `(ln_unit(u) * -2.0)` with no final multiply.
+            let mut p = [sf(-2.0 * LOG_P[0]); MAX];
+            let p = &mut p[..m_len];
             for c in &LOG_P[1..] {
                 for i in 0..m_len {
-                    p[i] = fma(p[i], x[i], sf(*c));
+                    p[i] = fma(p[i], x[i], sf(-2.0 * *c));
                 }
             }
             for i in 0..m_len {
                 let z = mul(x[i], x[i]);
                 let mut y = mul(mul(p[i], x[i]), z);
-                y = fma(ef[i], sf(LOG_Q1), y);
-                y = fma(z, sf(-0.5), y);
-                let l = fma(ef[i], sf(LOG_Q2), add(x[i], y));
-                r[i] = sqrt(mul(l, sf(-2.0)));
+                y = fma(ef[i], sf(-2.0 * LOG_Q1), y);
+                y = add(z, y);
+                let l = fma(ef[i], sf(-2.0 * LOG_Q2), fma(x[i], sf(-2.0), y));
+                r[i] = sqrt(l);
             }
-            // sincos_turn, lockstep
+            // sincos_turn, lockstep. With c = b + 2²⁹ the quadrant is q = c >> 30, so
+            // q << 30 = c & 0xC000_0000; q odd ⇔ bit 30 of c (the swap: sign bit of c << 1);
+            // sin's sign bit is bit 1 of q = bit 31 of c, cos's is bit 1 of q + 1 = bit 31 of
+            // c + 2³⁰. Same integers as the scalar code, fewer operations.
             for i in 0..m_len {
-                let q = srli::<30>(add_i(b[i], si(1 << 29)));
-                let ri = srai::<8>(sub_i(b[i], slli::<30>(q)));
-                let t = mul(mul(cvt(ri), sf(INV_2_24)), sf(TWO_PI));
+                let c = add_i(b[i], si(1 << 29));
+                let ri = srai::<8>(sub_i(b[i], and_i(c, si(0xC000_0000))));
+                // (ri·2⁻²⁴)·2π rounds once, as ri·(2π·2⁻²⁴) does (2⁻²⁴ scaling is exact).
+                let t = mul(cvt(ri), sf(TWO_PI * INV_2_24));
                 let z = mul(t, t);
                 let mut ps = fma(sf(SIN_P[0]), z, sf(SIN_P[1]));
                 ps = fma(ps, z, sf(SIN_P[2]));
@@ -137,13 +147,14 @@ macro_rules! kernel {
                 pc = fma(pc, z, sf(COS_P[2]));
                 pc = mul(pc, mul(z, z));
                 let cosv = add(fma(z, sf(-0.5), sf(1.0)), pc);
-                let swap = eq_i(and_i(q, si(1)), si(1));
-                let c0 = sel(swap, sinv, cosv);
-                let s0 = sel(swap, cosv, sinv);
-                let c = to_f(xor_i(to_i(c0), slli::<30>(and_i(add_i(q, si(1)), si(2)))));
-                let s = to_f(xor_i(to_i(s0), slli::<30>(and_i(q, si(2)))));
-                zc[i] = mul(r[i], c);
-                zs[i] = mul(r[i], s);
+                let swap = slli::<1>(c);
+                let c0 = sel_sign(swap, sinv, cosv);
+                let s0 = sel_sign(swap, cosv, sinv);
+                let sign = si(0x8000_0000);
+                let cs = to_f(xor_i(to_i(c0), and_i(add_i(c, si(1 << 30)), sign)));
+                let sn = to_f(xor_i(to_i(s0), and_i(c, sign)));
+                zc[i] = mul(r[i], cs);
+                zs[i] = mul(r[i], sn);
             }
         }
 

@@ -6,7 +6,6 @@ macro_rules! avx2_prims {
     ($feat:literal) => {
         type VI = __m256i;
         type VF = __m256;
-        type M = __m256;
         const LANES: usize = 8;
 
         /// The four words `w` in each 128-bit lane.
@@ -104,14 +103,10 @@ macro_rules! avx2_prims {
         }
         #[inline]
         #[target_feature(enable = $feat)]
-        fn eq_i(a: VI, b: VI) -> M {
-            _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b))
-        }
-        /// `m ? t : f`, lane by lane.
-        #[inline]
-        #[target_feature(enable = $feat)]
-        fn sel(m: M, t: VF, f: VF) -> VF {
-            _mm256_blendv_ps(f, t, m)
+        /// `t` where the sign bit of `m` is set, else `f`, lane by lane (blendv reads only
+        /// the sign bit).
+        fn sel_sign(m: VI, t: VF, f: VF) -> VF {
+            _mm256_blendv_ps(f, t, _mm256_castsi256_ps(m))
         }
         #[inline]
         #[target_feature(enable = $feat)]

@@ -6,7 +6,6 @@ pub(in crate::rng) mod avx512 {
 
     type VI = __m512i;
     type VF = __m512;
-    type M = __mmask16;
     const LANES: usize = 16;
     type AS = __m512i;
     type AK = __m512i;
@@ -131,14 +130,9 @@ pub(in crate::rng) mod avx512 {
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
-    fn eq_i(a: VI, b: VI) -> M {
-        _mm512_cmpeq_epi32_mask(a, b)
-    }
-    /// `m ? t : f`, lane by lane.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
-    fn sel(m: M, t: VF, f: VF) -> VF {
-        _mm512_mask_blend_ps(m, f, t)
+    /// `t` where the sign bit of `m` is set, else `f`, lane by lane.
+    fn sel_sign(m: VI, t: VF, f: VF) -> VF {
+        _mm512_mask_blend_ps(_mm512_cmplt_epi32_mask(m, _mm512_setzero_si512()), f, t)
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
