@@ -15,7 +15,7 @@
 //! 64-bit halves of the key independently (`_mm_add_epi64`). `aesenc` is one AES encryption
 //! round (SubBytes, ShiftRows, MixColumns, then XOR of the round key), `aesenclast` the same
 //! without MixColumns — exactly the x86 `AESENC` / `AESENCLAST` instructions, so the SIMD
-//! kernels (`x86.rs`) use those and get the same bits. A GPU kernel has no AES instruction: it
+//! kernels (`x86/`) use those and get the same bits. A GPU kernel has no AES instruction: it
 //! computes the same rounds in software (this bytewise form, or the usual four 256-entry
 //! T-tables in shared memory) and gets the same values.
 

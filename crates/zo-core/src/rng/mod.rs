@@ -56,7 +56,7 @@
 //! Caveat (2026-11): the development machine has AVX2 and VAES but no AVX-512, so the AVX-512
 //! kernel is compiled but has not been executed here; `rng::tests::simd_paths_bit_identical_to_scalar`
 //! and `perturb::tests::sweep_isa_paths_identical` check it automatically on any AVX-512 host.
-//! It shares its whole body with the AVX2 kernels (`x86.rs`, `kernel!`); only the one-line
+//! It shares its whole body with the AVX2 kernels (`x86/mod.rs`, `kernel!`); only the one-line
 //! primitives differ.
 
 pub mod ars;

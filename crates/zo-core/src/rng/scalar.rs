@@ -1,26 +1,31 @@
 //! Portable reference of the generator's transforms: u32 words → normal / rademacher / uniform.
 //!
-//! Every function here is mirrored operation-for-operation by the SIMD kernels in `x86.rs`:
-//! integer steps are exact, each float step is one correctly-rounded IEEE op or a fused
-//! multiply-add written as `f32::mul_add` (never `a * b + c`, which rounds twice and would break
-//! bit-identity with `vfmadd`). Keep the two in lock-step when editing.
+//! Every function here gives the same bits as the SIMD kernels in `x86/mod.rs`: integer steps
+//! are exact, each float step is one correctly-rounded IEEE op or a fused multiply-add written
+//! as `f32::mul_add` (never `a * b + c`, which rounds twice and would break bit-identity with
+//! `vfmadd`). The kernels do the same operations, except where a step is scaled by a power of
+//! two or folded into an exact integer step (each such place says why the bits cannot differ).
+//! Keep the two in lock-step when editing; the tests force every path and compare bits.
 //!
 //! # Normal: Box–Muller with Cephes polynomials
 //!
 //! Words (a, b) give u₁ = (⌊a/2⁸⌋ + 1)·2⁻²⁴ ∈ (0, 1] and an angle from b; then
 //! z₀ = R cos θ, z₁ = R sin θ with R = √(−2 ln u₁) (Box & Muller 1958).
-//! * ln: Cephes `logf.c` (S. Moshier): frexp, a shift to [√½, √2), a degree-8 polynomial,
-//!   ln 2 split in two parts. The float steps use FMA here.
+//! * ln: Cephes `logf.c` (S. Moshier): frexp, a shift to [√½, √2), its degree-8 polynomial,
+//!   ln 2 split in two parts; since generator v3 the sum x − x²/2 + x³P(x) is evaluated in
+//!   Horner form, x + x²·(x·P(x) − ½), with FMAs (2 operations fewer than Cephes' order).
 //! * sin/cos: the angle 2π·b/2³² is reduced *exactly* in integers: the two top bits (rounded)
 //!   pick the quadrant q, the rest is r ∈ [−1/8, 1/8) turns, θ = 2π r ∈ [−π/4, π/4); Cephes
-//!   `sinf.c`/`cosf.c` minimax polynomials on that interval, then the quadrant's swap/sign.
+//!   `sinf.c`/`cosf.c` minimax polynomials on that interval (cos in Horner form down to its
+//!   constant 1, v3), then the quadrant's swap/sign.
 //! * R ≤ √(2·24 ln 2) ≈ 5.77: the tails beyond 5.77σ (probability 8e-9) are cut off; the
 //!   variance loss is ≈ 5e-7, far below anything a ZO step can see.
 //!
-//! Measured error against f64 (`rng::tests::transcendental_error_vs_f64`, on every 251st u₁
-//! and every 257th angle word, plus the end points): ln ≤ 0.75 ulp; sin/cos ≤ 1.07e-7
-//! absolute; z at the largest radius R = 5.77 ≤ 9.0e-7 absolute (the test asserts 1 ulp,
-//! 1.5e-7 and 1.2e-6).
+//! Approximation error against f64 (generator v3): ln ≤ 0.91 ulp on *every* u₁ the generator
+//! can produce (`rng::tests::ln_unit_error_exhaustive`, all 2²⁴); sin/cos ≤ 8.5e-8 absolute and
+//! z at the largest radius R = 5.77 ≤ 7.9e-7 absolute (`rng::tests::transcendental_error_vs_f64`,
+//! every 257th angle word plus the end points; it asserts 1.5e-7 and 1.2e-6). So z is a
+//! N(0, 1) sample truncated at 5.77σ, off by at most ~1e-6 absolute (~1.4e-7 relative).
 
 use super::{ars4x32, counter, Distribution, BLOCKS_PER_GROUP, GROUP, PAIR_STRIDE};
 
@@ -70,29 +75,27 @@ pub const UNIF_OFFSET: f32 =
 pub const SQRTHF_BITS: u32 = 0x3f35_04f3;
 const _: () = assert!(SQRTHF.to_bits() == SQRTHF_BITS);
 
-/// ln(u) for u ∈ [2⁻²⁴, 1] (Cephes `logf`, FMA form). Not meant for other inputs.
+/// ln(u) for u ∈ [2⁻²⁴, 1] (Cephes `logf`, FMA + Horner form). Not meant for other inputs.
 ///
 /// Cephes' frexp + "if m < √½ then m ← 2m, e ← e − 1" is done in integers (the form of musl's
 /// `logf`): adding 1 − √½ (in bits) to u carries into the exponent exactly when the mantissa
 /// M ∈ [1, 2) of u is ≥ √2, so `u = 2^e · m` with m ∈ [√½, √2) comes out with no compare and
-/// no select. Same e and m as Cephes' branches, bit for bit (the test
-/// `ln_unit_matches_cephes_frexp_exhaustively` checks all 2²⁴ inputs).
+/// no select. Same e and m as Cephes' branches, bit for bit (checked on all 2²⁴ inputs by a
+/// test of generator v2, commit b8d299f).
 #[inline(always)]
 pub fn ln_unit(u: f32) -> f32 {
     let ix = u.to_bits().wrapping_add(0x3f80_0000 - SQRTHF_BITS);
     let ef = (((ix >> 23) as i32) - 127) as f32;
     // Exact (Sterbenz): x ∈ [√½ − 1, √2 − 1).
     let x = f32::from_bits((ix & 0x007f_ffff) + SQRTHF_BITS) - 1.0;
-    let z = x * x;
     let mut p = LOG_P[0];
     for c in &LOG_P[1..] {
         p = p.mul_add(x, *c);
     }
-    let mut y = (p * x) * z;
-    y = ef.mul_add(LOG_Q1, y);
-    y = z.mul_add(-0.5, y);
-    let r = x + y;
-    ef.mul_add(LOG_Q2, r)
+    // ln(1 + x) = x + x²·(x·P(x) − ½) (Cephes' sum, in Horner form: 2 operations fewer).
+    let q = p.mul_add(x, -0.5);
+    let y = q.mul_add(x * x, x);
+    ef.mul_add(LOG_Q2, ef.mul_add(LOG_Q1, y))
 }
 
 /// (sin 2πb/2³², cos 2πb/2³²) with exact integer range reduction (see module docs).
@@ -106,10 +109,12 @@ pub fn sincos_turn(b: u32) -> (f32, f32) {
     ps = ps.mul_add(z, SIN_P[2]);
     ps *= z;
     let sinv = ps.mul_add(t, t);
-    let mut pc = COS_P[0].mul_add(z, COS_P[1]);
-    pc = pc.mul_add(z, COS_P[2]);
-    pc *= z * z;
-    let cosv = z.mul_add(-0.5, 1.0) + pc;
+    // cos in Horner form down to the constant 1 (one rounding at the end).
+    let cosv = COS_P[0]
+        .mul_add(z, COS_P[1])
+        .mul_add(z, COS_P[2])
+        .mul_add(z, -0.5)
+        .mul_add(z, 1.0);
     let (c0, s0) = if q & 1 == 1 {
         (sinv, cosv)
     } else {

@@ -11,7 +11,7 @@
 
 /// The shared kernel. Expects in scope: `VI`, `VF`, `M`, `AS` (AES state of one vector), `AK`
 /// (a round key), `LANES`, and the primitives `si sf bcast128 lane_blocks add_i sub_i xor_i
-/// and_i or_i srli srai slli cvt mul add sub fma sqrt sel_sign to_f to_i load store aes_in
+/// and_i or_i srli srai slli cvt mul fma sqrt sel_sign to_f to_i load store aes_in
 /// aes_out aes_key aesenc aesenclast`, all with the target features `$feat`.
 macro_rules! kernel {
     ($feat:literal) => {
@@ -23,6 +23,24 @@ macro_rules! kernel {
         use crate::rng::{Distribution, ARS_ROUNDS, BLOCKS_PER_GROUP, GROUP, PAIR_STRIDE};
 
         const R: usize = ARS_ROUNDS as usize;
+        /// `LOG_P` for the variable x' = −2x and the result scaled by −2: the coefficient of
+        /// x^j (LOG_P[8 − j]) times (−½)^j / 4, then q̂ = p̂·x' + ¼ = −q/2 and
+        /// y' = q̂·x'² + x' = −2y (see `normal_pairs`). Powers of two: exact.
+        const LOG_PH: [f32; 9] = {
+            let mut c = LOG_P;
+            let mut i = 0;
+            while i < 9 {
+                let mut s = 0.25f32;
+                let mut j = 0;
+                while j < 8 - i {
+                    s *= -0.5;
+                    j += 1;
+                }
+                c[i] *= s;
+                i += 1;
+            }
+            c
+        };
         /// Vectors per group.
         const NV: usize = GROUP / LANES;
         /// Vectors per half of a Box–Muller run (16 elements).
@@ -98,7 +116,6 @@ macro_rules! kernel {
             // ln_unit, lockstep. The bits of u₁ = k·2⁻²⁴ (k = ⌊a/2⁸⌋ + 1) are those of the float
             // k with 24 taken off the exponent: folded into the integer constant (exact, u₁ is
             // normal), so no multiply.
-            let one = sf(1.0);
             for i in 0..m_len {
                 let k = cvt(add_i(srli::<8>(a[i]), si(1)));
                 let ix = add_i(
@@ -106,27 +123,28 @@ macro_rules! kernel {
                     si((0x3f80_0000 - SQRTHF_BITS).wrapping_sub(24 << 23)),
                 );
                 ef[i] = cvt(sub_i(srli::<23>(ix), si(127)));
-                x[i] = sub(
+                // x' = −2·(m − 1), exact (m − 1 is, by Sterbenz).
+                x[i] = fma(
                     to_f(add_i(and_i(ix, si(0x007f_ffff)), si(SQRTHF_BITS))),
-                    one,
+                    sf(-2.0),
+                    sf(2.0),
                 );
             }
-            // −2·ln u₁ directly: every constant of `ln_unit` times −2 (exact), so every
-            // intermediate is exactly −2 times the scalar one (rounding commutes with ×2): the
-            // same bits as `(ln_unit(u) * -2.0)` with no final multiply.
-            let mut p = [sf(-2.0 * LOG_P[0]); MAX];
+            // −2·ln u₁ directly, in the variable x' = −2x = fma(m, −2, 2) (exact): every
+            // constant of `ln_unit` is scaled by a power of two (`LOG_PH`), so every intermediate
+            // is exactly a power of two times the scalar one (rounding commutes with that): the
+            // same bits as `ln_unit(u) * -2.0` with no final multiply.
+            let mut p = [sf(LOG_PH[0]); MAX];
             let p = &mut p[..m_len];
-            for c in &LOG_P[1..] {
+            for c in &LOG_PH[1..] {
                 for i in 0..m_len {
-                    p[i] = fma(p[i], x[i], sf(-2.0 * *c));
+                    p[i] = fma(p[i], x[i], sf(*c));
                 }
             }
             for i in 0..m_len {
-                let z = mul(x[i], x[i]);
-                let mut y = mul(mul(p[i], x[i]), z);
-                y = fma(ef[i], sf(-2.0 * LOG_Q1), y);
-                y = add(z, y);
-                let l = fma(ef[i], sf(-2.0 * LOG_Q2), fma(x[i], sf(-2.0), y));
+                let q = fma(p[i], x[i], sf(0.25));
+                let y = fma(q, mul(x[i], x[i]), x[i]);
+                let l = fma(ef[i], sf(-2.0 * LOG_Q2), fma(ef[i], sf(-2.0 * LOG_Q1), y));
                 r[i] = sqrt(l);
             }
             // sincos_turn, lockstep. With c = b + 2²⁹ the quadrant is q = c >> 30, so
@@ -143,10 +161,10 @@ macro_rules! kernel {
                 ps = fma(ps, z, sf(SIN_P[2]));
                 ps = mul(ps, z);
                 let sinv = fma(ps, t, t);
-                let mut pc = fma(sf(COS_P[0]), z, sf(COS_P[1]));
-                pc = fma(pc, z, sf(COS_P[2]));
-                pc = mul(pc, mul(z, z));
-                let cosv = add(fma(z, sf(-0.5), sf(1.0)), pc);
+                let mut cosv = fma(sf(COS_P[0]), z, sf(COS_P[1]));
+                cosv = fma(cosv, z, sf(COS_P[2]));
+                cosv = fma(cosv, z, sf(-0.5));
+                cosv = fma(cosv, z, sf(1.0));
                 let swap = slli::<1>(c);
                 let c0 = sel_sign(swap, sinv, cosv);
                 let s0 = sel_sign(swap, cosv, sinv);
