@@ -45,7 +45,13 @@ macro_rules! kernel {
         const NV: usize = GROUP / LANES;
         /// Vectors per half of a Box–Muller run (16 elements).
         const NP: usize = PAIR_STRIDE / LANES;
-        const _: () = assert!(NP >= 1 && NV % (2 * NP) == 0);
+        const _: () = assert!(NP >= 1 && NV % (2 * NP) == 0 && GPI <= 4);
+        /// Box–Muller pair vectors computed in lockstep: 4 overlaps the dependency chains of
+        /// the polynomials (2 measured slower; the AVX2 kernel spills a little at 4 already).
+        const LOCKSTEP: usize = 4;
+        /// Groups per kernel iteration, whose NV·GPI ARS chains run interleaved. 1: with 2 the
+        /// 16 ymm AES states spill and ARS alone measured 15-45 % slower (`rng_micro`).
+        const GPI: usize = 1;
 
         /// The group-invariant inputs: round keys and per-vector block offsets.
         struct Setup {
@@ -53,7 +59,7 @@ macro_rules! kernel {
             k0: VI,
             /// Keys of rounds 1..=R.
             rk: [AK; R],
-            /// Vector i of a group starts at block `LANES/4 · i`; lane j of it adds j / 4.
+            /// Vector i of a group starts at block `LANES/4 · i`; lane j of it adds j.
             step: [VI; NV],
         }
 
@@ -72,26 +78,32 @@ macro_rules! kernel {
             }
         }
 
-        /// ARS4x32-R of the 16 blocks of group `g` of tensor `t` (mirrors `ars::ars4x32`),
-        /// the NV vectors interleaved round by round: one alone would wait on the latency of
-        /// each dependent `aesenc`.
+        /// ARS4x32-R of the N·LANES/4 blocks from the first block of group `g` of tensor `t`
+        /// (mirrors `ars::ars4x32`): vector i holds blocks `16g + LANES/4·i ..`, one per
+        /// 128-bit lane. The N vectors are interleaved round by round: one alone would wait
+        /// on the latency of each dependent `aesenc`.
         #[inline]
         #[target_feature(enable = $feat)]
-        fn ars_group(s: &Setup, g: u64, t: u32) -> [VI; NV] {
-            let b = g * BLOCKS_PER_GROUP;
-            // b is a multiple of 16, so adding a block offset < 16 never carries out of word 0.
-            let base = bcast128([b as u32, (b >> 32) as u32, t, 0]);
-            let mut v = [aes_in(si(0)); NV];
-            for i in 0..NV {
-                v[i] = aes_in(xor_i(add_i(base, s.step[i]), s.k0));
+        fn ars_vectors<const N: usize>(s: &Setup, g: u64, t: u32) -> [VI; N] {
+            // Block 16·(g + i / NV) + LANES/4·(i % NV) + lane: a group's first block is a
+            // multiple of 16, so the offsets (< 16) never carry out of word 0; each group's own
+            // base carries the high word.
+            let mut base = [si(0); 4];
+            for (j, bj) in base.iter_mut().enumerate().take(N.div_ceil(NV)) {
+                let b = (g + j as u64) * BLOCKS_PER_GROUP;
+                *bj = bcast128([b as u32, (b >> 32) as u32, t, 0]);
+            }
+            let mut v = [aes_in(si(0)); N];
+            for (i, vi) in v.iter_mut().enumerate() {
+                *vi = aes_in(xor_i(add_i(base[i / NV], s.step[i % NV]), s.k0));
             }
             for rk in &s.rk[..R - 1] {
                 for vi in v.iter_mut() {
                     *vi = aesenc(*vi, *rk);
                 }
             }
-            let mut w = [si(0); NV];
-            for i in 0..NV {
+            let mut w = [si(0); N];
+            for i in 0..N {
                 w[i] = aes_out(aesenclast(v[i], s.rk[R - 1]));
             }
             w
@@ -203,7 +215,7 @@ macro_rules! kernel {
         /// updates `out = fma(z, c, out)` in place (the sweep's term, with no z buffer).
         #[inline]
         #[target_feature(enable = $feat)]
-        fn group(
+        fn group<const N: usize>(
             s: &Setup,
             t: u32,
             g: u64,
@@ -211,43 +223,46 @@ macro_rules! kernel {
             axpy: Option<f32>,
             out: &mut [f32],
         ) {
-            let w = ars_group(s, g, t);
-            let mut z = [sf(0.0); NV];
+            let w = ars_vectors::<N>(s, g, t);
+            let mut z = [sf(0.0); N];
             match dist {
                 Distribution::Normal => {
-                    // Runs of 2·NP vectors: the first NP give radii, the next NP angles.
-                    const H: usize = NV / 2;
-                    let mut a = [si(0); H];
-                    let mut b = [si(0); H];
-                    for p in 0..H {
-                        let (ra, rb) = pair_vectors(p);
-                        a[p] = w[ra];
-                        b[p] = w[rb];
-                    }
-                    let mut zc = [sf(0.0); H];
-                    let mut zs = [sf(0.0); H];
-                    normal_pairs(&a, &b, &mut zc, &mut zs);
-                    for p in 0..H {
-                        let (ra, rb) = pair_vectors(p);
-                        z[ra] = zc[p];
-                        z[rb] = zs[p];
+                    // Runs of 2·NP vectors: the first NP give radii, the next NP angles; up to
+                    // LOCKSTEP pair vectors at a time.
+                    for p0 in (0..N / 2).step_by(LOCKSTEP) {
+                        let m = LOCKSTEP.min(N / 2 - p0);
+                        let mut a = [si(0); LOCKSTEP];
+                        let mut b = [si(0); LOCKSTEP];
+                        for q in 0..m {
+                            let (ra, rb) = pair_vectors(p0 + q);
+                            a[q] = w[ra];
+                            b[q] = w[rb];
+                        }
+                        let mut zc = [sf(0.0); LOCKSTEP];
+                        let mut zs = [sf(0.0); LOCKSTEP];
+                        normal_pairs(&a[..m], &b[..m], &mut zc[..m], &mut zs[..m]);
+                        for q in 0..m {
+                            let (ra, rb) = pair_vectors(p0 + q);
+                            z[ra] = zc[q];
+                            z[rb] = zs[q];
+                        }
                     }
                 }
                 Distribution::Rademacher => {
-                    for i in 0..NV {
+                    for i in 0..N {
                         z[i] = rademacher(w[i]);
                     }
                 }
                 Distribution::Uniform => {
-                    for i in 0..NV {
+                    for i in 0..N {
                         z[i] = uniform(w[i]);
                     }
                 }
             }
-            assert!(out.len() >= GROUP);
+            assert!(out.len() >= N * LANES);
             for (i, v) in z.iter().enumerate() {
                 let p = out.as_mut_ptr().wrapping_add(i * LANES);
-                // SAFETY: i·LANES + LANES ≤ GROUP ≤ out.len() (checked above); unaligned.
+                // SAFETY: i·LANES + LANES ≤ N·LANES ≤ out.len() (checked above); unaligned.
                 unsafe {
                     match axpy {
                         None => store(p, *v),
@@ -269,8 +284,15 @@ macro_rules! kernel {
             out: &mut [f32],
         ) {
             let s = setup(k);
-            for (gi, chunk) in out.chunks_exact_mut(GROUP).enumerate() {
-                group(&s, tensor, first_group + gi as u64, dist, axpy, chunk);
+            let mut chunks = out.chunks_exact_mut(GROUP * GPI);
+            let mut g = first_group;
+            for chunk in &mut chunks {
+                group::<{ NV * GPI }>(&s, tensor, g, dist, axpy, chunk);
+                g += GPI as u64;
+            }
+            for chunk in chunks.into_remainder().chunks_exact_mut(GROUP) {
+                group::<NV>(&s, tensor, g, dist, axpy, chunk);
+                g += 1;
             }
         }
     };
