@@ -1,8 +1,12 @@
-//! f32 CPU fast paths of the OPT forward that call `gemm` (the GEMM library candle's CPU backend
-//! uses) directly, where candle's composite ops cost extra passes over memory:
+//! f32 CPU fast paths of the OPT forward that call a GEMM directly, where candle's composite
+//! ops cost extra passes over memory. The projections and the lm_head use our
+//! [`crate::sgemm::sgemm_nt`] (specialised for `x Wᵀ` with the Linear epilogue fused, faster
+//! than `gemm` on these shapes) where the CPU has AVX2+FMA, and `gemm` (the GEMM library
+//! candle's CPU backend uses) elsewhere:
 //!
-//! - [`linear`]: `y = s·(x Wᵀ + b)` in one GEMM call on an output pre-filled with the bias rows
-//!   (`read_dst`), instead of candle's zero-filled matmul output, a bias pass, and a scaling
+//! - [`linear`]: `y = s·(x Wᵀ + b)` in one GEMM call with the bias / residual / ReLU applied as
+//!   the output is stored (with `gemm`: on an output pre-filled with the bias rows,
+//!   `read_dst`), instead of candle's zero-filled matmul output, a bias pass, and a scaling
 //!   pass for the attention queries;
 //! - [`attention`]: `softmax(q kᵀ + mask) v` per (sequence, head) as tasks in parallel (rayon),
 //!   reading the heads as strided views of the `[b·t, h]` projections and writing the output in
@@ -10,7 +14,7 @@
 //!   core, a mask pass, a softmax pass and a transposing copy.
 //!
 //! Every function returns `Ok(None)` when its inputs are not contiguous f32 CPU tensors, and the
-//! caller then runs the candle ops. Determinism: `gemm` splits a product between threads over
+//! caller then runs the candle ops. Determinism: both GEMMs split a product between threads over
 //! output blocks only (the reduction over `k` runs in one order whatever the thread count), and
 //! each attention task is single-threaded and independent of the others, so results do not
 //! depend on the number of threads (tested in `tests`).
@@ -20,7 +24,7 @@ use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
 use crate::ops::{max_sumexp, softmax_rows, HEAD_CHUNK};
-use crate::Result;
+use crate::{sgemm, Result};
 
 /// Runs `f` on the contiguous f32 data of a CPU tensor; `None` for another device, dtype or a
 /// non-contiguous layout.
@@ -71,6 +75,18 @@ pub(crate) fn linear(
     };
     let relu = matches!(epilogue, Epilogue::Relu);
     let run = |x: &[f32], w: &[f32], b: Option<&[f32]>, res: Option<&[f32]>| -> Vec<f32> {
+        if sgemm::available() {
+            let mut out = vec![0f32; n * o];
+            let epi = sgemm::Epilogue {
+                scale,
+                bias: b,
+                residual: res,
+                relu,
+            };
+            if sgemm::sgemm_nt(n, o, k, x, w, &mut out, &epi) {
+                return out;
+            }
+        }
         let read_dst = b.is_some() || res.is_some();
         let mut out = match (b, res) {
             (Some(b), Some(res)) => res
@@ -266,7 +282,7 @@ pub(crate) fn attention(
 
 /// Per-row NLL of `labels` under the tied lm_head `W: [vocab, E]` for hidden rows
 /// `h: [n, E]`: [`crate::ops::head_nll`]'s online logsumexp over vocabulary slices of
-/// [`HEAD_CHUNK`] columns, with each slice's logits written by `gemm` into one buffer reused
+/// [`HEAD_CHUNK`] columns, with each slice's logits written by the GEMM into one buffer reused
 /// for every slice (no per-slice allocation, zero-fill or tensor round trip). Each row's
 /// running `(max, Σ)` is updated by one task, slices in order, so the result does not depend
 /// on the thread count.
@@ -284,31 +300,43 @@ pub(crate) fn head_nll(h: &Tensor, w: &Tensor, labels: &[u32]) -> Result<Option<
         let mut v0 = 0;
         while v0 < vocab {
             let width = HEAD_CHUNK.min(vocab - v0);
-            // SAFETY: `logits` holds at least `[n, width]`; `h` is `[n, e]` row-major; rows
-            // `v0 .. v0 + width` of `w` (`[vocab, e]` row-major) are read as `[e, width]`
-            // (column stride e, row stride 1).
-            unsafe {
-                gemm(
+            let ours = sgemm::available()
+                && sgemm::sgemm_nt(
                     n,
                     width,
                     e,
-                    logits.as_mut_ptr(),
-                    1,
-                    width as isize,
-                    false,
-                    h.as_ptr(),
-                    1,
-                    e as isize,
-                    w.as_ptr().add(v0 * e),
-                    e as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    all_threads(),
+                    h,
+                    &w[v0 * e..(v0 + width) * e],
+                    &mut logits[..n * width],
+                    &sgemm::Epilogue::PLAIN,
                 );
+            // SAFETY: `logits` holds at least `[n, width]`; `h` is `[n, e]` row-major; rows
+            // `v0 .. v0 + width` of `w` (`[vocab, e]` row-major) are read as `[e, width]`
+            // (column stride e, row stride 1).
+            if !ours {
+                unsafe {
+                    gemm(
+                        n,
+                        width,
+                        e,
+                        logits.as_mut_ptr(),
+                        1,
+                        width as isize,
+                        false,
+                        h.as_ptr(),
+                        1,
+                        e as isize,
+                        w.as_ptr().add(v0 * e),
+                        e as isize,
+                        1,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        all_threads(),
+                    );
+                }
             }
             logits[..n * width]
                 .par_chunks(width)

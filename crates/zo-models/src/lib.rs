@@ -26,6 +26,7 @@ pub(crate) mod ops;
 pub mod opt;
 pub mod resnet;
 pub mod scoring;
+pub mod sgemm;
 pub mod tokenizer;
 
 pub use batch::Batch;

@@ -1,0 +1,230 @@
+//! AVX2 + FMA pieces of [`super`]: the 6×16 micro-kernel and the two packing routines.
+//!
+//! The micro-kernel is the BLIS one for Haswell/Zen (Van Zee & van de Geijn, "BLIS: A Framework
+//! for Rapidly Instantiating BLAS Functionality", TOMS 2015; kernel shape as in BLIS's
+//! `bli_sgemm_haswell_asm_6x16`): 12 `ymm` accumulators hold a 6×16 tile of C, and each step
+//! of `k` loads one 16-wide row of the packed B panel (2 loads), broadcasts the 6 packed A
+//! values of that column and issues 12 FMAs. With 2 FMA pipes, 12 independent accumulators
+//! cover the 4-cycle FMA latency (8 would be the minimum), and 14 loads per 12 FMAs stay
+//! under the 2 loads/cycle of Zen 3, so the loop is FMA-bound.
+//!
+//! Packing (Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication", TOMS
+//! 2008, §4) turns both operands into the order the kernel reads them: contiguous and
+//! zero-padded, so the kernel has no edge cases and streams memory linearly. Both of our
+//! operands are stored "k-contiguous" (A is `[n, k]`, W is `[o, k]`), so packing is a
+//! transposition of 8×8 blocks in registers.
+//!
+//! Every function here is `unsafe` and requires the CPU to support AVX2 and FMA (checked once
+//! by the caller with `is_x86_feature_detected!`).
+
+use std::arch::x86_64::*;
+
+use super::{MR, NR};
+
+/// Transposes the 8×8 block held in `r` (row `i` in `r[i]`): afterwards `r[j]` lane `i` is
+/// the old `r[i]` lane `j`. The standard unpack / shuffle / lane-permute sequence.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn transpose8(r: &mut [__m256; 8]) {
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    r[0] = _mm256_permute2f128_ps::<0x20>(s0, s4);
+    r[1] = _mm256_permute2f128_ps::<0x20>(s1, s5);
+    r[2] = _mm256_permute2f128_ps::<0x20>(s2, s6);
+    r[3] = _mm256_permute2f128_ps::<0x20>(s3, s7);
+    r[4] = _mm256_permute2f128_ps::<0x31>(s0, s4);
+    r[5] = _mm256_permute2f128_ps::<0x31>(s1, s5);
+    r[6] = _mm256_permute2f128_ps::<0x31>(s2, s6);
+    r[7] = _mm256_permute2f128_ps::<0x31>(s3, s7);
+}
+
+/// Packs rows `0 .. rows` (`rows ≤ NR`) of `src` (row stride `ld`), columns `0 .. kc`, into the
+/// `kc × NR` panel `dst[p·NR + j] = src[j·ld + p]`, zero for `j ≥ rows`.
+///
+/// # Safety
+/// AVX2+FMA available; `src` valid for reading rows `0 .. rows`, `kc` elements each at stride
+/// `ld`; `dst` valid for writing `kc·NR` elements.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn pack_b(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
+    let kv = kc / 8 * 8;
+    // SAFETY (whole body): reads stay in rows `< rows` and columns `< kc`, writes in
+    // `dst[.. kc·NR]`, as the caller guarantees.
+    unsafe {
+        for half in 0..NR / 8 {
+            let mut p = 0;
+            while p < kv {
+                let mut r = [_mm256_setzero_ps(); 8];
+                for (i, ri) in r.iter_mut().enumerate() {
+                    let row = half * 8 + i;
+                    if row < rows {
+                        *ri = _mm256_loadu_ps(src.add(row * ld + p));
+                    }
+                }
+                transpose8(&mut r);
+                for (q, rq) in r.iter().enumerate() {
+                    _mm256_storeu_ps(dst.add((p + q) * NR + half * 8), *rq);
+                }
+                p += 8;
+            }
+        }
+        for p in kv..kc {
+            for j in 0..NR {
+                *dst.add(p * NR + j) = if j < rows { *src.add(j * ld + p) } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// Packs rows `0 .. rows` (`rows ≤ MR`) of `src` (row stride `ld`), columns `0 .. kc`, into the
+/// `kc × MR` micro-panel `dst[p·MR + i] = src[i·ld + p]`, zero for `i ≥ rows`.
+///
+/// Each transposed column is stored as a full 8-lane vector at `dst + p·MR`; the 2 lanes past
+/// `MR` are overwritten by the next column, so columns are written in increasing order and the
+/// last one spills 2 floats past the panel.
+///
+/// # Safety
+/// AVX2+FMA available; `src` valid for reading rows `0 .. rows`, `kc` elements each at stride
+/// `ld`; `dst` valid for writing `kc·MR + 2` elements; anything after `kc·MR` may be clobbered.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
+    let kv = kc / 8 * 8;
+    // SAFETY (whole body): reads stay in rows `< rows` and columns `< kc`; writes end at
+    // `(kv − 1)·MR + 8 ≤ kc·MR + 2` for the vector part and inside `kc·MR` for the tail.
+    unsafe {
+        let mut p = 0;
+        while p < kv {
+            let mut r = [_mm256_setzero_ps(); 8];
+            for (i, ri) in r.iter_mut().enumerate().take(rows) {
+                *ri = _mm256_loadu_ps(src.add(i * ld + p));
+            }
+            transpose8(&mut r);
+            for (q, rq) in r.iter().enumerate() {
+                _mm256_storeu_ps(dst.add((p + q) * MR), *rq);
+            }
+            p += 8;
+        }
+        for p in kv..kc {
+            for i in 0..MR {
+                *dst.add(p * MR + i) = if i < rows { *src.add(i * ld + p) } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// What the last `k` block of a full tile applies before its single store:
+/// `max?(scale·acc + bias_scaled[j] + res[i, j], 0)`.
+pub(super) struct TileEpi {
+    pub scale: f32,
+    /// `NR` pre-scaled bias values for the tile's columns, or null.
+    pub bias: *const f32,
+    /// The residual tile (row stride `ldr`), or null.
+    pub res: *const f32,
+    pub ldr: usize,
+    pub relu: bool,
+}
+
+/// `C[MR × NR] (+)= Apanel · Bpanel` over `kc` steps, then either a plain store of the raw sums
+/// (`epi = None`: more `k` blocks follow and continue from them) or the epilogue.
+///
+/// `accumulate`: start from the values in C (the sums of the previous `k` blocks) instead of
+/// zero. A sum continued this way is the same chain of FMAs as one uninterrupted loop, so the
+/// result does not depend on the `k` blocking.
+///
+/// # Safety
+/// AVX2+FMA available; `a` readable for `kc·MR`, `b` for `kc·NR` elements; `c` valid for
+/// reading/writing an `MR × NR` tile with row stride `ldc`; the epilogue pointers, when not
+/// null, readable for `NR` (bias) and an `MR × NR` tile at stride `ldr` (residual).
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn kernel_6x16(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    epi: Option<&TileEpi>,
+) {
+    // SAFETY (whole body): every pointer offset stays inside the extents listed above.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        if accumulate {
+            for (i, row) in acc.iter_mut().enumerate() {
+                row[0] = _mm256_loadu_ps(c.add(i * ldc));
+                row[1] = _mm256_loadu_ps(c.add(i * ldc + 8));
+            }
+        } else {
+            for i in 0..MR {
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 15) as *const i8);
+            }
+        }
+        let (mut ap, mut bp) = (a, b);
+        macro_rules! step {
+            () => {{
+                let b0 = _mm256_loadu_ps(bp);
+                let b1 = _mm256_loadu_ps(bp.add(8));
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let ai = _mm256_broadcast_ss(&*ap.add(i));
+                    row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
+                }
+                ap = ap.add(MR);
+                bp = bp.add(NR);
+            }};
+        }
+        for _ in 0..kc / 4 {
+            _mm_prefetch::<_MM_HINT_T0>(bp.add(NR * 8) as *const i8);
+            step!();
+            step!();
+            _mm_prefetch::<_MM_HINT_T0>(bp.add(NR * 8) as *const i8);
+            step!();
+            step!();
+        }
+        for _ in 0..kc % 4 {
+            step!();
+        }
+        match epi {
+            None => {
+                for (i, row) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(c.add(i * ldc), row[0]);
+                    _mm256_storeu_ps(c.add(i * ldc + 8), row[1]);
+                }
+            }
+            Some(e) => {
+                let s = _mm256_set1_ps(e.scale);
+                let zero = _mm256_setzero_ps();
+                let bias = if e.bias.is_null() {
+                    [zero, zero]
+                } else {
+                    [_mm256_loadu_ps(e.bias), _mm256_loadu_ps(e.bias.add(8))]
+                };
+                for (i, row) in acc.iter().enumerate() {
+                    for (h, &v) in row.iter().enumerate() {
+                        let mut y = _mm256_fmadd_ps(v, s, bias[h]);
+                        if !e.res.is_null() {
+                            y = _mm256_add_ps(y, _mm256_loadu_ps(e.res.add(i * e.ldr + h * 8)));
+                        }
+                        if e.relu {
+                            y = _mm256_max_ps(y, zero);
+                        }
+                        _mm256_storeu_ps(c.add(i * ldc + h * 8), y);
+                    }
+                }
+            }
+        }
+    }
+}
