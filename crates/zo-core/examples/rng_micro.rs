@@ -1,5 +1,5 @@
 //! Splits the cost of a sweep into its parts, single thread, from an L1-resident buffer: ARS4x32-7
-//! alone (rademacher fill: one AND/OR per word), Philox + Box–Muller (normal fill), and the whole
+//! alone (rademacher fill: one AND/OR per word), ARS + Box–Muller (normal fill), and the whole
 //! one-term normal sweep (adds the streaming x += c·z pass). Figures are CPU-time medians scaled
 //! to 125 239 296 elements (opt-125m), so they compare directly with `sweep_bench`.
 //!

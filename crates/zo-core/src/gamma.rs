@@ -18,7 +18,7 @@ use crate::{Error, Result};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SigmaOf {
-    /// Population std dev of the signed γ (the [decision] of ALGORITHMS.md).
+    /// Population std dev of the signed γ (the "decision" of ALGORITHMS.md).
     #[default]
     Signed,
     /// Population std dev of |γ| (offered as an option).

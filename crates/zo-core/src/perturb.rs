@@ -18,13 +18,15 @@
 //! CUDA and Metal tensors are refused with [`Error::UnsupportedDevice`]: no silent copy to the
 //! CPU and back.
 //!
-//! Cost (examples/sweep_bench.rs, CPU time per sweep, 125.2 M f32 = opt-125m, AVX2, AMD EPYC
-//! Zen 3 VM at ≈ 2.1-2.4 GHz, 2026-11-23): ≈ 150 ms for a one-term normal sweep, ≈ 310 ms for
-//! two terms, ≈ 75 ms for rademacher (generator v1 with a z tile buffer: 238 / 416 / 125 ms).
-//! `examples/rng_micro.rs` splits the normal figure into Philox4x32-7 ≈ 55-65 ms, Box–Muller
-//! ≈ 85 ms and the fused x += c·z pass ≈ 10 ms: about 7.5 vector µops per element, close to
-//! what this core issues, so wall time ≈ CPU time / cores on a quiet machine (≈ 75-80 ms on
-//! 2 cores). The PyTorch peer (`torch.normal` + add) takes ≈ 600 ms.
+//! Cost (examples/sweep_bench.rs, CPU time per sweep, 125.2 M f32 = opt-125m, AVX2 + VAES, AMD
+//! EPYC Zen 3 VM at ≈ 2.1-2.4 GHz, shared and loaded, 2026-11-23), generator v3 (ARS4x32-7):
+//! ≈ 110-127 ms for a one-term normal sweep, ≈ 216-241 ms for two terms, ≈ 40-53 ms for
+//! rademacher (v2, Philox4x32-7: 150 / 310 / 77 ms; v1 with a z tile buffer: 238 / 416 /
+//! 125 ms). `examples/rng_micro.rs` splits the normal figure into ARS ≈ 28-31 ms (Philox was
+//! 61-64), Box–Muller ≈ 75-80 ms and the fused x += c·z pass ≈ 10 ms. Box–Muller and AES
+//! share the two FMA/AES pipes of the core, the bound now. Wall time ≈ CPU time / cores on a
+//! quiet machine: 58-64 ms median measured on 2 cores under load. The PyTorch peer
+//! (`torch.normal` + add) takes ≈ 600 ms.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout};

@@ -11,9 +11,10 @@
 //! values; see `ars.rs`).
 //!
 //! Why ARS: on x86 one `vaesenc` does a whole 128-bit round of four words (two blocks per ymm
-//! instruction with VAES), ≈ 0.16 ns on the Zen 3 development machine, so ARS4x32-7 costs
-//! ≈ 0.14 ns per 32-bit word against ≈ 0.5 ns for Philox4x32-7's 32×32→64 multiplies
-//! (`examples/rng_micro.rs`; figures in `perturb.rs`). Seven rounds: Random123's default for
+//! instruction with VAES), ≈ 0.16 ns on the Zen 3 development machine (a bound of ≈ 0.14 ns per
+//! 32-bit word for 7 rounds). Measured (`examples/rng_micro.rs`, words + rademacher transform +
+//! store, one thread): ≈ 0.23 ns per word for ARS4x32-7 against ≈ 0.50 ns for Philox4x32-7's
+//! 32×32→64 multiplies (28-31 ms vs 61-64 ms per 125.2 M words); sweep figures in `perturb.rs`. Seven rounds: Random123's default for
 //! ARS; the paper's Table 2 gives 5 as the fewest that pass TestU01's BigCrush, so 7 keeps a
 //! margin at a small cost. Random123's `kat_vectors` for `ars4x32` 7 and 10 are pinned in the
 //! tests.
