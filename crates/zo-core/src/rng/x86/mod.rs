@@ -11,7 +11,7 @@
 
 /// The shared kernel. Expects in scope: `VI`, `VF`, `M`, `AS` (AES state of one vector), `AK`
 /// (a round key), `LANES`, and the primitives `si sf bcast128 lane_blocks add_i sub_i xor_i
-/// and_i or_i srli srai slli cvt mul fma sqrt sel_sign to_f to_i load store aes_in
+/// and_i or_i srli srai slli cvt mul sub fma sqrt sel_sign to_f to_i load store aes_in
 /// aes_out aes_key aesenc aesenclast`, all with the target features `$feat`.
 macro_rules! kernel {
     ($feat:literal) => {
@@ -88,14 +88,16 @@ macro_rules! kernel {
             // Block 16·(g + i / NV) + LANES/4·(i % NV) + lane: a group's first block is a
             // multiple of 16, so the offsets (< 16) never carry out of word 0; each group's own
             // base carries the high word.
+            // Adding an offset < 16 to a multiple of 16 is an OR, so also an XOR: the counter
+            // XOR the key is (base ^ key) ^ offset, one operation per vector.
             let mut base = [si(0); 4];
             for (j, bj) in base.iter_mut().enumerate().take(N.div_ceil(NV)) {
                 let b = (g + j as u64) * BLOCKS_PER_GROUP;
-                *bj = bcast128([b as u32, (b >> 32) as u32, t, 0]);
+                *bj = xor_i(bcast128([b as u32, (b >> 32) as u32, t, 0]), s.k0);
             }
             let mut v = [aes_in(si(0)); N];
             for (i, vi) in v.iter_mut().enumerate() {
-                *vi = aes_in(xor_i(add_i(base[i / NV], s.step[i % NV]), s.k0));
+                *vi = aes_in(xor_i(base[i / NV], s.step[i % NV]));
             }
             for rk in &s.rk[..R - 1] {
                 for vi in v.iter_mut() {
@@ -135,14 +137,18 @@ macro_rules! kernel {
                     si((0x3f80_0000 - SQRTHF_BITS).wrapping_sub(24 << 23)),
                 );
                 ef[i] = cvt(sub_i(srli::<23>(ix), si(127)));
-                // x' = −2·(m − 1), exact (m − 1 is, by Sterbenz).
-                x[i] = fma(
-                    to_f(add_i(and_i(ix, si(0x007f_ffff)), si(SQRTHF_BITS))),
-                    sf(-2.0),
+                // x' = −2·(m − 1) = 2 − 2m, exact (Sterbenz); 2m is m with the exponent + 1, in
+                // the integer constant. (A subtraction rather than an FMA: the FMA pipes are
+                // the busy ones, with the AES rounds.)
+                x[i] = sub(
                     sf(2.0),
+                    to_f(add_i(
+                        and_i(ix, si(0x007f_ffff)),
+                        si(SQRTHF_BITS + (1 << 23)),
+                    )),
                 );
             }
-            // −2·ln u₁ directly, in the variable x' = −2x = fma(m, −2, 2) (exact): every
+            // −2·ln u₁ directly, in the variable x' = −2x (exact): every
             // constant of `ln_unit` is scaled by a power of two (`LOG_PH`), so every intermediate
             // is exactly a power of two times the scalar one (rounding commutes with that): the
             // same bits as `ln_unit(u) * -2.0` with no final multiply.

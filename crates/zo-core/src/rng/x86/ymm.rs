@@ -83,6 +83,11 @@ macro_rules! avx2_prims {
         }
         #[inline]
         #[target_feature(enable = $feat)]
+        fn sub(a: VF, b: VF) -> VF {
+            _mm256_sub_ps(a, b)
+        }
+        #[inline]
+        #[target_feature(enable = $feat)]
         fn fma(a: VF, b: VF, c: VF) -> VF {
             _mm256_fmadd_ps(a, b, c)
         }

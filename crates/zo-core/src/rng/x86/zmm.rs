@@ -110,6 +110,11 @@ pub(in crate::rng) mod avx512 {
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn sub(a: VF, b: VF) -> VF {
+        _mm512_sub_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
     fn fma(a: VF, b: VF, c: VF) -> VF {
         _mm512_fmadd_ps(a, b, c)
     }
