@@ -1,7 +1,7 @@
 //! Synthetic objectives with known structure, to exercise the optimizers without a model
 //! (issue 2, "A synthetic suite"): an ill-conditioned quadratic, a Rosenbrock valley, a
 //! function that is (L₀, L₁)-smooth but not L-smooth, and mini-batch logistic regression on
-//! generated data. Every problem is deterministic (its data come from the Philox generator).
+//! generated data. Every problem is deterministic (its data come from the direction generator, `rng`).
 //!
 //! Losses are computed in f64 from the f32 parameters read back from the tensors (the
 //! parameters live in a [`ParamSet`] exactly as a model's would, and are moved by the sweeps).
