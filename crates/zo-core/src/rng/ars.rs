@@ -1,6 +1,6 @@
 //! ARS4x32 ("AES Randomized Schedule", Salmon, Moraes, Dror & Shaw, SC'11; Random123 `ars.h`)
 //! in portable Rust: the scalar reference of the generator's block function, with the AES round
-//! done in software, byte by byte (FIPS-197 §5.1).
+//! done in software (FIPS-197 §5.1, in the usual T-table form).
 //!
 //! ARS4x32-R on a 128-bit counter `c` and key `k` (both as four little-endian u32 words, the
 //! byte order `_mm_loadu_si128` gives them):
@@ -70,6 +70,42 @@ const fn build_sbox() -> [u8; 256] {
     s
 }
 
+/// The AES "T-table" (FIPS-197 §5.1 folded, the classic software form): for an S-box input x,
+/// the MixColumns column (2·S(x), S(x), S(x), 3·S(x)) as a little-endian word. Row r's table
+/// is this word rotated left by 8r bits.
+const TE0: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let s = SBOX[i];
+        let s2 = xtime(s);
+        let s3 = s2 ^ s;
+        t[i] = u32::from_le_bytes([s2, s, s, s3]);
+        i += 1;
+    }
+    t
+};
+
+/// One AES encryption round, as the x86 `AESENC` instruction: byte `4c + r` of the state is row
+/// r, column c (FIPS-197 §3.4); `last` leaves out MixColumns (`AESENCLAST`). Column c of the
+/// result takes row r from column (c + r) mod 4 (ShiftRows); with MixColumns that is the XOR
+/// of four rotated T-table words, without it the four S-box bytes.
+pub fn aes_round(state: [u32; 4], round_key: [u32; 4], last: bool) -> [u32; 4] {
+    let byte = |c: usize, r: usize| usize::from((state[(c + r) % 4] >> (8 * r)) as u8);
+    std::array::from_fn(|c| {
+        let col = if last {
+            u32::from_le_bytes([0, 1, 2, 3].map(|r| SBOX[byte(c, r)]))
+        } else {
+            TE0[byte(c, 0)]
+                ^ TE0[byte(c, 1)].rotate_left(8)
+                ^ TE0[byte(c, 2)].rotate_left(16)
+                ^ TE0[byte(c, 3)].rotate_left(24)
+        };
+        col ^ round_key[c]
+    })
+}
+
+#[cfg(test)]
 fn to_bytes(w: [u32; 4]) -> [u8; 16] {
     let mut b = [0u8; 16];
     for (i, x) in w.iter().enumerate() {
@@ -78,15 +114,17 @@ fn to_bytes(w: [u32; 4]) -> [u8; 16] {
     b
 }
 
+#[cfg(test)]
 fn to_words(b: [u8; 16]) -> [u32; 4] {
     std::array::from_fn(|i| {
         u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
     })
 }
 
-/// One AES encryption round, as the x86 `AESENC` instruction: byte `4c + r` of the state is row
-/// r, column c (FIPS-197 §3.4); `last` leaves out MixColumns (`AESENCLAST`).
-pub fn aes_round(state: [u32; 4], round_key: [u32; 4], last: bool) -> [u32; 4] {
+/// [`aes_round`] byte by byte, straight from FIPS-197 §5.1 (SubBytes, ShiftRows, MixColumns,
+/// AddRoundKey): the tests check the T-table form against it on hosts without AES-NI too.
+#[cfg(test)]
+pub(crate) fn aes_round_bytewise(state: [u32; 4], round_key: [u32; 4], last: bool) -> [u32; 4] {
     let s = to_bytes(state);
     // SubBytes + ShiftRows: row r is rotated left by r columns.
     let mut t = [0u8; 16];
