@@ -5,7 +5,7 @@ use std::thread::LocalKey;
 
 use rayon::prelude::*;
 
-use super::kernel_avx2::{kernel_6x16, pack_a, pack_b, TileEpi};
+use super::kernel_avx2::{kernel_6x16, pack_a, pack_b, prefetch_tile, TileEpi};
 use super::{finish, Epilogue, KC, MC_MAX, MR, NC, NR};
 
 thread_local! {
@@ -144,6 +144,26 @@ pub(super) fn run(
                                 let i = i0 + ip * MR;
                                 let rows = MR.min(n - i);
                                 let ap = abuf[ip * kc * MR..].as_ptr();
+                                // The tile after this one: next micro-panel, or the first
+                                // of the next panel.
+                                let next = if ip + 1 < micro {
+                                    Some((i + MR, j))
+                                } else if jp + 1 < jp1 {
+                                    Some((i0, j + NR))
+                                } else {
+                                    None
+                                };
+                                if let Some((ni, nj)) = next {
+                                    let nrows = MR.min(n - ni);
+                                    // SAFETY: (ni, nj) is a tile origin inside C (and inside
+                                    // the residual, of the same shape).
+                                    unsafe {
+                                        prefetch_tile(out.get().add(ni * o + nj), o, nrows);
+                                        if let (true, Some(r)) = (last, epi.residual) {
+                                            prefetch_tile(r.as_ptr().add(ni * o + nj), o, nrows);
+                                        }
+                                    }
+                                }
                                 // SAFETY: the tile `[i, i + rows) × [j, j + cols)` of C is
                                 // inside `[n, o]` and written by this task only (tasks own
                                 // disjoint row blocks × panel groups); packed panels hold
