@@ -21,6 +21,11 @@
 //! L1 instead of stalling on L3/DRAM (with it, our time relative to the `gemm` crate on
 //! 1024×768×3072 went from 1.2× to ~0.9×, measured on the shared machine).
 //!
+//! Tried and not kept: packing the next step's B panels as extra tasks of the current step's
+//! parallel region (double-buffered B, one barrier per `KC` step instead of two): on the shared
+//! machine our ratio to the `gemm` crate over the four body shapes was 1.12 with it against
+//! 1.20 without (alternated runs of `examples/sgemm_bench.rs`), so the simpler loop stays.
+//!
 //! The epilogue is applied by the micro-kernel of the last `KC` block, so C is written once
 //! with its final values. Earlier blocks store raw sums that the next block's kernel reloads
 //! and continues: every element of C is one chain of FMAs over `p = 0, 1, …, k−1` in order
