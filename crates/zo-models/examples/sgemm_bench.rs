@@ -82,6 +82,14 @@ fn main() -> Result<(), String> {
     let (mut threads, mut samples, mut min_s) = (2usize, 9usize, 0.2f64);
     let mut only: Option<(usize, usize, usize)> = None;
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "sgemm_bench [--threads 2] [--samples 9] [--min-s 0.2] [--shape n,k,o]\n\
+             GFLOP/s of zo_models::sgemm::sgemm_nt vs the gemm crate, C[n×o] = A[n×k]·Wᵀ;\n\
+             one JSON line per shape (default: the opt-125m forward's shapes)."
+        );
+        return Ok(());
+    }
     for pair in argv.chunks(2) {
         let v = pair.get(1).ok_or(format!("{} needs a value", pair[0]))?;
         let bad = |e: &dyn std::fmt::Display| format!("{}: {e}", pair[0]);
