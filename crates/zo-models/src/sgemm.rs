@@ -35,6 +35,9 @@
 //! Only x86-64 with AVX2+FMA has a kernel; elsewhere [`sgemm_nt`] returns `false` and the
 //! caller keeps using the `gemm` crate.
 
+// Without the x86 kernel, the blocking constants and the scalar epilogue have no user.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
 
