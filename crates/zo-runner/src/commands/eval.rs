@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::{failed, usage, CmdResult};
 use crate::cli::{EvalArgs, Global};

@@ -1,7 +1,7 @@
 //! `zo replay RUN_DIR --out DIR`: the base model + the run's trajectory (every sweep, in order)
 //! = the fine-tuned weights, bit for bit. A fine-tune stored in kilobytes.
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 
 use super::{failed, usage, CmdResult};
 use crate::cli::{Global, ReplayArgs};
