@@ -1,12 +1,6 @@
 #!/usr/bin/env bash
 # Round 5 (docs/BENCH.md): side by side, zo then the peer, T=64 only (time-limited session), then B3 ×2.
-set -u
-OUT=$1; mkdir -p "$OUT"
-ZO=/work/main/target/release/zo
-PY=/tmp/peer-venv/bin/python
-PEER=/work/shared/bench/mezo_torch_bench.py
-cd /work/main
-log() { echo "== $(date +%T) load $(cut -d' ' -f1-3 /proc/loadavg) :: $*" | tee -a "$OUT/log.txt"; }
+. "$(dirname "$0")/bench_common.sh" "$1"
 log "zo b3"; $ZO -q bench --figure b3 --repeats 11 --warmup 2 --json "$OUT/zo_b3.json" >> "$OUT/log.txt" 2>&1
 log "peer sweep"; $PY $PEER --preset 125m -B 16 -T 64 --mode sweep --impl mezo --warmup 2 --repeats 5 > "$OUT/peer_sweep.txt" 2>&1
 log "zo b1 T64"; $ZO -q bench --figure b1 -T 64 --repeats 7 --warmup 2 --json "$OUT/zo_b1_T64.json" >> "$OUT/log.txt" 2>&1

@@ -1,12 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side figures, zo then the peer, one right after the other. Usage: run_figures.sh OUTDIR
-set -u
-OUT=$1; mkdir -p "$OUT"
-ZO=/work/main/target/release/zo
-PY=/tmp/peer-venv/bin/python
-PEER=/work/shared/bench/mezo_torch_bench.py
-cd /work/main
-log() { echo "== $(date +%T) load $(cut -d' ' -f1-3 /proc/loadavg) :: $*" | tee -a "$OUT/log.txt"; }
+. "$(dirname "$0")/bench_common.sh" "$1"
 for T in 64 128; do
   log "zo b1 T$T"; $ZO -q bench --figure b1 -T $T --repeats 7 --warmup 2 --json "$OUT/zo_b1_T$T.json" >> "$OUT/log.txt" 2>&1
   log "peer forward T$T"; $PY $PEER --preset 125m -B 16 -T $T --mode forward --warmup 2 --repeats 7 > "$OUT/peer_fwd_T$T.txt" 2>&1

@@ -363,7 +363,7 @@ pub(crate) fn head_nll(h: &Tensor, w: &Tensor, labels: &[u32]) -> Result<Option<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn data(n: usize, salt: usize) -> Vec<f32> {
@@ -385,7 +385,8 @@ mod tests {
             .unwrap()
     }
 
-    fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    /// Runs `f` in a fresh rayon pool of `threads` threads (the thread-count determinism tests).
+    pub(crate) fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()

@@ -1,17 +1,10 @@
 use super::*;
+use crate::cpu::tests::in_pool;
 
 fn data(len: usize, salt: usize) -> Vec<f32> {
     (0..len)
         .map(|i| (((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.0 - 1.0) * 0.7)
         .collect()
-}
-
-fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
 }
 
 fn ours(n: usize, o: usize, k: usize, a: &[f32], w: &[f32], epi: &Epilogue<'_>) -> Vec<f32> {
