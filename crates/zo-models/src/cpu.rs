@@ -26,6 +26,8 @@ use rayon::prelude::*;
 use crate::ops::{max_sumexp, softmax_rows, HEAD_CHUNK};
 use crate::{sgemm, Result};
 
+mod attn;
+
 /// Runs `f` on the contiguous f32 data of a CPU tensor; `None` for another device, dtype or a
 /// non-contiguous layout.
 pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
@@ -214,57 +216,14 @@ pub(crate) fn attention(
             let base = bi * t * h + hi * d;
             // scores = mask + q_h k_hᵀ, [t, t]
             let mut scores = mask[bi * t * t..(bi + 1) * t * t].to_vec();
-            // SAFETY: q_h, k_h, v_h are the `[t, d]` blocks at `base` with row stride h, inside
-            // their `[b·t, h]` buffers; `scores` is `[t, t]`; the output block (rows of
-            // sequence bi, columns of head hi) is written by this task only.
-            unsafe {
-                gemm(
-                    t,
-                    t,
-                    d,
-                    scores.as_mut_ptr(),
-                    1,
-                    t as isize,
-                    true,
-                    q.as_ptr().add(base),
-                    1,
-                    h as isize,
-                    k.as_ptr().add(base),
-                    h as isize,
-                    1,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
-                );
-            }
+            let mut kt = Vec::new();
+            // q_h, k_h, v_h are the `[t, d]` blocks at `base` with row stride h, inside their
+            // `[b·t, h]` buffers (so `[base..]` holds `(t − 1)·h + d` floats or more).
+            attn::scores(&q[base..], &k[base..], h, t, d, &mut kt, &mut scores);
             softmax_rows(&mut scores, t);
-            // SAFETY: see above.
-            unsafe {
-                gemm(
-                    t,
-                    d,
-                    t,
-                    dst.ptr().add(base),
-                    1,
-                    h as isize,
-                    false,
-                    scores.as_ptr(),
-                    1,
-                    t as isize,
-                    v.as_ptr().add(base),
-                    1,
-                    h as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
-                );
-            }
+            // SAFETY: the output block (rows of sequence bi, columns of head hi) lies inside
+            // `out` (`[b·t, h]`) and is written by this task only.
+            unsafe { attn::weighted_sum(&scores, &v[base..], h, t, d, dst.ptr().add(base)) };
         });
         out
     };
