@@ -2,19 +2,24 @@
 //! previous fast paths call) on the opt-125m forward's product shapes, `C[n×o] = A[n×k] Wᵀ`
 //! with `W: [o, k]`:
 //!
-//!     cargo run --release -p zo-models --example sgemm_bench -- [--threads 2] [--samples 9] [--min-s 0.2] [--shape n,k,o]
+//!     cargo run --release -p zo-models --example sgemm_bench -- [--threads 2] [--samples 9] [--min-s 0.2] [--shape n,k,o] [--kernels best,gemm]
 //!
-//! Each sample times a loop of calls lasting at least `--min-s` seconds; ours and gemm's
-//! samples alternate (A/B in one process, so both see the same machine load). Prints one JSON
-//! line per shape with the median wall GFLOP/s and the median CPU seconds per call of both
-//! (CPU time summed over the threads' /proc/self/task/*/schedstat; on a shared machine the
-//! CPU figures are the ones to compare: GFLOP per CPU-second does not depend on other load). The OpenBLAS ceiling
-//! on the same shapes comes from numpy (`/tmp/gemm_ceiling.py` in the issue's notes).
+//! `--kernels` lists the contenders, compared in turn: `best` (what `sgemm_nt` picks), `avx2`,
+//! `avx512` (12×32) (the kernels forced through `sgemm_nt_with`),
+//! `gemm` (the crate), and `alloc-zeroed` / `alloc-uninit` (`best` into a freshly allocated
+//! output, `vec![0.0; n·o]` or `Vec::with_capacity` + `sgemm_nt_uninit`: what `cpu::linear`
+//! pays per call).
+//!
+//! Each sample times a loop of calls lasting at least `--min-s` seconds; the contenders'
+//! samples alternate (A/B in one process, so all see the same machine load). Prints one JSON
+//! line per shape with, per contender, the median wall GFLOP/s and the median GFLOP per
+//! CPU-second (CPU time summed over the threads' /proc/self/task/*/schedstat; on a shared
+//! machine the CPU figures are the ones to compare: they do not depend on other load).
 
 use std::time::Instant;
 
 use gemm::{gemm, Parallelism};
-use zo_models::sgemm::{sgemm_nt, Epilogue};
+use zo_models::sgemm::{sgemm_nt, sgemm_nt_uninit, sgemm_nt_with, Epilogue, Isa};
 
 fn process_cpu_s() -> f64 {
     // Sum of the per-thread run times in /proc/self/task/*/schedstat (nanoseconds; first
@@ -81,11 +86,15 @@ fn sample(min_s: f64, mut f: impl FnMut()) -> (f64, f64) {
 fn main() -> Result<(), String> {
     let (mut threads, mut samples, mut min_s) = (2usize, 9usize, 0.2f64);
     let mut only: Option<(usize, usize, usize)> = None;
+    let mut kernels: Vec<String> = vec!["best".into(), "gemm".into()];
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "sgemm_bench [--threads 2] [--samples 9] [--min-s 0.2] [--shape n,k,o]\n\
-             GFLOP/s of zo_models::sgemm::sgemm_nt vs the gemm crate, C[n×o] = A[n×k]·Wᵀ;\n\
+            "sgemm_bench [--threads 2] [--samples 9] [--min-s 0.2] [--shape n,k,o] \
+             [--kernels best,gemm]\n\
+             GFLOP/s of zo_models::sgemm::sgemm_nt's kernels vs the gemm crate, \
+             C[n×o] = A[n×k]·Wᵀ;\n\
+             kernels: best avx2 avx512 gemm alloc-zeroed alloc-uninit;\n\
              one JSON line per shape (default: the opt-125m forward's shapes)."
         );
         return Ok(());
@@ -107,9 +116,10 @@ fn main() -> Result<(), String> {
                 };
                 only = Some((n, k, o));
             }
+            "--kernels" => kernels = v.split(',').map(str::to_owned).collect(),
             o => {
                 return Err(format!(
-                    "unknown argument {o} (--threads, --samples, --min-s)"
+                    "unknown argument {o} (--threads, --samples, --min-s, --shape, --kernels)"
                 ))
             }
         }
@@ -141,37 +151,85 @@ fn main() -> Result<(), String> {
         let (a, w) = (gen(n * k, 1), gen(o * k, 2));
         let mut c = vec![0f32; n * o];
         let flop = 2.0 * (n * k * o) as f64;
-        let (mut ow, mut oc, mut gw, mut gc) = (vec![], vec![], vec![], vec![]);
+        let mut wall = vec![vec![]; kernels.len()];
+        let mut cpu = vec![vec![]; kernels.len()];
+        let forced = |name: &str| match name {
+            "avx2" => Some(Isa::Avx2),
+            "avx512" => Some(Isa::Avx512),
+            _ => None,
+        };
+        for name in &kernels {
+            if let Some(isa) = forced(name) {
+                if !isa.supported() {
+                    return Err(format!("{name}: not supported by this CPU"));
+                }
+            } else if !["best", "gemm", "alloc-zeroed", "alloc-uninit"].contains(&name.as_str()) {
+                return Err(format!("unknown kernel {name}"));
+            }
+        }
         pool.install(|| {
             for s in 0..samples + 1 {
-                let x = sample(min_s, || {
-                    assert!(sgemm_nt(n, o, k, &a, &w, &mut c, &Epilogue::PLAIN));
-                });
-                let y = sample(min_s, || gemm_crate(n, o, k, &a, &w, &mut c, threads));
-                if s > 0 {
-                    // The first pair warms caches and buffers.
-                    ow.push(x.0);
-                    oc.push(x.1);
-                    gw.push(y.0);
-                    gc.push(y.1);
+                for (ki, name) in kernels.iter().enumerate() {
+                    let x = sample(min_s, || match name.as_str() {
+                        "gemm" => gemm_crate(n, o, k, &a, &w, &mut c, threads),
+                        "best" => assert!(sgemm_nt(n, o, k, &a, &w, &mut c, &Epilogue::PLAIN)),
+                        "alloc-zeroed" => {
+                            let mut out = vec![0f32; n * o];
+                            assert!(sgemm_nt(n, o, k, &a, &w, &mut out, &Epilogue::PLAIN));
+                            std::hint::black_box(out);
+                        }
+                        "alloc-uninit" => {
+                            let mut out: Vec<f32> = Vec::with_capacity(n * o);
+                            assert!(sgemm_nt_uninit(
+                                n,
+                                o,
+                                k,
+                                &a,
+                                &w,
+                                &mut out.spare_capacity_mut()[..n * o],
+                                &Epilogue::PLAIN
+                            ));
+                            // SAFETY: `sgemm_nt_uninit` returned true: all `n·o` are written.
+                            unsafe { out.set_len(n * o) };
+                            std::hint::black_box(out);
+                        }
+                        other => {
+                            let isa = forced(other).expect("checked above");
+                            assert!(sgemm_nt_with(
+                                isa,
+                                n,
+                                o,
+                                k,
+                                &a,
+                                &w,
+                                &mut c,
+                                &Epilogue::PLAIN
+                            ));
+                        }
+                    });
+                    if s > 0 {
+                        // The first round warms caches and buffers.
+                        wall[ki].push(x.0);
+                        cpu[ki].push(x.1);
+                    }
                 }
             }
         });
-        let (ow, oc, gw, gc) = (
-            median(&mut ow),
-            median(&mut oc),
-            median(&mut gw),
-            median(&mut gc),
-        );
+        let fields: Vec<String> = kernels
+            .iter()
+            .enumerate()
+            .map(|(ki, name)| {
+                let (w, c) = (median(&mut wall[ki]), median(&mut cpu[ki]));
+                format!(
+                    "\"{name}_gflops\":{:.1},\"{name}_gflop_per_cpu_s\":{:.1},\"{name}_wall_s\":{w:.5}",
+                    flop / w / 1e9,
+                    flop / c / 1e9
+                )
+            })
+            .collect();
         println!(
-            "{{\"bench\":\"sgemm_nt\",\"n\":{n},\"k\":{k},\"o\":{o},\"threads\":{threads},\
-             \"ours_gflops\":{:.1},\"gemm_crate_gflops\":{:.1},\
-             \"ours_gflop_per_cpu_s\":{:.1},\"gemm_crate_gflop_per_cpu_s\":{:.1},\"ours_cpu_s\":{oc:.5},\
-             \"gemm_crate_cpu_s\":{gc:.5},\"ours_wall_s\":{ow:.5},\"gemm_crate_wall_s\":{gw:.5}}}",
-            flop / ow / 1e9,
-            flop / gw / 1e9,
-            flop / oc / 1e9,
-            flop / gc / 1e9,
+            "{{\"bench\":\"sgemm_nt\",\"n\":{n},\"k\":{k},\"o\":{o},\"threads\":{threads},{}}}",
+            fields.join(",")
         );
     }
     Ok(())

@@ -3,23 +3,34 @@
 //! the tied lm_head), fused with the Linear epilogue (scale, bias, residual, ReLU).
 //!
 //! Why not the `gemm` crate (which candle uses): on this workload it runs at ~120 GFLOP/s on
-//! two Zen 3 cores where OpenBLAS reaches 150-174; the forward is ~88% GEMM. The structure is
-//! the Goto/BLIS one (Goto & van de Geijn, "Anatomy of High-Performance Matrix
+//! two Zen 3 cores where OpenBLAS reaches 150-174, and at ~205 GFLOP/s on two cores of an
+//! AVX-512 Xeon where MKL reaches ~355 and our AVX-512 kernel ~345 (idle machine, 1024-row
+//! body products); the forward is ~88% GEMM.
+//! The structure is the Goto/BLIS one (Goto & van de Geijn, "Anatomy of High-Performance Matrix
 //! Multiplication", TOMS 2008; Van Zee & van de Geijn, "BLIS", TOMS 2015):
 //!
 //! ```text
 //! for jc in 0..o step NC            (columns of C = rows of W)
 //!   for pc in 0..k step KC          (the reduction, in order)
-//!     pack B = W[jc.., pc..]ᵀ into KC×NR panels        (shared, L3)
+//!     pack B = W[jc.., pc..]ᵀ into KC×NR panels        (shared, L3; see below)
 //!     parallel over (MC row block, group of NR panels) of C:
 //!       pack A[ic.., pc..] into KC×MR micro-panels     (per thread, L2)
-//!       for each NR panel: for each MR micro-panel:  6×16 micro-kernel  (B panel in L1)
+//!       for each NR panel: for each MR micro-panel:  MR×NR micro-kernel (B panel in L1)
 //! ```
 //!
-//! C is `n × o` floats (megabytes) and every `KC` block revisits all of it, so each kernel call
-//! prefetches the C (and residual) tile of the next call: loading the partial sums then hits
-//! L1 instead of stalling on L3/DRAM (with it, our time relative to the `gemm` crate on
-//! 1024×768×3072 went from 1.2× to ~0.9×, measured on the shared machine).
+//! With a single row block (few rows, e.g. the 16-row task head) each B panel has one user,
+//! so the task packs it itself right before use instead (no shared buffer, one parallel
+//! region per `KC` step). The row blocks deal the `MR`-row micro-panels out evenly, in a
+//! multiple of the thread count: rounding a block up to a multiple of `MR` rows had left
+//! 1024 rows in 11 blocks on 2 threads, and dealing them evenly took the AVX-512 kernel from
+//! ~300 to ~345 GFLOP/s on the 1024-row body products (2 threads, idle machine).
+//!
+//! C is `n × o` floats (megabytes) and every `KC` block revisits all of it, so with the AVX2
+//! kernel each kernel call prefetches the C (and residual) tile of the next call: loading the
+//! partial sums then hits L1 instead of stalling on L3/DRAM (with it, our time relative to the
+//! `gemm` crate on 1024×768×3072 went from 1.2× to ~0.9×, measured on the shared Zen 3
+//! machine). On the AVX-512 Xeon that prefetch was a loss (see below), so the AVX-512 kernel
+//! goes without.
 //!
 //! Tried and not kept: packing the next step's B panels as extra tasks of the current step's
 //! parallel region (double-buffered B, one barrier per `KC` step instead of two): on the shared
@@ -32,28 +43,77 @@
 //! whatever the blocking, so the result is independent of `MC`, of how tasks are formed and of
 //! the number of threads (work is split over output blocks only, never over `k`).
 //!
-//! Only x86-64 with AVX2+FMA has a kernel; elsewhere [`sgemm_nt`] returns `false` and the
-//! caller keeps using the `gemm` crate.
+//! Kernels (see [`Isa`]): an AVX-512F one with 12×32 tiles where the CPU has AVX-512F,
+//! else the AVX2+FMA 6×16 one; elsewhere [`sgemm_nt`] returns `false` and the caller keeps
+//! using the `gemm` crate. The driver is generic over the kernel (`driver::Kernel`: tile
+//! shape, blocking constants, packing and micro-kernel), monomorphised once per kernel. Every
+//! kernel computes each element of C as the same in-order FMA chain, with the same epilogue
+//! operations, so they all give bit-identical results (tested), and which one runs does not
+//! change any number.
+//!
+//! The AVX-512 shape comes from the register budget: 32 `zmm` hold `2·MR` accumulators, the
+//! 2 B vectors of a `k` step and a broadcast, so `MR ≤ 14` with `NR = 32`; 8 accumulators
+//! would cover the FMA latency (4 cycles × 2 pipes), more leave slack and cut the B loads per
+//! FMA. Measured on the 2-core AVX-512 Xeon (Sapphire Rapids class, 48 KB L1d, 2 MB L2;
+//! `examples/sgemm_bench.rs`, 1 thread, GFLOP per CPU-second, medians over 5 alternated
+//! samples, shapes 1024×768→768 / 768→3072 / 3072→768 / 768→4096, `KC = 256`, `MC = 192`):
+//! 12×32 165/162/160/163, 14×32 166/159/161/162, 8×32 160/156/154/161, against 109/106/105/104
+//! for the AVX2 6×16 kernel and 200/197/188/188 for MKL (torch, 1 thread). 12×32 and 14×32 are
+//! a tie; 12×32 is the usual choice (BLIS's Skylake-X sgemm is 32×12 in its column-major
+//! terms). Then, for 12×32: `KC = 128` lost ~10% against 256; `KC ∈ {256, 320, 384, 448,
+//! 512}` × `MC ∈ {48, 72, 96, 144, 192, 384}` were within the noise of each other (166-193)
+//! with `KC = 384`, `MC = 96` at the top of it in repeated sweeps (179-193); `NC` 1024, 2048,
+//! 4096 tied (2048 keeps the shared B buffer at 3 MB); skipping the driver's C prefetch gave
+//! 179-195 against 172-194 with it. The 16-row task head (16×768→50272) streams 154 MB of W
+//! for 1.2 GFLOP: it is bound by packing W, not by the kernel (every kernel, MKL and the
+//! `gemm` crate ran it at 35-40 GFLOP/s on 1 thread); prefetching W's rows in the packing
+//! routine and packing in the task (above) took ours to 43-46 (MKL 40-45) and 75-85 on 2
+//! threads (MKL 92-100).
 
-// Without the x86 kernel, the blocking constants and the scalar epilogue have no user.
+// Without the x86 kernels, the scalar epilogue and the kernel enum's variants have no user.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
+use std::mem::MaybeUninit;
 
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx512;
 
-/// Micro-tile rows (broadcast A values per `k` step).
-pub(crate) const MR: usize = 6;
-/// Micro-tile columns (two 8-lane vectors of B per `k` step).
-pub(crate) const NR: usize = 16;
-/// Reduction block: a `KC × NR` B panel is 16 KB, half of Zen 3's 32 KB L1d, and the
-/// `MC × KC` packed A block ≤ 192 KB fits its 512 KB L2 beside the streaming B panel.
-const KC: usize = 256;
-/// Largest row block (multiple of `MR`). KC ∈ {256, 384} × MC ∈ {96, 144, 192} all measured
-/// within the noise of the shared 2-core machine (`examples/sgemm_bench.rs`); these are the
-/// BLIS Zen values.
-const MC_MAX: usize = 192;
-/// Column block: bounds the shared packed B buffer at `KC·NC·4` = 4 MB (in L3).
-const NC: usize = 4096;
+/// A micro-kernel of [`sgemm_nt_with`] (what [`sgemm_nt`] picks: [`Isa::best`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX2+FMA, 6×16 tiles (BLIS's Haswell/Zen shape).
+    Avx2,
+    /// AVX-512F, 12×32 tiles.
+    Avx512,
+}
+
+impl Isa {
+    /// Whether this CPU can run the kernel.
+    pub fn supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let avx2 = has!("avx2") && has!("fma");
+            match self {
+                Isa::Avx2 => avx2,
+                Isa::Avx512 => avx2 && has!("avx512f"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// The fastest kernel this CPU supports, if any.
+    pub fn best() -> Option<Isa> {
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .find(|isa| isa.supported())
+    }
+}
 
 /// What is applied to `acc = A Wᵀ` before the single store:
 /// `y = max?(scale·acc + scale·bias[j] + residual[i, j], 0)`.
@@ -79,19 +139,13 @@ impl Epilogue<'_> {
 
 /// Whether [`sgemm_nt`] has a kernel on this CPU.
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Isa::best().is_some()
 }
 
 /// `c[n × o] = epilogue(a[n × k] · wᵀ)` with `w: [o, k]`, all row-major and contiguous, on
-/// rayon's current pool. Returns `false` (and leaves `c` untouched) when this CPU has no
-/// kernel or a slice length does not match the shape; the caller then uses another GEMM.
+/// rayon's current pool, with the best kernel of this CPU. Returns `false` (and leaves `c`
+/// untouched) when this CPU has no kernel or a slice length does not match the shape; the
+/// caller then uses another GEMM.
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_nt(
     n: usize,
@@ -102,12 +156,66 @@ pub fn sgemm_nt(
     c: &mut [f32],
     epi: &Epilogue<'_>,
 ) -> bool {
+    match Isa::best() {
+        Some(isa) => sgemm_nt_with(isa, n, o, k, a, w, c, epi),
+        None => false,
+    }
+}
+
+/// [`sgemm_nt`] into uninitialised memory (e.g. a `Vec`'s spare capacity, saving the zeroing
+/// of a buffer that is overwritten anyway): when it returns `true`, all of `c` is initialised.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_nt_uninit(
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [MaybeUninit<f32>],
+    epi: &Epilogue<'_>,
+) -> bool {
+    match Isa::best() {
+        Some(isa) => run(isa, n, o, k, a, w, c, epi),
+        None => false,
+    }
+}
+
+/// [`sgemm_nt`] on the given kernel (for tests and benchmarks): `false` also when this CPU
+/// does not support it. All kernels give bit-identical results.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_nt_with(
+    isa: Isa,
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [f32],
+    epi: &Epilogue<'_>,
+) -> bool {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and `run` writes only initialised
+    // values, so `c` stays initialised.
+    let c = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    run(isa, n, o, k, a, w, c, epi)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    isa: Isa,
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [MaybeUninit<f32>],
+    epi: &Epilogue<'_>,
+) -> bool {
     let shapes_ok = a.len() == n * k
         && w.len() == o * k
         && c.len() == n * o
         && epi.bias.is_none_or(|b| b.len() == o)
         && epi.residual.is_none_or(|r| r.len() == n * o);
-    if !shapes_ok || !available() {
+    if !shapes_ok || !isa.supported() {
         return false;
     }
     if n == 0 || o == 0 {
@@ -118,13 +226,26 @@ pub fn sgemm_nt(
     if k == 0 {
         for (i, row) in c.chunks_exact_mut(o).enumerate() {
             for (j, y) in row.iter_mut().enumerate() {
-                *y = finish(0.0, epi, bias_scaled.as_deref(), i, j, o);
+                y.write(finish(0.0, epi, bias_scaled.as_deref(), i, j, o));
             }
         }
         return true;
     }
     #[cfg(target_arch = "x86_64")]
-    driver::run(n, o, k, a, w, c, epi, bias_scaled.as_deref());
+    {
+        use driver::run as go;
+        use kernel_avx2::Avx2;
+        use kernel_avx512::Avx512;
+        let bs = bias_scaled.as_deref();
+        // SAFETY: the kernel's CPU features were checked above, the slice lengths match the
+        // shape and `n, o, k > 0`.
+        unsafe {
+            match isa {
+                Isa::Avx2 => go::<Avx2>(n, o, k, a, w, c, epi, bs),
+                Isa::Avx512 => go::<Avx512<12>>(n, o, k, a, w, c, epi, bs),
+            }
+        }
+    }
     true
 }
 

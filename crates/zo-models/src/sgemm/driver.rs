@@ -1,18 +1,119 @@
-//! The blocked loops, packing buffers and threading of [`super::sgemm_nt`] (x86-64 only).
+//! The blocked loops, packing buffers and threading of [`super::sgemm_nt`] (x86-64 only),
+//! generic over the micro-kernel ([`Kernel`]) and monomorphised once per kernel.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::thread::LocalKey;
 
 use rayon::prelude::*;
 
-use super::kernel_avx2::{kernel_6x16, pack_a, pack_b, prefetch_tile, TileEpi};
-use super::{finish, Epilogue, KC, MC_MAX, MR, NC, NR};
+use super::{finish, Epilogue};
+
+/// A micro-kernel with its packing routines and blocking constants.
+///
+/// Contract shared by every implementation, which is what makes their results bit-identical
+/// to each other: the kernel computes each element of its `MR × NR` tile as one chain of
+/// `fma(a[p], b[p], acc)` over `p = 0 .. kc` in order, starting from C (`accumulate`) or from
+/// `+0.0`, and the epilogue as `fma(acc, scale, bias_scaled)`, then `+ residual`, then
+/// `max(·, 0)` (second operand returned on NaN), exactly as [`super::finish`].
+pub(super) trait Kernel {
+    /// Micro-tile rows (broadcast A values per `k` step), ≤ [`MAX_MR`].
+    const MR: usize;
+    /// Micro-tile columns (vector lanes of B per `k` step), ≤ [`MAX_NR`].
+    const NR: usize;
+    /// Reduction block.
+    const KC: usize;
+    /// Largest row block (multiple of `MR`).
+    const MC_MAX: usize;
+    /// Column block (multiple of `NR`): bounds the shared packed B buffer at `KC·NC` floats.
+    const NC: usize;
+    /// How many floats [`Kernel::pack_a`] may write past `kc·MR`.
+    const A_SPILL: usize;
+    /// Whether the driver prefetches the next tile of C (and of the residual) into L1 before
+    /// each kernel call.
+    const PREFETCH_C: bool;
+
+    /// `dst[p·MR + i] = src[i·ld + p]` for `i < rows ≤ MR`, `p < kc`; zero for `i ≥ rows`.
+    ///
+    /// # Safety
+    /// The kernel's CPU features are available; `src` readable for rows `0 .. rows`, `kc`
+    /// elements each at stride `ld`; `dst` writable for `kc·MR + A_SPILL` elements.
+    unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32);
+
+    /// `dst[p·NR + j] = src[j·ld + p]` for `j < rows ≤ NR`, `p < kc`; zero for `j ≥ rows`.
+    ///
+    /// # Safety
+    /// As [`Kernel::pack_a`], `dst` writable for `kc·NR` elements.
+    unsafe fn pack_b(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32);
+
+    /// `C[MR × NR] (+)= Apanel · Bpanel` over `kc` steps, then a plain store of the raw sums
+    /// (`epi = None`) or the epilogue.
+    ///
+    /// # Safety
+    /// The kernel's CPU features are available; `a` readable for `kc·MR`, `b` for `kc·NR`
+    /// elements; `c` valid for writing an `MR × NR` tile with row stride `ldc` (and for
+    /// reading it, initialised, when `accumulate`); the epilogue pointers, when not null,
+    /// readable for `NR` (bias) and an `MR × NR` tile at stride `ldr` (residual).
+    unsafe fn kernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        epi: Option<&TileEpi>,
+    );
+}
+
+/// Bounds on the kernels' tile shape (the size of the edge tiles' stack copy).
+pub(super) const MAX_MR: usize = 16;
+pub(super) const MAX_NR: usize = 32;
+
+/// What the last `k` block of a full tile applies before its single store:
+/// `max?(scale·acc + bias_scaled[j] + res[i, j], 0)`.
+pub(super) struct TileEpi {
+    pub scale: f32,
+    /// `NR` pre-scaled bias values for the tile's columns, or null.
+    pub bias: *const f32,
+    /// The residual tile (row stride `ldr`), or null.
+    pub res: *const f32,
+    pub ldr: usize,
+    pub relu: bool,
+}
+
+/// Asks for the `rows × cols` tile at `p` (row stride `ld`) to be brought into L1: issued one
+/// micro-kernel call ahead, so that loading the partial sums of C (and the residual) does not
+/// stall the next call on L3/DRAM misses (C is `n × o` floats, megabytes, and every `KC`
+/// block revisits all of it).
+///
+/// # Safety
+/// None needed for correctness (prefetches never fault); the tile must lie inside one live
+/// allocation so the offsets are valid pointer arithmetic.
+#[inline]
+unsafe fn prefetch_tile(p: *const f32, ld: usize, rows: usize, cols: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    for r in 0..rows {
+        // SAFETY: the offsets `r·ld + q` with `q < cols` lie inside the tile.
+        unsafe {
+            let row = p.add(r * ld);
+            let mut q = 0;
+            while q < cols {
+                _mm_prefetch::<_MM_HINT_T0>(row.add(q) as *const i8);
+                q += 16;
+            }
+            _mm_prefetch::<_MM_HINT_T0>(row.add(cols - 1) as *const i8);
+        }
+    }
+}
 
 thread_local! {
     /// Packed A block of the tasks that run on this thread (≤ `MC_MAX·KC` floats).
     static A_BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// Packed B panel of the calls made from this thread (≤ `KC·NC` floats).
     static B_BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// One B panel packed by the task that uses it (`KC·NR` floats), when there is one row
+    /// block.
+    static P_BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on a 64-byte-aligned slice of `len` floats from the thread's reusable buffer `key`
@@ -51,60 +152,85 @@ impl OutPtr {
     }
 }
 
-/// How the `n` rows are cut into row blocks: `(blocks, rows per block)`, the rows a multiple
-/// of `MR` (so micro-tiles, and hence which elements go through the edge path, do not depend
-/// on the cut) and the number of blocks a multiple of the thread count when there are enough
-/// rows, for balance.
-fn row_blocks(n: usize, threads: usize) -> (usize, usize) {
-    let mut rb = n.div_ceil(MC_MAX);
-    if rb > 1 || n >= threads * 4 * MR {
+/// How the `n` rows are cut into row blocks: `(blocks, micro-panels)`, where the `⌈n/mr⌉`
+/// micro-panels (of `mr` rows) are dealt out as evenly as possible, block `b` getting
+/// micro-panels `b·M/blocks .. (b+1)·M/blocks` ([`block_rows`]). Blocks start at multiples of
+/// `mr`, so micro-tiles, and hence which elements go through the edge path, do not depend on
+/// the cut. With enough rows the number of blocks is a multiple of the thread count, and the
+/// even deal keeps the threads' shares within one micro-panel of each other (rounding the
+/// block height up to a multiple of `mr` instead left 1024 rows in 11 blocks of 96 rows on 2
+/// threads, 6 against 5).
+pub(super) fn row_blocks(n: usize, threads: usize, mr: usize, mc_max: usize) -> (usize, usize) {
+    let micro = n.div_ceil(mr);
+    let mut rb = n.div_ceil(mc_max);
+    if rb > 1 || n >= threads * 4 * mr {
         rb = rb.max(threads).div_ceil(threads) * threads;
     }
-    let mc = n.div_ceil(rb).div_ceil(MR) * MR;
-    (n.div_ceil(mc), mc)
+    (rb.min(micro), micro)
 }
 
+/// Rows `(first, count)` of row block `b` of [`row_blocks`]' `(rb, micro)` cut.
+pub(super) fn block_rows(b: usize, rb: usize, micro: usize, mr: usize, n: usize) -> (usize, usize) {
+    let (p0, p1) = (b * micro / rb, (b + 1) * micro / rb);
+    let i0 = p0 * mr;
+    (i0, (p1 * mr).min(n) - i0)
+}
+
+/// The product on the kernel `K`; `c` is fully initialised when this returns.
+///
+/// # Safety
+/// `K`'s CPU features are available (checked by the caller); slice lengths match the shape
+/// (`a: n·k`, `w: o·k`, `c: n·o`, bias `o`, residual `n·o`); `n, o, k > 0`.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn run(
+pub(super) unsafe fn run<K: Kernel>(
     n: usize,
     o: usize,
     k: usize,
     a: &[f32],
     w: &[f32],
-    c: &mut [f32],
+    c: &mut [MaybeUninit<f32>],
     epi: &Epilogue<'_>,
     bias_scaled: Option<&[f32]>,
 ) {
+    let (mr, nr, kc_blk, nc_blk) = (K::MR, K::NR, K::KC, K::NC);
     let threads = rayon::current_num_threads().max(1);
-    let (rb, mc) = row_blocks(n, threads);
-    let out = OutPtr(c.as_mut_ptr());
-    let kc_max = KC.min(k);
-    let nc_max = NC.min(o).div_ceil(NR) * NR;
-    with_buf(&B_BUF, kc_max * nc_max, |bbuf| {
-        for jc in (0..o).step_by(NC) {
-            let nc = NC.min(o - jc);
-            let panels = nc.div_ceil(NR);
+    let (rb, micro_all) = row_blocks(n, threads, mr, K::MC_MAX);
+    // Written only through this pointer, initialised values only: the first `k` block's
+    // kernels (`accumulate = false`) write every element before any later block reads it.
+    let out = OutPtr(c.as_mut_ptr().cast::<f32>());
+    let kc_max = kc_blk.min(k);
+    let nc_max = nc_blk.min(o).div_ceil(nr) * nr;
+    // With several row blocks, every B panel is used by several tasks: it is packed once,
+    // shared, before them. With one (few rows, e.g. the 16-row task head), each panel has
+    // one user, which packs it right before use into its own small buffer: the packed panel
+    // stays in L1 instead of going through L3, and there is one parallel region per `k` step
+    // instead of two (16×768→50272: 67 → 70 GFLOP/s on 2 threads, 37 → 38.7 on 1, alternated runs).
+    let shared_b = rb > 1;
+    with_buf(&B_BUF, if shared_b { kc_max * nc_max } else { 0 }, |bbuf| {
+        for jc in (0..o).step_by(nc_blk) {
+            let nc = nc_blk.min(o - jc);
+            let panels = nc.div_ceil(nr);
             // Enough tasks for every thread to have ~2 (work stealing evens out the rest);
             // with few rows, the panels are split into groups instead.
             let groups = (2 * threads).div_ceil(rb).clamp(1, panels);
             let per_group = panels.div_ceil(groups);
-            for pc in (0..k).step_by(KC) {
-                let kc = KC.min(k - pc);
+            for pc in (0..k).step_by(kc_blk) {
+                let kc = kc_blk.min(k - pc);
                 let last = pc + kc == k;
-                let bpack = &mut bbuf[..panels * kc * NR];
+                let bpack = &mut bbuf[..if shared_b { panels * kc * nr } else { 0 }];
                 bpack
-                    .par_chunks_mut(kc * NR)
+                    .par_chunks_mut(kc * nr)
                     .enumerate()
                     .for_each(|(jp, dst)| {
-                        let j0 = jc + jp * NR;
+                        let j0 = jc + jp * nr;
                         // SAFETY: rows `j0 .. j0 + min(NR, o − j0)` of `w: [o, k]`, columns
                         // `pc .. pc + kc ≤ k`, are in bounds; `dst` holds `kc·NR` floats;
-                        // AVX2+FMA were detected by the caller.
+                        // the kernel's features were detected by the caller.
                         unsafe {
-                            pack_b(
+                            K::pack_b(
                                 w.as_ptr().add(j0 * k + pc),
                                 k,
-                                NR.min(o - j0),
+                                nr.min(o - j0),
                                 kc,
                                 dst.as_mut_ptr(),
                             );
@@ -113,72 +239,101 @@ pub(super) fn run(
                 let bpack = &*bpack;
                 (0..rb * groups).into_par_iter().for_each(|task| {
                     let (ib, g) = (task / groups, task % groups);
-                    let i0 = ib * mc;
-                    let m = mc.min(n - i0);
+                    let (i0, m) = block_rows(ib, rb, micro_all, mr, n);
                     let (jp0, jp1) = (g * per_group, ((g + 1) * per_group).min(panels));
-                    if jp0 >= jp1 {
+                    if jp0 >= jp1 || m == 0 {
                         return;
                     }
-                    let micro = m.div_ceil(MR);
-                    with_buf(&A_BUF, micro * kc * MR + 8, |abuf| {
+                    let micro = m.div_ceil(mr);
+                    with_buf(&A_BUF, micro * kc * mr + K::A_SPILL, |abuf| {
                         for ip in 0..micro {
-                            let i = i0 + ip * MR;
+                            let i = i0 + ip * mr;
                             // SAFETY: rows `i .. i + min(MR, n − i)` of `a: [n, k]`, columns
-                            // `pc .. pc + kc`, are in bounds; `abuf` holds `micro·kc·MR + 8`
-                            // floats, so the 2-float spill of the last micro-panel fits.
+                            // `pc .. pc + kc`, are in bounds; `abuf` holds
+                            // `micro·kc·MR + A_SPILL` floats, so the last spill fits.
                             unsafe {
-                                pack_a(
+                                K::pack_a(
                                     a.as_ptr().add(i * k + pc),
                                     k,
-                                    MR.min(n - i),
+                                    mr.min(n - i),
                                     kc,
-                                    abuf.as_mut_ptr().add(ip * kc * MR),
+                                    abuf.as_mut_ptr().add(ip * kc * mr),
                                 );
                             }
                         }
                         for jp in jp0..jp1 {
-                            let j = jc + jp * NR;
-                            let cols = NR.min(o - j);
-                            let bp = bpack[jp * kc * NR..].as_ptr();
-                            for ip in 0..micro {
-                                let i = i0 + ip * MR;
-                                let rows = MR.min(n - i);
-                                let ap = abuf[ip * kc * MR..].as_ptr();
-                                // The tile after this one: next micro-panel, or the first
-                                // of the next panel.
-                                let next = if ip + 1 < micro {
-                                    Some((i + MR, j))
-                                } else if jp + 1 < jp1 {
-                                    Some((i0, j + NR))
-                                } else {
-                                    None
-                                };
-                                if let Some((ni, nj)) = next {
-                                    let nrows = MR.min(n - ni);
-                                    // SAFETY: (ni, nj) is a tile origin inside C (and inside
-                                    // the residual, of the same shape).
-                                    unsafe {
-                                        prefetch_tile(out.get().add(ni * o + nj), o, nrows);
-                                        if let (true, Some(r)) = (last, epi.residual) {
-                                            prefetch_tile(r.as_ptr().add(ni * o + nj), o, nrows);
+                            let j = jc + jp * nr;
+                            let cols = nr.min(o - j);
+                            let micro_panels = |bp: *const f32| {
+                                for ip in 0..micro {
+                                    let i = i0 + ip * mr;
+                                    let rows = mr.min(n - i);
+                                    let ap = abuf[ip * kc * mr..].as_ptr();
+                                    // The tile after this one: next micro-panel, or the first
+                                    // of the next panel.
+                                    let next = if ip + 1 < micro {
+                                        Some((i + mr, j))
+                                    } else if jp + 1 < jp1 {
+                                        Some((i0, j + nr))
+                                    } else {
+                                        None
+                                    };
+                                    if let (Some((ni, nj)), true) = (next, K::PREFETCH_C) {
+                                        let (nrows, ncols) = (mr.min(n - ni), nr.min(o - nj));
+                                        // SAFETY: the tile at (ni, nj) lies inside C (and inside
+                                        // the residual, of the same shape).
+                                        unsafe {
+                                            prefetch_tile(
+                                                out.get().add(ni * o + nj),
+                                                o,
+                                                nrows,
+                                                ncols,
+                                            );
+                                            if let (true, Some(r)) = (last, epi.residual) {
+                                                prefetch_tile(
+                                                    r.as_ptr().add(ni * o + nj),
+                                                    o,
+                                                    nrows,
+                                                    ncols,
+                                                );
+                                            }
                                         }
                                     }
+                                    // SAFETY: the tile `[i, i + rows) × [j, j + cols)` of C is
+                                    // inside `[n, o]` and written by this task only (tasks own
+                                    // disjoint row blocks × panel groups), and already written
+                                    // by the previous `k` block when `pc > 0`; packed panels
+                                    // hold `kc·MR` and `kc·NR` floats.
+                                    unsafe {
+                                        tile::<K>(
+                                            kc,
+                                            ap,
+                                            bp,
+                                            out.get(),
+                                            (i, j, rows, cols, o),
+                                            pc > 0,
+                                            last.then_some((epi, bias_scaled)),
+                                        );
+                                    }
                                 }
-                                // SAFETY: the tile `[i, i + rows) × [j, j + cols)` of C is
-                                // inside `[n, o]` and written by this task only (tasks own
-                                // disjoint row blocks × panel groups); packed panels hold
-                                // `kc·MR` and `kc·NR` floats.
-                                unsafe {
-                                    tile(
-                                        kc,
-                                        ap,
-                                        bp,
-                                        out.get(),
-                                        (i, j, rows, cols, o),
-                                        pc > 0,
-                                        last.then_some((epi, bias_scaled)),
-                                    );
-                                }
+                            };
+                            if shared_b {
+                                micro_panels(bpack[jp * kc * nr..].as_ptr());
+                            } else {
+                                with_buf(&P_BUF, kc * nr, |pb| {
+                                    // SAFETY: as for the shared packing above, into the
+                                    // task's own `kc·NR`-float buffer.
+                                    unsafe {
+                                        K::pack_b(
+                                            w.as_ptr().add(j * k + pc),
+                                            k,
+                                            cols,
+                                            kc,
+                                            pb.as_mut_ptr(),
+                                        );
+                                    }
+                                    micro_panels(pb.as_ptr());
+                                });
                             }
                         }
                     });
@@ -192,9 +347,9 @@ pub(super) fn run(
 /// full tile, through a zero-padded `MR × NR` copy for an edge tile.
 ///
 /// # Safety
-/// As [`kernel_6x16`], for the tile inside C, and `(i, j)` within the epilogue's operands.
+/// As [`Kernel::kernel`], for the tile inside C, and `(i, j)` within the epilogue's operands.
 #[allow(clippy::type_complexity)]
-unsafe fn tile(
+unsafe fn tile<K: Kernel>(
     kc: usize,
     ap: *const f32,
     bp: *const f32,
@@ -203,10 +358,11 @@ unsafe fn tile(
     accumulate: bool,
     last: Option<(&Epilogue<'_>, Option<&[f32]>)>,
 ) {
-    // SAFETY (whole body): the caller's guarantees; the temporary tile is `MR × NR`.
+    let (mr, nr) = (K::MR, K::NR);
+    // SAFETY (whole body): the caller's guarantees; the temporary tile holds `MR × NR`.
     unsafe {
         let ct = c.add(i * ldc + j);
-        if rows == MR && cols == NR {
+        if rows == mr && cols == nr {
             let te = last.map(|(e, bs)| TileEpi {
                 scale: e.scale,
                 bias: bs.map_or(std::ptr::null(), |b| b[j..].as_ptr()),
@@ -216,21 +372,22 @@ unsafe fn tile(
                 ldr: ldc,
                 relu: e.relu,
             });
-            kernel_6x16(kc, ap, bp, ct, ldc, accumulate, te.as_ref());
+            K::kernel(kc, ap, bp, ct, ldc, accumulate, te.as_ref());
             return;
         }
-        let mut tmp = [0f32; MR * NR];
+        const { assert!(K::MR <= MAX_MR && K::NR <= MAX_NR) };
+        let mut tmp = [0f32; MAX_MR * MAX_NR];
         if accumulate {
             for r in 0..rows {
                 for q in 0..cols {
-                    tmp[r * NR + q] = *ct.add(r * ldc + q);
+                    tmp[r * nr + q] = *ct.add(r * ldc + q);
                 }
             }
         }
-        kernel_6x16(kc, ap, bp, tmp.as_mut_ptr(), NR, accumulate, None);
+        K::kernel(kc, ap, bp, tmp.as_mut_ptr(), nr, accumulate, None);
         for r in 0..rows {
             for q in 0..cols {
-                let v = tmp[r * NR + q];
+                let v = tmp[r * nr + q];
                 *ct.add(r * ldc + q) = match last {
                     Some((e, bs)) => finish(v, e, bs, i + r, j + q, ldc),
                     None => v,

@@ -1,4 +1,5 @@
-//! AVX2 + FMA pieces of [`super`]: the 6×16 micro-kernel and the two packing routines.
+//! AVX2 + FMA pieces of [`super`]: the 6×16 micro-kernel ([`Avx2`]) and the packing routine
+//! of every kernel ([`pack`]).
 //!
 //! The micro-kernel is the BLIS one for Haswell/Zen (Van Zee & van de Geijn, "BLIS: A Framework
 //! for Rapidly Instantiating BLAS Functionality", TOMS 2015; kernel shape as in BLIS's
@@ -19,7 +20,55 @@
 
 use std::arch::x86_64::*;
 
-use super::{MR, NR};
+use super::driver::{Kernel, TileEpi};
+
+/// The AVX2+FMA kernel: 6×16 tile, `KC = 256`, `MC ≤ 192`, `NC = 4096`.
+pub(super) struct Avx2;
+
+/// Micro-tile rows (broadcast A values per `k` step).
+const MR: usize = 6;
+/// Micro-tile columns (two 8-lane vectors of B per `k` step).
+const NR: usize = 16;
+
+impl Kernel for Avx2 {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    /// A `KC × NR` B panel is 16 KB, half of Zen 3's 32 KB L1d, and the `MC × KC` packed A
+    /// block ≤ 192 KB fits its 512 KB L2 beside the streaming B panel.
+    const KC: usize = 256;
+    /// KC ∈ {256, 384} × MC ∈ {96, 144, 192} all measured within the noise of the shared
+    /// 2-core Zen 3 machine (`examples/sgemm_bench.rs`); these are the BLIS Zen values.
+    const MC_MAX: usize = 192;
+    /// Bounds the shared packed B buffer at `KC·NC·4` = 4 MB (in L3).
+    const NC: usize = 4096;
+    const A_SPILL: usize = 2;
+    /// With it, our time relative to the `gemm` crate on 1024×768×3072 went from 1.2× to
+    /// ~0.9× on Zen 3.
+    const PREFETCH_C: bool = true;
+
+    unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
+        // SAFETY: the trait's contract, which is `pack`'s (spill `8 − 6 = 2`).
+        unsafe { pack::<MR>(src, ld, rows, kc, dst) }
+    }
+
+    unsafe fn pack_b(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
+        // SAFETY: the trait's contract, which is `pack`'s (no spill: 16 is a multiple of 8).
+        unsafe { pack::<NR>(src, ld, rows, kc, dst) }
+    }
+
+    unsafe fn kernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        epi: Option<&TileEpi>,
+    ) {
+        // SAFETY: the trait's contract, which is `kernel_6x16`'s.
+        unsafe { kernel_6x16(kc, a, b, c, ldc, accumulate, epi) }
+    }
+}
 
 /// Transposes the 8×8 block held in `r` (row `i` in `r[i]`): afterwards `r[j]` lane `i` is
 /// the old `r[i]` lane `j`. The standard unpack / shuffle / lane-permute sequence.
@@ -52,109 +101,66 @@ fn transpose8(r: &mut [__m256; 8]) {
     r[7] = _mm256_permute2f128_ps::<0x31>(s3, s7);
 }
 
-/// Packs rows `0 .. rows` (`rows ≤ NR`) of `src` (row stride `ld`), columns `0 .. kc`, into the
-/// `kc × NR` panel `dst[p·NR + j] = src[j·ld + p]`, zero for `j ≥ rows`.
+/// How far ahead (in floats, 2 cache lines) [`pack`] prefetches each source row. W streams
+/// from DRAM in 32 strided rows at once; without this, packing was ~60% of the 16-row task
+/// head's time (16×768→50272, 1 thread); with it that product went from 39 to 46 GFLOP/s
+/// (2 threads: 70 to 85). 1 line ahead gave 42, 4 lines 43, 8 lines 38.5 (no gain).
+const PF_AHEAD: usize = 32;
+
+/// Packs rows `0 .. rows` (`rows ≤ R`) of `src` (row stride `ld`), columns `0 .. kc`, into the
+/// `kc × R` panel `dst[p·R + i] = src[i·ld + p]`, zero for `i ≥ rows`: the packing of both
+/// operands for every kernel (`R` = the kernel's `MR` for A, `NR` for B).
+///
+/// Rows go by groups of 8, each transposed in registers; each transposed column of a group is
+/// stored as a full 8-lane vector, so when `R` is not a multiple of 8 the last group's stores
+/// spill `8·⌈R/8⌉ − R` floats into the next column. Groups are stored last to first, so the
+/// next column's first group (stored after) overwrites the spill, and the panel's last column
+/// spills past it. Each source row is prefetched [`PF_AHEAD`] floats ahead, once per line.
 ///
 /// # Safety
 /// AVX2+FMA available; `src` valid for reading rows `0 .. rows`, `kc` elements each at stride
-/// `ld`; `dst` valid for writing `kc·NR` elements.
+/// `ld`; `dst` valid for writing `kc·R + 8·⌈R/8⌉ − R` elements (what lies past `kc·R` may be
+/// clobbered).
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn pack_b(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
+pub(super) unsafe fn pack<const R: usize>(
+    src: *const f32,
+    ld: usize,
+    rows: usize,
+    kc: usize,
+    dst: *mut f32,
+) {
     let kv = kc / 8 * 8;
-    // SAFETY (whole body): reads stay in rows `< rows` and columns `< kc`, writes in
-    // `dst[.. kc·NR]`, as the caller guarantees.
+    let groups = R.div_ceil(8);
+    // SAFETY (whole body): reads stay in rows `< rows` and columns `< kc`; vector writes end
+    // at `(kv − 1)·R + 8·groups ≤ kc·R + 8·groups − R`, the tail's inside `kc·R`.
     unsafe {
-        for half in 0..NR / 8 {
-            let mut p = 0;
-            while p < kv {
+        let mut p = 0;
+        while p < kv {
+            for g in (0..groups).rev() {
                 let mut r = [_mm256_setzero_ps(); 8];
                 for (i, ri) in r.iter_mut().enumerate() {
-                    let row = half * 8 + i;
+                    let row = g * 8 + i;
                     if row < rows {
-                        *ri = _mm256_loadu_ps(src.add(row * ld + p));
+                        let at = src.add(row * ld + p);
+                        if p % 16 == 0 && p + PF_AHEAD < kc {
+                            _mm_prefetch::<_MM_HINT_T0>(at.add(PF_AHEAD) as *const i8);
+                        }
+                        *ri = _mm256_loadu_ps(at);
                     }
                 }
                 transpose8(&mut r);
                 for (q, rq) in r.iter().enumerate() {
-                    _mm256_storeu_ps(dst.add((p + q) * NR + half * 8), *rq);
+                    _mm256_storeu_ps(dst.add((p + q) * R + g * 8), *rq);
                 }
-                p += 8;
-            }
-        }
-        for p in kv..kc {
-            for j in 0..NR {
-                *dst.add(p * NR + j) = if j < rows { *src.add(j * ld + p) } else { 0.0 };
-            }
-        }
-    }
-}
-
-/// Packs rows `0 .. rows` (`rows ≤ MR`) of `src` (row stride `ld`), columns `0 .. kc`, into the
-/// `kc × MR` micro-panel `dst[p·MR + i] = src[i·ld + p]`, zero for `i ≥ rows`.
-///
-/// Each transposed column is stored as a full 8-lane vector at `dst + p·MR`; the 2 lanes past
-/// `MR` are overwritten by the next column, so columns are written in increasing order and the
-/// last one spills 2 floats past the panel.
-///
-/// # Safety
-/// AVX2+FMA available; `src` valid for reading rows `0 .. rows`, `kc` elements each at stride
-/// `ld`; `dst` valid for writing `kc·MR + 2` elements; anything after `kc·MR` may be clobbered.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
-    let kv = kc / 8 * 8;
-    // SAFETY (whole body): reads stay in rows `< rows` and columns `< kc`; writes end at
-    // `(kv − 1)·MR + 8 ≤ kc·MR + 2` for the vector part and inside `kc·MR` for the tail.
-    unsafe {
-        let mut p = 0;
-        while p < kv {
-            let mut r = [_mm256_setzero_ps(); 8];
-            for (i, ri) in r.iter_mut().enumerate().take(rows) {
-                *ri = _mm256_loadu_ps(src.add(i * ld + p));
-            }
-            transpose8(&mut r);
-            for (q, rq) in r.iter().enumerate() {
-                _mm256_storeu_ps(dst.add((p + q) * MR), *rq);
             }
             p += 8;
         }
         for p in kv..kc {
-            for i in 0..MR {
-                *dst.add(p * MR + i) = if i < rows { *src.add(i * ld + p) } else { 0.0 };
+            for i in 0..R {
+                *dst.add(p * R + i) = if i < rows { *src.add(i * ld + p) } else { 0.0 };
             }
         }
     }
-}
-
-/// Asks for the `rows × NR` tile at `p` (row stride `ld`) to be brought into L1: issued one
-/// micro-kernel call ahead, so that loading the partial sums of C (and the residual) does not
-/// stall the next call on L3/DRAM misses (C is `n × o` floats, megabytes, and every `KC`
-/// block revisits all of it).
-///
-/// # Safety
-/// None needed for correctness (prefetches never fault); `p` must be derived from a live
-/// allocation so the offsets are valid pointer arithmetic.
-#[inline]
-pub(super) unsafe fn prefetch_tile(p: *const f32, ld: usize, rows: usize) {
-    for r in 0..rows {
-        // SAFETY: the row start and its 16th element lie inside the tile's allocation.
-        unsafe {
-            let row = p.add(r * ld);
-            _mm_prefetch::<_MM_HINT_T0>(row as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(row.add(NR - 1) as *const i8);
-        }
-    }
-}
-
-/// What the last `k` block of a full tile applies before its single store:
-/// `max?(scale·acc + bias_scaled[j] + res[i, j], 0)`.
-pub(super) struct TileEpi {
-    pub scale: f32,
-    /// `NR` pre-scaled bias values for the tile's columns, or null.
-    pub bias: *const f32,
-    /// The residual tile (row stride `ldr`), or null.
-    pub res: *const f32,
-    pub ldr: usize,
-    pub relu: bool,
 }
 
 /// `C[MR × NR] (+)= Apanel · Bpanel` over `kc` steps, then either a plain store of the raw sums
@@ -169,7 +175,7 @@ pub(super) struct TileEpi {
 /// reading/writing an `MR × NR` tile with row stride `ldc`; the epilogue pointers, when not
 /// null, readable for `NR` (bias) and an `MR × NR` tile at stride `ldr` (residual).
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn kernel_6x16(
+unsafe fn kernel_6x16(
     kc: usize,
     a: *const f32,
     b: *const f32,

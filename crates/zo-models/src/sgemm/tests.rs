@@ -7,13 +7,43 @@ fn data(len: usize, salt: usize) -> Vec<f32> {
         .collect()
 }
 
-fn ours(n: usize, o: usize, k: usize, a: &[f32], w: &[f32], epi: &Epilogue<'_>) -> Vec<f32> {
+/// Every kernel; the tests run on each one this CPU supports.
+const KERNELS: [Isa; 2] = [Isa::Avx2, Isa::Avx512];
+
+/// The kernels this CPU supports, printing a line for each one it skips.
+fn kernels(test: &str) -> Vec<Isa> {
+    KERNELS
+        .into_iter()
+        .filter(|&isa| {
+            let ok = isa.supported();
+            if !ok {
+                println!("{test}: skipping {isa:?} (not supported by this CPU)");
+            }
+            ok
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ours(
+    isa: Isa,
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &[f32],
+    w: &[f32],
+    epi: &Epilogue<'_>,
+) -> Vec<f32> {
     let mut c = vec![f32::NAN; n * o];
     assert!(
-        sgemm_nt(n, o, k, a, w, &mut c, epi),
-        "no kernel on this CPU"
+        sgemm_nt_with(isa, n, o, k, a, w, &mut c, epi),
+        "{isa:?} refused a supported call"
     );
     c
+}
+
+fn same(x: &[f32], y: &[f32]) -> bool {
+    x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
 }
 
 /// Checks `got` against the f64 product with the f32 epilogue operands. Bound per element:
@@ -52,103 +82,167 @@ fn check(n: usize, o: usize, k: usize, a: &[f32], w: &[f32], epi: &Epilogue<'_>,
     }
 }
 
+/// Edges in every direction for every kernel: rows not a multiple of MR (6, 12) and
+/// a single row, columns not a multiple of NR (16, 32) and one column, k = 1, k not a multiple
+/// of 8 or of KC, k spanning several KC blocks, a column count spanning two NC (4096) blocks.
+const ODD_SHAPES: [(usize, usize, usize); 11] = [
+    (1, 1, 1),
+    (1, 17, 5),
+    (7, 1, 300),
+    (5, 33, 1),
+    (13, 31, 7),
+    (6, 16, 8),
+    (12, 32, 16),
+    (37, 45, 257),
+    (29, 70, 19),
+    (200, 50, 530),
+    (2, 4096 + 21, 9),
+];
+
 #[test]
 fn matches_f64_reference_on_odd_shapes() {
-    if !available() {
-        return;
+    for isa in kernels("matches_f64_reference_on_odd_shapes") {
+        for (si, &(n, o, k)) in ODD_SHAPES.iter().enumerate() {
+            let a = data(n * k, 2 * si);
+            let w = data(o * k, 2 * si + 1);
+            let got = ours(isa, n, o, k, &a, &w, &Epilogue::PLAIN);
+            check(n, o, k, &a, &w, &Epilogue::PLAIN, &got);
+        }
     }
-    // Edges in every direction: rows not a multiple of MR (and a single row), columns not a
-    // multiple of NR (and one column), k = 1, k not a multiple of 8 or of KC, k spanning
-    // several KC blocks, a column count spanning two NC blocks.
-    let shapes = [
-        (1, 1, 1),
-        (1, 17, 5),
-        (7, 1, 300),
-        (5, 33, 1),
-        (13, 31, 7),
-        (6, 16, 8),
-        (37, 45, 257),
-        (200, 50, 530),
-        (2, NC + 21, 9),
-    ];
-    for (si, &(n, o, k)) in shapes.iter().enumerate() {
-        let a = data(n * k, 2 * si);
-        let w = data(o * k, 2 * si + 1);
-        let got = ours(n, o, k, &a, &w, &Epilogue::PLAIN);
-        check(n, o, k, &a, &w, &Epilogue::PLAIN, &got);
-    }
+}
+
+/// The epilogue combinations worth testing, over `bias: [o]` and `res: [n, o]`.
+fn epilogues<'a>(bias: &'a [f32], res: &'a [f32]) -> Vec<Epilogue<'a>> {
+    [
+        (1.0, None, None, false),
+        (0.125, Some(bias), None, false),
+        (1.0, Some(bias), None, true),
+        (1.0, Some(bias), Some(res), false),
+        (1.0, None, Some(res), false),
+        (-2.0, None, None, true),
+        (0.5, Some(bias), Some(res), true),
+    ]
+    .into_iter()
+    .map(|(scale, bias, residual, relu)| Epilogue {
+        scale,
+        bias,
+        residual,
+        relu,
+    })
+    .collect()
 }
 
 #[test]
 fn epilogues_match_f64_reference() {
-    if !available() {
-        return;
-    }
-    let (n, o, k) = (19, 40, 263);
+    // Full tiles of every kernel and edges in both directions, several KC blocks.
+    let (n, o, k) = (29, 70, 263);
     let a = data(n * k, 11);
     let w = data(o * k, 12);
     let bias = data(o, 13);
     let res = data(n * o, 14);
-    for (scale, bias, residual, relu) in [
-        (0.125, Some(&bias[..]), None, false),
-        (1.0, Some(&bias[..]), None, true),
-        (1.0, Some(&bias[..]), Some(&res[..]), false),
-        (1.0, None, Some(&res[..]), false),
-        (-2.0, None, None, true),
-    ] {
+    for isa in kernels("epilogues_match_f64_reference") {
+        for epi in epilogues(&bias, &res) {
+            let got = ours(isa, n, o, k, &a, &w, &epi);
+            check(n, o, k, &a, &w, &epi, &got);
+            if epi.relu {
+                assert!(got.iter().all(|&v| v >= 0.0));
+            }
+        }
+        // k = 0: the epilogue of an empty sum.
         let epi = Epilogue {
-            scale,
-            bias,
-            residual,
-            relu,
+            scale: 0.5,
+            bias: Some(&bias),
+            residual: Some(&res),
+            relu: true,
         };
-        let got = ours(n, o, k, &a, &w, &epi);
-        check(n, o, k, &a, &w, &epi, &got);
-        if relu {
-            assert!(got.iter().all(|&v| v >= 0.0));
+        let got = ours(isa, n, o, 0, &[], &[], &epi);
+        check(n, o, 0, &[], &[], &epi, &got);
+    }
+}
+
+#[test]
+fn kernels_bit_identical() {
+    let isas = kernels("kernels_bit_identical");
+    if isas.len() < 2 {
+        println!("kernels_bit_identical: fewer than 2 kernels on this CPU, nothing to compare");
+        return;
+    }
+    let shapes = ODD_SHAPES.iter().chain(&[(50, 77, 600), (16, 100, 768)]);
+    for (si, &(n, o, k)) in shapes.enumerate() {
+        let a = data(n * k, 3 * si + 31);
+        let w = data(o * k, 3 * si + 32);
+        let bias = data(o, 3 * si + 33);
+        let res = data(n * o, 3 * si + 34);
+        for epi in epilogues(&bias, &res) {
+            let want = ours(isas[0], n, o, k, &a, &w, &epi);
+            for &isa in &isas[1..] {
+                let got = ours(isa, n, o, k, &a, &w, &epi);
+                assert!(
+                    same(&want, &got),
+                    "{:?} vs {isa:?} differ at {n}x{o}x{k}, {epi:?}",
+                    isas[0]
+                );
+            }
         }
     }
-    // k = 0: the epilogue of an empty sum.
-    let epi = Epilogue {
-        scale: 0.5,
-        bias: Some(&bias),
-        residual: Some(&res),
-        relu: true,
-    };
-    let got = ours(n, o, 0, &[], &[], &epi);
-    check(n, o, 0, &[], &[], &epi, &got);
+}
+
+#[test]
+fn uninit_output_matches() {
+    if !available() {
+        return;
+    }
+    let (n, o, k) = (37, 45, 300);
+    let a = data(n * k, 41);
+    let w = data(o * k, 42);
+    let bias = data(o, 43);
+    let res = data(n * o, 44);
+    let isa = Isa::best().unwrap();
+    for epi in epilogues(&bias, &res) {
+        let mut v: Vec<f32> = Vec::with_capacity(n * o);
+        assert!(sgemm_nt_uninit(
+            n,
+            o,
+            k,
+            &a,
+            &w,
+            &mut v.spare_capacity_mut()[..n * o],
+            &epi
+        ));
+        // SAFETY: `sgemm_nt_uninit` returned true, so the first `n·o` elements are written.
+        unsafe { v.set_len(n * o) };
+        assert!(same(&v, &ours(isa, n, o, k, &a, &w, &epi)));
+    }
 }
 
 #[test]
 fn bit_identical_across_thread_counts() {
-    if !available() {
-        return;
-    }
     // Several row blocks and KC blocks, an edge in both directions, and a short-and-wide
     // product (few rows: the split goes over panel groups instead).
-    for (n, o, k) in [(401, 203, 700), (5, 700, 300)] {
-        let a = data(n * k, 21);
-        let w = data(o * k, 22);
-        let bias = data(o, 23);
-        let epi = Epilogue {
-            scale: 1.0,
-            bias: Some(&bias),
-            residual: None,
-            relu: false,
-        };
-        let runs: Vec<Vec<f32>> = [1, 2, 3]
-            .into_iter()
-            .map(|t| in_pool(t, || ours(n, o, k, &a, &w, &epi)))
-            .collect();
-        let same = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
-        assert!(
-            same(&runs[0], &runs[1]),
-            "1 vs 2 threads differ at {n}x{o}x{k}"
-        );
-        assert!(
-            same(&runs[0], &runs[2]),
-            "1 vs 3 threads differ at {n}x{o}x{k}"
-        );
+    for isa in kernels("bit_identical_across_thread_counts") {
+        for (n, o, k) in [(401, 203, 700), (5, 700, 300)] {
+            let a = data(n * k, 21);
+            let w = data(o * k, 22);
+            let bias = data(o, 23);
+            let epi = Epilogue {
+                scale: 1.0,
+                bias: Some(&bias),
+                residual: None,
+                relu: false,
+            };
+            let runs: Vec<Vec<f32>> = [1, 2, 3]
+                .into_iter()
+                .map(|t| in_pool(t, || ours(isa, n, o, k, &a, &w, &epi)))
+                .collect();
+            assert!(
+                same(&runs[0], &runs[1]),
+                "{isa:?}: 1 vs 2 threads differ at {n}x{o}x{k}"
+            );
+            assert!(
+                same(&runs[0], &runs[2]),
+                "{isa:?}: 1 vs 3 threads differ at {n}x{o}x{k}"
+            );
+        }
     }
 }
 
@@ -156,15 +250,59 @@ fn bit_identical_across_thread_counts() {
 fn rejects_mismatched_lengths() {
     let a = data(6, 1);
     let w = data(8, 2);
-    let mut c = vec![7f32; 4];
-    // a is 3×2, w is 4×2: fine as (3, 4, 2) but not as (2, 4, 3).
-    assert!(!sgemm_nt(2, 4, 3, &a, &w, &mut c, &Epilogue::PLAIN));
-    assert!(c.iter().all(|&v| v == 7.0), "c written on a rejected call");
     let bias = [0f32; 3];
     let epi = Epilogue {
         bias: Some(&bias),
         ..Epilogue::PLAIN
     };
-    let mut c = vec![0f32; 12];
-    assert!(!sgemm_nt(3, 4, 2, &a, &w, &mut c, &epi));
+    for isa in KERNELS {
+        let mut c = vec![7f32; 4];
+        // a is 3×2, w is 4×2: fine as (3, 4, 2) but not as (2, 4, 3).
+        assert!(!sgemm_nt_with(
+            isa,
+            2,
+            4,
+            3,
+            &a,
+            &w,
+            &mut c,
+            &Epilogue::PLAIN
+        ));
+        assert!(c.iter().all(|&v| v == 7.0), "c written on a rejected call");
+        let mut c = vec![0f32; 12];
+        assert!(!sgemm_nt_with(isa, 3, 4, 2, &a, &w, &mut c, &epi));
+    }
+    let mut c = vec![7f32; 4];
+    assert!(!sgemm_nt(2, 4, 3, &a, &w, &mut c, &Epilogue::PLAIN));
+    assert!(c.iter().all(|&v| v == 7.0), "c written on a rejected call");
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn row_blocks_cover_rows_evenly() {
+    use super::driver::{block_rows, row_blocks};
+    for (n, threads, mr, mc_max) in [
+        (1024, 2, 12, 96),
+        (1024, 2, 6, 192),
+        (16, 2, 12, 96),
+        (1, 3, 6, 192),
+        (401, 3, 12, 96),
+    ] {
+        let (rb, micro) = row_blocks(n, threads, mr, mc_max);
+        let mut next = 0;
+        let mut sizes = vec![];
+        for b in 0..rb {
+            let (i0, m) = block_rows(b, rb, micro, mr, n);
+            assert_eq!(i0, next, "blocks of {n} rows are not contiguous");
+            assert!(m > 0 && i0 % mr == 0);
+            sizes.push(m.div_ceil(mr));
+            next = i0 + m;
+        }
+        assert_eq!(next, n);
+        let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+        assert!(hi - lo <= 1, "uneven blocks {sizes:?}");
+        if n >= threads * 4 * mr {
+            assert_eq!(rb % threads, 0, "{rb} blocks for {threads} threads");
+        }
+    }
 }
