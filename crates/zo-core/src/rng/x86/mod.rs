@@ -15,6 +15,9 @@
 /// aes_out aes_key aesenc aesenclast`, all with the target features `$feat`.
 macro_rules! kernel {
     ($feat:literal) => {
+        kernel!($feat, 1);
+    };
+    ($feat:literal, $gpi:literal) => {
         use crate::rng::ars::round_key;
         use crate::rng::scalar::{
             COS_P, INV_2_24, LOG_P, LOG_Q1, LOG_Q2, SIN_P, SQRTHF_BITS, TWO_PI, UNIF_OFFSET,
@@ -49,9 +52,13 @@ macro_rules! kernel {
         /// Box–Muller pair vectors computed in lockstep: 4 overlaps the dependency chains of
         /// the polynomials (2 measured slower; the AVX2 kernel spills a little at 4 already).
         const LOCKSTEP: usize = 4;
-        /// Groups per kernel iteration, whose NV·GPI ARS chains run interleaved. 1: with 2 the
-        /// 16 ymm AES states spill and ARS alone measured 15-45 % slower (`rng_micro`).
-        const GPI: usize = 1;
+        /// Groups per kernel iteration, whose NV·GPI ARS chains run interleaved (the macro's
+        /// second argument). AVX2: 1, since with 2 the 16 ymm AES states spill and ARS alone
+        /// measured 15-45 % slower (`rng_micro`, Zen 3). AVX-512: 2, since 32 zmm registers
+        /// hold 8 states; on the Sapphire Rapids machine (2026-11-23, quiet, 3 alternated runs
+        /// of `sweep_bench --threads 2 --repeats 9`) the one-term sweep took 34.4-34.8 ms
+        /// against 38.0-39.1 ms with 1 and 35.2-37.5 ms with 4.
+        const GPI: usize = $gpi;
         /// Floats ahead of the current group that the axpy sweep prefetches (4 KB, 16 groups
         /// ahead; the group's 4 cache lines each call). On the AVX-512 machine (2026-11-23,
         /// alternated runs of `rng_micro` and `sweep_bench`, other load present) the one-term
