@@ -75,6 +75,61 @@
 
 use std::mem::MaybeUninit;
 
+/// The two ends of a micro-kernel, written once for both kernels over their vector type's
+/// intrinsics (`$w` lanes per vector, two vectors per tile row): loading the partial sums of
+/// the previous `k` blocks into `acc`, and storing `acc` to C raw (`epi = None`: more `k`
+/// blocks follow) or through the epilogue `max?(scale·acc + bias_scaled + res, 0)`.
+/// Expands to unsafe intrinsic calls: use inside the kernels' `unsafe` bodies.
+#[cfg(target_arch = "x86_64")]
+macro_rules! load_tile {
+    ($acc:ident, $c:ident, $ldc:ident, $w:literal, $loadu:ident) => {
+        for (i, row) in $acc.iter_mut().enumerate() {
+            for (h, v) in row.iter_mut().enumerate() {
+                *v = $loadu($c.add(i * $ldc + h * $w));
+            }
+        }
+    };
+}
+
+/// See `load_tile!`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! store_tile {
+    ($acc:ident, $c:ident, $ldc:ident, $epi:ident, $w:literal,
+     $set1:ident, $setzero:ident, $loadu:ident, $storeu:ident, $fmadd:ident, $add:ident,
+     $max:ident) => {
+        match $epi {
+            None => {
+                for (i, row) in $acc.iter().enumerate() {
+                    for (h, &v) in row.iter().enumerate() {
+                        $storeu($c.add(i * $ldc + h * $w), v);
+                    }
+                }
+            }
+            Some(e) => {
+                let s = $set1(e.scale);
+                let zero = $setzero();
+                let bias = if e.bias.is_null() {
+                    [zero, zero]
+                } else {
+                    [$loadu(e.bias), $loadu(e.bias.add($w))]
+                };
+                for (i, row) in $acc.iter().enumerate() {
+                    for (h, &v) in row.iter().enumerate() {
+                        let mut y = $fmadd(v, s, bias[h]);
+                        if !e.res.is_null() {
+                            y = $add(y, $loadu(e.res.add(i * e.ldr + h * $w)));
+                        }
+                        if e.relu {
+                            y = $max(y, zero);
+                        }
+                        $storeu($c.add(i * $ldc + h * $w), y);
+                    }
+                }
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]

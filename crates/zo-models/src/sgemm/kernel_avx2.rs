@@ -188,10 +188,7 @@ unsafe fn kernel_6x16(
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
         if accumulate {
-            for (i, row) in acc.iter_mut().enumerate() {
-                row[0] = _mm256_loadu_ps(c.add(i * ldc));
-                row[1] = _mm256_loadu_ps(c.add(i * ldc + 8));
-            }
+            load_tile!(acc, c, ldc, 8, _mm256_loadu_ps);
         } else {
             for i in 0..MR {
                 _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
@@ -226,34 +223,19 @@ unsafe fn kernel_6x16(
         for _ in 0..kc % 4 {
             step!();
         }
-        match epi {
-            None => {
-                for (i, row) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(c.add(i * ldc), row[0]);
-                    _mm256_storeu_ps(c.add(i * ldc + 8), row[1]);
-                }
-            }
-            Some(e) => {
-                let s = _mm256_set1_ps(e.scale);
-                let zero = _mm256_setzero_ps();
-                let bias = if e.bias.is_null() {
-                    [zero, zero]
-                } else {
-                    [_mm256_loadu_ps(e.bias), _mm256_loadu_ps(e.bias.add(8))]
-                };
-                for (i, row) in acc.iter().enumerate() {
-                    for (h, &v) in row.iter().enumerate() {
-                        let mut y = _mm256_fmadd_ps(v, s, bias[h]);
-                        if !e.res.is_null() {
-                            y = _mm256_add_ps(y, _mm256_loadu_ps(e.res.add(i * e.ldr + h * 8)));
-                        }
-                        if e.relu {
-                            y = _mm256_max_ps(y, zero);
-                        }
-                        _mm256_storeu_ps(c.add(i * ldc + h * 8), y);
-                    }
-                }
-            }
-        }
+        store_tile!(
+            acc,
+            c,
+            ldc,
+            epi,
+            8,
+            _mm256_set1_ps,
+            _mm256_setzero_ps,
+            _mm256_loadu_ps,
+            _mm256_storeu_ps,
+            _mm256_fmadd_ps,
+            _mm256_add_ps,
+            _mm256_max_ps
+        );
     }
 }

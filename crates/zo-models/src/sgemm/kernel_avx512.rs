@@ -81,10 +81,7 @@ unsafe fn kernel_mx32<const MR: usize>(
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         if accumulate {
-            for (i, row) in acc.iter_mut().enumerate() {
-                row[0] = _mm512_loadu_ps(c.add(i * ldc));
-                row[1] = _mm512_loadu_ps(c.add(i * ldc + 16));
-            }
+            load_tile!(acc, c, ldc, 16, _mm512_loadu_ps);
         } else {
             for i in 0..MR {
                 _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
@@ -117,34 +114,19 @@ unsafe fn kernel_mx32<const MR: usize>(
         for _ in 0..kc % 2 {
             step!();
         }
-        match epi {
-            None => {
-                for (i, row) in acc.iter().enumerate() {
-                    _mm512_storeu_ps(c.add(i * ldc), row[0]);
-                    _mm512_storeu_ps(c.add(i * ldc + 16), row[1]);
-                }
-            }
-            Some(e) => {
-                let s = _mm512_set1_ps(e.scale);
-                let zero = _mm512_setzero_ps();
-                let bias = if e.bias.is_null() {
-                    [zero, zero]
-                } else {
-                    [_mm512_loadu_ps(e.bias), _mm512_loadu_ps(e.bias.add(16))]
-                };
-                for (i, row) in acc.iter().enumerate() {
-                    for (h, &v) in row.iter().enumerate() {
-                        let mut y = _mm512_fmadd_ps(v, s, bias[h]);
-                        if !e.res.is_null() {
-                            y = _mm512_add_ps(y, _mm512_loadu_ps(e.res.add(i * e.ldr + h * 16)));
-                        }
-                        if e.relu {
-                            y = _mm512_max_ps(y, zero);
-                        }
-                        _mm512_storeu_ps(c.add(i * ldc + h * 16), y);
-                    }
-                }
-            }
-        }
+        store_tile!(
+            acc,
+            c,
+            ldc,
+            epi,
+            16,
+            _mm512_set1_ps,
+            _mm512_setzero_ps,
+            _mm512_loadu_ps,
+            _mm512_storeu_ps,
+            _mm512_fmadd_ps,
+            _mm512_add_ps,
+            _mm512_max_ps
+        );
     }
 }
