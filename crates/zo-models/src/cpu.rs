@@ -1,8 +1,8 @@
 //! f32 CPU fast paths of the OPT forward that call a GEMM directly, where candle's composite
 //! ops cost extra passes over memory. The projections and the lm_head use our
 //! [`crate::sgemm::sgemm_nt`] (specialised for `x Wᵀ` with the Linear epilogue fused, faster
-//! than `gemm` on these shapes) where the CPU has AVX2+FMA, and `gemm` (the GEMM library
-//! candle's CPU backend uses) elsewhere:
+//! than `gemm` on these shapes) where the CPU has AVX2+FMA or AVX-512F, and `gemm` (the GEMM
+//! library candle's CPU backend uses) elsewhere:
 //!
 //! - [`linear`]: `y = s·(x Wᵀ + b)` in one GEMM call with the bias / residual / ReLU applied as
 //!   the output is stored (with `gemm`: on an output pre-filled with the bias rows,
@@ -11,10 +11,11 @@
 //! - [`attention`]: `softmax(q kᵀ + mask) v` per (sequence, head) as tasks in parallel (rayon),
 //!   reading the heads as strided views of the `[b·t, h]` projections and writing the output in
 //!   place, instead of three head-splitting copies, 2·b·heads tiny GEMMs one after another on one
-//!   core, a mask pass, a softmax pass and a transposing copy.
+//!   core, a mask pass, a softmax pass and a transposing copy; the two small products of a task
+//!   are register-tiled loops of our own (`attn`), not GEMM-library calls.
 //!
 //! Every function returns `Ok(None)` when its inputs are not contiguous f32 CPU tensors, and the
-//! caller then runs the candle ops. Determinism: both GEMMs split a product between threads over
+//! caller then runs the candle ops. Determinism: the GEMMs split a product between threads over
 //! output blocks only (the reduction over `k` runs in one order whatever the thread count), and
 //! each attention task is single-threaded and independent of the others, so results do not
 //! depend on the number of threads (tested in `tests`).
