@@ -12,6 +12,10 @@ import json
 import os
 import sys
 
+# zo bench's threshold (crates/zo-runner/src/bench/measure.rs, PROBE_MIN_RATIO), applied to the
+# peer's probes too: below it, the 2-thread figure was not ~2x the 1-thread one.
+PROBE_MIN_RATIO = 1.6
+
 
 def zo_lines(path):
     if not os.path.exists(path):
@@ -100,8 +104,13 @@ def main():
         print(f"| {name} | {z} | {p} | {'' if ratio is None else f'{ratio:.2f}'} |")
     print()
     print("Quiet-machine check (GEMM probe GFLOP/s, 2 threads / 1 thread (ratio)):")
+    def peer_probe(p):
+        r = p["gflops_2t"] / p["gflops_1t"]
+        flag = " CONTENDED" if r < PROBE_MIN_RATIO else ""
+        return f"{p['gflops_2t']:.0f}/{p['gflops_1t']:.0f} ({r:.2f}{flag})"
+
     for name, z, pb, pa in probe_notes:
-        print(f"- {name}: zo {z}; peer before {pb['gflops_2t']:.0f}/{pb['gflops_1t']:.0f}, after {pa['gflops_2t']:.0f}/{pa['gflops_1t']:.0f}")
+        print(f"- {name}: zo {z}; peer before {peer_probe(pb)}, after {peer_probe(pa)}")
     log = f"{d}/log.txt"
     if os.path.exists(log):
         loads = [l.split("load ")[1].split(" ")[0] for l in open(log) if l.startswith("== ")]
