@@ -41,6 +41,12 @@ def probes(lines):
     return [p for p in lines if p.get("figure") == "probe"]
 
 
+def peer_contended(p):
+    """Whether either of the peer's probes around its figure fell below PROBE_MIN_RATIO."""
+    return any(q["gflops_2t"] / q["gflops_1t"] < PROBE_MIN_RATIO
+               for q in (p["probe_before"], p["probe_after"]))
+
+
 def fmt_probe(ps):
     if not ps:
         return "-"
@@ -54,27 +60,29 @@ def main():
     d = sys.argv[1]
     rows = []
     probe_notes = []
+    # (figure, zo file, peer file, peer key, row name, zo text, peer text)
+    timed = [
+        ("B1", "zo_b1_T{t}.json", "peer_fwd_T{t}.txt", "forward",
+         lambda r, t: f"B1 {r['loss']} T{t}",
+         lambda r: f"{r['median_s']:.3f} s ({r['gflops_per_s']:.0f} GFLOP/s, CPU {r['cpu_s_per_call']:.2f} s)",
+         lambda p: f"{p['median_s']:.3f} s ({p['gflops_per_s']:.0f} GFLOP/s)"),
+        ("B2", "zo_b2_T{t}.json", "peer_step_T{t}.txt", "mezo_step",
+         lambda r, t: f"B2 {r['method']} {r['loss']} T{t}",
+         lambda r: f"{r['median_s']:.3f} s (CPU {r['cpu_s_per_call']:.2f} s, {r['sweeps_per_step']} sweeps)",
+         lambda p: f"{p['median_s']:.3f} s (MeZO step)"),
+    ]
     for t in (64, 128):
-        zb1 = zo_lines(f"{d}/zo_b1_T{t}.json")
-        pf = peer(f"{d}/peer_fwd_T{t}.txt")
-        if zb1 and pf:
-            pm = pf["forward"]["median_s"]
-            for r in zb1:
-                if r.get("figure") != "B1":
-                    continue
-                rows.append((f"B1 {r['loss']} T{t}", f"{r['median_s']:.3f} s ({r['gflops_per_s']:.0f} GFLOP/s, CPU {r['cpu_s_per_call']:.2f} s)",
-                             f"{pm:.3f} s ({pf['forward']['gflops_per_s']:.0f} GFLOP/s)", r["median_s"] / pm))
-            probe_notes.append((f"B1 T{t}", fmt_probe(probes(zb1)), pf["probe_before"], pf["probe_after"]))
-        zb2 = zo_lines(f"{d}/zo_b2_T{t}.json")
-        ps = peer(f"{d}/peer_step_T{t}.txt")
-        if zb2 and ps:
-            pm = ps["mezo_step"]["median_s"]
-            for r in zb2:
-                if r.get("figure") != "B2":
-                    continue
-                rows.append((f"B2 {r['method']} {r['loss']} T{t}", f"{r['median_s']:.3f} s (CPU {r['cpu_s_per_call']:.2f} s, {r['sweeps_per_step']} sweeps)",
-                             f"{pm:.3f} s (MeZO step)", r["median_s"] / pm))
-            probe_notes.append((f"B2 T{t}", fmt_probe(probes(zb2)), ps["probe_before"], ps["probe_after"]))
+        for fig, zf, pf_name, key, name, ztext, ptext in timed:
+            zo = zo_lines(f"{d}/{zf.format(t=t)}")
+            pf = peer(f"{d}/{pf_name.format(t=t)}")
+            if not (zo and pf):
+                continue
+            pm = pf[key]["median_s"]
+            note = " (peer contended)" if peer_contended(pf) else ""
+            for r in zo:
+                if r.get("figure") == fig:
+                    rows.append((name(r, t), ztext(r), ptext(pf[key]) + note, r["median_s"] / pm))
+            probe_notes.append((f"{fig} T{t}", fmt_probe(probes(zo)), pf["probe_before"], pf["probe_after"]))
     psw = peer(f"{d}/peer_sweep.txt")
     for name in sorted(glob.glob(f"{d}/zo_b3*.json")):
         zb3 = zo_lines(name)
@@ -82,9 +90,10 @@ def main():
             if r.get("figure") != "B3":
                 continue
             pm = psw["sweep"]["median_s"] if psw else None
+            note = " (peer contended)" if psw and peer_contended(psw) else ""
             rows.append((f"B3 sweep, {r['terms']} term(s) ({os.path.basename(name)})",
                          f"{r['median_ms']:.1f} ms ({r['gb_per_s']:.1f} GB/s)",
-                         f"{pm * 1e3:.1f} ms" if pm and r["terms"] == 1 else "-",
+                         f"{pm * 1e3:.1f} ms{note}" if pm and r["terms"] == 1 else "-",
                          r["median_s"] / pm if pm and r["terms"] == 1 else None))
         if psw:
             probe_notes.append((f"B3 {os.path.basename(name)}", fmt_probe(probes(zb3)), psw["probe_before"], psw["probe_after"]))
