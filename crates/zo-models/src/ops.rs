@@ -456,15 +456,25 @@ mod tests {
                 assert_eq!(unsafe { max_sumexp_avx512(&row) }, generic);
             }
         }
-        for len in [
-            0usize, 1, 7, 8, 9, 15, 16, 17, 24, 1023, 1024, 1031, 1040, 2049,
-        ] {
-            let r = &row[..len];
+        // Values of one magnitude in a scrambled order (an LCG), so that any other order of
+        // the additions gives other bits.
+        let mut state = 0x2545_f491_u32;
+        let mixed: Vec<f32> = (0..2100)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 8) as f32 / (1u32 << 24) as f32 * 3.0
+            })
+            .collect();
+        // Every length up to two 1024-blocks and a bit: a lane's rounding difference is often
+        // absorbed when the 8 lanes are summed, so one length alone would prove little.
+        for len in 0..=2100 {
+            let r = &mixed[..len];
             let m = max_lanes(r);
             if !m.is_finite() {
                 continue;
             }
             let (_, s) = max_sumexp_generic(r);
+            assert_eq!(max_sumexp(r), (m, s), "len {len}: the dispatched build");
             let eight_at_a_time: f64 = r
                 .chunks(1024)
                 .map(|block| {
