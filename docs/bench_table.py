@@ -41,10 +41,20 @@ def probes(lines):
     return [p for p in lines if p.get("figure") == "probe"]
 
 
+def peer_ratio(q):
+    """2-thread / 1-thread GFLOP/s of one of the peer's probes."""
+    return q["gflops_2t"] / q["gflops_1t"]
+
+
 def peer_contended(p):
     """Whether either of the peer's probes around its figure fell below PROBE_MIN_RATIO."""
-    return any(q["gflops_2t"] / q["gflops_1t"] < PROBE_MIN_RATIO
-               for q in (p["probe_before"], p["probe_after"]))
+    return any(peer_ratio(q) < PROBE_MIN_RATIO for q in (p["probe_before"], p["probe_after"]))
+
+
+def fmt_peer_probe(q):
+    r = peer_ratio(q)
+    flag = " CONTENDED" if r < PROBE_MIN_RATIO else ""
+    return f"{q['gflops_2t']:.0f}/{q['gflops_1t']:.0f} ({r:.2f}{flag})"
 
 
 def fmt_probe(ps):
@@ -113,19 +123,17 @@ def main():
         print(f"| {name} | {z} | {p} | {'' if ratio is None else f'{ratio:.2f}'} |")
     print()
     print("Quiet-machine check (GEMM probe GFLOP/s, 2 threads / 1 thread (ratio)):")
-    def peer_probe(p):
-        r = p["gflops_2t"] / p["gflops_1t"]
-        flag = " CONTENDED" if r < PROBE_MIN_RATIO else ""
-        return f"{p['gflops_2t']:.0f}/{p['gflops_1t']:.0f} ({r:.2f}{flag})"
-
     for name, z, pb, pa in probe_notes:
-        print(f"- {name}: zo {z}; peer before {peer_probe(pb)}, after {peer_probe(pa)}")
+        print(f"- {name}: zo {z}; peer before {fmt_peer_probe(pb)}, after {fmt_peer_probe(pa)}")
     log = f"{d}/log.txt"
     if os.path.exists(log):
-        loads = [l.split("load ")[1].split(" ")[0] for l in open(log) if l.startswith("== ")]
-        times = [l.split(" ")[1] for l in open(log) if l.startswith("== ")]
-        if loads:
-            print(f"- window {times[0]}–{times[-1]}, 1-min load average {min(loads)}–{max(loads)}")
+        with open(log) as f:
+            marks = [l for l in f if l.startswith("== ")]
+        if marks:
+            # "== HH:MM:SS load 1m 5m 15m :: what"
+            loads = [l.split("load ")[1].split(" ")[0] for l in marks]
+            lo, hi = min(loads, key=float), max(loads, key=float)
+            print(f"- window {marks[0].split(' ')[1]}–{marks[-1].split(' ')[1]}, 1-min load average {lo}–{hi}")
 
 
 if __name__ == "__main__":
