@@ -49,6 +49,144 @@ pub fn mean_option_logprobs(model: &OptModel, batch: &Batch) -> Result<Vec<f64>>
         .collect())
 }
 
+/// One candidate sequence: the prompt followed by the option, whose last `option_len` tokens
+/// are scored.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate<'a> {
+    pub ids: &'a [u32],
+    pub option_len: usize,
+}
+
+/// What [`mean_option_logprobs_shared`] returns.
+#[derive(Clone, Debug)]
+pub struct SharedScores {
+    /// [`mean_option_logprobs`] of every candidate, example after example.
+    pub scores: Vec<f64>,
+    /// Token positions the forward passes ran (padding excluded).
+    pub tokens_run: usize,
+    /// Token positions of the candidates taken one by one (what scoring them unshared runs).
+    pub tokens_unshared: usize,
+}
+
+/// Candidate scoring where the candidates of one example share the forward pass of their
+/// common prompt: the prompts of all `examples` run once (left-padded, one row each, into a KV
+/// cache), the cache is repeated for each example's candidates, and only the rest of each
+/// candidate runs after it (right-padded). Equal to [`mean_option_logprobs`] of the candidates
+/// up to float rounding (the rows differ in padding and blocking, ~1e-7).
+///
+/// The shared prompt of an example is the longest common prefix of its candidates' ids, cut
+/// so that every candidate keeps at least one token and the position that predicts its first
+/// option token. Scored labels equal to the pad id are skipped, as in MeZO; a candidate with
+/// no scored token gets NaN.
+pub fn mean_option_logprobs_shared(
+    model: &OptModel,
+    examples: &[Vec<Candidate<'_>>],
+) -> Result<SharedScores> {
+    let pad = model.config().pad_token_id;
+    let cands: Vec<(usize, &Candidate<'_>)> = examples
+        .iter()
+        .enumerate()
+        .flat_map(|(e, c)| c.iter().map(move |c| (e, c)))
+        .collect();
+    if cands.is_empty() {
+        return Err(Error::Input("scoring: no candidate".into()));
+    }
+    for (e, c) in &cands {
+        if c.ids.is_empty() || c.option_len > c.ids.len() {
+            return Err(Error::Input(format!(
+                "scoring: example {e} has a candidate of {} tokens with option_len {}",
+                c.ids.len(),
+                c.option_len
+            )));
+        }
+    }
+    let tokens_unshared = cands.iter().map(|(_, c)| c.ids.len()).sum();
+    // Shared prefix length per example.
+    let prefix: Vec<usize> = examples
+        .iter()
+        .map(|cs| {
+            let Some(first) = cs.first() else { return 0 };
+            cs.iter().fold(first.ids.len(), |p, c| {
+                let common = first
+                    .ids
+                    .iter()
+                    .zip(c.ids)
+                    .take(p)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                let keep = if c.option_len > 0 {
+                    (c.ids.len() - c.option_len).saturating_sub(1)
+                } else {
+                    c.ids.len() - 1
+                };
+                common.min(keep)
+            })
+        })
+        .collect();
+    let plen = prefix.iter().copied().max().unwrap_or(0);
+    let rows = cands.len();
+    let mut cache = KvCache::default();
+    let mut tokens_run = 0;
+    if plen > 0 {
+        let n = examples.len();
+        let mut ids = vec![pad; n * plen];
+        let mut mask = vec![0u8; n * plen];
+        for (e, cs) in examples.iter().enumerate() {
+            let p = prefix[e];
+            if let Some(c) = cs.first() {
+                ids[e * plen + plen - p..(e + 1) * plen].copy_from_slice(&c.ids[..p]);
+                mask[e * plen + plen - p..(e + 1) * plen].fill(1);
+            }
+            tokens_run += p;
+        }
+        model.forward_hidden_cached(&ids, &mask, n, plen, &mut cache)?;
+        let of_row: Vec<u32> = cands.iter().map(|(e, _)| *e as u32).collect();
+        cache = cache.select_rows(&of_row)?;
+    }
+    // The rest of each candidate, right-padded.
+    // Tokens of each candidate already in the cache.
+    let skip_of = |e: usize| if plen > 0 { prefix[e] } else { 0 };
+    let clen = cands
+        .iter()
+        .map(|(e, c)| c.ids.len() - skip_of(*e))
+        .max()
+        .unwrap_or(0);
+    let mut ids = vec![pad; rows * clen];
+    let mut mask = vec![0u8; rows * clen];
+    let mut label_rows = Vec::new();
+    let mut labels = Vec::new();
+    let mut label_of = Vec::new();
+    for (r, &(e, c)) in cands.iter().enumerate() {
+        let skip = skip_of(e);
+        let tail = &c.ids[skip..];
+        ids[r * clen..r * clen + tail.len()].copy_from_slice(tail);
+        mask[r * clen..r * clen + tail.len()].fill(1);
+        tokens_run += tail.len();
+        for t in c.ids.len() - c.option_len..c.ids.len() {
+            if c.ids[t] != pad && t > skip {
+                label_rows.push((r * clen + t - 1 - skip) as u32);
+                labels.push(c.ids[t]);
+                label_of.push(r);
+            }
+        }
+    }
+    let hidden = model.forward_hidden_cached(&ids, &mask, rows, clen, &mut cache)?;
+    let mut sums = vec![(0f64, 0usize); rows];
+    if !labels.is_empty() {
+        let idx = candle_core::Tensor::from_slice(&label_rows, label_rows.len(), hidden.device())?;
+        let nll = model.nll_from_hidden(&hidden.index_select(&idx, 0)?, &labels)?;
+        for (r, v) in label_of.into_iter().zip(nll) {
+            sums[r].0 -= v;
+            sums[r].1 += 1;
+        }
+    }
+    Ok(SharedScores {
+        scores: sums.iter().map(|&(s, n)| s / n as f64).collect(),
+        tokens_run,
+        tokens_unshared,
+    })
+}
+
 /// The LM-style loss: cross-entropy averaged over every scored option token of the batch
 /// (token-weighted, torch `CrossEntropyLoss(ignore_index=-100)` mean reduction). With
 /// [`Batch::full_lm`] this is transformers' causal LM loss.

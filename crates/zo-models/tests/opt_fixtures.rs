@@ -10,7 +10,7 @@ use candle_core::{DType, Device};
 use common::*;
 use zo_models::scoring::{
     classification_loss, greedy_generate, greedy_generate_batch, lm_loss, mean_option_logprobs,
-    CandidateGroup, GenerateOptions,
+    mean_option_logprobs_shared, Candidate, CandidateGroup, GenerateOptions,
 };
 use zo_models::{Batch, OptModel};
 
@@ -188,4 +188,112 @@ fn all_layouts_load_the_same_parameters() {
             assert_eq!(d, 0.0, "{a} vs {b}: {n}");
         }
     }
+}
+
+/// The golden rows without their left padding.
+fn golden_rows(batch: &Batch) -> Vec<Vec<u32>> {
+    (0..batch.batch)
+        .map(|b| {
+            let (s, e) = batch.real_span(b).unwrap();
+            batch.ids[b * batch.seq_len + s..b * batch.seq_len + e].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn shared_prompt_scoring_matches_transformers() {
+    for name in ["postln", "nobias-bin"] {
+        let (model, g) = load(name);
+        let batch = golden_batch(&g);
+        let rows = golden_rows(&batch);
+        let cand = |r: usize| Candidate {
+            ids: &rows[r],
+            option_len: batch.option_len[r],
+        };
+        // cls_groups: rows 0-1 and 2-3 are the candidates of two examples; row 4 is alone.
+        let examples = vec![
+            vec![cand(0), cand(1)],
+            vec![cand(2), cand(3)],
+            vec![cand(4)],
+        ];
+        let got = mean_option_logprobs_shared(&model, &examples).unwrap();
+        let d = max_abs_diff(&got.scores, &f64_vec(&g["mezo_mean_option_logprob"]));
+        assert!(d <= TOL, "{name} shared scores: {d}");
+        // Shared prefixes: 5 tokens of rows 0-1 (their common 6 less the last, whose hidden
+        // state predicts each option), 3 of rows 2-3 (common 4 less one: row 2's option has
+        // 2 tokens), and row 4's prompt alone: run once instead of once per candidate.
+        assert_eq!(got.tokens_unshared, 7 + 7 + 6 + 5 + 8);
+        assert_eq!(got.tokens_run, got.tokens_unshared - 5 - 3);
+        eprintln!("{name}: shared-prompt scores, max |Δ| vs transformers {d:.3e}");
+    }
+}
+
+#[test]
+fn shared_prompt_scoring_equals_unshared_scoring() {
+    let (model, _) = load("postln");
+    let pad = model.config().pad_token_id;
+    // Examples with prompts of 3-40 tokens and 1-4 candidates whose options have 1-3 tokens
+    // (some options share their first token, so the common prefix runs into the option and is
+    // cut back); ids from a fixed LCG, never the pad id.
+    let mut state = 12_345u32;
+    let mut next = || {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        2 + (state >> 8) % 250
+    };
+    let mut seqs: Vec<Vec<Vec<u32>>> = Vec::new();
+    let mut olens: Vec<Vec<usize>> = Vec::new();
+    for (e, (plen, ncand)) in [(3, 2), (40, 4), (17, 1), (9, 3), (25, 2)]
+        .iter()
+        .enumerate()
+    {
+        let prompt: Vec<u32> = (0..*plen).map(|_| next()).collect();
+        let shared_first = next();
+        let mut ss = Vec::new();
+        let mut os = Vec::new();
+        for c in 0..*ncand {
+            let olen = 1 + (e + c) % 3;
+            let mut s = prompt.clone();
+            let first = if c % 2 == 0 { shared_first } else { next() };
+            s.push(first);
+            s.extend((1..olen).map(|_| next()));
+            ss.push(s);
+            os.push(olen);
+        }
+        seqs.push(ss);
+        olens.push(os);
+    }
+    let examples: Vec<Vec<Candidate>> = seqs
+        .iter()
+        .zip(&olens)
+        .map(|(ss, os)| {
+            ss.iter()
+                .zip(os)
+                .map(|(s, &o)| Candidate {
+                    ids: s,
+                    option_len: o,
+                })
+                .collect()
+        })
+        .collect();
+    let shared = mean_option_logprobs_shared(&model, &examples).unwrap();
+    let flat_seqs: Vec<Vec<u32>> = seqs.iter().flatten().cloned().collect();
+    let flat_olen: Vec<usize> = olens.iter().flatten().copied().collect();
+    let batch = Batch::left_padded(&flat_seqs, &flat_olen, pad, None).unwrap();
+    let unshared = mean_option_logprobs(&model, &batch).unwrap();
+    let d = max_abs_diff(&shared.scores, &unshared);
+    assert!(d <= 1e-5, "shared vs unshared: {d}");
+    assert!(shared.scores.iter().all(|s| s.is_finite()));
+    // Each example's prompt but its last token ran once; the last token (whose hidden state
+    // predicts the option's first) and the option ran per candidate.
+    let prompts: usize = [3, 40, 17, 9, 25].iter().map(|p| p - 1).sum();
+    let per_candidate: usize = flat_olen.iter().map(|o| o + 1).sum();
+    assert_eq!(
+        shared.tokens_unshared,
+        flat_seqs.iter().map(Vec::len).sum::<usize>()
+    );
+    assert_eq!(shared.tokens_run, prompts + per_candidate);
+    eprintln!(
+        "shared vs unshared: max |Δ| {d:.3e}, {} of {} token positions run",
+        shared.tokens_run, shared.tokens_unshared
+    );
 }

@@ -162,6 +162,20 @@ impl LayerCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The device of the cached tensors (`None` when empty).
+    pub(crate) fn device(&self) -> Option<Device> {
+        self.kv.as_ref().map(|(k, _)| k.device().clone())
+    }
+
+    /// The cache of the sequences `idx` (indices into the batch, repeats allowed).
+    pub(crate) fn select_rows(&self, idx: &Tensor) -> Result<Self> {
+        let kv = match &self.kv {
+            Some((k, v)) => Some((k.index_select(idx, 0)?, v.index_select(idx, 0)?)),
+            None => None,
+        };
+        Ok(Self { kv })
+    }
 }
 
 /// Multi-head self-attention (`OPTAttention`): `softmax(q kᵀ / √d + mask) v`, with the

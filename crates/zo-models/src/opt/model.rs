@@ -52,6 +52,38 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The cache of the sequences `rows` of this one, in that order (a row may repeat): one
+    /// cached prompt serving several continuations.
+    pub fn select_rows(&self, rows: &[u32]) -> Result<KvCache> {
+        let past = self.len();
+        if let Some(&r) = rows.iter().find(|&&r| r as usize >= self.batch) {
+            return Err(Error::Input(format!(
+                "KV cache: row {r} out of a batch of {}",
+                self.batch
+            )));
+        }
+        let mask = rows
+            .iter()
+            .flat_map(|&r| &self.mask[r as usize * past..(r as usize + 1) * past])
+            .copied()
+            .collect();
+        let layers = match self.layers.first().and_then(LayerCache::device) {
+            Some(device) => {
+                let idx = Tensor::from_slice(rows, rows.len(), &device)?;
+                self.layers
+                    .iter()
+                    .map(|l| l.select_rows(&idx))
+                    .collect::<Result<_>>()?
+            }
+            None => self.layers.clone(),
+        };
+        Ok(KvCache {
+            layers,
+            mask,
+            batch: rows.len(),
+        })
+    }
 }
 
 /// The additive mask value: half of the dtype's most negative finite value, so that
