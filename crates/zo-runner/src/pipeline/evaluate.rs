@@ -4,14 +4,15 @@
 
 use anyhow::Result;
 use serde::Serialize;
-use zo_models::scoring::{greedy_generate, mean_option_logprobs, GenerateOptions};
+use zo_models::scoring::{
+    greedy_generate, mean_option_logprobs_shared, Candidate, GenerateOptions,
+};
 use zo_models::tokenizer::Tokenizer;
-use zo_models::{Batch, OptModel};
+use zo_models::OptModel;
 use zo_tasks::{argmax, f1, generation_answer, EncodedEval};
 
-use super::objective::PAD_MULTIPLE;
-
-/// Rows (candidate sequences) per forward pass at evaluation.
+/// Candidate rows scored per call at evaluation (whole examples; one prompt pass and one
+/// continuation pass per call).
 pub const EVAL_BATCH_ROWS: usize = 32;
 
 /// One example's evaluation, as `--predictions` writes it.
@@ -29,8 +30,10 @@ pub struct Prediction {
 }
 
 /// Evaluates `examples` (with their ids) and returns the metric (a fraction) and the predictions.
-/// Candidate sequences of several examples share one forward pass, up to [`EVAL_BATCH_ROWS`]
-/// rows. The grouping is fixed (not taken from the training batch size) because padding
+/// Candidate sequences of several examples are scored together, up to [`EVAL_BATCH_ROWS`]
+/// rows, and the candidates of one example share the forward pass of their prompt
+/// ([`mean_option_logprobs_shared`]: the prompt once into a KV cache, then each option after
+/// it). The grouping is fixed (not taken from the training batch size) because padding
 /// changes the f32 rounding of the scores at the 1e-7 level: every evaluation of the same
 /// weights on the same examples gives the same bits.
 pub fn evaluate(
@@ -41,7 +44,6 @@ pub fn evaluate(
     mut progress: impl FnMut(usize),
 ) -> Result<(f64, Vec<Prediction>)> {
     let mut preds: Vec<Prediction> = Vec::with_capacity(examples.len());
-    let pad = model.config().pad_token_id;
     let mut i = 0;
     while i < examples.len() {
         match &examples[i].1 {
@@ -59,18 +61,23 @@ pub fn evaluate(
                     rows += options.len();
                     j += 1;
                 }
-                let mut seqs = Vec::with_capacity(rows);
-                let mut olen = Vec::with_capacity(rows);
-                for (_, e) in &examples[i..j] {
-                    if let EncodedEval::Candidates { options, .. } = e {
-                        for o in options {
-                            seqs.push(o.ids.clone());
-                            olen.push(o.option_len);
-                        }
-                    }
-                }
-                let batch = Batch::left_padded(&seqs, &olen, pad, Some(PAD_MULTIPLE))?;
-                let scores = mean_option_logprobs(model, &batch)?;
+                // Each example's prompt runs once, its candidates continue from its cache.
+                let group: Vec<Vec<Candidate>> = examples[i..j]
+                    .iter()
+                    .filter_map(|(_, e)| match e {
+                        EncodedEval::Candidates { options, .. } => Some(
+                            options
+                                .iter()
+                                .map(|o| Candidate {
+                                    ids: &o.ids,
+                                    option_len: o.option_len,
+                                })
+                                .collect(),
+                        ),
+                        EncodedEval::Generation { .. } => None,
+                    })
+                    .collect();
+                let scores = mean_option_logprobs_shared(model, &group)?.scores;
                 let mut at = 0;
                 for (id, e) in &examples[i..j] {
                     if let EncodedEval::Candidates { options, correct } = e {
