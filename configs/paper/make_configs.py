@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes one `zo train` config per cell of the paper's Tables 5 and 6, with the
-hyper-parameters of its Tables 3-4 (shared/spec/ALGORITHMS.md, "The paper's hyper-parameters"):
+hyper-parameters of its Tables 3-4 (docs/ALGORITHMS.md, "The paper's hyper-parameters"):
 
 * configs/paper/table6/*.toml: OPT-13B full fine-tuning on MeZO's six tasks; GA cosine,
   GA constant, STP, AS2P.

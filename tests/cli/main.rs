@@ -1,4 +1,4 @@
-//! End-to-end tests of the `zo` binary (issue 5): each runs the real executable on tiny inputs.
+//! End-to-end tests of the `zo` binary: each runs the real executable on tiny inputs.
 
 mod bad_input;
 mod common;

@@ -1,10 +1,10 @@
-//! B3 of PERFORMANCE.md: one perturbation sweep over 125.2 M f32 parameters (the tensor shapes of
+//! B3 of docs/PERFORMANCE.md: one perturbation sweep over 125.2 M f32 parameters (the tensor shapes of
 //! facebook/opt-125m), median over repeats, at 1 and 2 threads (and any others asked for).
 //!
 //! Run: `cargo run --release -p zo-core --example sweep_bench [-- --repeats 9 --threads 1,2]`
 //!
 //! Prints one JSON line per figure: median/min/max ms, repeats, threads, and GB/s counting
-//! 8 bytes per f32 element (read + write), the PERFORMANCE.md convention.
+//! 8 bytes per f32 element (read + write), the docs/PERFORMANCE.md convention.
 
 use std::time::Instant;
 

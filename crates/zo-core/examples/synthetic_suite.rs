@@ -1,6 +1,6 @@
-//! The synthetic suite (issue 2): GA, GA_sign, STP, S2P and AS2P (and AS2P_sign) on four
+//! The synthetic suite: GA, GA_sign, STP, S2P and AS2P (and AS2P_sign) on four
 //! objectives with known structure, at a fixed query budget, and per objective the
-//! training-cost-ratio table of ALGORITHMS.md (queries to reach GA's loss at 100/80/60/40/20 %
+//! training-cost-ratio table of docs/ALGORITHMS.md (queries to reach GA's loss at 100/80/60/40/20 %
 //! of its run, relative to GA's total).
 //!
 //! Run: `cargo run --release -p zo-core --example synthetic_suite`

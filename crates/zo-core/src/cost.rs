@@ -1,4 +1,4 @@
-//! The training-cost ratio of the paper's Tables 5 and 6 (ALGORITHMS.md): how many queries a
+//! The training-cost ratio of the paper's Tables 5 and 6 (docs/ALGORITHMS.md): how many queries a
 //! method needs to reach the loss GA reached at given fractions of its run, relative to GA's
 //! total.
 //!

@@ -1,5 +1,5 @@
 //! γ statistics of AS2P: the standard deviation of the recent projected-gradient values, and
-//! the soft clip γ' = 1/(1/|γ| + 1/τ) (ALGORITHMS.md, AS2P).
+//! the soft clip γ' = 1/(1/|γ| + 1/τ) (docs/ALGORITHMS.md, AS2P).
 //!
 //! The window holds the last `capacity` γ values (capacity = ⌈w·K⌉). Statistics are recomputed
 //! from the window at every step in f64 with the two-pass algorithm (mean by Neumaier-compensated
@@ -18,7 +18,7 @@ use crate::{Error, Result};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SigmaOf {
-    /// Population std dev of the signed γ (the "decision" of ALGORITHMS.md).
+    /// Population std dev of the signed γ (the "decision" of docs/ALGORITHMS.md).
     #[default]
     Signed,
     /// Population std dev of |γ| (offered as an option).

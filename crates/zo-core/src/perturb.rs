@@ -2,7 +2,7 @@
 //! x ← a·x on the decayed tensors), in one pass over the weights.
 //!
 //! Why fused and in place: a ZO step's only weight-sized work is moving the weights along the
-//! direction (MeZO's recipe, ALGORITHMS.md "Memory-efficient execution"). Generating z into a
+//! direction (MeZO's recipe, docs/ALGORITHMS.md "Memory-efficient execution"). Generating z into a
 //! buffer and then adding it would double the memory traffic and allocate a weight-sized
 //! temporary; here z is generated in registers and consumed at once ([`rng::axpy_raw`]; an 8 KiB
 //! stack tile where the same direction is used twice or the tile is not whole groups).

@@ -1,5 +1,5 @@
 //! Schedules as pure functions of (step, total steps): the LR factor c_k, and the decays
-//! ρ₀ → ρ_end and 2η_a → η_a of AS2P (ALGORITHMS.md).
+//! ρ₀ → ρ_end and 2η_a → η_a of AS2P (docs/ALGORITHMS.md).
 //!
 //! Pure functions (no state) so a resumed run computes the very same values.
 

@@ -1,5 +1,5 @@
-//! Synthetic objectives with known structure, to exercise the optimizers without a model
-//! (issue 2, "A synthetic suite"): an ill-conditioned quadratic, a Rosenbrock valley, a
+//! Synthetic objectives with known structure, to exercise the optimizers without a model:
+//! an ill-conditioned quadratic, a Rosenbrock valley, a
 //! function that is (L₀, L₁)-smooth but not L-smooth, and mini-batch logistic regression on
 //! generated data. Every problem is deterministic (its data come from the direction generator, `rng`).
 //!

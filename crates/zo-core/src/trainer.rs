@@ -1,4 +1,4 @@
-//! THE training loop, for every optimizer, model and task (ARCHITECTURE.md trap 1).
+//! THE training loop, for every optimizer, model and task (docs/ARCHITECTURE.md trap 1).
 //!
 //! Determinism: the direction of step k is z(Key { seed, step: k }), the batch of step k is
 //! `BatchSampler::batch(k)`, the LR factor is `schedule.factor(k, K)`, all pure functions; the

@@ -1,8 +1,8 @@
 //! Forward + loss latency of zo's OPT on opt-125m shapes (random weights, f32, CPU), to set
-//! beside the peer (`/work/shared/bench/mezo_torch_bench.py --mode forward`) run right after:
+//! beside the peer (`docs/peer/mezo_torch_bench.py --mode forward`) run right after:
 //!
 //!     cargo run --release -p zo-models --example forward_bench -- --preset 125m -B 16 -T 64 --warmup 2 --repeats 10
-//!     /tmp/peer-venv/bin/python /work/shared/bench/mezo_torch_bench.py --preset 125m -B 16 -T 64 --mode forward --warmup 2 --repeats 10
+//!     $VENV/bin/python docs/peer/mezo_torch_bench.py --preset 125m -B 16 -T 64 --mode forward --warmup 2 --repeats 10
 //!
 //! Prints one JSON line per figure:
 //! - `forward_full_lm`: the peer's definition, the mean causal-LM cross-entropy over all

@@ -2,7 +2,7 @@
 //! `tests/fixtures/check_zo_saved.py` to load with transformers and compare.
 //!
 //!     cargo run -p zo-models --example save_for_hf_check -- /tmp/zo-saved
-//!     /tmp/peer-venv/bin/python crates/zo-models/tests/fixtures/check_zo_saved.py /tmp/zo-saved
+//!     $VENV/bin/python crates/zo-models/tests/fixtures/check_zo_saved.py /tmp/zo-saved
 //!
 //! Two models: pre-LN (opt-125m's layout) and post-LN with project_in/out (opt-350m's), both
 //! with the built-in tokenizer's vocabulary; the second is saved sharded. f32 throughout.

@@ -1,5 +1,5 @@
 //! [`Batch`]: padded token sequences whose last tokens ("option tokens") are scored, the input
-//! of every MeZO objective (MEZO-REFERENCE 1.0, "Training-loss encodings" / "Loss functions").
+//! of every MeZO objective (docs/PROTOCOL.md 1.0, "Training-loss encodings" / "Loss functions").
 
 use crate::{Error, Result};
 

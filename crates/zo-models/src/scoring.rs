@@ -1,5 +1,5 @@
 //! MeZO's objectives on a [`Batch`], ported from `forward_wrap_with_option_len` in
-//! princeton-nlp/MeZO `large_models/utils.py` (MEZO-REFERENCE 1.0, "Loss functions"), and the
+//! princeton-nlp/MeZO `large_models/utils.py` (docs/PROTOCOL.md 1.0, "Loss functions"), and the
 //! candidate scoring / greedy generation of `Framework.forward` in `large_models/run.py`.
 //!
 //! Every function runs one forward pass and computes logits only at the hidden states that

@@ -2,7 +2,7 @@
 //! or from the `vocab.json` + `merges.txt` pair the facebook/opt-* hub repos ship, plus a
 //! built-in 2048-entry tokenizer for the no-network quickstart.
 //!
-//! The BOS convention is a setting, never sniffed from a model name (MEZO-REFERENCE 1.0, 6.2,
+//! The BOS convention is a setting, never sniffed from a model name (docs/PROTOCOL.md 1.0, 6.2,
 //! 7.2): MeZO's protocol prepends `<s>` (id 0), Hugging Face's OPT tokenizer prepends `</s>`
 //! (id 2). Paper reproductions use [`Bos::Mezo`], the default. `encode` adds exactly one BOS and
 //! no EOS, as `tokenizer.encode(text)` does for OPT; a tokenizer.json's own post-processor is
@@ -21,7 +21,7 @@ const TINY_VOCAB: &str = include_str!("../assets/tiny-tokenizer/vocab.json");
 const TINY_MERGES: &str = include_str!("../assets/tiny-tokenizer/merges.txt");
 
 /// OPT's special tokens and ids (`<s>`=0, `<pad>`=1, `</s>`=2; `<unk>`=3 is an ordinary token
-/// for OPT, MEZO-REFERENCE 7.6).
+/// for OPT, docs/PROTOCOL.md 7.6).
 pub const BOS_MEZO: u32 = 0;
 pub const PAD: u32 = 1;
 pub const EOS: u32 = 2;
@@ -242,7 +242,7 @@ impl Tokenizer {
 
     /// Text of `ids`. `skip_special_tokens` drops [`Self::special_ids`];
     /// `clean_up_tokenization_spaces` applies transformers' `clean_up_tokenization` (the
-    /// 4.28.1 default that MeZO's generation evaluation relied on, MEZO-REFERENCE 7.1).
+    /// 4.28.1 default that MeZO's generation evaluation relied on, docs/PROTOCOL.md 7.1).
     pub fn decode(
         &self,
         ids: &[u32],

@@ -1,5 +1,5 @@
-//! The OPT forward against transformers on the shared tiny-opt fixture
-//! (`/work/shared/fixtures/tiny-opt`, made by its `make_tiny_fixture.py`: pre-LN, biases,
+//! The OPT forward against transformers on the tiny-opt fixture
+//! (`tests/fixtures/tiny-opt`, made by `tests/fixtures/make_tiny_fixture.py`: pre-LN, biases,
 //! right padding): logits and per-example losses within 1e-4.
 
 mod common;
@@ -12,7 +12,7 @@ const TOL: f64 = 1e-4;
 
 #[test]
 fn tiny_opt_logits_and_losses_match_transformers() {
-    let dir = shared_tiny_opt();
+    let dir = tiny_opt();
     let golden = read_json(&dir.join("golden.json"));
     let model = OptModel::from_dir(&dir, DType::F32, &Device::Cpu).unwrap();
     let ids = u32_rows(&golden["input_ids"]);
@@ -86,7 +86,7 @@ fn tiny_opt_logits_and_losses_match_transformers() {
 
 #[test]
 fn tiny_opt_bf16_and_f16_are_close_to_f32() {
-    let dir = shared_tiny_opt();
+    let dir = tiny_opt();
     let golden = read_json(&dir.join("golden.json"));
     let ids = flat(&u32_rows(&golden["input_ids"]));
     let mask: Vec<u8> = ids.iter().map(|_| 1).collect();

@@ -37,7 +37,7 @@ fn forward_outputs_do_not_track_a_graph() {
 
 #[test]
 fn in_place_parameter_change_is_seen_by_the_next_forward() {
-    let dir = shared_tiny_opt();
+    let dir = tiny_opt();
     let m = OptModel::from_dir(&dir, DType::F32, &Device::Cpu).unwrap();
     let b = some_batch();
     let before = lm_loss(&m, &b).unwrap();
@@ -176,7 +176,7 @@ fn forward_rejects_bad_inputs_without_panicking() {
 #[test]
 fn hidden_rows_shortcut_equals_the_full_forward() {
     // The last layer computed only at a few rows (left padding, pre- and post-LN layouts).
-    for dir in [fixture("postln"), fixture("nobias-bin"), shared_tiny_opt()] {
+    for dir in [fixture("postln"), fixture("nobias-bin"), tiny_opt()] {
         let m = OptModel::from_dir(&dir, DType::F32, &Device::Cpu).unwrap();
         let b = Batch::left_padded(
             &[vec![0, 5, 6, 7, 8, 9, 10], vec![0, 9, 10], vec![0, 3, 4, 5]],

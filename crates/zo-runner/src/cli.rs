@@ -46,7 +46,7 @@ pub enum Command {
     Reproduce(ReproduceArgs),
     /// Cost-ratio tables (markdown + CSV) and loss plots (SVG + PNG) from run directories.
     Report(ReportArgs),
-    /// Speed and memory figures (B1-B5 of PERFORMANCE.md) on a random OPT, as JSON lines.
+    /// Speed and memory figures (B1-B5 of docs/PERFORMANCE.md) on a random OPT, as JSON lines.
     Bench(crate::bench::BenchArgs),
 }
 

@@ -146,7 +146,7 @@ pub const VERSIONS_FILE: &str = "versions.json";
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Versions {
     zo: String,
-    /// `zo_core::rng::GENERATOR_VERSION` (1 = Philox4x32-10, 2 = Philox4x32-7).
+    /// `zo_core::rng::GENERATOR_VERSION` (1 = Philox4x32-10, 2 = Philox4x32-7, 3 = ARS4x32-7).
     generator: u32,
 }
 

@@ -46,7 +46,7 @@ impl DTypeSetting {
     }
 }
 
-/// Which BOS id prompts start with (MEZO-REFERENCE 1.0): MeZO's protocol prepends id 0, HF's
+/// Which BOS id prompts start with (docs/PROTOCOL.md 1.0): MeZO's protocol prepends id 0, HF's
 /// OPT tokenizer id 2. Explicit, never sniffed from the model name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

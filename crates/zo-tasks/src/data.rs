@@ -1,5 +1,5 @@
 //! Loading a task's split as validated [`Example`]s, in HF row order (the order MeZO's
-//! permutation indexes; MEZO-REFERENCE.md 1.0 "Data loading").
+//! permutation indexes; docs/PROTOCOL.md 1.0 "Data loading").
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -232,7 +232,7 @@ fn load_one(
     })
 }
 
-/// Load both pools of `task` and take MeZO's seeded subsets (MEZO-REFERENCE.md 1.0): train and
+/// Load both pools of `task` and take MeZO's seeded subsets (docs/PROTOCOL.md 1.0): train and
 /// dev from the train split, test from the validation split, all with `seed`.
 pub fn load_splits(
     task: Task,

@@ -1,4 +1,4 @@
-//! Tokenizing rendered prompts the way MeZO does, for any tokenizer (MEZO-REFERENCE.md 1.0,
+//! Tokenizing rendered prompts the way MeZO does, for any tokenizer (docs/PROTOCOL.md 1.0,
 //! "Prompt assembly", "Truncation", "Training-loss encodings").
 //!
 //! - `option_len[c] = len(encode(verbalized[c])) - len(encode(unverbalized))` — computed on the

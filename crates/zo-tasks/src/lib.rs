@@ -2,8 +2,8 @@
 //! data rows (HF parquet exports or JSONL) → seeded subsets → prompts and option spans →
 //! token ids through any tokenizer → metrics. Plus CIFAR-10/100 readers.
 //!
-//! No candle here (ARCHITECTURE.md): everything is strings, ids and `f32` arrays. The spec is
-//! `shared/spec/MEZO-REFERENCE.md`; section numbers in the docs refer to it.
+//! No candle here (docs/ARCHITECTURE.md): everything is strings, ids and `f32` arrays. The spec is
+//! `docs/PROTOCOL.md`; section numbers in the docs refer to it.
 //!
 //! Typical use by a runner:
 //! ```no_run

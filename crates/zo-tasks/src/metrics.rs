@@ -1,4 +1,4 @@
-//! MeZO's metrics (`large_models/metrics.py`, identical in ZO-Bench; MEZO-REFERENCE.md 1.0
+//! MeZO's metrics (`large_models/metrics.py`, identical in ZO-Bench; docs/PROTOCOL.md 1.0
 //! "Metrics" and 7.1), with Python 3 `str` semantics.
 
 use std::collections::HashMap;
@@ -135,7 +135,7 @@ pub fn mean_f1(predictions: &[String], golds: &[Vec<String>]) -> Option<f64> {
 }
 
 /// transformers 4.28.1 `clean_up_tokenization` (applied by `decode`, whose
-/// `clean_up_tokenization_spaces` defaults to True for OPT; MEZO-REFERENCE.md 7.1): the same
+/// `clean_up_tokenization_spaces` defaults to True for OPT; docs/PROTOCOL.md 7.1): the same
 /// ten `str.replace` calls in the same order. Apply to decoded generations before `.strip()`.
 pub fn clean_up_tokenization(s: &str) -> String {
     s.replace(" .", ".")

@@ -9,7 +9,7 @@
 //!
 //! Written here (about 40 lines) instead of pulling in a crate because what must match is not
 //! only MT19937 but numpy's seeding and its *masked rejection* draw; the test vectors of
-//! MEZO-REFERENCE.md 1.7 (in `tests/sampling.rs`) pin all three down.
+//! docs/PROTOCOL.md 1.7 (in `tests/sampling.rs`) pin all three down.
 
 const N: usize = 624;
 const M: usize = 397;

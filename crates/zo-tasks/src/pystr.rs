@@ -2,7 +2,7 @@
 //!
 //! MeZO strips and splits with Python's `str.strip()` / `str.split()`, whose notion of whitespace
 //! (`str.isspace`) is Rust's `char::is_whitespace` (Unicode `White_Space`) **plus** the four
-//! information separators U+001C..U+001F (bidi class B/S). MEZO-REFERENCE 7.6 notes that the
+//! information separators U+001C..U+001F (bidi class B/S). docs/PROTOCOL.md 7.6 notes that the
 //! metric depends on this, so every strip/split in this crate goes through these helpers.
 //! `tools/check_pystr.py` verifies the claim over every code point against CPython.
 

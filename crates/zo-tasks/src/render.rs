@@ -1,5 +1,5 @@
 //! MeZO's `encode_prompt` (`large_models/utils.py`) up to, not including, tokenization:
-//! every string it builds, with its exact strip rules (MEZO-REFERENCE.md 1.0, 7.5).
+//! every string it builds, with its exact strip rules (docs/PROTOCOL.md 1.0, 7.5).
 //!
 //! With no demonstrations, `train_prompts = ""` and `train_sep = "\n\n"`, so
 //! `final = ("" + "\n\n" + x).lstrip().strip(' ')`: all leading whitespace goes (`lstrip()`),
@@ -45,7 +45,7 @@ pub struct TrainText {
     /// are trained). 0 for generation tasks.
     pub correct: usize,
     /// The string the option length is measured on. Candidate tasks: `verbalized[correct]`.
-    /// Generation: `template.verbalize(sample, gold)` **not** space-stripped (MEZO-REFERENCE
+    /// Generation: `template.verbalize(sample, gold)` **not** space-stripped (docs/PROTOCOL.md
     /// 7.5; it ends in `"\n"`, so this changes nothing).
     pub verbalized: String,
     /// The string tokenized for training: `("\n\n" + verbalized).lstrip().strip(' ')`.

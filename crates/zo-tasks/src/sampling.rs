@@ -1,5 +1,5 @@
 //! MeZO's seeded train/dev/test subsets (`large_models/tasks.py` `sample_subset` /
-//! `sample_train_sets`, driven by `run.py main`; MEZO-REFERENCE.md 1.0).
+//! `sample_train_sets`, driven by `run.py main`; docs/PROTOCOL.md 1.0).
 //!
 //! - train+dev: `permutation(len(train_pool))[:num_train + num_dev]` with `np.random.seed(seed)`;
 //!   dev is the **tail** `[-num_dev:]`, train the rest `[:-num_dev]`;

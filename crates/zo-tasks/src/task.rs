@@ -1,4 +1,4 @@
-//! The six MeZO tasks and their static protocol facts (MEZO-REFERENCE.md 1.0, tables
+//! The six MeZO tasks and their static protocol facts (docs/PROTOCOL.md 1.0, tables
 //! "Resulting sizes" and "Which loss each task uses").
 
 use std::fmt;

@@ -66,7 +66,7 @@ fn cleanup_matches_transformers() {
         );
         assert_eq!(generation_answer(input), c["answer"].as_str().unwrap());
     }
-    // MEZO-REFERENCE 7.1: a generated "John 's car" becomes "John's car" and scores 0.4.
+    // docs/PROTOCOL.md 7.1: a generated "John 's car" becomes "John's car" and scores 0.4.
     let pred = generation_answer(" John 's car\n");
     assert_eq!(pred, "John's car");
     assert!((f1(&pred, &["John 's car".to_string()]) - 0.4).abs() < 1e-12);

@@ -1,5 +1,5 @@
 //! Snapshot of every fixture row's MeZO strings and option spans (reviewed by hand against
-//! MEZO-REFERENCE.md 1.1–1.6). Strings are shown with `{:?}` so `\n`, `\t` and trailing spaces
+//! docs/PROTOCOL.md 1.1–1.6). Strings are shown with `{:?}` so `\n`, `\t` and trailing spaces
 //! are visible. Option spans are computed twice: from the template (`option_text`) and from
 //! the toy byte tokenizer's last `option_len` ids; the test asserts they agree.
 

@@ -1,4 +1,4 @@
-//! MEZO-REFERENCE.md 1.7: numpy 2.4 `np.random.seed(0); np.random.permutation(n)` test vectors
+//! docs/PROTOCOL.md 1.7: numpy 2.4 `np.random.seed(0); np.random.permutation(n)` test vectors
 //! (verified there against numpy), and the resulting subset sizes of every task.
 
 use zo_tasks::mt19937::{numpy_permutation, Mt19937};

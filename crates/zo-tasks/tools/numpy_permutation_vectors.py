@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""More numpy legacy-permutation vectors than MEZO-REFERENCE.md 1.7 lists, for
+"""More numpy legacy-permutation vectors than docs/PROTOCOL.md 1.7 lists, for
 tests/numpy_vectors.rs: `np.random.seed(seed); np.random.permutation(n)` for several seeds and
 sizes (powers of two and 2^k+1 stress numpy's bit-mask rejection). Small n: the whole
 permutation; large n: the first 20 entries and sum(i * p[i]) over the whole permutation.

@@ -1,5 +1,5 @@
 //! AS2P (Pang & Zhou, arXiv 2402.01621, Algorithm 2; "VS2P" in later versions), as settled in
-//! ALGORITHMS.md:
+//! docs/ALGORITHMS.md:
 //!
 //!   ρ_k = decay(ρ₀ → ρ_end, k)                 cosine; fixed ρ₀ with `rho_decay = false`
 //!   f₊, f₋ = f(x ± ρ_k s);  γ_k = (f₊ − f₋)/(2ρ_k);  β_k = sign(f₊ − f₋)

@@ -1,4 +1,4 @@
-//! The optimizers of ALGORITHMS.md: GA (MeZO's ZO-SGD), STP, S2P (step-size options 1–4) and
+//! The optimizers of docs/ALGORITHMS.md: GA (MeZO's ZO-SGD), STP, S2P (step-size options 1–4) and
 //! AS2P, each with any direction distribution (GA_sign / AS2P_sign = rademacher).
 //!
 //! Shape (burn's `SgdConfig`/candle's `Optimizer`): a serde-tagged [`OptimizerConfig`] whose
@@ -55,7 +55,7 @@ pub trait Optimizer: Send {
     fn method(&self) -> &'static str;
     /// The direction distribution.
     fn distribution(&self) -> Distribution;
-    /// Forward passes per step (ALGORITHMS.md "Cost accounting").
+    /// Forward passes per step (docs/ALGORITHMS.md "Cost accounting").
     fn queries_per_step(&self) -> u64;
     /// Performs step `ctx.step`. On error (including a non-finite loss) the weights may hold a
     /// probe offset: the caller cleans them with `sweeper.clean`.

@@ -89,7 +89,7 @@ pub const ARS_ROUNDS: u32 = 7;
 /// later.
 pub const GENERATOR_VERSION: u32 = 3;
 
-/// Which random direction a step uses. One of the paper's three (ALGORITHMS.md "Directions").
+/// Which random direction a step uses. One of the paper's three (docs/ALGORITHMS.md "Directions").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Distribution {

@@ -4,7 +4,7 @@ byte-level BPE with ~2048 entries and OPT's special tokens at OPT's ids
 (<s>=0, <pad>=1, </s>=2, <unk>=3), so the no-network quickstart can tokenize English.
 
 Run from the repository root:
-    /tmp/peer-venv/bin/python crates/zo-models/assets/tiny-tokenizer/make_tiny_tokenizer.py
+    $VENV/bin/python crates/zo-models/assets/tiny-tokenizer/make_tiny_tokenizer.py
 (Python `tokenizers` 0.23.x, as installed with transformers 5.23.0.)
 Writes vocab.json and merges.txt next to this script, and tokenizer_golden.json under
 crates/zo-models/tests/fixtures/ (encodings by transformers' GPT2Tokenizer -- the class
@@ -122,7 +122,7 @@ def write_golden():
                          unk_token="</s>", bos_token="</s>", eos_token="</s>", pad_token="<pad>",
                          add_bos_token=True,
                          # transformers 5 skips the cleanup for BPE unless forced; MeZO's 4.28.1
-                         # applied it (MEZO-REFERENCE 7.1).
+                         # applied it (docs/PROTOCOL.md 7.1).
                          clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output=True)
     texts = [
         "it 's a charming and often affecting journey . It was great",

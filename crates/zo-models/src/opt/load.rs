@@ -7,7 +7,7 @@
 //!   `pytorch_model.bin.index.json`;
 //! - names under `model.decoder.` (transformers ≥ 4.x `save_pretrained`, opt-350m) or
 //!   `decoder.` (opt-125m/1.3b/… `.bin` files);
-//! - a tied `lm_head.weight`, present or absent (MEZO-REFERENCE 7.3: accept both; with
+//! - a tied `lm_head.weight`, present or absent (docs/PROTOCOL.md 7.3: accept both; with
 //!   `tie_word_embeddings = true` transformers uses `embed_tokens.weight` for the head).
 //!
 //! Every tensor is checked against [`Config::expected_params`] (a missing, extra, or

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 
-/// `/work/shared/fixtures/tiny-opt`, found relative to this crate (the workspace's sibling
-/// `shared/` folder).
-pub fn shared_tiny_opt() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/tiny-opt")
+/// The tiny random OPT checkpoint with transformers' golden logits (`tests/fixtures/tiny-opt`,
+/// made by `tests/fixtures/make_tiny_fixture.py`).
+pub fn tiny_opt() -> PathBuf {
+    fixture("tiny-opt")
 }
 
 /// This crate's own fixtures (made by `tests/fixtures/make_fixtures.py`).

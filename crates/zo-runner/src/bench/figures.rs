@@ -1,5 +1,5 @@
 //! B1 (forward + loss), B2 (one optimizer step), B3 (one sweep), B5 (sweeps per step) and the
-//! scaling table of PERFORMANCE.md, each emitted as JSON lines through [`Ctx`].
+//! scaling table of docs/PERFORMANCE.md, each emitted as JSON lines through [`Ctx`].
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
@@ -29,7 +29,7 @@ pub fn b1(ctx: &mut Ctx, model: &OptModel, kinds: &[LossKind]) -> Result<()> {
             })?;
             // The peer's count for the full LM loss (it runs the lm_head at all B·T positions,
             // zo at the B·(T−1) it reads); for the task loss, the lm_head FLOPs of the
-            // positions not computed are subtracted (PERFORMANCE.md B1).
+            // positions not computed are subtracted (docs/PERFORMANCE.md B1).
             let counted = match kind {
                 LossKind::FullLm => fl.forward_flops,
                 LossKind::Task => fl.with_logit_rows(inputs.logit_rows(kind)),

@@ -1,5 +1,5 @@
 //! FLOP counts of one OPT forward, counted exactly as the peer benchmark counts them
-//! (`flop_count` in ../shared/bench/mezo_torch_bench.py, stated in ../shared/bench/README.md):
+//! (`flop_count` in docs/peer/mezo_torch_bench.py, stated in docs/peer/README.md):
 //!
 //!   2·N·(linear weights, lm_head included) + 4·L·B·T²·H
 //!
@@ -69,9 +69,9 @@ mod tests {
     use super::*;
     use zo_models::opt::Preset;
 
-    /// ../shared/bench/README.md: "FLOPs of one 125m forward at B×T = N tokens:
+    /// docs/peer/README.md: "FLOPs of one 125m forward at B×T = N tokens:
     /// 2·N·123,543,552 (linear layers, of which the lm_head is 2·N·38,608,896) +
-    /// 4·12·B·T²·768", and PERFORMANCE.md's 255 GFLOP at B16 T64 (176 without the lm_head on
+    /// 4·12·B·T²·768", and docs/PERFORMANCE.md's 255 GFLOP at B16 T64 (176 without the lm_head on
     /// the positions the loss ignores).
     #[test]
     fn opt125m_matches_the_readme() {

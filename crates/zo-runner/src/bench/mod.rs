@@ -1,4 +1,4 @@
-//! `zo bench` (issue 6): the speed and memory figures B1–B5 of ../shared/spec/PERFORMANCE.md and
+//! `zo bench`: the speed and memory figures B1–B5 of docs/PERFORMANCE.md and
 //! a scaling table, on an OPT with random weights (fixed seed) or a local checkpoint, f32 on the
 //! CPU, as JSON lines on stdout (one per figure, printed as soon as it is measured, so a long
 //! run that is interrupted keeps what it measured).
@@ -6,7 +6,7 @@
 //! Every run starts and ends with the quiet-machine probe (a fixed GEMM with 1 and N threads,
 //! as the peer's `parallel_probe`): figures measured while the probe ratio is below 1.6 on a
 //! 2-core machine were taken on a shared core and must be re-run before being compared with the
-//! peer (../shared/bench/mezo_torch_bench.py), which is to be run right before or after.
+//! peer (docs/peer/mezo_torch_bench.py), which is to be run right before or after.
 
 mod figures;
 mod flops;

@@ -1,5 +1,5 @@
 //! The report's smoothing policy on top of zo-core's cost-ratio computation
-//! ([`zo_core::cost`], ALGORITHMS.md "The training-cost ratio").
+//! ([`zo_core::cost`], docs/ALGORITHMS.md "The training-cost ratio").
 
 pub use zo_core::cost::Curve;
 

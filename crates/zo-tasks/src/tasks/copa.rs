@@ -1,4 +1,4 @@
-//! COPA (`CopaDataset`, `CopaTemplate`; MEZO-REFERENCE.md 1.3).
+//! COPA (`CopaDataset`, `CopaTemplate`; docs/PROTOCOL.md 1.3).
 
 use crate::error::RowErrorKind;
 use crate::fields::{self, Obj};

@@ -1,4 +1,4 @@
-//! DROP (`DROPDataset`, `DROPTemplate`; MEZO-REFERENCE.md 1.6).
+//! DROP (`DROPDataset`, `DROPTemplate`; docs/PROTOCOL.md 1.6).
 
 use crate::error::RowErrorKind;
 use crate::fields::{self, Obj};

@@ -1,4 +1,4 @@
-//! ReCoRD (`ReCoRDDataset`, template version 0 = `ReCoRDTemplateGPT3`; MEZO-REFERENCE.md 1.4).
+//! ReCoRD (`ReCoRDDataset`, template version 0 = `ReCoRDTemplateGPT3`; docs/PROTOCOL.md 1.4).
 
 use crate::error::RowErrorKind;
 use crate::fields::{self, Obj};
@@ -10,7 +10,7 @@ use crate::tasks::{first_index, TemplateOut};
 pub struct RecordRow {
     pub passage: String,
     pub query: String,
-    /// The candidates, in data order (MEZO-REFERENCE 7.4: never re-sorted).
+    /// The candidates, in data order (docs/PROTOCOL.md 7.4: never re-sorted).
     pub entities: Vec<String>,
     pub answers: Vec<String>,
 }

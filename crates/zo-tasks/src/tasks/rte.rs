@@ -1,4 +1,4 @@
-//! RTE (`RTEDataset`, `RTETemplate` "From PromptSource 1"; MEZO-REFERENCE.md 1.2).
+//! RTE (`RTEDataset`, `RTETemplate` "From PromptSource 1"; docs/PROTOCOL.md 1.2).
 
 use crate::error::RowErrorKind;
 use crate::fields::{self, Obj};

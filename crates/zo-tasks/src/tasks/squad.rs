@@ -1,4 +1,4 @@
-//! SQuAD v1.1 (`SQuADDataset`, `SQuADv2Template`; MEZO-REFERENCE.md 1.5).
+//! SQuAD v1.1 (`SQuADDataset`, `SQuADv2Template`; docs/PROTOCOL.md 1.5).
 
 use crate::error::RowErrorKind;
 use crate::fields::{self, Obj};

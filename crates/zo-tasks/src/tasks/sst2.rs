@@ -1,4 +1,4 @@
-//! SST-2 (`SST2Dataset`, `SST2Template`; MEZO-REFERENCE.md 1.1).
+//! SST-2 (`SST2Dataset`, `SST2Template`; docs/PROTOCOL.md 1.1).
 
 use crate::error::RowErrorKind;
 use crate::fields::{self, Obj};
