@@ -24,10 +24,15 @@ use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use crate::ops::{max_sumexp, softmax_rows, HEAD_CHUNK};
+use crate::rows::{max_sumexp, softmax_rows};
 use crate::{sgemm, Result};
 
 mod attn;
+
+/// Vocabulary columns per lm_head slice of [`crate::ops::head_nll`]: `n × 4096` f32 logits (16 MB at
+/// n = 1008) stay in the allocator's heap instead of a fresh 200 MB mapping per call, whose
+/// page faults and memory traffic cost more than the slicing.
+pub(crate) const HEAD_CHUNK: usize = 4096;
 
 /// Runs `f` on the contiguous f32 data of a CPU tensor; `None` for another device, dtype or a
 /// non-contiguous layout.

@@ -25,6 +25,7 @@ pub mod hub;
 pub(crate) mod ops;
 pub mod opt;
 pub mod resnet;
+mod rows;
 pub mod scoring;
 pub mod sgemm;
 pub mod tokenizer;

@@ -17,7 +17,10 @@ use zo_core::ParamSet;
 use crate::opt::init::normal_vec;
 use crate::{Error, Result};
 
+mod checkpoint;
 mod conv;
+
+pub use checkpoint::{weights_file, ResNetPreset, WEIGHTS_FILE};
 
 /// BatchNorm epsilon (torch default).
 const BN_EPS: f64 = 1e-5;

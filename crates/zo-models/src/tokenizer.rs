@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::AddedToken;
+use zo_tasks::metrics::clean_up_tokenization;
 
 use crate::{Error, Result};
 
@@ -282,21 +283,6 @@ impl Tokenizer {
     }
 }
 
-/// transformers' `PreTrainedTokenizerBase.clean_up_tokenization`, the same replacements in the
-/// same order.
-pub fn clean_up_tokenization(s: &str) -> String {
-    s.replace(" .", ".")
-        .replace(" ?", "?")
-        .replace(" !", "!")
-        .replace(" ,", ",")
-        .replace(" ' ", "'")
-        .replace(" n't", "n't")
-        .replace(" 'm", "'m")
-        .replace(" 's", "'s")
-        .replace(" 've", "'ve")
-        .replace(" 're", "'re")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,15 +301,6 @@ mod tests {
         assert_eq!(t2.encode("It was great").unwrap()[0], 2);
         assert_eq!(&t2.encode("It was great").unwrap()[1..], &ids[1..]);
         assert!(t.clone().with_bos(Bos::None).encode("").unwrap().is_empty());
-    }
-
-    #[test]
-    fn cleanup_matches_transformers_rule() {
-        assert_eq!(
-            clean_up_tokenization("John 's car is n't here ."),
-            "John's car isn't here."
-        );
-        assert_eq!(clean_up_tokenization("a ' b , c ! d ?"), "a'b, c! d?");
     }
 
     #[test]

@@ -180,3 +180,30 @@ fn loaded_fixture_saves_back_bit_identical() {
     assert_same_params(&m, &back);
     assert!(!back.config().enable_bias);
 }
+
+/// A saved built-in (and any config without them) carries transformers' `model_type` and
+/// `architectures`, so `AutoModelForCausalLM` loads it; a config that has them keeps its own.
+#[test]
+fn saved_config_names_the_architecture_for_auto_classes() {
+    use zo_models::opt::Builtin;
+    let cfg = Builtin::TinyOpt.config();
+    assert_eq!(cfg.vocab_size, 2048, "the tiny tokenizer's vocabulary");
+    let m = Builtin::TinyOpt.load(5, DType::F32, &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    m.save_pretrained(dir.path(), None, &SaveOptions::default())
+        .unwrap();
+    let saved = read_json(&dir.path().join("config.json"));
+    assert_eq!(saved["model_type"], "opt");
+    assert_eq!(
+        saved["architectures"],
+        serde_json::json!(["OPTForCausalLM"])
+    );
+
+    let mut c = Config::preset(Preset::Tiny);
+    c.extra
+        .insert("architectures".into(), serde_json::json!(["OPTModel"]));
+    let c = c.with_hf_identity();
+    assert_eq!(c.extra["architectures"], serde_json::json!(["OPTModel"]));
+    assert_eq!(c.extra["model_type"], "opt");
+    assert!("gpt-2".parse::<Builtin>().is_err());
+}

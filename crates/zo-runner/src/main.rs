@@ -4,12 +4,14 @@
 mod bench;
 mod cli;
 mod commands;
+mod exit;
 mod layers;
 mod pipeline;
 mod progress;
 mod report;
 mod rundir;
 mod settings;
+mod training;
 
 use std::process::ExitCode;
 

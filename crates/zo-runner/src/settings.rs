@@ -2,12 +2,15 @@
 //! flags and `--set key=value`. Every table denies unknown keys; values are typed (dtype,
 //! device, task, optimizer are enums, not strings), so a typo is an error naming the key.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use zo_core::optim::OptimizerConfig;
 use zo_core::Schedule;
+use zo_tasks::{AnyTask, Objective, Task};
 
 use crate::layers;
 
@@ -55,6 +58,90 @@ pub enum BosSetting {
     Hf,
 }
 
+/// Architecture family of `model.source`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// OPT: the text tasks.
+    Opt,
+    /// ResNet: the image tasks.
+    Resnet,
+}
+
+/// Where the model runs: `cpu`, `cuda` / `cuda:N`, `metal`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum DeviceSetting {
+    Cpu,
+    Cuda(usize),
+    Metal,
+}
+
+impl FromStr for DeviceSetting {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" => Ok(Self::Cpu),
+            "metal" => Ok(Self::Metal),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| format!("`{s}` is not one of cpu, cuda, cuda:N, metal")),
+        }
+    }
+}
+
+impl TryFrom<String> for DeviceSetting {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for DeviceSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+            Self::Metal => f.write_str("metal"),
+        }
+    }
+}
+
+impl From<DeviceSetting> for String {
+    fn from(d: DeviceSetting) -> String {
+        d.to_string()
+    }
+}
+
+impl DeviceSetting {
+    /// Opens the device; a missing driver or GPU is an error naming the key.
+    pub fn open(self) -> Result<candle_core::Device> {
+        let dev = match self {
+            Self::Cpu => Ok(candle_core::Device::Cpu),
+            Self::Cuda(n) => candle_core::Device::new_cuda(n),
+            Self::Metal => candle_core::Device::new_metal(0),
+        };
+        dev.map_err(|e| anyhow::anyhow!("config: key `model.device`: {self}: {e}"))
+    }
+}
+
+/// The training objective of a text task: the task's own (MeZO's), or one forced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectiveSetting {
+    #[default]
+    #[serde(rename = "")]
+    Task,
+    #[serde(rename = "classification")]
+    Classification,
+    #[serde(rename = "lm")]
+    Lm,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSettings {
@@ -62,10 +149,10 @@ pub struct ModelSettings {
     /// an optional `@revision` (e.g. `facebook/opt-125m@main`).
     pub source: String,
     /// Architecture family: `opt` (the text tasks) or `resnet` (cifar10, cifar100).
-    pub kind: String,
+    pub kind: ModelKind,
     pub dtype: DTypeSetting,
     /// `cpu`, `cuda:N` or `metal`.
-    pub device: String,
+    pub device: DeviceSetting,
     /// Tokenizer: `builtin:tiny`, a directory, or empty for the model's own files.
     #[serde(default)]
     pub tokenizer: String,
@@ -86,7 +173,7 @@ pub enum BadRows {
 #[serde(deny_unknown_fields)]
 pub struct TaskSettings {
     /// sst2, rte, copa, record, squad, drop (OPT); cifar10, cifar100 (ResNet).
-    pub name: String,
+    pub name: AnyTask,
     /// `hub` (the task's dataset through the hub cache), `builtin:quickstart` (the SST-2-format
     /// rows shipped in the binary), or a local directory with the hub layout or
     /// train/validation files.
@@ -99,7 +186,7 @@ pub struct TaskSettings {
     pub bad_rows: BadRows,
     /// Override the task's training objective: `classification` or `lm` (empty: the task's).
     #[serde(default)]
-    pub objective: String,
+    pub objective: ObjectiveSetting,
     /// Evaluations during training use at most this many dev examples (0 = all).
     pub eval_examples: usize,
 }
@@ -197,34 +284,17 @@ impl Settings {
         if self.train.steps == 0 && self.train.max_queries == 0 {
             bail!("config: key `train.steps`: set train.steps or train.max_queries above 0");
         }
-        match self.model.kind.as_str() {
-            "opt" => {
-                if crate::pipeline::vision::cifar_kind(&self.task.name).is_some() {
-                    bail!(
-                        "config: key `model.kind`: `opt` cannot train on image task `{}` (set model.kind = \"resnet\")",
-                        self.task.name
-                    );
-                }
-                self.task_kind()?;
-                if !["", "classification", "lm"].contains(&self.task.objective.as_str()) {
-                    bail!(
-                        "config: key `task.objective`: `{}` is not one of classification, lm",
-                        self.task.objective
-                    );
-                }
-            }
-            "resnet" => {
-                if crate::pipeline::vision::cifar_kind(&self.task.name).is_none() {
-                    bail!(
-                        "config: key `model.kind`: `resnet` cannot train on text task `{}` (only cifar10, cifar100)",
-                        self.task.name
-                    );
-                }
-                if !self.task.objective.is_empty() {
-                    bail!("config: key `task.objective`: a ResNet trains with cross-entropy only; leave it empty");
-                }
-            }
-            other => bail!("config: key `model.kind`: `{other}` is not one of opt, resnet"),
+        match (self.model.kind, self.task.name) {
+            (ModelKind::Opt, AnyTask::Text(_)) | (ModelKind::Resnet, AnyTask::Image(_)) => {}
+            (ModelKind::Opt, AnyTask::Image(t)) => bail!(
+                "config: key `model.kind`: `opt` cannot train on image task `{t}` (set model.kind = \"resnet\")"
+            ),
+            (ModelKind::Resnet, AnyTask::Text(t)) => bail!(
+                "config: key `model.kind`: `resnet` cannot train on text task `{t}` (only cifar10, cifar100)"
+            ),
+        }
+        if self.model.kind == ModelKind::Resnet && self.task.objective != ObjectiveSetting::Task {
+            bail!("config: key `task.objective`: a ResNet trains with cross-entropy only; leave it empty");
         }
         self.optimizer
             .clone()
@@ -233,12 +303,21 @@ impl Settings {
         Ok(())
     }
 
-    /// The task, parsed.
-    pub fn task_kind(&self) -> Result<zo_tasks::Task> {
-        self.task
-            .name
-            .parse()
-            .map_err(|e| anyhow::anyhow!("config: key `task.name`: {e}"))
+    /// The text task (an error naming the key for an image task).
+    pub fn text_task(&self) -> Result<Task> {
+        match self.task.name {
+            AnyTask::Text(t) => Ok(t),
+            AnyTask::Image(t) => bail!("config: key `task.name`: `{t}` is not a text task"),
+        }
+    }
+
+    /// The training objective of the text task.
+    pub fn objective(&self, task: Task) -> Objective {
+        match self.task.objective {
+            ObjectiveSetting::Task => task.spec().objective,
+            ObjectiveSetting::Classification => Objective::Classification,
+            ObjectiveSetting::Lm => Objective::LmOption,
+        }
     }
 
     /// The resolved config as TOML (what `--dry-run` prints and run.toml stores).

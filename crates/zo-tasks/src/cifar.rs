@@ -77,6 +77,15 @@ impl CifarKind {
         }
     }
 
+    /// The label column of the hub's parquet files.
+    pub fn label_column(self) -> &'static str {
+        match self {
+            CifarKind::Cifar10 => "label",
+            CifarKind::Cifar100Fine => "fine_label",
+            CifarKind::Cifar100Coarse => "coarse_label",
+        }
+    }
+
     fn label_bytes(self) -> usize {
         match self {
             CifarKind::Cifar10 => 1,
@@ -323,11 +332,7 @@ pub fn read_parquet(
     if files.is_empty() {
         return Err(CifarError::NoFiles);
     }
-    let (label_col, classes) = match kind {
-        CifarKind::Cifar10 => ("label", 10),
-        CifarKind::Cifar100Fine => ("fine_label", 100),
-        CifarKind::Cifar100Coarse => ("coarse_label", 20),
-    };
+    let (label_col, classes) = (kind.label_column(), kind.num_classes());
     let mut raw = RawSet {
         pixels: Vec::new(),
         labels: Vec::new(),

@@ -37,8 +37,11 @@ pub enum RowErrorKind {
 /// Errors of this crate.
 #[derive(Debug, Error)]
 pub enum TaskError {
-    #[error("unknown task {0:?} (expected one of sst2, rte, copa, record, squad, drop)")]
+    #[error("unknown task {0:?} (expected one of sst2, rte, copa, record, squad, drop, cifar10, cifar100)")]
     UnknownTask(String),
+    /// Image data that cannot be read (the message names the file or directory).
+    #[error("{0}")]
+    Image(String),
     /// A row that breaks the task's schema or invariants. `row` is the 0-based row index within
     /// its split (all files of the split concatenated, in order).
     #[error("{location}, row {row}: {kind}")]

@@ -45,6 +45,7 @@ pub mod error;
 pub mod example;
 mod fields;
 pub mod hub;
+pub mod image;
 pub mod manifest;
 pub mod metrics;
 pub mod mt19937;
@@ -65,6 +66,7 @@ pub use encode::{
 pub use error::{RowErrorKind, TaskError};
 pub use example::{Example, ExampleData};
 pub use hub::{HubOptions, RepoKind};
+pub use image::{load_image_splits, ImageManifest, ImageSplits, ImageTask};
 pub use manifest::{DatasetRef, FixtureFiles, PoolSizes, QuickstartFiles, TaskManifest};
 pub use metrics::{
     accuracy, argmax, clean_up_tokenization, exact_match, f1, generation_answer, mean_f1,
@@ -74,4 +76,6 @@ pub use render::{render, Rendered, TrainText};
 pub use sampling::{
     sample_splits, sample_subset_indices, split_indices, SplitIndices, SplitSizes, Splits,
 };
-pub use task::{EvalMode, MetricKind, Objective, Task, TaskSpec, MAX_LENGTH, MAX_NEW_TOKENS};
+pub use task::{
+    AnyTask, EvalMode, MetricKind, Objective, Task, TaskSpec, MAX_LENGTH, MAX_NEW_TOKENS,
+};

@@ -248,11 +248,9 @@ fn fake_cache(root: &Path) {
 fn hub_source_reads_the_cache_offline() {
     let dir = tempfile::tempdir().unwrap();
     fake_cache(dir.path());
-    let opts = HubOptions {
-        cache_dir: Some(dir.path().to_path_buf()),
-        offline: true,
-        endpoint: None,
-    };
+    let mut opts = HubOptions::from_env_vars(|_| None);
+    opts.cache_dir = dir.path().to_path_buf();
+    opts.offline = true;
     let src = DataSource::Hub(opts);
     let rows = load_rows(Task::Sst2, &src, Split::Train, BadRowPolicy::Fail).unwrap();
     assert_eq!(rows.examples, load_fixture(Task::Sst2, "jsonl"));

@@ -255,6 +255,19 @@ impl Config {
             extra: serde_json::Map::new(),
         }
     }
+
+    /// Adds the keys transformers' `AutoConfig` / `AutoModelForCausalLM` dispatch on
+    /// (`model_type`, `architectures`) when a config lacks them (a preset's, or a bare
+    /// hand-written one); present values are kept.
+    pub fn with_hf_identity(mut self) -> Self {
+        self.extra
+            .entry("model_type")
+            .or_insert_with(|| "opt".into());
+        self.extra
+            .entry("architectures")
+            .or_insert_with(|| serde_json::json!(["OPTForCausalLM"]));
+        self
+    }
 }
 
 /// Parses a torch dtype name as written in config.json ("float32", "torch.float16", ...).

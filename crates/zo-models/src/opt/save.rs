@@ -242,7 +242,7 @@ impl OptModel {
             }
         }
 
-        let mut cfg = self.config().clone();
+        let mut cfg = self.config().clone().with_hf_identity();
         cfg.dtype = Some(dtype_name(dtype).to_string());
         cfg.torch_dtype = None;
         let cfg_json = serde_json::to_string_pretty(&cfg).map_err(|e| Error::Json {

@@ -9,7 +9,7 @@ use super::{failed, usage, CmdResult};
 use crate::cli::{EvalArgs, Global};
 use crate::pipeline::workload::Workload;
 use crate::rundir::{write_atomic, JsonlWriter};
-use crate::settings::{resolve, Settings, Sources, DEFAULTS};
+use crate::settings::{resolve, ModelKind, Settings, Sources, DEFAULTS};
 
 /// The settings of an evaluation: a run's own settings (`--run`) or the defaults, then
 /// `--config`, then `--set`.
@@ -49,7 +49,7 @@ fn settings(a: &EvalArgs) -> Result<(Settings, Option<PathBuf>)> {
     // An OPT model.safetensors file stands for its directory (config.json must be beside it);
     // a ResNet checkpoint is a file of its own.
     if let Some(m) = &a.model {
-        if m.is_file() && s.model.kind == "opt" {
+        if m.is_file() && s.model.kind == ModelKind::Opt {
             s.model.source = m
                 .parent()
                 .map(Path::to_path_buf)

@@ -23,9 +23,9 @@ pub fn run(_g: &Global, a: &PromptsArgs) -> CmdResult {
         Some(t) => {
             let m = crate::settings::ModelSettings {
                 source: t.clone(),
-                kind: "opt".into(),
+                kind: crate::settings::ModelKind::Opt,
                 dtype: crate::settings::DTypeSetting::F32,
-                device: "cpu".into(),
+                device: crate::settings::DeviceSetting::Cpu,
                 tokenizer: t.clone(),
                 bos: BosSetting::Mezo,
                 init_seed: 0,

@@ -7,7 +7,7 @@ use anyhow::{anyhow, Context, Result};
 use zo_models::tokenizer::Tokenizer;
 use zo_tasks::{
     encode_example, encode_train, load_splits, render, BadRowPolicy, DataSource, EncodedEval,
-    Example, HubOptions, Objective, SplitSizes, Splits, Task, TrainFeature,
+    Example, HubOptions, SplitSizes, Splits, Task, TrainFeature,
 };
 
 use crate::settings::{BadRows, Settings};
@@ -48,7 +48,7 @@ pub struct Rows {
 
 /// The rows of the three splits, as the settings say.
 pub fn load_examples(s: &Settings) -> Result<Rows> {
-    let task = s.task_kind()?;
+    let task = s.text_task()?;
     if s.task.data == "builtin:quickstart" {
         anyhow::ensure!(
             task == Task::Sst2,
@@ -90,21 +90,12 @@ pub fn encoder(tok: &Tokenizer) -> impl Fn(&str) -> Result<Vec<u32>, String> + '
     move |text: &str| tok.encode(text).map_err(|e| e.to_string())
 }
 
-/// The training objective of the run.
-pub fn objective(s: &Settings, task: Task) -> Objective {
-    match s.task.objective.as_str() {
-        "classification" => Objective::Classification,
-        "lm" => Objective::LmOption,
-        _ => task.spec().objective,
-    }
-}
-
 /// Renders and tokenizes the splits.
 pub fn prepare(s: &Settings, tok: &Tokenizer, splits: &Rows) -> Result<TaskData> {
-    let task = s.task_kind()?;
+    let task = s.text_task()?;
     let spec = task.spec();
     let enc = encoder(tok);
-    let obj = objective(s, task);
+    let obj = s.objective(task);
     let train_features = |rows: &[Example]| -> Result<Vec<TrainFeature>> {
         rows.iter()
             .map(|e| Ok(encode_train(&enc, &render(e)?, obj, spec.max_length)?))

@@ -1,74 +1,100 @@
 //! What a run trains: a model with its data, whichever the family. `zo train`, `zo eval`,
 //! `zo replay` and `zo reproduce` see one interface: OPT on a text task (MeZO's protocol) or a
-//! ResNet on CIFAR (the paper's Table 5).
+//! ResNet on an image task (the paper's Table 5). The family is decided once, by the task
+//! (`task.name`, checked against `model.kind` when the settings are resolved), so a model never
+//! meets data of the other family.
 
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::Value;
 use zo_core::ParamSet;
 use zo_models::opt::save::SaveOptions;
 use zo_models::resnet::ResNet;
 use zo_models::tokenizer::Tokenizer;
 use zo_models::OptModel;
-use zo_tasks::TrainFeature;
+use zo_tasks::{AnyTask, ImageSplits, TrainFeature};
 
 use super::data::{load_examples, prepare, TaskData};
 use super::evaluate::evaluate;
-use super::model::{device, load_model, load_tokenizer};
+use super::model::{load_opt, load_tokenizer};
 use super::objective::{batch_loss, dataset_loss};
-use super::vision::{self, VisionData};
+use super::vision;
 use crate::rundir::write_atomic;
 use crate::settings::Settings;
 
-/// The model of a run. (One per process, moved once: the variants' size difference is moot.)
+/// The model of a run, without its data (replay, the best checkpoint). One per process,
+/// moved once: the variants' size difference is moot.
 #[allow(clippy::large_enum_variant)]
 pub enum Model {
     Opt(OptModel, Tokenizer),
     ResNet(ResNet),
 }
 
+/// A borrowed model: what saving and the parameters need.
+#[derive(Clone, Copy)]
+pub enum ModelRef<'a> {
+    Opt(&'a OptModel, &'a Tokenizer),
+    ResNet(&'a ResNet),
+}
+
+fn load_text_model(s: &Settings, weights: Option<&Path>) -> Result<(OptModel, Tokenizer)> {
+    let dev = s.model.device.open()?;
+    let model = load_opt(&s.model, &dev, weights).with_context(|| match weights {
+        Some(dir) => format!("{}: cannot load", dir.display()),
+        None => format!("model.source `{}`: cannot load", s.model.source),
+    })?;
+    let tok = load_tokenizer(&s.model)?;
+    anyhow::ensure!(
+        tok.vocab_size() <= model.config().vocab_size,
+        "the tokenizer has {} tokens but the model's vocabulary is {}: they do not belong together",
+        tok.vocab_size(),
+        model.config().vocab_size
+    );
+    Ok((model, tok))
+}
+
 impl Model {
     /// Loads the model of the settings; `weights`, when given, is a directory this tool saved
     /// (a checkpoint, `best/`, `final/`) whose weights replace `model.source`'s.
     pub fn load(s: &Settings, weights: Option<&Path>) -> Result<Self> {
-        match s.model.kind.as_str() {
-            "resnet" => {
-                let kind = vision::cifar_kind(&s.task.name).ok_or_else(|| {
-                    anyhow!(
-                        "config: key `task.name`: a ResNet trains on cifar10 or cifar100, not `{}`",
-                        s.task.name
-                    )
-                })?;
-                let m = vision::load_model(&s.model, kind.num_classes(), weights)?;
-                Ok(Model::ResNet(m))
+        Ok(match s.task.name {
+            AnyTask::Text(_) => {
+                let (m, tok) = load_text_model(s, weights)?;
+                Model::Opt(m, tok)
             }
-            _ => {
-                let model = match weights {
-                    Some(dir) => {
-                        OptModel::from_dir(dir, s.model.dtype.candle(), &device(&s.model.device)?)
-                            .with_context(|| format!("{}: cannot load", dir.display()))?
-                    }
-                    None => load_model(&s.model)?,
-                };
-                let tok = load_tokenizer(&s.model)?;
-                if tok.vocab_size() > model.config().vocab_size {
-                    bail!(
-                        "the tokenizer has {} tokens but the model's vocabulary is {}: they do not belong together",
-                        tok.vocab_size(),
-                        model.config().vocab_size
-                    );
-                }
-                Ok(Model::Opt(model, tok))
-            }
+            AnyTask::Image(task) => Model::ResNet(vision::load_resnet(
+                &s.model,
+                task,
+                &s.model.device.open()?,
+                weights,
+            )?),
+        })
+    }
+
+    pub fn as_ref(&self) -> ModelRef<'_> {
+        match self {
+            Model::Opt(m, t) => ModelRef::Opt(m, t),
+            Model::ResNet(m) => ModelRef::ResNet(m),
         }
     }
 
-    /// The trainable tensors (sharing storage with the model).
     pub fn params(&self) -> &ParamSet {
+        self.as_ref().params()
+    }
+
+    /// See [`ModelRef::save`].
+    pub fn save(&self, dir: &Path, extra: Option<(&str, &[u8])>) -> Result<()> {
+        self.as_ref().save(dir, extra)
+    }
+}
+
+impl<'a> ModelRef<'a> {
+    /// The trainable tensors (sharing storage with the model).
+    pub fn params(self) -> &'a ParamSet {
         match self {
-            Model::Opt(m, _) => m.params(),
-            Model::ResNet(m) => m.params(),
+            ModelRef::Opt(m, _) => m.params(),
+            ModelRef::ResNet(m) => m.params(),
         }
     }
 
@@ -76,7 +102,7 @@ impl Model {
     /// never leaves a half-written directory under the final name), with an optional extra
     /// file. OPT: the Hugging Face layout with the tokenizer; ResNet: torchvision-named
     /// safetensors.
-    pub fn save(&self, dir: &Path, extra: Option<(&str, &[u8])>) -> Result<()> {
+    pub fn save(self, dir: &Path, extra: Option<(&str, &[u8])>) -> Result<()> {
         let parent = dir.parent().unwrap_or(Path::new("."));
         let name = dir
             .file_name()
@@ -86,15 +112,10 @@ impl Model {
         let old = parent.join(format!(".{name}.old"));
         let _ = std::fs::remove_dir_all(&tmp);
         match self {
-            Model::Opt(m, tok) => m
-                .save_pretrained(&tmp, Some(tok), &SaveOptions::default())
-                .with_context(|| format!("{}: cannot save the model", dir.display()))?,
-            Model::ResNet(m) => {
-                std::fs::create_dir_all(&tmp)
-                    .with_context(|| format!("{}: cannot create", tmp.display()))?;
-                vision::save_model(m, &tmp)?;
-            }
+            ModelRef::Opt(m, tok) => m.save_pretrained(&tmp, Some(tok), &SaveOptions::default()),
+            ModelRef::ResNet(m) => m.save(&tmp),
         }
+        .with_context(|| format!("{}: cannot save the model", dir.display()))?;
         if let Some((file, bytes)) = extra {
             write_atomic(&tmp.join(file), bytes)?;
         }
@@ -109,18 +130,21 @@ impl Model {
     }
 }
 
-/// The data of a run.
-pub enum Data {
-    Text(TaskData),
-    Vision(VisionData),
-}
-
-/// A model and its data.
-pub struct Workload {
-    pub model: Model,
-    pub data: Data,
-    /// Batch size of the dev loss (the training batch size, as MeZO's trainer uses).
-    pub batch_size: usize,
+/// A model and its data, of one family. (One per process, moved once: the variants' size
+/// difference is moot.)
+#[allow(clippy::large_enum_variant)]
+pub enum Workload {
+    Text {
+        model: OptModel,
+        tok: Tokenizer,
+        data: TaskData,
+        /// Batch size of the dev loss (the training batch size, as MeZO's trainer uses).
+        batch_size: usize,
+    },
+    Vision {
+        model: ResNet,
+        data: ImageSplits,
+    },
 }
 
 /// One split's evaluation: the metric's key (MeZO's names: `accuracy`, `f1`, `dev_accuracy`…),
@@ -134,61 +158,78 @@ pub struct SplitEval {
 impl Workload {
     /// Loads the model (see [`Model::load`]) and the task's data.
     pub fn load(s: &Settings, weights: Option<&Path>) -> Result<Self> {
-        let model = Model::load(s, weights)?;
-        let data = match &model {
-            Model::Opt(_, tok) => {
+        Ok(match s.task.name {
+            AnyTask::Text(_) => {
+                let (model, tok) = load_text_model(s, weights)?;
                 let rows = load_examples(s)?;
-                Data::Text(prepare(s, tok, &rows)?)
+                let data = prepare(s, &tok, &rows)?;
+                Workload::Text {
+                    model,
+                    tok,
+                    data,
+                    batch_size: s.train.batch_size,
+                }
             }
-            Model::ResNet(_) => Data::Vision(vision::load_data(s)?),
-        };
-        Ok(Self {
-            model,
-            data,
-            batch_size: s.train.batch_size,
+            AnyTask::Image(task) => {
+                let dev = s.model.device.open()?;
+                Workload::Vision {
+                    model: vision::load_resnet(&s.model, task, &dev, weights)?,
+                    data: vision::load_data(s, task)?,
+                }
+            }
         })
     }
 
-    /// (train, dev, test) sizes.
-    pub fn sizes(&self) -> (usize, usize, usize) {
-        match &self.data {
-            Data::Text(d) => (d.train.len(), d.dev.len(), d.test.len()),
-            Data::Vision(d) => (d.train.len(), d.dev.len(), d.test.len()),
+    pub fn model(&self) -> ModelRef<'_> {
+        match self {
+            Workload::Text { model, tok, .. } => ModelRef::Opt(model, tok),
+            Workload::Vision { model, .. } => ModelRef::ResNet(model),
         }
     }
 
     pub fn params(&self) -> &ParamSet {
-        self.model.params()
+        self.model().params()
+    }
+
+    /// (train, dev, test) sizes.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        match self {
+            Workload::Text { data: d, .. } => (d.train.len(), d.dev.len(), d.test.len()),
+            Workload::Vision { data: d, .. } => (d.train.len(), d.dev.len(), d.test.len()),
+        }
     }
 
     /// The training loss of the examples at `batch` (indices into the training set).
     pub fn batch_loss(&self, batch: &[usize]) -> Result<f64> {
-        match (&self.model, &self.data) {
-            (Model::Opt(m, _), Data::Text(d)) => {
-                let feats: Vec<&TrainFeature> = batch.iter().map(|&i| &d.train[i]).collect();
-                batch_loss(m, &feats)
+        match self {
+            Workload::Text { model, data, .. } => {
+                let feats: Vec<&TrainFeature> = batch.iter().map(|&i| &data.train[i]).collect();
+                batch_loss(model, &feats)
             }
-            (Model::ResNet(m), Data::Vision(d)) => vision::batch_loss(m, &d.train, batch),
-            _ => bail!("model and data of different families"),
+            Workload::Vision { model, data } => vision::batch_loss(model, &data.train, batch),
         }
     }
 
     /// The dev loss (MeZO keeps the checkpoint with the lowest), None without a dev set.
     pub fn dev_loss(&self) -> Result<Option<f64>> {
-        match (&self.model, &self.data) {
-            (Model::Opt(m, _), Data::Text(d)) => {
-                if d.dev_features.is_empty() {
+        match self {
+            Workload::Text {
+                model,
+                data,
+                batch_size,
+                ..
+            } => {
+                if data.dev_features.is_empty() {
                     return Ok(None);
                 }
-                Ok(Some(dataset_loss(m, &d.dev_features, self.batch_size)?))
+                Ok(Some(dataset_loss(model, &data.dev_features, *batch_size)?))
             }
-            (Model::ResNet(m), Data::Vision(d)) => {
-                if d.dev.is_empty() {
+            Workload::Vision { model, data } => {
+                if data.dev.is_empty() {
                     return Ok(None);
                 }
-                Ok(Some(vision::evaluate(m, &d.dev, 0)?.loss))
+                Ok(Some(vision::evaluate(model, &data.dev, 0)?.loss))
             }
-            _ => bail!("model and data of different families"),
         }
     }
 
@@ -196,9 +237,15 @@ impl Workload {
     /// when 0); None when the split is empty.
     pub fn evaluate_split(&self, split: &str, limit: usize) -> Result<Option<SplitEval>> {
         let prefix = if split == "dev" { "dev_" } else { "" };
-        match (&self.model, &self.data) {
-            (Model::Opt(m, tok), Data::Text(d)) => {
-                let examples = if split == "dev" { &d.dev } else { &d.test };
+        match self {
+            Workload::Text {
+                model, tok, data, ..
+            } => {
+                let examples = if split == "dev" {
+                    &data.dev
+                } else {
+                    &data.test
+                };
                 let n = if limit == 0 {
                     examples.len()
                 } else {
@@ -207,8 +254,9 @@ impl Workload {
                 if n == 0 {
                     return Ok(None);
                 }
-                let spec = d.task.spec();
-                let (value, preds) = evaluate(m, tok, &examples[..n], spec.max_new_tokens, |_| {})?;
+                let spec = data.task.spec();
+                let (value, preds) =
+                    evaluate(model, tok, &examples[..n], spec.max_new_tokens, |_| {})?;
                 Ok(Some(SplitEval {
                     key: format!("{prefix}{}", spec.metric.name()),
                     value,
@@ -218,12 +266,16 @@ impl Workload {
                         .collect::<Result<_, _>>()?,
                 }))
             }
-            (Model::ResNet(m), Data::Vision(d)) => {
-                let set = if split == "dev" { &d.dev } else { &d.test };
+            Workload::Vision { model, data } => {
+                let set = if split == "dev" {
+                    &data.dev
+                } else {
+                    &data.test
+                };
                 if set.is_empty() {
                     return Ok(None);
                 }
-                let sc = vision::evaluate(m, set, limit)?;
+                let sc = vision::evaluate(model, set, limit)?;
                 let predictions = sc
                     .predictions
                     .iter()
@@ -243,7 +295,6 @@ impl Workload {
                     predictions,
                 }))
             }
-            _ => bail!("model and data of different families"),
         }
     }
 }

@@ -1,0 +1,311 @@
+//! Row kernels over f32 logits and scores: the max and Σ exp of a row (the log-sum-exp of the
+//! losses) and an in-place row softmax (attention), with a branch-free polynomial `exp` the
+//! compiler vectorises and a runtime AVX2 / AVX-512 dispatch. Every build computes the same
+//! bits, so results do not depend on the CPU or the thread count.
+
+/// `exp(x)` for `x ≤ 0`, max relative error ≈ 2e-7; exactly 0 below −87 (where `exp` leaves
+/// f32's normal range: flushed to zero, so a masked score gets probability 0, not a subnormal).
+/// Cody–Waite reduction `x = n·ln2 + r`, `|r| ≤ ln2/2`, then a degree-6 Taylor polynomial for
+/// `e^r` (remainder ≤ (ln2/2)^7/7! ≈ 1.2e-7) and `2^n` built in the exponent bits.
+///
+/// `n = round(x·log2 e)` uses the magic constant `1.5·2²³`: adding it leaves the float whose
+/// last mantissa bit has weight 1, so the addition itself rounds to the nearest integer (ties
+/// to even) and the integer sits in the low mantissa bits. `f32::round` would be a libm
+/// `roundf` call on the x86-64 baseline (no SSE4.1 `roundps`), which keeps the loops below from
+/// vectorising. Only plain `+`/`*` are used (Rust never contracts them into FMA), so every
+/// instruction set computes the same bits.
+#[inline(always)]
+fn exp_nonpos(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    let under = x < -87.0;
+    let x = x.max(-87.0);
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    // n ∈ [-126, 0] is the difference of the two bit patterns; 2^n is a normal float.
+    let ni = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
+    if under {
+        0.0
+    } else {
+        p * scale
+    }
+}
+
+/// Lanes of the blocked reductions below (one AVX2 register; two SSE2 registers).
+const L: usize = 8;
+
+/// `Σ exp(x − m)` over `block`, in [`L`] f32 lanes then across lanes (a fixed order, so the
+/// result does not depend on the instruction set the caller was compiled for).
+///
+/// Lane `k` adds `exp(block[i] − m)` for `i ≡ k (mod L)` in increasing `i`. The main loop
+/// takes `2·L` elements at a time: their 16 `exp`s are independent (one AVX-512 register, or
+/// two AVX2 ones), and the two halves are added in order (`i` before `i + L`), so the sums
+/// are those of an `L`-at-a-time loop, bit for bit.
+#[inline(always)]
+fn sumexp_block(block: &[f32], m: f32) -> f32 {
+    let mut acc = [0f32; L];
+    let pairs = block.chunks_exact(2 * L);
+    let tail = pairs.remainder();
+    for c in pairs {
+        let mut e = [0f32; 2 * L];
+        for k in 0..2 * L {
+            e[k] = exp_nonpos(c[k] - m);
+        }
+        for k in 0..L {
+            acc[k] += e[k];
+        }
+        for k in 0..L {
+            acc[k] += e[L + k];
+        }
+    }
+    let chunks = tail.chunks_exact(L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..L {
+            acc[k] += exp_nonpos(c[k] - m);
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().map(|&x| exp_nonpos(x - m)).sum::<f32>()
+}
+
+/// `max(row)` in [`L`] lanes.
+#[inline(always)]
+fn max_lanes(row: &[f32]) -> f32 {
+    let mut mx = [f32::NEG_INFINITY; L];
+    let chunks = row.chunks_exact(L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..L {
+            mx[k] = mx[k].max(c[k]);
+        }
+    }
+    rest.iter().fold(
+        mx.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        |a, &b| a.max(b),
+    )
+}
+
+/// `(max(row), Σ exp(row − max))`, the sum in f32 lanes per block of 1024 and in f64 across
+/// blocks (so a 50k-entry vocabulary loses no precision that matters at 1e-6).
+#[inline(always)]
+fn max_sumexp_generic(row: &[f32]) -> (f32, f64) {
+    let m = max_lanes(row);
+    if !m.is_finite() {
+        return (m, 1.0);
+    }
+    // A plain loop, not `chunks().map().sum()`: the iterator's `fold` is a separate generic
+    // function that does not inherit the caller's `target_feature`, so the AVX builds below
+    // would run the `exp`s in SSE2 (it did: 4 lanes, 5 % of a full-LM forward's samples).
+    let mut total = 0f64;
+    for block in row.chunks(1024) {
+        total += sumexp_block(block, m) as f64;
+    }
+    (m, total)
+}
+
+/// The same code compiled for AVX2 (8-wide registers); same bits as the baseline build since
+/// no FMA is written and the compiler contracts none.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn max_sumexp_avx2(row: &[f32]) -> (f32, f64) {
+    max_sumexp_generic(row)
+}
+
+/// The same code compiled for AVX-512F (the 16 `exp`s of [`sumexp_block`]'s main loop in one
+/// register); same bits, for the same reason as the AVX2 build.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn max_sumexp_avx512(row: &[f32]) -> (f32, f64) {
+    max_sumexp_generic(row)
+}
+
+/// `(max(row), Σ exp(row − max))`; dispatches to the AVX-512F or AVX2 build when the CPU has
+/// it.
+pub(crate) fn max_sumexp(row: &[f32]) -> (f32, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked just above) and so AVX2.
+        return unsafe { max_sumexp_avx512(row) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { max_sumexp_avx2(row) };
+    }
+    max_sumexp_generic(row)
+}
+
+/// In-place softmax of each `width`-long row of `rows`: `exp(x − max) / Σ exp(x − max)`, as
+/// torch's `softmax(dim=-1)` (the sum in [`L`] lanes, a fixed order). A row whose entries are
+/// all the additive mask value stays uniform, as in torch.
+#[inline(always)]
+fn softmax_rows_generic(rows: &mut [f32], width: usize) {
+    for row in rows.chunks_exact_mut(width) {
+        let m = max_lanes(row);
+        let mut acc = [0f32; L];
+        let mut chunks = row.chunks_exact_mut(L);
+        for c in &mut chunks {
+            for k in 0..L {
+                c[k] = exp_nonpos(c[k] - m);
+                acc[k] += c[k];
+            }
+        }
+        let mut sum = acc.iter().sum::<f32>();
+        for x in chunks.into_remainder() {
+            *x = exp_nonpos(*x - m);
+            sum += *x;
+        }
+        // Probabilities below f32's normal range are flushed to 0: a subnormal operand costs
+        // a microcode assist per multiply on Intel cores, and the `P V` product after this
+        // ran 20× slower with them (measured on the AVX-512 machine, 2026-11-23).
+        for x in row.iter_mut() {
+            let y = *x / sum;
+            *x = if y < f32::MIN_POSITIVE { 0.0 } else { y };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn softmax_rows_avx2(rows: &mut [f32], width: usize) {
+    softmax_rows_generic(rows, width)
+}
+
+/// See [`softmax_rows_generic`]; the AVX2 build when the CPU has it (same bits).
+pub(crate) fn softmax_rows(rows: &mut [f32], width: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { softmax_rows_avx2(rows, width) };
+    }
+    softmax_rows_generic(rows, width)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_std_within_3e7_relative() {
+        let mut worst = 0f64;
+        for i in 0..200_000 {
+            let x = -87.0 * i as f32 / 200_000.0;
+            let want = (x as f64).exp();
+            let got = exp_nonpos(x) as f64;
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(exp_nonpos(0.0), 1.0);
+        assert_eq!(exp_nonpos(-1000.0), 0.0);
+        assert_eq!(exp_nonpos(f32::NEG_INFINITY), 0.0);
+        assert!(exp_nonpos(-87.0) >= f32::MIN_POSITIVE);
+    }
+
+    /// Masked scores get probability exactly 0 and no probability is subnormal (the `P V`
+    /// product after the softmax slows down ~20× on subnormal operands), rows still sum to 1.
+    #[test]
+    fn softmax_masks_to_zero_and_never_yields_subnormals() {
+        let width = 37;
+        let mut rows: Vec<f32> = (0..4 * width)
+            .map(|i| match i % 5 {
+                0 => f32::MIN,
+                1 => -86.9 + (i % 7) as f32 * 0.01,
+                _ => (i % 11) as f32 * 0.3,
+            })
+            .collect();
+        let input = rows.clone();
+        softmax_rows(&mut rows, width);
+        for (x, y) in input.iter().zip(&rows) {
+            assert!(*y == 0.0 || y.is_normal(), "subnormal probability {y:e}");
+            if *x == f32::MIN {
+                assert_eq!(*y, 0.0);
+            }
+        }
+        for row in rows.chunks(width) {
+            assert!((row.iter().map(|&v| v as f64).sum::<f64>() - 1.0).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn exp_rounds_ties_like_the_reference_and_paths_agree() {
+        // n = round(x·log2 e) near half-integers: the magic-constant rounding must keep the
+        // polynomial argument within ±ln2/2, i.e. stay accurate there too.
+        for k in 0..=125 {
+            for d in [-1e-4f32, 0.0, 1e-4] {
+                let x = -((k as f32 + 0.5) / std::f32::consts::LOG2_E) + d;
+                if x <= 0.0 {
+                    let want = (x as f64).exp();
+                    let got = exp_nonpos(x) as f64;
+                    assert!(((got - want) / want).abs() < 3e-7, "x {x}: {got} vs {want}");
+                }
+            }
+        }
+        // The AVX2 and AVX-512 builds compute the same bits as the baseline build, and the
+        // 16-at-a-time main loop the same sums as one taking 8 at a time.
+        let row: Vec<f32> = (0..50_001)
+            .map(|i| ((i * 7919) % 4001) as f32 / 97.0 - 20.0)
+            .collect();
+        let generic = max_sumexp_generic(&row);
+        assert_eq!(max_sumexp(&row), generic);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2.
+                assert_eq!(unsafe { max_sumexp_avx2(&row) }, generic);
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F and AVX2.
+                assert_eq!(unsafe { max_sumexp_avx512(&row) }, generic);
+            }
+        }
+        // Values of one magnitude in a scrambled order (an LCG), so that any other order of
+        // the additions gives other bits.
+        let mut state = 0x2545_f491_u32;
+        let mixed: Vec<f32> = (0..2100)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 8) as f32 / (1u32 << 24) as f32 * 3.0
+            })
+            .collect();
+        // Every length up to two 1024-blocks and a bit: a lane's rounding difference is often
+        // absorbed when the 8 lanes are summed, so one length alone would prove little.
+        for len in 0..=2100 {
+            let r = &mixed[..len];
+            let m = max_lanes(r);
+            if !m.is_finite() {
+                continue;
+            }
+            let (_, s) = max_sumexp_generic(r);
+            assert_eq!(max_sumexp(r), (m, s), "len {len}: the dispatched build");
+            let eight_at_a_time: f64 = r
+                .chunks(1024)
+                .map(|block| {
+                    let mut acc = [0f32; L];
+                    let chunks = block.chunks_exact(L);
+                    let rest = chunks.remainder();
+                    for c in chunks {
+                        for k in 0..L {
+                            acc[k] += exp_nonpos(c[k] - m);
+                        }
+                    }
+                    (acc.iter().sum::<f32>() + rest.iter().map(|&x| exp_nonpos(x - m)).sum::<f32>())
+                        as f64
+                })
+                .sum();
+            assert_eq!(s.to_bits(), eight_at_a_time.to_bits(), "len {len}");
+        }
+        let want: f64 = row
+            .iter()
+            .map(|&x| (x as f64 - generic.0 as f64).exp())
+            .sum();
+        assert!((generic.1 - want).abs() / want < 1e-6);
+    }
+}

@@ -1,0 +1,197 @@
+//! One training run in a run directory: zo-core's trainer driven by the run's settings, with
+//! the directory's sinks (`sink`), the evaluation and checkpoint hooks (the lowest dev loss
+//! kept in `best/`, MeZO's rule), Ctrl-C handling (`signal`), and the final evaluation.
+
+mod config;
+mod signal;
+mod sink;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+use serde::{Deserialize, Serialize};
+use zo_core::trainer::{Trainer, TrainerState};
+use zo_core::ParamSet;
+
+use crate::exit::{failed, usage, CmdError, CmdResult};
+use crate::pipeline::workload::{Model, Workload};
+use crate::rundir::{write_atomic, JsonlWriter};
+use crate::settings::Settings;
+use sink::RunSink;
+
+/// What `checkpoint/state.json` holds.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointState {
+    pub trainer: TrainerState,
+    /// Lowest dev loss so far (MeZO keeps the checkpoint with the lowest dev loss).
+    pub best_dev_loss: Option<f64>,
+}
+
+fn core_err(e: anyhow::Error) -> zo_core::Error {
+    zo_core::Error::Msg(format!("{e:#}"))
+}
+
+/// Trains `work` in `out` (a fresh run, or from the checkpoint state `resume`), then saves and
+/// evaluates the result.
+pub fn run_loop(
+    s: &Settings,
+    out: &Path,
+    work: &Workload,
+    resume: Option<CheckpointState>,
+    quiet: bool,
+) -> CmdResult {
+    let optimizer = s
+        .optimizer
+        .build()
+        .map_err(|e| usage(anyhow!("config: optimizer: {e}")))?;
+    let (cfg, total) = config::trainer_config(s, work.sizes().0, optimizer.queries_per_step());
+    let done_steps = resume.as_ref().map(|r| r.trainer.step);
+    let bar = crate::progress::bar(total, quiet);
+    bar.set_position(done_steps.unwrap_or(0));
+    let mut sink = RunSink::open(out, done_steps, bar.clone(), quiet).map_err(|e| {
+        if done_steps.is_some() {
+            failed(e)
+        } else {
+            usage(e)
+        }
+    })?;
+
+    let best = std::cell::Cell::new(resume.as_ref().and_then(|r| r.best_dev_loss));
+    let mut objective = |_step: u64, batch: &[usize]| -> zo_core::Result<f64> {
+        work.batch_loss(batch).map_err(core_err)
+    };
+    let eval_hook = |_step: u64, _p: &ParamSet| -> zo_core::Result<BTreeMap<String, f64>> {
+        let mut m = BTreeMap::new();
+        if let Some(dl) = work.dev_loss().map_err(core_err)? {
+            m.insert("dev_loss".to_string(), dl);
+            if best.get().is_none_or(|b| dl < b) {
+                best.set(Some(dl));
+                work.model()
+                    .save(&out.join("best"), None)
+                    .map_err(core_err)?;
+            }
+        }
+        if let Some(e) = work
+            .evaluate_split("dev", s.task.eval_examples)
+            .map_err(core_err)?
+        {
+            m.insert(e.key, e.value);
+        }
+        Ok(m)
+    };
+    let ckpt_hook = |_p: &ParamSet, st: &TrainerState| -> zo_core::Result<()> {
+        let state = CheckpointState {
+            trainer: st.clone(),
+            best_dev_loss: best.get(),
+        };
+        let bytes =
+            serde_json::to_vec_pretty(&state).map_err(|e| zo_core::Error::Msg(e.to_string()))?;
+        work.model()
+            .save(&out.join("checkpoint"), Some(("state.json", &bytes)))
+            .map_err(core_err)
+    };
+    let mut trainer = Trainer::new(cfg, optimizer)
+        .sink(&mut sink)
+        .on_eval(eval_hook)
+        .on_checkpoint(ckpt_hook)
+        .stop_flag(signal::stop_flag());
+    if let Some(r) = resume {
+        trainer = trainer
+            .resume(r.trainer)
+            .map_err(|e| usage(anyhow!("{}: cannot resume: {e}", out.display())))?;
+    }
+    let summary = trainer.run(work.params(), &mut objective);
+    drop(trainer);
+    bar.finish_and_clear();
+    let summary = match summary {
+        Ok(s) => s,
+        Err(zo_core::Error::NonFiniteLoss { step, value }) => {
+            return Err(failed(anyhow!(
+            "the loss became {value} at step {step}: stopped; the last good checkpoint is in {}",
+            out.join("checkpoint").display()
+        )))
+        }
+        Err(e) => return Err(failed(anyhow!("training failed: {e}"))),
+    };
+    if summary.stopped {
+        eprintln!(
+            "zo: stopped after step {}; continue with: zo train --resume {}",
+            summary.state.step,
+            out.display()
+        );
+        return Err(CmdError {
+            code: 130,
+            error: anyhow!("interrupted"),
+        });
+    }
+    finish(s, out, work, &summary.state, best.get(), quiet).map_err(failed)
+}
+
+/// "training loss (mean of the first → last 10 % of steps): a → b", from metrics.jsonl.
+fn loss_summary(metrics: &Path) -> Result<Option<String>> {
+    let losses: Vec<f64> = crate::rundir::read_jsonl(metrics)?
+        .iter()
+        .filter(|v| v["kind"] == "step")
+        .filter_map(|v| v["loss"].as_f64())
+        .collect();
+    if losses.len() < 10 {
+        return Ok(None);
+    }
+    let k = losses.len() / 10;
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    Ok(Some(format!(
+        "{} steps; training loss (mean of the first → last {k} steps): {:.4} → {:.4}",
+        losses.len(),
+        mean(&losses[..k]),
+        mean(&losses[losses.len() - k..])
+    )))
+}
+
+/// After the last step: save the final weights, evaluate (MeZO evaluates the checkpoint with
+/// the lowest dev loss when there is one), write results.json and print it.
+fn finish(
+    s: &Settings,
+    out: &Path,
+    work: &Workload,
+    state: &TrainerState,
+    best: Option<f64>,
+    quiet: bool,
+) -> Result<()> {
+    work.model().save(&out.join("final"), None)?;
+    if !quiet {
+        if let Some(line) = loss_summary(&out.join("metrics.jsonl"))? {
+            eprintln!("{line}");
+        }
+    }
+    let evaluated = if best.is_some() && out.join("best").is_dir() {
+        let b = Model::load(s, Some(&out.join("best")))?;
+        work.params().assign_from(b.params())?;
+        "best"
+    } else {
+        "final"
+    };
+    let mut results = serde_json::Map::new();
+    if let Some(e) = work.evaluate_split("test", 0)? {
+        results.insert(e.key, e.value.into());
+        let mut w = JsonlWriter::create(&out.join("predictions_test.jsonl"))?;
+        for p in &e.predictions {
+            w.write(p)?;
+        }
+    }
+    if let Some(e) = work.evaluate_split("dev", 0)? {
+        results.insert(e.key, e.value.into());
+    }
+    results.insert("evaluated".into(), evaluated.into());
+    results.insert("steps".into(), state.step.into());
+    results.insert("queries".into(), state.queries.into());
+    results.insert("sweeps".into(), state.sweeps.into());
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(results))?;
+    write_atomic(&out.join("results.json"), text.as_bytes())?;
+    println!("{text}");
+    if state.step == 0 {
+        bail!("no step was run");
+    }
+    Ok(())
+}

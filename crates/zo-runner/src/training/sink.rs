@@ -1,0 +1,154 @@
+//! The run directory's sinks: `metrics.jsonl` and `trajectory.jsonl` lines (appended, or on a
+//! resume truncated to the steps the checkpoint holds) and the progress bar with a line per
+//! evaluation.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+use zo_core::{EvalRecord, Sink, StepRecord, SweepRecord};
+
+use super::core_err;
+use crate::rundir::JsonlWriter;
+
+/// Writes metrics.jsonl / trajectory.jsonl lines and drives the progress bar.
+pub struct RunSink {
+    metrics: JsonlWriter,
+    trajectory: JsonlWriter,
+    start: Instant,
+    bar: indicatif::ProgressBar,
+    /// Training losses since the last evaluation (their mean is shown beside it).
+    recent: Vec<f64>,
+    quiet: bool,
+}
+
+impl RunSink {
+    /// A line for people: above the bar on a terminal, plain stderr otherwise, nothing with -q.
+    pub fn say(&self, line: String) {
+        if self.quiet {
+            return;
+        }
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct StepLine<'a> {
+    kind: &'static str,
+    #[serde(flatten)]
+    rec: &'a StepRecord,
+    seconds: f64,
+}
+
+#[derive(Serialize)]
+struct EvalLine<'a> {
+    kind: &'static str,
+    step: u64,
+    queries_total: u64,
+    #[serde(flatten)]
+    metrics: &'a BTreeMap<String, f64>,
+    seconds: f64,
+}
+
+impl Sink for RunSink {
+    fn on_step(&mut self, r: &StepRecord) -> zo_core::Result<()> {
+        let line = StepLine {
+            kind: "step",
+            rec: r,
+            seconds: self.start.elapsed().as_secs_f64(),
+        };
+        self.metrics.write(&line).map_err(core_err)?;
+        self.recent.push(r.loss);
+        self.bar.set_position(r.step + 1);
+        self.bar.set_message(format!(
+            "queries {}  loss {:.4}  γ {}",
+            r.queries_total,
+            r.loss,
+            r.gamma.map_or("-".to_string(), |g| format!("{g:.3e}"))
+        ));
+        Ok(())
+    }
+    fn on_eval(&mut self, e: &EvalRecord) -> zo_core::Result<()> {
+        let line = EvalLine {
+            kind: "eval",
+            step: e.step,
+            queries_total: e.queries_so_far,
+            metrics: &e.metrics,
+            seconds: self.start.elapsed().as_secs_f64(),
+        };
+        self.metrics.write(&line).map_err(core_err)?;
+        let shown: Vec<String> = e
+            .metrics
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
+        let train = if self.recent.is_empty() {
+            String::new()
+        } else {
+            let mean = self.recent.iter().sum::<f64>() / self.recent.len() as f64;
+            format!(
+                "train_loss {mean:.4} (mean of {} steps)  ",
+                self.recent.len()
+            )
+        };
+        self.recent.clear();
+        self.say(format!(
+            "step {:>6}  queries {:>8}  {train}{}",
+            e.step,
+            e.queries_so_far,
+            shown.join("  ")
+        ));
+        Ok(())
+    }
+    fn on_sweep(&mut self, r: &SweepRecord) -> zo_core::Result<()> {
+        self.trajectory.write(r).map_err(core_err)
+    }
+}
+
+impl RunSink {
+    /// Opens the logs of `out`: new files for a fresh run; for a resume after `done_steps`
+    /// steps, the existing files truncated to the lines those steps wrote (an evaluation at
+    /// `done_steps` itself ran before the checkpoint).
+    pub fn open(
+        out: &Path,
+        done_steps: Option<u64>,
+        bar: indicatif::ProgressBar,
+        quiet: bool,
+    ) -> anyhow::Result<Self> {
+        let metrics_path = out.join("metrics.jsonl");
+        let traj_path = out.join("trajectory.jsonl");
+        let (metrics, trajectory) = match done_steps {
+            Some(done) => (
+                JsonlWriter::open_truncated(&metrics_path, |v| {
+                    v["step"].as_u64().is_some_and(|k| {
+                        if v["kind"] == "eval" {
+                            k <= done
+                        } else {
+                            k < done
+                        }
+                    })
+                })?,
+                JsonlWriter::open_truncated(&traj_path, |v| {
+                    v["step"].as_u64().is_some_and(|k| k < done)
+                })?,
+            ),
+            None => (
+                JsonlWriter::create(&metrics_path)?,
+                JsonlWriter::create(&traj_path)?,
+            ),
+        };
+        Ok(Self {
+            metrics,
+            trajectory,
+            start: Instant::now(),
+            bar,
+            recent: Vec::new(),
+            quiet,
+        })
+    }
+}
