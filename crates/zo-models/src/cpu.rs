@@ -335,6 +335,7 @@ pub(crate) fn head_nll(h: &Tensor, w: &Tensor, labels: &[u32]) -> Result<Option<
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::sgemm::tests::in_pool;
 
     fn data(n: usize, salt: usize) -> Vec<f32> {
         (0..n)
@@ -353,15 +354,6 @@ pub(crate) mod tests {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap()
-    }
-
-    /// Runs `f` in a fresh rayon pool of `threads` threads (the thread-count determinism tests).
-    pub(crate) fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(f)
     }
 
     #[test]

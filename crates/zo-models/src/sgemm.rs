@@ -322,4 +322,4 @@ fn finish(acc: f32, epi: &Epilogue<'_>, bs: Option<&[f32]>, i: usize, j: usize, 
 mod driver;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -13,6 +13,7 @@ use crate::data::DataSource;
 use crate::error::TaskError;
 use crate::hub::dataset_file;
 use crate::sampling::{split_indices, SplitSizes};
+use crate::task::Task;
 
 /// An image classification task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -279,6 +280,49 @@ pub fn load_image_splits(
         dev: pick(&train_pool, &idx.dev),
         test: pick(&test_pool, &idx.test),
     })
+}
+
+/// Any task zo trains on: one of MeZO's text tasks or an image task. Parsed once, at the edge
+/// (`task.name`), so text and image workloads never meet a task of the other family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum AnyTask {
+    Text(Task),
+    Image(ImageTask),
+}
+
+impl fmt::Display for AnyTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnyTask::Text(t) => t.fmt(f),
+            AnyTask::Image(t) => t.fmt(f),
+        }
+    }
+}
+
+impl FromStr for AnyTask {
+    type Err = TaskError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<Task>()
+            .map(AnyTask::Text)
+            .or_else(|_| s.parse().map(AnyTask::Image))
+            .map_err(|_| TaskError::UnknownTask(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for AnyTask {
+    type Error = TaskError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<AnyTask> for String {
+    fn from(t: AnyTask) -> String {
+        t.to_string()
+    }
 }
 
 #[cfg(test)]

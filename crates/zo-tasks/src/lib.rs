@@ -66,7 +66,7 @@ pub use encode::{
 pub use error::{RowErrorKind, TaskError};
 pub use example::{Example, ExampleData};
 pub use hub::{HubOptions, RepoKind};
-pub use image::{load_image_splits, ImageManifest, ImageSplits, ImageTask};
+pub use image::{load_image_splits, AnyTask, ImageManifest, ImageSplits, ImageTask};
 pub use manifest::{DatasetRef, FixtureFiles, PoolSizes, QuickstartFiles, TaskManifest};
 pub use metrics::{
     accuracy, argmax, clean_up_tokenization, exact_match, f1, generation_answer, mean_f1,
@@ -76,6 +76,4 @@ pub use render::{render, Rendered, TrainText};
 pub use sampling::{
     sample_splits, sample_subset_indices, split_indices, SplitIndices, SplitSizes, Splits,
 };
-pub use task::{
-    AnyTask, EvalMode, MetricKind, Objective, Task, TaskSpec, MAX_LENGTH, MAX_NEW_TOKENS,
-};
+pub use task::{EvalMode, MetricKind, Objective, Task, TaskSpec, MAX_LENGTH, MAX_NEW_TOKENS};

@@ -1,5 +1,4 @@
 use super::*;
-use crate::cpu::tests::in_pool;
 
 fn data(len: usize, salt: usize) -> Vec<f32> {
     (0..len)
@@ -305,4 +304,13 @@ fn row_blocks_cover_rows_evenly() {
             assert_eq!(rb % threads, 0, "{rb} blocks for {threads} threads");
         }
     }
+}
+
+/// Runs `f` in a fresh rayon pool of `threads` threads (the thread-count determinism tests).
+pub(crate) fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
 }
