@@ -1,5 +1,6 @@
 //! The OPT decoder (facebook/opt-*), ported from transformers' `modeling_opt.py`.
 
+pub mod builtin;
 pub mod config;
 pub mod init;
 pub mod layers;
