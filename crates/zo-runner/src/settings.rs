@@ -117,6 +117,9 @@ pub struct TrainSettings {
     pub schedule: Schedule,
     /// Evaluate on dev every N steps (0 = only at the end).
     pub eval_every: u64,
+    /// Also evaluate on dev before the first step of a fresh run.
+    #[serde(default)]
+    pub eval_at_start: bool,
     /// Write a checkpoint every N steps (0 = only at the end).
     pub checkpoint_every: u64,
     /// Run directory (empty: runs/<task>-<method>-s<seed>).
