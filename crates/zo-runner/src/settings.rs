@@ -58,6 +58,7 @@ pub enum BosSetting {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSettings {
+    /// `builtin:quickstart-opt` (the quickstart's pre-trained small OPT, compiled in),
     /// `builtin:tiny-opt` (random weights from `init_seed`), a directory, or a hub repo id with
     /// an optional `@revision` (e.g. `facebook/opt-125m@main`).
     pub source: String,

@@ -32,7 +32,10 @@ pub fn device(spec: &str) -> Result<Device> {
     }
 }
 
-/// The config of a `builtin:` model, or None for a directory / hub id.
+/// The built-in pre-trained model of the quickstart (weights compiled into the binary).
+pub const QUICKSTART_OPT: &str = "builtin:quickstart-opt";
+
+/// The config of a random `builtin:` model, or None for a directory / hub id.
 pub fn builtin_config(source: &str) -> Result<Option<OptConfig>> {
     let Some(name) = source.strip_prefix("builtin:") else {
         return Ok(None);
@@ -45,7 +48,7 @@ pub fn builtin_config(source: &str) -> Result<Option<OptConfig>> {
         }
         "opt-125m" => OptConfig::preset(Preset::Opt125m),
         "opt-350m" => OptConfig::preset(Preset::Opt350m),
-        other => bail!("config: key `model.source`: no built-in model `{other}` (tiny-opt, opt-125m, opt-350m)"),
+        other => bail!("config: key `model.source`: no built-in model `{other}` (quickstart-opt, tiny-opt, opt-125m, opt-350m)"),
     };
     cfg.dtype = Some("float32".into());
     Ok(Some(cfg))
@@ -73,6 +76,9 @@ pub fn locate(source: &str) -> ModelLocation {
 pub fn load_model(m: &ModelSettings) -> Result<OptModel> {
     let dev = device(&m.device)?;
     let dtype = m.dtype.candle();
+    if m.source == QUICKSTART_OPT {
+        return Ok(OptModel::builtin_quickstart(dtype, &dev)?);
+    }
     if let Some(cfg) = builtin_config(&m.source)? {
         return Ok(OptModel::random(&cfg, m.init_seed, dtype, &dev)?);
     }
