@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes quickstart_train.jsonl (240 rows) and quickstart_dev.jsonl (60 rows): short movie
+"""Writes quickstart_train.jsonl (240 rows) and quickstart_dev.jsonl (200 rows): short movie
 review sentences we made up, in GLUE SST-2's format (lower-cased, punctuation and clitics split
 off by spaces, a trailing space; `{"sentence", "label", "idx"}` with 1 = positive), for the
 quickstart to train on without downloading SST-2. Labels are balanced in each file; sentiment is
@@ -7,6 +7,8 @@ carried by clear words so a small model can learn it, with varied templates (two
 contrasts, negated praise / negated criticism) so it is not a single lookup.
 
 Deterministic (random.Random(20240611)); plain CPython 3. Run: python3 tasks/sst2/make_quickstart.py
+The two files share no sentence. `sentence` and the word lists are also imported by
+crates/zo-models/assets/quickstart-opt/make_quickstart_opt.py (the quickstart model's corpus).
 """
 import json
 import os
@@ -75,9 +77,17 @@ def write(path, rows):
     os.replace(path + ".tmp", path)
 
 
-rng = random.Random(20240611)
-seen = set()
-here = os.path.dirname(os.path.abspath(__file__))
-write(os.path.join(here, "quickstart_train.jsonl"), build(rng, 240, seen))
-write(os.path.join(here, "quickstart_dev.jsonl"), build(rng, 60, seen))
-print("wrote 240 + 60 rows")
+N_TRAIN, N_DEV = 240, 200
+
+
+def main():
+    rng = random.Random(20240611)
+    seen = set()
+    here = os.path.dirname(os.path.abspath(__file__))
+    write(os.path.join(here, "quickstart_train.jsonl"), build(rng, N_TRAIN, seen))
+    write(os.path.join(here, "quickstart_dev.jsonl"), build(rng, N_DEV, seen))
+    print(f"wrote {N_TRAIN} + {N_DEV} rows")
+
+
+if __name__ == "__main__":
+    main()

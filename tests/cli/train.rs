@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{assert_code, kill_and_resume, run_in, stderr, stdout, zo};
 
-/// Quickstart settings shrunk for tests: 4 examples per batch.
+/// Quickstart settings shrunk for tests: 4 examples per batch, no evaluation before the end.
 fn quick(steps: u64, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = vec![
         "quickstart".into(),
@@ -18,6 +18,7 @@ fn quick(steps: u64, extra: &[&str]) -> Vec<String> {
     for s in [
         "train.batch_size=4",
         "train.eval_every=0",
+        "train.eval_at_start=false",
         "train.checkpoint_every=0",
     ]
     .iter()
@@ -106,19 +107,20 @@ fn every_optimizer_trains_and_logs_its_queries() {
 }
 
 #[test]
-fn quickstart_loss_falls_and_report_reads_it() {
+fn quickstart_learns_and_report_reads_it() {
+    // The quickstart's own settings, shortened to 100 steps: dev evaluated before the first
+    // step and at steps 50 and 100.
     let d = tempfile::tempdir().unwrap();
     let o = run_in(
         d.path(),
         &[
             "quickstart",
-            "-q",
             "--steps",
-            "400",
+            "100",
             "--set",
-            "train.eval_every=200",
+            "train.eval_every=50",
             "--set",
-            "train.checkpoint_every=200",
+            "train.checkpoint_every=50",
         ],
     );
     assert_code(&o, 0);
@@ -126,15 +128,42 @@ fn quickstart_loss_falls_and_report_reads_it() {
     let mean = |s: &[serde_json::Value]| {
         s.iter().map(|v| v["loss"].as_f64().unwrap()).sum::<f64>() / s.len() as f64
     };
-    // First and last fifths (80 steps each); with the quickstart's seed the mean falls by
-    // ≈ 0.016 under generator v3 (0.6955 → 0.6794, release build), well beyond the 0.005 asked.
-    let (first, last) = (mean(&steps[..80]), mean(&steps[320..]));
+    // First and last fifths (20 steps each); with the quickstart's seed the mean falls from
+    // ≈ 0.67 to ≈ 0.55 (release build).
+    let (first, last) = (mean(&steps[..20]), mean(&steps[80..]));
     assert!(
-        last < first - 0.005,
-        "loss did not fall: first 80 steps {first:.4}, last 80 {last:.4}"
+        last < first - 0.05,
+        "loss did not fall: first 20 steps {first:.4}, last 20 {last:.4}"
     );
-    let evals = fs::read_to_string(d.path().join("runs/quickstart/metrics.jsonl")).unwrap();
-    assert_eq!(evals.matches("\"kind\":\"eval\"").count(), 2);
+    let evals: Vec<serde_json::Value> =
+        fs::read_to_string(d.path().join("runs/quickstart/metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["kind"] == "eval")
+            .collect();
+    let at: Vec<(u64, f64)> = evals
+        .iter()
+        .map(|v| {
+            (
+                v["step"].as_u64().unwrap(),
+                v["dev_accuracy"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    // The pre-trained model scores SST-2's label words alike: chance before the first step
+    // (0.50: every example a tie); then 1.00 on the 200 dev rows (release build, seed 42).
+    assert_eq!(at.iter().map(|a| a.0).collect::<Vec<_>>(), [0, 50, 100]);
+    assert!((at[0].1 - 0.5).abs() <= 0.05, "{at:?}");
+    assert!(at[2].1 >= 0.9, "dev accuracy did not rise: {at:?}");
+    assert!(
+        stderr(&o).contains(&format!(
+            "dev accuracy {:.2} (step 0) → {:.2} (step 100)",
+            at[0].1, at[2].1
+        )),
+        "{}",
+        stderr(&o)
+    );
     assert!(d
         .path()
         .join("runs/quickstart/best/model.safetensors")
@@ -200,7 +229,7 @@ fn eval_of_saved_model_equals_the_in_memory_evaluation() {
     let a = fs::read_to_string(d.path().join("runs/quickstart/predictions_test.jsonl")).unwrap();
     let b = fs::read_to_string(d.path().join("p.jsonl")).unwrap();
     assert_eq!(a, b);
-    assert_eq!(a.lines().count(), 60);
+    assert_eq!(a.lines().count(), 200);
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! | need | call |
 //! |---|---|
 //! | random model from a config + seed | [`OptModel::random`] (`opt::Config::preset`, then set `vocab_size`) |
-//! | load a local dir / a hub repo | [`OptModel::from_dir`], [`OptModel::from_hub`] + [`hub::HubOptions::from_env`] |
+//! | the quickstart's pre-trained small OPT | [`OptModel::builtin_quickstart`] (`assets/quickstart-opt`) |
+//! | load a local dir / a hub repo / safetensors bytes | [`OptModel::from_dir`], [`OptModel::from_hub`] + [`hub::HubOptions::from_env`], [`OptModel::from_safetensors_bytes`] |
 //! | save (HF layout, + tokenizer) | [`OptModel::save_pretrained`] with [`opt::save::SaveOptions`] |
 //! | the parameters ZO perturbs | [`OptModel::params`] (shares storage with the model) |
 //! | tokenizer | [`tokenizer::Tokenizer`]: `from_dir`, `builtin_tiny`, `with_bos`, `encode`, `decode`, `newline_id` |
@@ -16,7 +17,8 @@
 //! | generation | [`scoring::greedy_generate`] / [`scoring::greedy_generate_batch`] |
 //!
 //! Goldens against transformers live in `tests/` with their generator scripts in
-//! `tests/fixtures/make_fixtures.py` and `assets/tiny-tokenizer/make_tiny_tokenizer.py`.
+//! `tests/fixtures/make_fixtures.py`, `assets/tiny-tokenizer/make_tiny_tokenizer.py` and
+//! `assets/quickstart-opt/make_quickstart_opt.py`.
 
 pub mod batch;
 mod cpu;

@@ -186,7 +186,7 @@ fn loaded_fixture_saves_back_bit_identical() {
 #[test]
 fn saved_config_names_the_architecture_for_auto_classes() {
     use zo_models::opt::Builtin;
-    let cfg = Builtin::TinyOpt.config();
+    let cfg = Builtin::TinyOpt.config().unwrap();
     assert_eq!(cfg.vocab_size, 2048, "the tiny tokenizer's vocabulary");
     let m = Builtin::TinyOpt.load(5, DType::F32, &Device::Cpu).unwrap();
     let dir = tempfile::tempdir().unwrap();

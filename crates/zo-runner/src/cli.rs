@@ -219,7 +219,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "RUN_DIR")]
     pub run: Option<PathBuf>,
     /// A model: directory, model.safetensors file (config.json beside it), hub id[@revision]
-    /// or builtin:tiny-opt.
+    /// or builtin:quickstart-opt / builtin:tiny-opt.
     #[arg(long, value_name = "MODEL")]
     pub model: Option<PathBuf>,
     /// Task (sst2, rte, copa, record, squad, drop).

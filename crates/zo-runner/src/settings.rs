@@ -145,6 +145,7 @@ pub enum ObjectiveSetting {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSettings {
+    /// `builtin:quickstart-opt` (the quickstart's pre-trained small OPT, compiled in),
     /// `builtin:tiny-opt` (random weights from `init_seed`), a directory, or a hub repo id with
     /// an optional `@revision` (e.g. `facebook/opt-125m@main`).
     pub source: String,
@@ -204,6 +205,9 @@ pub struct TrainSettings {
     pub schedule: Schedule,
     /// Evaluate on dev every N steps (0 = only at the end).
     pub eval_every: u64,
+    /// Also evaluate on dev before the first step of a fresh run.
+    #[serde(default)]
+    pub eval_at_start: bool,
     /// Write a checkpoint every N steps (0 = only at the end).
     pub checkpoint_every: u64,
     /// Run directory (empty: runs/<task>-<method>-s<seed>).

@@ -333,7 +333,7 @@ fn manifests_agree_with_the_specs() {
 fn quickstart_rows_are_sst2_format_and_balanced() {
     use zo_tasks::ExampleData;
     let q = Task::Sst2.manifest().unwrap().quickstart.unwrap();
-    for (name, n) in [(q.train, 240), (q.dev, 60)] {
+    for (name, n) in [(q.train, 240), (q.dev, 200)] {
         let path = Task::Sst2.source_dir().join(&name);
         let rows = load_files(Task::Sst2, &[path], BadRowPolicy::Fail)
             .unwrap()
@@ -366,8 +366,8 @@ fn load_splits_samples_both_pools() {
         num_eval: 1000,
     };
     let s = zo_tasks::load_splits(Task::Sst2, &src, 0, sizes, BadRowPolicy::Fail).unwrap();
-    assert_eq!((s.train.len(), s.dev.len(), s.test.len()), (200, 40, 60));
-    let idx = zo_tasks::split_indices(240, 60, 0, sizes).unwrap();
+    assert_eq!((s.train.len(), s.dev.len(), s.test.len()), (200, 40, 200));
+    let idx = zo_tasks::split_indices(240, 200, 0, sizes).unwrap();
     assert_eq!(idx, s.indices);
     assert_eq!(s.train[0].row, idx.train[0]);
     assert_eq!(s.test[5].row, idx.test[5]);

@@ -209,11 +209,7 @@ pub fn load_params(
     dtype: DType,
     device: &Device,
 ) -> Result<ParamSet> {
-    if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
-        return Err(Error::Input(format!(
-            "unsupported model dtype {dtype:?} (use f32, bf16 or f16)"
-        )));
-    }
+    check_dtype(dtype)?;
     let mut found = Found::new();
     match files {
         WeightFiles::Safetensors(fs) => {
@@ -227,6 +223,25 @@ pub fn load_params(
             }
         }
     }
+    params_from_found(found, cfg, origin, dtype)
+}
+
+fn check_dtype(dtype: DType) -> Result<()> {
+    if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
+        return Err(Error::Input(format!(
+            "unsupported model dtype {dtype:?} (use f32, bf16 or f16)"
+        )));
+    }
+    Ok(())
+}
+
+/// The tensors read, checked against `cfg` (none missing, extra or misshapen) and cast.
+fn params_from_found(
+    mut found: Found,
+    cfg: &Config,
+    origin: &Path,
+    dtype: DType,
+) -> Result<ParamSet> {
     let expected = cfg.expected_params();
     let mut items = Vec::with_capacity(expected.len());
     for (name, shape) in &expected {
@@ -272,6 +287,34 @@ impl OptModel {
         let cfg = Config::from_file(&dir.join(CONFIG))?;
         let files = find_weight_files(dir)?;
         let params = load_params(&files, &cfg, dir, dtype, device)?;
+        OptModel::new(cfg, params)
+    }
+
+    /// Builds a model from the text of a config.json and the bytes of one safetensors file (a
+    /// model compiled into a binary), with the checks of [`OptModel::from_dir`]; `origin` names
+    /// the model in errors.
+    pub fn from_safetensors_bytes(
+        config_json: &str,
+        weights: &[u8],
+        origin: &Path,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        check_dtype(dtype)?;
+        let cfg = Config::from_json_str(config_json, origin)?;
+        let tensors = candle_core::safetensors::load_buffer(weights, device).map_err(|e| {
+            Error::Checkpoint {
+                path: origin.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
+        let mut keys: Vec<&String> = tensors.keys().collect();
+        keys.sort();
+        let mut found = Found::new();
+        for key in keys {
+            insert(&mut found, key, tensors[key].clone(), origin)?;
+        }
+        let params = params_from_found(found, &cfg, origin, dtype)?;
         OptModel::new(cfg, params)
     }
 }

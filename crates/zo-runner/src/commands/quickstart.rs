@@ -24,9 +24,10 @@ pub fn run(g: &Global, a: &QuickstartArgs) -> CmdResult {
     .map_err(usage)?;
     if !g.quiet {
         eprintln!(
-            "zo quickstart: {} steps of {} on a tiny random OPT with the built-in SST-2-format rows → {}",
+            "zo quickstart: {} steps of {} on {} with the built-in SST-2-format rows → {}",
             settings.train.steps,
             settings.method().to_uppercase(),
+            settings.model.source,
             a.out.display()
         );
     }

@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use zo_core::trainer::{Trainer, TrainerState};
-use zo_core::ParamSet;
+use zo_core::{EvalRecord, ParamSet, Sink};
 
 use crate::exit::{failed, usage, CmdError, CmdResult};
 use crate::pipeline::workload::{Model, Workload};
@@ -92,6 +92,14 @@ pub fn run_loop(
             .save(&out.join("checkpoint"), Some(("state.json", &bytes)))
             .map_err(core_err)
     };
+    if resume.is_none() && s.train.eval_at_start {
+        let e = EvalRecord {
+            step: 0,
+            queries_so_far: 0,
+            metrics: eval_hook(0, work.params()).map_err(|e| failed(anyhow!("{e}")))?,
+        };
+        sink.on_eval(&e).map_err(|e| failed(anyhow!("{e}")))?;
+    }
     let mut trainer = Trainer::new(cfg, optimizer)
         .sink(&mut sink)
         .on_eval(eval_hook)
@@ -149,6 +157,37 @@ fn loss_summary(metrics: &Path) -> Result<Option<String>> {
     )))
 }
 
+/// "dev accuracy 0.50 (step 0) → 0.93 (step 800)": the dev metric of the first evaluation,
+/// when it ran before the first step, and of the last one, from metrics.jsonl.
+fn dev_summary(metrics: &Path) -> Result<Option<String>> {
+    let evals: Vec<serde_json::Value> = crate::rundir::read_jsonl(metrics)?
+        .into_iter()
+        .filter(|v| v["kind"] == "eval")
+        .collect();
+    let (Some(first), Some(last)) = (evals.first(), evals.last()) else {
+        return Ok(None);
+    };
+    if first["step"] != 0 || last["step"] == 0 {
+        return Ok(None);
+    }
+    let Some((key, start)) = first
+        .as_object()
+        .into_iter()
+        .flatten()
+        .find(|(k, v)| k.starts_with("dev_") && *k != "dev_loss" && v.is_f64())
+    else {
+        return Ok(None);
+    };
+    Ok(last[key].as_f64().map(|end| {
+        format!(
+            "{} {:.2} (step 0) → {end:.2} (step {})",
+            key.replace('_', " "),
+            start.as_f64().unwrap_or(f64::NAN),
+            last["step"]
+        )
+    }))
+}
+
 /// After the last step: save the final weights, evaluate (MeZO evaluates the checkpoint with
 /// the lowest dev loss when there is one), write results.json and print it.
 fn finish(
@@ -190,6 +229,11 @@ fn finish(
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(results))?;
     write_atomic(&out.join("results.json"), text.as_bytes())?;
     println!("{text}");
+    if !quiet {
+        if let Some(line) = dev_summary(&out.join("metrics.jsonl"))? {
+            eprintln!("{line}");
+        }
+    }
     if state.step == 0 {
         bail!("no step was run");
     }
