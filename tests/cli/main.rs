@@ -3,5 +3,6 @@
 mod bad_input;
 mod common;
 mod report;
+mod reproduce;
 mod train;
 mod vision;

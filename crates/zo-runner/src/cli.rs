@@ -42,7 +42,7 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print the rendered prompts, candidates and option spans of task rows as JSON lines.
     Prompts(PromptsArgs),
-    /// Run the paper's table cells from configs/paper/ (shrinkable), then report.
+    /// Run the paper's table cells (built in, or --configs DIR; shrinkable, --mini), then report.
     Reproduce(ReproduceArgs),
     /// Cost-ratio tables (markdown + CSV) and loss plots (SVG + PNG) from run directories.
     Report(ReportArgs),
@@ -299,9 +299,20 @@ pub struct ReproduceArgs {
     /// 6 (OPT × SST-2/RTE/COPA/ReCoRD/SQuAD/DROP).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(5..=6))]
     pub table: u8,
-    /// Directory of the cell configs (one TOML per cell under table5/ and table6/).
-    #[arg(long, value_name = "DIR", default_value = "configs/paper")]
-    pub configs: PathBuf,
+    /// Read the cell configs from DIR (one TOML per cell under DIR/table5/, DIR/table6/ and,
+    /// for --mini, DIR/mini/table6/) instead of the ones built into the binary (a copy of
+    /// configs/paper/ of the source tree).
+    #[arg(long, value_name = "DIR")]
+    pub configs: Option<PathBuf>,
+    /// The miniature Table 6: GA cosine, GA constant, STP and AS2P on the built-in quickstart
+    /// model and SST-2-format rows, tuned hyper-parameters, seeds 1,2,3; minutes on a laptop
+    /// CPU, no network.
+    #[arg(long)]
+    pub mini: bool,
+    /// Run every cell once per seed (comma-separated train.seed values, e.g. 1,2,3); the report
+    /// gives mean ± std over seeds [default: the cell's own seed; --mini: 1,2,3].
+    #[arg(long, value_name = "LIST")]
+    pub seeds: Option<String>,
     /// Use this model instead of the paper's (OPT-13B; the pre-trained ResNets): hub id[@revision],
     /// directory, builtin:… (e.g. builtin:tiny-opt, builtin:tiny-resnet).
     #[arg(long)]
@@ -315,7 +326,8 @@ pub struct ReproduceArgs {
     /// Override one config key in every cell (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Where the run directories and the report go [default: runs/table5 or runs/table6].
+    /// Where the run directories and the report go [default: runs/table5, runs/table6 or
+    /// runs/table6-mini].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print every cell's resolved config and exit.

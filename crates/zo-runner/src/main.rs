@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod exit;
 mod layers;
+mod paper;
 mod pipeline;
 mod progress;
 mod report;

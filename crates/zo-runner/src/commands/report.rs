@@ -5,7 +5,7 @@ use anyhow::Context;
 use super::{failed, usage, CmdResult};
 use crate::cli::ReportArgs;
 use crate::report::{
-    build_tables, csv, load_run, markdown, parse_fractions, plot, ratio::SMOOTHING,
+    build_tables, csv, load_run, markdown, parse_fractions, plot, plot_series, ratio::SMOOTHING,
 };
 use crate::rundir::write_atomic;
 
@@ -30,15 +30,14 @@ pub fn run(a: &ReportArgs) -> CmdResult {
     write_atomic(&a.out.join("report.md"), md.as_bytes()).map_err(failed)?;
     write_atomic(&a.out.join("report.csv"), csv(&tables).as_bytes()).map_err(failed)?;
     for t in &tables {
-        let series: Vec<(String, &crate::report::ratio::Curve)> = runs
-            .iter()
-            .filter(|r| r.task == t.task)
-            .map(|r| (r.label.clone(), &r.curve))
-            .collect();
-        let title = format!(
-            "{}: training loss vs queries ({})",
-            t.task, "centred moving average"
+        let series = plot_series(&runs, &t.task);
+        let mut title = format!(
+            "{}: training loss vs queries (centred moving average)",
+            t.task
         );
+        if !t.base_check.meaningful() {
+            title.push_str(" — NOT MEANINGFUL: base loss flat");
+        }
         let file: String = t
             .task
             .chars()
@@ -53,6 +52,11 @@ pub fn run(a: &ReportArgs) -> CmdResult {
         plot::loss_plot(&a.out, &format!("loss_{file}"), &title, &series).map_err(failed)?;
     }
     print!("{md}");
+    for t in &tables {
+        for w in t.warnings() {
+            eprintln!("warning: {}: {w}", t.task);
+        }
+    }
     eprintln!(
         "report written to {} (smoothing: {SMOOTHING})",
         a.out.display()

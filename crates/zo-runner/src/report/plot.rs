@@ -9,7 +9,13 @@ use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::ratio::{smooth, Curve};
+/// One line of a plot: smoothed losses against queries, with an optional (low, high) band.
+pub struct Series {
+    pub label: String,
+    pub x: Vec<f64>,
+    pub y: Vec<f64>,
+    pub band: Option<(Vec<f64>, Vec<f64>)>,
+}
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
@@ -32,23 +38,29 @@ const PALETTE: [RGBColor; 7] = [
     RGBColor(0, 0, 0),
 ];
 
-/// Writes `<stem>.svg` and `<stem>.png` into `dir`: the smoothed training loss of every
-/// `(label, curve)` against cumulative queries.
-pub fn loss_plot(dir: &Path, stem: &str, title: &str, series: &[(String, &Curve)]) -> Result<()> {
+/// Writes `<stem>.svg` and `<stem>.png` into `dir`: every series (smoothed training loss
+/// against cumulative queries), its band shaded in its colour.
+pub fn loss_plot(dir: &Path, stem: &str, title: &str, series: &[Series]) -> Result<()> {
     register_font();
+    // Drawn under temporary names, then renamed, so a plot is never seen half-written.
     let svg = dir.join(format!("{stem}.svg"));
     let png = dir.join(format!("{stem}.png"));
+    let svg_tmp = dir.join(format!(".{stem}.svg.tmp"));
+    let png_tmp = dir.join(format!(".{stem}.tmp.png"));
     {
-        let root = SVGBackend::new(&svg, (900, 560)).into_drawing_area();
+        let root = SVGBackend::new(&svg_tmp, (900, 560)).into_drawing_area();
         draw(&root, title, series)?;
         root.present()
             .map_err(|e| anyhow!("{}: {e}", svg.display()))?;
     }
     {
-        let root = BitMapBackend::new(&png, (900, 560)).into_drawing_area();
+        let root = BitMapBackend::new(&png_tmp, (900, 560)).into_drawing_area();
         draw(&root, title, series)?;
         root.present()
             .map_err(|e| anyhow!("{}: {e}", png.display()))?;
+    }
+    for (tmp, path) in [(&svg_tmp, &svg), (&png_tmp, &png)] {
+        std::fs::rename(tmp, path).map_err(|e| anyhow!("{}: cannot write: {e}", path.display()))?;
     }
     Ok(())
 }
@@ -56,23 +68,21 @@ pub fn loss_plot(dir: &Path, stem: &str, title: &str, series: &[(String, &Curve)
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
-    series: &[(String, &Curve)],
+    series: &[Series],
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("plot: {e:?}");
     root.fill(&WHITE).map_err(err)?;
-    let smoothed: Vec<Vec<f64>> = series.iter().map(|(_, c)| smooth(&c.loss)).collect();
     let x_max = series
         .iter()
-        .filter_map(|(_, c)| c.queries.last().copied())
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
+        .filter_map(|s| s.x.last().copied())
+        .fold(1.0_f64, f64::max);
     let (mut y_min, mut y_max) = (f64::INFINITY, f64::NEG_INFINITY);
-    for s in &smoothed {
-        for &v in s {
+    for s in series {
+        let band = s.band.iter().flat_map(|(lo, hi)| lo.iter().chain(hi));
+        for &v in s.y.iter().chain(band).filter(|v| v.is_finite()) {
             y_min = y_min.min(v);
             y_max = y_max.max(v);
         }
@@ -95,17 +105,30 @@ where
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(err)?;
-    for (i, ((label, curve), s)) in series.iter().zip(&smoothed).enumerate() {
+    for (i, s) in series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
-        let points = curve
-            .queries
-            .iter()
-            .map(|&q| q as f64)
-            .zip(s.iter().copied());
+        if let Some((lo, hi)) = &s.band {
+            let outline: Vec<(f64, f64)> =
+                s.x.iter()
+                    .zip(hi)
+                    .map(|(&x, &y)| (x, y))
+                    .chain(s.x.iter().zip(lo).rev().map(|(&x, &y)| (x, y)))
+                    .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    color.mix(0.18).filled(),
+                )))
+                .map_err(err)?;
+        }
+    }
+    for (i, s) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let points = s.x.iter().copied().zip(s.y.iter().copied());
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(err)?
-            .label(label.as_str())
+            .label(s.label.as_str())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
