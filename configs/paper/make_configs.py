@@ -148,8 +148,8 @@ def mini_optimizer(cell, method):
     return f'method = "{method}"\n' + "".join(f"{k} = {v!r}\n" for k, v in chosen.items())
 
 
-MINI_MODEL = "builtin:tiny-opt"
-MINI_STEPS = 400
+MINI_MODEL = "builtin:quickstart-opt"
+MINI_STEPS = 600
 
 TEMPLATE_MINI = """# Miniature Table 6 cell: sst2 x {label} on the built-in quickstart model and rows
 # (`zo reproduce --table 6 --mini`, run over seeds 1, 2, 3; no network).

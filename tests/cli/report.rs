@@ -244,12 +244,12 @@ fn report_aggregates_seeds_as_mean_and_std() {
     let d = tempfile::tempdir().unwrap();
     for seed in [1u64, 2, 3] {
         let s = seed as f64;
-        // GA decays at a seed-dependent rate; AS2P about twice as fast.
+        // GA decays at a seed-dependent rate; AS2P 1.8 to 2.5 times as fast.
         let ga: Vec<f64> = (0..100)
             .map(|k| 1.0 / (1.0 + k as f64 * (0.9 + 0.1 * s) / 20.0))
             .collect();
         let as2p: Vec<f64> = (0..100)
-            .map(|k| 1.0 / (1.0 + k as f64 * (1.7 + 0.2 * s) / 20.0))
+            .map(|k| 1.0 / (1.0 + k as f64 * (1.2 + 0.6 * s) / 20.0))
             .collect();
         fake_seeded_run(
             &d.path().join(format!("ga-s{seed}")),
@@ -291,7 +291,7 @@ fn report_aggregates_seeds_as_mean_and_std() {
     let f: Vec<&str> = row.split(',').collect();
     let (mean, std): (f64, f64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
     assert!(
-        (mean - 0.5).abs() < 0.05 && std > 0.0 && std < 0.05,
+        (mean - 0.47).abs() < 0.05 && std > 0.02 && std < 0.15,
         "{row}"
     );
     assert_eq!((f[5], f[6]), ("3", "3"), "{row}");

@@ -34,10 +34,10 @@ SEEDS = [101, 102]
 
 # method cell -> {key: candidate values}; the grid is the product of the lists.
 GRIDS = {
-    "ga": {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "rho": [1e-3, 1e-2]},
-    "ga-constant": {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "rho": [1e-3, 1e-2]},
-    "stp": {"lr": [1e-3, 3e-3, 1e-2, 3e-2]},
-    "as2p": {"eta_b": [0.05, 0.1, 0.2, 0.5], "rho": [1e-3, 1e-2]},
+    "ga": {"lr": [3e-4, 1e-3, 3e-3], "rho": [1e-3, 1e-2]},
+    "ga-constant": {"lr": [3e-4, 1e-3, 3e-3], "rho": [1e-3, 1e-2]},
+    "stp": {"lr": [1e-4, 3e-4, 1e-3, 3e-3]},
+    "as2p": {"eta_b": [0.2, 0.5, 1.0, 2.0], "rho": [1e-3, 1e-2]},
 }
 
 
