@@ -117,7 +117,8 @@ fn mini_table_runs_every_method_over_seeds_and_reports_mean_and_std() {
         );
     }
     assert!(out.contains("data = \"builtin:quickstart\""), "{out}");
-    // A shrunk run: 2 seeds × 4 methods × 6 steps.
+    // A shrunk run: 2 seeds × 4 methods × 6 steps, on the random tiny OPT (the machinery,
+    // not the learning).
     let o = run_in(
         d.path(),
         &[
@@ -128,6 +129,8 @@ fn mini_table_runs_every_method_over_seeds_and_reports_mean_and_std() {
             "1,2",
             "--steps",
             "6",
+            "--model",
+            "builtin:tiny-opt",
             "--set",
             "train.batch_size=2",
         ],
