@@ -116,6 +116,8 @@ def write_markdown(result):
         "Written by configs/paper/mini/search.py (its docstring says how); the chosen values",
         "(**bold**) are the mini cell configs' (configs/paper/make_configs.py). Score: "
         f"{result['score']} (seeds {', '.join(map(str, result['seeds']))}); lower is better.",
+        "Each run: the method's mini cell config (builtin:quickstart-opt, the built-in rows,",
+        "its steps and batch size) with the candidate's values; dev loss of the last evaluation.",
         "",
     ]
     for cell, m in result["methods"].items():
