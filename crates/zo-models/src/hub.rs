@@ -32,8 +32,9 @@ const TOKENIZER_FILES: [&str; 5] = [
     "special_tokens_map.json",
 ];
 
-/// Where and how to resolve hub files.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where and how to resolve hub files. Its `Debug` form shows whether a token is set, never
+/// the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HubOptions {
     /// Branch, tag, commit hash or `refs/pr/N`.
     pub revision: String,
@@ -45,6 +46,19 @@ pub struct HubOptions {
     pub offline: bool,
     /// Show download progress bars (stderr).
     pub progress: bool,
+}
+
+impl std::fmt::Debug for HubOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubOptions")
+            .field("revision", &self.revision)
+            .field("cache_dir", &self.cache_dir)
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("offline", &self.offline)
+            .field("progress", &self.progress)
+            .finish()
+    }
 }
 
 fn truthy(v: &str) -> bool {
@@ -293,6 +307,10 @@ mod tests {
         assert_eq!(o.cache_dir, PathBuf::from("/data/hf/hub"));
         assert_eq!(o.endpoint, "http://127.0.0.1:9");
         assert_eq!(o.token.as_deref(), Some("hf_abc"));
+        assert!(
+            !format!("{o:?}").contains("hf_abc"),
+            "Debug shows the token"
+        );
         assert!(o.offline);
         let o = HubOptions::from_env_vars(env(&[("HF_HUB_CACHE", "/c"), ("HF_HUB_OFFLINE", "0")]));
         assert_eq!(o.cache_dir, PathBuf::from("/c"));

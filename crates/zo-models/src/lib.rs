@@ -24,6 +24,7 @@ pub mod error;
 pub mod hub;
 pub(crate) mod ops;
 pub mod opt;
+pub mod pickle_guard;
 pub mod resnet;
 pub mod scoring;
 pub mod sgemm;

@@ -189,6 +189,7 @@ fn tensor_shapes(path: &Path) -> Result<HashMap<String, Vec<usize>>> {
             .map(|(n, v)| (n, v.shape().to_vec()))
             .collect())
     } else {
+        zo_models::pickle_guard::check_archive(path)?;
         let infos = candle_core::pickle::read_pth_tensor_info(path, false, None)
             .map_err(|e| anyhow!("{}: malformed checkpoint: {e}", path.display()))?;
         Ok(infos
