@@ -91,15 +91,7 @@ fn run_toml(s: &Settings) -> Result<String> {
 pub fn resume(g: &Global, dir: &Path) -> CmdResult {
     let settings: Settings = crate::rundir::read_settings(dir).map_err(usage)?;
     crate::rundir::check_versions(dir).map_err(usage)?;
-    let ckpt = dir.join("checkpoint");
-    let state_path = ckpt.join("state.json");
-    let state: CheckpointState = serde_json::from_slice(
-        &std::fs::read(&state_path)
-            .with_context(|| format!("{}: no checkpoint to resume from", state_path.display()))
-            .map_err(usage)?,
-    )
-    .with_context(|| format!("{}: invalid checkpoint state", state_path.display()))
-    .map_err(usage)?;
+    let state = crate::rundir::read_checkpoint_state(dir).map_err(usage)?;
     let mut settings = settings;
     settings.train.out = dir.to_path_buf();
     train(settings, Some(state), g.quiet)
@@ -211,6 +203,8 @@ impl Sink for RunSink {
 pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -> CmdResult {
     let out = out_dir(&settings);
     // Bad input first (exit 2): run directory, model, tokenizer, data.
+    // One writer per run directory, held until the run ends.
+    let _lock = lock_run_dir(&out)?;
     if resume.is_none() {
         if out.join("run.toml").exists() {
             return Err(usage(anyhow!(
@@ -248,6 +242,15 @@ pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -
     run_loop(&settings, &out, &work, resume, quiet)
 }
 
+/// Creates the run directory if needed and takes its lock (refused, naming the holder's pid,
+/// while another process writes it).
+fn lock_run_dir(out: &Path) -> Result<crate::lock::RunLock, CmdError> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot create the run directory", out.display()))
+        .map_err(usage)?;
+    crate::lock::RunLock::acquire(out).map_err(usage)
+}
+
 fn run_loop(
     s: &Settings,
     out: &Path,
@@ -279,29 +282,12 @@ fn run_loop(
     });
 
     let done_steps = resume.as_ref().map_or(0, |r| r.trainer.step);
-    let metrics_path = out.join("metrics.jsonl");
-    let traj_path = out.join("trajectory.jsonl");
     let (metrics, trajectory) = if resume.is_some() {
-        (
-            JsonlWriter::open_truncated(&metrics_path, |v| {
-                v["step"].as_u64().is_some_and(|k| {
-                    if v["kind"] == "eval" {
-                        k <= done_steps
-                    } else {
-                        k < done_steps
-                    }
-                })
-            })
-            .map_err(failed)?,
-            JsonlWriter::open_truncated(&traj_path, |v| {
-                v["step"].as_u64().is_some_and(|k| k < done_steps)
-            })
-            .map_err(failed)?,
-        )
+        crate::rundir::reopen_logs(out, done_steps).map_err(usage)?
     } else {
         (
-            JsonlWriter::create(&metrics_path).map_err(usage)?,
-            JsonlWriter::create(&traj_path).map_err(usage)?,
+            JsonlWriter::create(&out.join("metrics.jsonl")).map_err(usage)?,
+            JsonlWriter::create(&out.join("trajectory.jsonl")).map_err(usage)?,
         )
     };
 
