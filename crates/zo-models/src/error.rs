@@ -52,6 +52,11 @@ pub enum Error {
     #[error("{}: malformed checkpoint: {reason}", path.display())]
     Checkpoint { path: PathBuf, reason: String },
 
+    /// A pickle in a torch checkpoint names a callable outside the tensor-rebuild subset (one
+    /// a plain `torch.load` would run), or is malformed; nothing of it was used.
+    #[error("{}: unsafe pickle: {reason}", path.display())]
+    UnsafePickle { path: PathBuf, reason: String },
+
     /// No weights in a recognised format were found.
     #[error("{}: no model weights found (looked for {looked_for})", path.display())]
     NoWeights { path: PathBuf, looked_for: String },

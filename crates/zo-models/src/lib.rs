@@ -26,6 +26,7 @@ pub mod error;
 pub mod hub;
 pub(crate) mod ops;
 pub mod opt;
+pub mod pickle_guard;
 pub mod resnet;
 mod rows;
 pub mod scoring;

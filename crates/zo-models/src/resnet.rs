@@ -290,7 +290,7 @@ impl ResNet {
                 .into_iter()
                 .collect()
         } else {
-            candle_core::pickle::read_all(path).map_err(bad)?
+            crate::pickle_guard::read_all(path)?
         };
         let mut tensors = Vec::with_capacity(raw.len());
         let mut ckpt_classes = None;

@@ -7,9 +7,12 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use zo_core::trainer::TrainerState;
 
 /// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -52,25 +55,64 @@ impl JsonlWriter {
         })
     }
 
-    /// Re-opens an existing file for a resumed run, keeping only the complete lines for which
-    /// `keep` returns true (e.g. step lines up to the checkpoint's step); the rest is cut off.
+    /// Re-opens an existing file for a resumed run, keeping the lines for which `keep`
+    /// returns `Some(true)` (e.g. step lines before the checkpoint's step); those with
+    /// `Some(false)`, written after the checkpoint, are cut off and redone. A last line without
+    /// its newline is the write a kill cut short: it is dropped with a warning. Any other line
+    /// that is not a JSON object, or for which `keep` returns `None` (a required field is
+    /// missing), is corruption: an error naming the file and line.
     pub fn open_truncated(
         path: &Path,
-        mut keep: impl FnMut(&serde_json::Value) -> bool,
+        mut keep: impl FnMut(&serde_json::Value) -> Option<bool>,
     ) -> Result<Self> {
         let mut kept = Vec::new();
-        if path.exists() {
-            let f = File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
-            for line in BufReader::new(f).lines() {
-                let line = line.with_context(|| format!("{}: cannot read", path.display()))?;
-                match serde_json::from_str::<serde_json::Value>(&line) {
-                    Ok(v) if keep(&v) => {
-                        kept.extend_from_slice(line.as_bytes());
+        match fs::read(path) {
+            Ok(bytes) => {
+                let mut lines = bytes
+                    .split_inclusive(|&b| b == b'\n')
+                    .enumerate()
+                    .peekable();
+                while let Some((i, line)) = lines.next() {
+                    let complete = line.last() == Some(&b'\n');
+                    if !complete && lines.peek().is_none() {
+                        tracing::warn!(
+                            file = %path.display(),
+                            line = i + 1,
+                            "dropping a torn last line (the write a stop cut short)"
+                        );
+                        break;
+                    }
+                    let text = std::str::from_utf8(line)
+                        .ok()
+                        .map(str::trim)
+                        .ok_or_else(|| anyhow!("{}:{}: not UTF-8", path.display(), i + 1))?;
+                    if text.is_empty() {
+                        continue;
+                    }
+                    let v: serde_json::Value = serde_json::from_str(text)
+                        .map_err(|e| anyhow!("{}:{}: corrupt line: {e}", path.display(), i + 1))?;
+                    if !v.is_object() {
+                        bail!(
+                            "{}:{}: corrupt line: not a JSON object",
+                            path.display(),
+                            i + 1
+                        );
+                    }
+                    let Some(kept_line) = keep(&v) else {
+                        bail!(
+                            "{}:{}: corrupt line: no numeric `step`",
+                            path.display(),
+                            i + 1
+                        );
+                    };
+                    if kept_line {
+                        kept.extend_from_slice(text.as_bytes());
                         kept.push(b'\n');
                     }
-                    _ => break, // a torn or later line: everything from here on is redone
                 }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
         }
         write_atomic(path, &kept)?;
         let file = OpenOptions::new()
@@ -111,6 +153,155 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
     Ok(out)
 }
 
+/// The `metrics.jsonl` and `trajectory.jsonl` of a run resumed at step `done_steps` (the
+/// checkpoint's), cut back to what the checkpoint covers: step lines and sweeps before it, and
+/// evaluations up to it. A line that is not a JSON object with a numeric `step` is corruption.
+pub fn reopen_logs(out: &Path, done_steps: u64) -> Result<(JsonlWriter, JsonlWriter)> {
+    let step = |v: &serde_json::Value| v.get("step").and_then(serde_json::Value::as_u64);
+    let metrics = JsonlWriter::open_truncated(&out.join("metrics.jsonl"), |v| {
+        let k = step(v)?;
+        Some(if v["kind"] == "eval" {
+            k <= done_steps
+        } else {
+            k < done_steps
+        })
+    })?;
+    let trajectory = JsonlWriter::open_truncated(&out.join("trajectory.jsonl"), |v| {
+        Some(step(v)? < done_steps)
+    })?;
+    Ok((metrics, trajectory))
+}
+
+/// What `checkpoint/state.json` holds.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointState {
+    pub trainer: TrainerState,
+    /// Lowest dev loss so far (MeZO keeps the checkpoint with the lowest dev loss).
+    pub best_dev_loss: Option<f64>,
+}
+
+/// Reads `checkpoint/state.json` of a run directory. A checkpoint directory caught between
+/// the two renames of a replacement on a system without an atomic exchange (see
+/// [`replace_dir`]) is moved back under its name first.
+pub fn read_checkpoint_state(dir: &Path) -> Result<CheckpointState> {
+    let ckpt = dir.join("checkpoint");
+    recover_dir(&ckpt)?;
+    let state_path = ckpt.join("state.json");
+    let bytes = fs::read(&state_path)
+        .with_context(|| format!("{}: no checkpoint to resume from", state_path.display()))?;
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: invalid checkpoint state", state_path.display()))
+}
+
+/// The names beside `dir` that [`replace_dir`] uses: (`.NAME.tmp`, `.NAME.old`).
+pub fn replacement_names(dir: &Path) -> (PathBuf, PathBuf) {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (
+        parent.join(format!(".{name}.tmp")),
+        parent.join(format!(".{name}.old")),
+    )
+}
+
+/// Puts `.NAME.old` back as `dir` when `dir` is missing (a replacement stopped between its two
+/// renames, on a system without an atomic exchange).
+pub fn recover_dir(dir: &Path) -> Result<()> {
+    let (_, old) = replacement_names(dir);
+    if !dir.exists() && old.is_dir() {
+        tracing::warn!(dir = %dir.display(), "restoring the previous copy of an interrupted replacement");
+        fs::rename(&old, dir).with_context(|| format!("{}: cannot restore", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Flushes every file of `dir` (one level; sub-directories recursively) and the directory
+/// itself to disk.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_tree(&entry.path())?;
+        } else {
+            File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir)
+}
+
+/// Flushes a directory's entries (renames into it) to disk; a no-op where directories cannot
+/// be opened as files.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Replaces the directory `dir` by the complete directory `tmp` (written beside it) so that
+/// at every moment a complete copy exists: `tmp` is flushed to disk, then swapped with `dir`
+/// in one atomic exchange (Linux `renameat2(RENAME_EXCHANGE)`), and the old copy removed.
+/// Where the exchange is unavailable `dir` is renamed to `.NAME.old` and `tmp` into place;
+/// a stop between the two leaves `.NAME.old`, which [`recover_dir`] restores.
+pub fn replace_dir(tmp: &Path, dir: &Path) -> Result<()> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    sync_tree(tmp).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    let (_, old) = replacement_names(dir);
+    if dir.exists() {
+        if exchange(tmp, dir).is_ok() {
+            // `tmp` now holds the previous copy.
+            sync_dir(parent).with_context(|| format!("{}: cannot write", dir.display()))?;
+            let _ = fs::remove_dir_all(tmp);
+            return Ok(());
+        }
+        let _ = fs::remove_dir_all(&old);
+        fs::rename(dir, &old).with_context(|| format!("{}: cannot replace", dir.display()))?;
+    }
+    fs::rename(tmp, dir).with_context(|| format!("{}: cannot write", dir.display()))?;
+    sync_dir(parent).with_context(|| format!("{}: cannot write", dir.display()))?;
+    let _ = fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// Swaps two paths atomically.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let ca = CString::new(a.as_os_str().as_bytes())?;
+    let cb = CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: both are valid NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,11 +321,59 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("m.jsonl");
         fs::write(&p, "{\"step\":1}\n{\"step\":2}\n{\"step\":3}\n{\"ste").unwrap();
-        let mut w = JsonlWriter::open_truncated(&p, |v| v["step"].as_u64() <= Some(2)).unwrap();
+        let mut w = JsonlWriter::open_truncated(&p, |v| Some(v["step"].as_u64()? <= 2)).unwrap();
         w.write(&serde_json::json!({"step": 3})).unwrap();
         let rows = read_jsonl(&p).unwrap();
         let steps: Vec<u64> = rows.iter().map(|v| v["step"].as_u64().unwrap()).collect();
         assert_eq!(steps, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_corrupt_line_before_the_last_is_refused_naming_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.jsonl");
+        let keep = |v: &serde_json::Value| Some(v["step"].as_u64()? <= 2);
+        for (text, line) in [
+            ("{\"step\":1}\n{\"ste\n{\"step\":3}\n", 2),
+            ("{\"step\":1}\n[1, 2]\n", 2),
+            ("{\"nostep\":1}\n{\"step\":1}\n", 1),
+        ] {
+            fs::write(&p, text).unwrap();
+            let err = JsonlWriter::open_truncated(&p, keep)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                err.contains(&format!("m.jsonl:{line}: corrupt line")),
+                "{err}"
+            );
+            assert_eq!(
+                fs::read_to_string(&p).unwrap(),
+                text,
+                "a refused file is left as it is"
+            );
+        }
+    }
+
+    #[test]
+    fn replacing_a_directory_keeps_a_complete_copy() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("checkpoint");
+        let (tmp, old) = replacement_names(&dir);
+        for round in 0..3 {
+            fs::create_dir_all(&tmp).unwrap();
+            fs::write(tmp.join("state.json"), format!("{round}")).unwrap();
+            replace_dir(&tmp, &dir).unwrap();
+            assert_eq!(
+                fs::read_to_string(dir.join("state.json")).unwrap(),
+                format!("{round}")
+            );
+            assert!(!tmp.exists() && !old.exists());
+        }
+        // A replacement stopped between the two renames of the fallback is undone on resume.
+        fs::rename(&dir, &old).unwrap();
+        recover_dir(&dir).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("state.json")).unwrap(), "2");
     }
 }
 

@@ -65,6 +65,11 @@ fn default_eos() -> u32 {
 
 /// OPT's learned positional embedding table is offset by 2 (fairseq legacy).
 pub const POSITION_OFFSET: usize = 2;
+/// The largest width, vocabulary or position count a config may claim (2^24).
+pub const MAX_DIM: usize = 1 << 24;
+/// The most layers a config may claim.
+pub const MAX_LAYERS: usize = 4096;
+
 /// LayerNorm epsilon of every OPT LayerNorm (torch default).
 pub const LAYER_NORM_EPS: f64 = 1e-5;
 
@@ -111,6 +116,31 @@ impl Config {
         ] {
             if v == 0 {
                 return Err(bad(format!("`{name}` must be > 0")));
+            }
+        }
+        // Bounds far above every OPT (175B: 96 layers, hidden 12288, ffn 49152, vocab 50272,
+        // 2048 positions): a config claiming more is refused before anything is sized by it.
+        for (name, v, max) in [
+            ("vocab_size", self.vocab_size, MAX_DIM),
+            ("hidden_size", self.hidden_size, MAX_DIM),
+            ("num_attention_heads", self.num_attention_heads, MAX_DIM),
+            ("ffn_dim", self.ffn_dim, MAX_DIM),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                MAX_DIM,
+            ),
+            ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
+        ] {
+            if v > max {
+                return Err(bad(format!("`{name}` = {v} is larger than {max}")));
+            }
+        }
+        if let Some(w) = self.word_embed_proj_dim {
+            if w == 0 || w > MAX_DIM {
+                return Err(bad(format!(
+                    "`word_embed_proj_dim` = {w} must be in 1..={MAX_DIM}"
+                )));
             }
         }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
@@ -324,5 +354,32 @@ mod tests {
         assert_eq!(b.checkpoint_dtype(), Some(DType::BF16));
         let err = Config::from_json_str("{", Path::new("dir/config.json")).unwrap_err();
         assert!(err.to_string().starts_with("dir/config.json: invalid JSON"));
+    }
+
+    #[test]
+    fn sizes_beyond_any_opt_are_refused_before_use() {
+        let cfg = |layers: &str, positions: &str, extra: &str| {
+            format!(
+                r#"{{"vocab_size":10,"hidden_size":8,"num_hidden_layers":{layers},"ffn_dim":16,
+                "max_position_embeddings":{positions},"num_attention_heads":2{extra}}}"#
+            )
+        };
+        for (text, key) in [
+            (cfg("1000000000000", "32", ""), "num_hidden_layers"),
+            (
+                cfg("1", "18446744073709551615", ""),
+                "max_position_embeddings",
+            ),
+            (
+                cfg("1", "32", r#","word_embed_proj_dim":0"#),
+                "word_embed_proj_dim",
+            ),
+        ] {
+            let err = Config::from_json_str(&text, Path::new("config.json")).unwrap_err();
+            assert!(
+                matches!(err, Error::Config { .. }) && err.to_string().contains(key),
+                "{err}"
+            );
+        }
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! - `model.safetensors`, or shards listed in `model.safetensors.index.json`;
 //! - `pytorch_model.bin` (a torch zip archive, read by candle's pickle reader, which interprets
-//!   only the opcodes needed for tensors and never executes code), or shards listed in
+//!   only the opcodes needed for tensors and never executes code, after
+//!   [`crate::pickle_guard`] refused any callable outside the tensor-rebuild subset), or shards
+//!   listed in
 //!   `pytorch_model.bin.index.json`;
 //! - names under `model.decoder.` (transformers ≥ 4.x `save_pretrained`, opt-350m) or
 //!   `decoder.` (opt-125m/1.3b/… `.bin` files);
@@ -171,11 +173,9 @@ fn read_safetensors(file: &Path, device: &Device, found: &mut Found) -> Result<(
 }
 
 fn read_pytorch(file: &Path, device: &Device, found: &mut Found) -> Result<()> {
-    let bad = |e: candle_core::Error| Error::Checkpoint {
-        path: file.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let pth = candle_core::pickle::PthTensors::new(file, None).map_err(bad)?;
+    // Refuses a pickle naming any callable but the tensor-rebuild subset, and tensors larger
+    // than their storage, before anything is read.
+    let pth = crate::pickle_guard::open(file)?;
     let mut keys: Vec<&String> = pth.tensor_infos().keys().collect();
     keys.sort();
     if keys.is_empty() {

@@ -115,7 +115,10 @@ fn to_bytes(t: &Tensor, dtype: DType) -> Result<Bytes> {
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::write(&tmp, bytes).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
@@ -128,9 +131,16 @@ fn write_safetensors(path: &Path, tensors: &[(&str, &Bytes)]) -> Result<()> {
     let tmp = tmp_path(path);
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::tensor::serialize_to_file(tensors.iter().map(|(n, b)| (*n, *b)), Some(meta), &tmp)
-        .map_err(|e| Error::Checkpoint {
-            path: tmp.clone(),
-            reason: e.to_string(),
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            match e {
+                // A write that failed (a full disk): an I/O error, not a malformed file.
+                safetensors::SafeTensorError::IoError(io) => Error::io(path, io),
+                e => Error::Checkpoint {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                },
+            }
         })?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }

@@ -80,6 +80,8 @@ fn tensor_shapes(path: &Path) -> Result<HashMap<String, Vec<usize>>> {
             .map(|(n, v)| (n, v.shape().to_vec()))
             .collect())
     } else {
+        // The pickle is checked (only the tensor-rebuild globals) before candle reads it.
+        crate::pickle_guard::check_archive(path)?;
         let infos = candle_core::pickle::read_pth_tensor_info(path, false, None).map_err(bad)?;
         Ok(infos
             .into_iter()

@@ -9,7 +9,7 @@ mod reproduce;
 pub mod train;
 
 use crate::cli::{Cli, Command};
-pub use crate::exit::{failed, usage, CmdResult};
+pub use crate::exit::{failed, usage, CmdError, CmdResult};
 
 pub fn dispatch(cli: Cli) -> CmdResult {
     match cli.command {

@@ -150,7 +150,9 @@ pub fn run(g: &Global, a: &ReproduceArgs) -> CmdResult {
             super::train::resume(g, out)?;
         } else {
             if out.join("run.toml").exists() {
-                // Started but killed before its first checkpoint: start it over.
+                // Started but killed before its first checkpoint: start it over (unless
+                // another process is still writing it).
+                let _lock = crate::lock::RunLock::acquire(out).map_err(usage)?;
                 std::fs::remove_dir_all(out)
                     .with_context(|| format!("{}: cannot clear the unfinished run", out.display()))
                     .map_err(super::failed)?;

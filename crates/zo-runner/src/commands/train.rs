@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 
-use super::{failed, usage, CmdResult};
+use super::{failed, usage, CmdError, CmdResult};
 use crate::cli::{Global, TrainArgs};
 use crate::pipeline::workload::Workload;
 use crate::rundir::write_atomic;
+use crate::rundir::CheckpointState;
 use crate::settings::{resolve, Settings, Sources, DEFAULTS};
-use crate::training::CheckpointState;
 
 pub fn run(g: &Global, a: &TrainArgs) -> CmdResult {
     if let Some(dir) = &a.resume {
@@ -75,15 +75,7 @@ fn run_toml(s: &Settings) -> Result<String> {
 pub fn resume(g: &Global, dir: &Path) -> CmdResult {
     let settings: Settings = crate::rundir::read_settings(dir).map_err(usage)?;
     crate::rundir::check_versions(dir).map_err(usage)?;
-    let ckpt = dir.join("checkpoint");
-    let state_path = ckpt.join("state.json");
-    let state: CheckpointState = serde_json::from_slice(
-        &std::fs::read(&state_path)
-            .with_context(|| format!("{}: no checkpoint to resume from", state_path.display()))
-            .map_err(usage)?,
-    )
-    .with_context(|| format!("{}: invalid checkpoint state", state_path.display()))
-    .map_err(usage)?;
+    let state = crate::rundir::read_checkpoint_state(dir).map_err(usage)?;
     let mut settings = settings;
     settings.train.out = dir.to_path_buf();
     train(settings, Some(state), g.quiet)
@@ -93,6 +85,8 @@ pub fn resume(g: &Global, dir: &Path) -> CmdResult {
 pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -> CmdResult {
     let out = out_dir(&settings);
     // Bad input first (exit 2): run directory, model, tokenizer, data.
+    // One writer per run directory, held until the run ends.
+    let _lock = lock_run_dir(&out)?;
     if resume.is_none() {
         if out.join("run.toml").exists() {
             return Err(usage(anyhow!(
@@ -128,4 +122,13 @@ pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -
     }
 
     crate::training::run_loop(&settings, &out, &work, resume, quiet)
+}
+
+/// Creates the run directory if needed and takes its lock (refused, naming the holder's pid,
+/// while another process writes it).
+fn lock_run_dir(out: &Path) -> Result<crate::lock::RunLock, CmdError> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot create the run directory", out.display()))
+        .map_err(usage)?;
+    crate::lock::RunLock::acquire(out).map_err(usage)
 }

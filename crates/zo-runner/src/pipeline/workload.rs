@@ -99,33 +99,32 @@ impl<'a> ModelRef<'a> {
     }
 
     /// Saves the model into `dir` atomically (written beside it, then swapped in, so a crash
-    /// never leaves a half-written directory under the final name), with an optional extra
-    /// file. OPT: the Hugging Face layout with the tokenizer; ResNet: torchvision-named
-    /// safetensors.
+    /// never leaves a half-written directory under the final name, and a complete copy exists at
+    /// every moment: see [`crate::rundir::replace_dir`]), with an optional extra file. OPT: the
+    /// Hugging Face layout with the tokenizer; ResNet: torchvision-named safetensors.
     pub fn save(self, dir: &Path, extra: Option<(&str, &[u8])>) -> Result<()> {
-        let parent = dir.parent().unwrap_or(Path::new("."));
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = parent.join(format!(".{name}.tmp"));
-        let old = parent.join(format!(".{name}.old"));
-        let _ = std::fs::remove_dir_all(&tmp);
+        let (tmp, _) = crate::rundir::replacement_names(dir);
+        let written = self
+            .save_into(&tmp, dir, extra)
+            .and_then(|()| crate::rundir::replace_dir(&tmp, dir));
+        if written.is_err() {
+            // Frees the space of a partial copy (a full disk); `dir` is untouched.
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        written
+    }
+
+    /// Writes the model (and `extra`) into the new directory `tmp`, the future `dir`.
+    fn save_into(self, tmp: &Path, dir: &Path, extra: Option<(&str, &[u8])>) -> Result<()> {
+        let _ = std::fs::remove_dir_all(tmp);
         match self {
-            ModelRef::Opt(m, tok) => m.save_pretrained(&tmp, Some(tok), &SaveOptions::default()),
-            ModelRef::ResNet(m) => m.save(&tmp),
+            ModelRef::Opt(m, tok) => m.save_pretrained(tmp, Some(tok), &SaveOptions::default()),
+            ModelRef::ResNet(m) => m.save(tmp),
         }
         .with_context(|| format!("{}: cannot save the model", dir.display()))?;
         if let Some((file, bytes)) = extra {
             write_atomic(&tmp.join(file), bytes)?;
         }
-        let _ = std::fs::remove_dir_all(&old);
-        if dir.exists() {
-            std::fs::rename(dir, &old)
-                .with_context(|| format!("{}: cannot replace", dir.display()))?;
-        }
-        std::fs::rename(&tmp, dir).with_context(|| format!("{}: cannot write", dir.display()))?;
-        let _ = std::fs::remove_dir_all(&old);
         Ok(())
     }
 }

@@ -10,24 +10,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
-use serde::{Deserialize, Serialize};
 use zo_core::trainer::{Trainer, TrainerState};
 use zo_core::{EvalRecord, ParamSet, Sink};
 
 use crate::exit::{failed, usage, CmdError, CmdResult};
 use crate::pipeline::workload::{Model, Workload};
-use crate::rundir::{write_atomic, JsonlWriter};
+use crate::rundir::{write_atomic, CheckpointState, JsonlWriter};
 use crate::settings::Settings;
 use sink::RunSink;
-
-/// What `checkpoint/state.json` holds.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckpointState {
-    pub trainer: TrainerState,
-    /// Lowest dev loss so far (MeZO keeps the checkpoint with the lowest dev loss).
-    pub best_dev_loss: Option<f64>,
-}
 
 fn core_err(e: anyhow::Error) -> zo_core::Error {
     zo_core::Error::Msg(format!("{e:#}"))
@@ -50,13 +40,7 @@ pub fn run_loop(
     let done_steps = resume.as_ref().map(|r| r.trainer.step);
     let bar = crate::progress::bar(total, quiet);
     bar.set_position(done_steps.unwrap_or(0));
-    let mut sink = RunSink::open(out, done_steps, bar.clone(), quiet).map_err(|e| {
-        if done_steps.is_some() {
-            failed(e)
-        } else {
-            usage(e)
-        }
-    })?;
+    let mut sink = RunSink::open(out, done_steps, bar.clone(), quiet).map_err(usage)?;
 
     let best = std::cell::Cell::new(resume.as_ref().and_then(|r| r.best_dev_loss));
     let mut objective = |_step: u64, batch: &[usize]| -> zo_core::Result<f64> {

@@ -112,34 +112,19 @@ impl Sink for RunSink {
 
 impl RunSink {
     /// Opens the logs of `out`: new files for a fresh run; for a resume after `done_steps`
-    /// steps, the existing files truncated to the lines those steps wrote (an evaluation at
-    /// `done_steps` itself ran before the checkpoint).
+    /// steps, the existing files truncated to the lines those steps wrote
+    /// ([`crate::rundir::reopen_logs`]).
     pub fn open(
         out: &Path,
         done_steps: Option<u64>,
         bar: indicatif::ProgressBar,
         quiet: bool,
     ) -> anyhow::Result<Self> {
-        let metrics_path = out.join("metrics.jsonl");
-        let traj_path = out.join("trajectory.jsonl");
         let (metrics, trajectory) = match done_steps {
-            Some(done) => (
-                JsonlWriter::open_truncated(&metrics_path, |v| {
-                    v["step"].as_u64().is_some_and(|k| {
-                        if v["kind"] == "eval" {
-                            k <= done
-                        } else {
-                            k < done
-                        }
-                    })
-                })?,
-                JsonlWriter::open_truncated(&traj_path, |v| {
-                    v["step"].as_u64().is_some_and(|k| k < done)
-                })?,
-            ),
+            Some(done) => crate::rundir::reopen_logs(out, done)?,
             None => (
-                JsonlWriter::create(&metrics_path)?,
-                JsonlWriter::create(&traj_path)?,
+                JsonlWriter::create(&out.join("metrics.jsonl"))?,
+                JsonlWriter::create(&out.join("trajectory.jsonl"))?,
             ),
         };
         Ok(Self {
