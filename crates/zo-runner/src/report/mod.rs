@@ -405,6 +405,8 @@ fn cell_text(c: &Option<Cell>) -> String {
         None => "–".into(),
         Some(c) if c.runs == 1 => format!("{:.2}", c.mean),
         Some(c) if c.reached == c.runs => format!("{:.2} ± {:.2}", c.mean, c.std),
+        // One seed got there: its ratio alone (a spread of one value would read as 0.00).
+        Some(c) if c.reached == 1 => format!("{:.2} (1/{})", c.mean, c.runs),
         Some(c) => format!("{:.2} ± {:.2} ({}/{})", c.mean, c.std, c.reached, c.runs),
     }
 }
