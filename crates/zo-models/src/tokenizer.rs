@@ -107,8 +107,23 @@ impl Tokenizer {
                 path: origin.join("vocab.json"),
                 reason: e.to_string(),
             })?;
-        let vocab_map: Vocab = map.into_iter().collect();
         let merges_v = parse_merges(merges, &origin.join("merges.txt"))?;
+        // Every merge's parts and result must be tokens of the vocabulary (the BPE builder
+        // copies a merge into a buffer as long as the longest token, and panics past it).
+        for (i, (a, b)) in merges_v.iter().enumerate() {
+            for t in [a.clone(), b.clone(), format!("{a}{b}")] {
+                if !map.contains_key(&t) {
+                    return Err(tok_err(
+                        &origin.join("merges.txt"),
+                        format!(
+                            "merge {} ({a:?} + {b:?}): {t:?} is not in vocab.json",
+                            i + 1
+                        ),
+                    ));
+                }
+            }
+        }
+        let vocab_map: Vocab = map.into_iter().collect();
         let bpe = BPE::builder()
             .vocab_and_merges(vocab_map, merges_v)
             .build()

@@ -62,6 +62,9 @@ pub enum TaskError {
         #[source]
         source: parquet::errors::ParquetError,
     },
+    /// A parquet file the reader could not decode (it failed inside the parquet crate).
+    #[error("{path}: corrupt parquet file: {reason}")]
+    CorruptParquet { path: PathBuf, reason: String },
     #[error("hub repo {repo} (revision {revision}), file {file}: {message}")]
     Hub {
         repo: String,

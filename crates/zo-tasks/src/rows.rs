@@ -56,9 +56,28 @@ pub fn for_each_row(
                 source,
             };
             let file = File::open(path).map_err(|e| TaskError::io(path, e))?;
-            let reader = SerializedFileReader::new(file).map_err(pq)?;
-            for row in reader.get_row_iter(None).map_err(pq)? {
-                f(Ok(row_to_json(&row.map_err(pq)?)))?;
+            // The parquet crate panics on some corrupt files (e.g. an index past a decoded
+            // page): such a panic is caught here and reported as a corrupt file.
+            let rows = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                || -> Result<Vec<Value>, TaskError> {
+                    let reader = SerializedFileReader::new(file).map_err(pq)?;
+                    let mut rows = Vec::new();
+                    for row in reader.get_row_iter(None).map_err(pq)? {
+                        rows.push(row_to_json(&row.map_err(pq)?));
+                    }
+                    Ok(rows)
+                },
+            ))
+            .map_err(|panic| TaskError::CorruptParquet {
+                path: path.to_path_buf(),
+                reason: panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "the reader failed".into()),
+            })??;
+            for row in rows {
+                f(Ok(row))?;
             }
             Ok(())
         }
