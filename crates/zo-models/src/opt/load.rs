@@ -175,27 +175,15 @@ fn read_safetensors(file: &Path, device: &Device, found: &mut Found) -> Result<(
 fn read_pytorch(file: &Path, device: &Device, found: &mut Found) -> Result<()> {
     // Refuses a pickle naming any callable but the tensor-rebuild subset, and tensors larger
     // than their storage, before anything is read.
-    let pth = crate::pickle_guard::open(file)?;
-    let mut keys: Vec<&String> = pth.tensor_infos().keys().collect();
-    keys.sort();
-    if keys.is_empty() {
+    let tensors = crate::pickle_guard::read_all(file)?;
+    if tensors.is_empty() {
         return Err(Error::Checkpoint {
             path: file.to_path_buf(),
             reason: "no tensors found in the pickle (not a state dict?)".into(),
         });
     }
-    for key in keys {
-        let t = pth
-            .get(key)
-            .map_err(|e| Error::Checkpoint {
-                path: file.to_path_buf(),
-                reason: format!("tensor `{key}`: {e}"),
-            })?
-            .ok_or_else(|| Error::MissingTensor {
-                path: file.to_path_buf(),
-                tensor: key.clone(),
-            })?;
-        insert(found, key, t.to_device(device)?, file)?;
+    for (key, t) in tensors {
+        insert(found, &key, t.to_device(device)?, file)?;
     }
     Ok(())
 }
