@@ -3,6 +3,7 @@
 mod bad_input;
 mod common;
 mod durability;
+mod protocol;
 mod report;
 mod reproduce;
 mod train;

@@ -231,6 +231,11 @@ pub struct EvalArgs {
     /// Which split(s) to evaluate.
     #[arg(long, value_enum, default_value = "both")]
     pub split: EvalSplit,
+    /// In-context evaluation (MeZO's `--trainer none`): every test example is preceded by K
+    /// demonstrations from the train split, drawn as MeZO draws them (one set per example);
+    /// 0 is zero-shot. Evaluates the test split only.
+    #[arg(long, value_name = "K")]
+    pub demos: Option<usize>,
     /// Write one JSON line per example (id, scores or generated text, prediction, gold).
     #[arg(long, value_name = "FILE")]
     pub predictions: Option<PathBuf>,

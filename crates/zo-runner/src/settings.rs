@@ -140,6 +140,9 @@ pub enum ObjectiveSetting {
     Classification,
     #[serde(rename = "lm")]
     Lm,
+    /// MeZO's `--non_diff`: f = −F1 of the greedy generation (SQuAD, DROP).
+    #[serde(rename = "non_diff")]
+    NonDiff,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -190,6 +193,30 @@ pub struct TaskSettings {
     pub objective: ObjectiveSetting,
     /// Evaluations during training use at most this many dev examples (0 = all).
     pub eval_examples: usize,
+    /// MeZO's `--max_length`: tokens per sequence, BOS included (0 = min(2048, the model's
+    /// `max_position_embeddings`)). Longer prompts are left-truncated keeping the BOS.
+    #[serde(default)]
+    pub max_length: usize,
+    /// MeZO's `--max_new_tokens`: the generation budget of SQuAD and DROP; their prompts are
+    /// truncated to `max_length − max_new_tokens`.
+    #[serde(default = "default_max_new_tokens")]
+    pub max_new_tokens: usize,
+}
+
+fn default_max_new_tokens() -> usize {
+    zo_tasks::MAX_NEW_TOKENS
+}
+
+/// The token budgets of a text task on a given model (see [`Settings::text_limits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TextLimits {
+    /// `task.max_length` resolved against the model.
+    pub max_length: usize,
+    /// Tokens each encoded sequence may have: `max_length`, less `max_new_tokens` for a
+    /// generation task (MeZO's `encode_prompt`).
+    pub encode_budget: usize,
+    /// New tokens a generation may add (0 for candidate tasks).
+    pub max_new_tokens: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -297,6 +324,18 @@ impl Settings {
                 "config: key `model.kind`: `resnet` cannot train on text task `{t}` (only cifar10, cifar100)"
             ),
         }
+        if let (AnyTask::Text(t), ObjectiveSetting::NonDiff) = (self.task.name, self.task.objective)
+        {
+            if t.spec().eval_mode != zo_tasks::EvalMode::Generation {
+                bail!("config: key `task.objective`: `non_diff` (−F1 of a generation) needs a generation task (squad, drop), not {t}");
+            }
+        }
+        if self.task.max_new_tokens == 0 {
+            bail!("config: key `task.max_new_tokens`: must be at least 1");
+        }
+        if self.task.max_length == 1 {
+            bail!("config: key `task.max_length`: must be at least 2 (the BOS and one token), or 0 for the model's length");
+        }
         if self.model.kind == ModelKind::Resnet && self.task.objective != ObjectiveSetting::Task {
             bail!("config: key `task.objective`: a ResNet trains with cross-entropy only; leave it empty");
         }
@@ -321,7 +360,40 @@ impl Settings {
             ObjectiveSetting::Task => task.spec().objective,
             ObjectiveSetting::Classification => Objective::Classification,
             ObjectiveSetting::Lm => Objective::LmOption,
+            ObjectiveSetting::NonDiff => Objective::NonDiff,
         }
+    }
+
+    /// The token budgets of the text task on a model with `positions` learned positions
+    /// (`max_position_embeddings`): `task.max_length`, or min(2048, positions) when 0; a
+    /// generation task keeps `max_new_tokens` of it for the answer. Errors name the key.
+    pub fn text_limits(&self, task: Task, positions: usize) -> Result<TextLimits> {
+        let max_length = match self.task.max_length {
+            0 => zo_tasks::MAX_LENGTH.min(positions),
+            n => n,
+        };
+        if max_length > positions {
+            bail!(
+                "config: key `task.max_length`: {max_length} exceeds the model's max_position_embeddings {positions}"
+            );
+        }
+        let generation = task.spec().eval_mode == zo_tasks::EvalMode::Generation;
+        let max_new_tokens = if generation {
+            self.task.max_new_tokens
+        } else {
+            0
+        };
+        let encode_budget = max_length.saturating_sub(max_new_tokens);
+        if encode_budget < 2 {
+            bail!(
+                "config: key `task.max_new_tokens`: {max_new_tokens} new tokens leave {encode_budget} of max_length {max_length} for the prompt (at least 2 needed)"
+            );
+        }
+        Ok(TextLimits {
+            max_length,
+            encode_budget,
+            max_new_tokens,
+        })
     }
 
     /// The resolved config as TOML (what `--dry-run` prints and run.toml stores).

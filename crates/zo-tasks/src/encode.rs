@@ -63,6 +63,12 @@ pub enum TrainFeature {
     },
     /// LM loss on the option tokens of the gold sequence only.
     Lm(EncodedSeq),
+    /// The non-differentiable objective (generation tasks): greedy-decode from `prompt`
+    /// (option_len 0), loss −F1 against `gold_answers`.
+    Generation {
+        prompt: EncodedSeq,
+        gold_answers: Vec<String>,
+    },
 }
 
 /// `enc[0:1] + enc[1:][-(max_length-1):]`.
@@ -198,14 +204,39 @@ pub fn encode_train<E: TextEncoder + ?Sized>(
             options: ctx.all_options()?,
             correct: r.train.correct,
         }),
-        Objective::LmOption => {
+        Objective::NonDiff if !generation => Err(TaskError::ObjectiveMismatch {
+            task: r.task.to_string(),
+            objective: "a differentiable loss",
+            requested: "the non-differentiable F1 objective (generation tasks only)",
+        }),
+        Objective::LmOption | Objective::NonDiff => {
             let base = ctx.base_len()?;
-            Ok(TrainFeature::Lm(ctx.option(
-                &r.train.verbalized,
-                &r.train.text,
-                base,
-                r.train.correct,
-            )?))
+            let seq = ctx.option(&r.train.verbalized, &r.train.text, base, r.train.correct)?;
+            if objective == Objective::LmOption {
+                return Ok(TrainFeature::Lm(seq));
+            }
+            // MeZO (`_convert` with `non_diff`): `encoded[:-option_len]`, after truncation.
+            let EncodedSeq {
+                mut ids,
+                option_len,
+                truncated,
+            } = seq;
+            ids.truncate(ids.len() - option_len);
+            if ids.len() < 2 {
+                return Err(TaskError::NoPromptLeft {
+                    task: r.task.to_string(),
+                    row: r.row,
+                    budget: max_length,
+                });
+            }
+            Ok(TrainFeature::Generation {
+                prompt: EncodedSeq {
+                    ids,
+                    option_len: 0,
+                    truncated,
+                },
+                gold_answers: r.gold_answers.clone(),
+            })
         }
     }
 }

@@ -98,6 +98,15 @@ pub enum TaskError {
         candidate: usize,
         option_len: i64,
     },
+    /// The non-differentiable objective cuts the gold answer off the truncated training
+    /// sequence; when the answer fills the whole budget nothing of the prompt is left (MeZO
+    /// would generate from an empty input).
+    #[error("task {task}, row {row}: the gold answer fills the whole max_length budget ({budget} tokens): no prompt is left to generate from (raise task.max_length)")]
+    NoPromptLeft {
+        task: String,
+        row: usize,
+        budget: usize,
+    },
     #[error("max_length {0} is too small: MeZO's truncation keeps the BOS plus max_length-1 tokens, so at least 2 are needed")]
     MaxLength(usize),
     #[error("task {task} trains with {objective}, not with {requested}")]

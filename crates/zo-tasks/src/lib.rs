@@ -45,6 +45,7 @@ pub mod error;
 pub mod example;
 mod fields;
 pub mod hub;
+pub mod icl;
 pub mod image;
 pub mod manifest;
 pub mod metrics;
@@ -66,13 +67,14 @@ pub use encode::{
 pub use error::{RowErrorKind, TaskError};
 pub use example::{Example, ExampleData};
 pub use hub::{HubOptions, RepoKind};
+pub use icl::{demo_seeds, demo_sets};
 pub use image::{load_image_splits, AnyTask, ImageManifest, ImageSplits, ImageTask};
 pub use manifest::{DatasetRef, FixtureFiles, PoolSizes, QuickstartFiles, TaskManifest};
 pub use metrics::{
     accuracy, argmax, clean_up_tokenization, exact_match, f1, generation_answer, mean_f1,
     normalize_answer,
 };
-pub use render::{render, Rendered, TrainText};
+pub use render::{render, Rendered, TrainText, TRAIN_SEP};
 pub use sampling::{
     sample_splits, sample_subset_indices, split_indices, SplitIndices, SplitSizes, Splits,
 };

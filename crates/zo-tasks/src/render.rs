@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::{RowErrorKind, TaskError};
 use crate::example::Example;
-use crate::pystr::{py_lstrip, strip_spaces};
+use crate::pystr::{py_lstrip, py_strip, strip_spaces};
 use crate::task::{EvalMode, Task};
 
 /// Every string MeZO derives from one sample.
@@ -57,7 +57,33 @@ pub fn final_prompt(s: &str) -> String {
     strip_spaces(py_lstrip(s)).to_string()
 }
 
+/// MeZO's separator between demonstrations, and between them and the prompt (`train_sep`).
+pub const TRAIN_SEP: &str = "\n\n";
+
 impl Rendered {
+    /// This example as a demonstration: `template.verbalize(sample, sample.correct_candidate)
+    /// .strip()` (the whole-whitespace strip: a generation task's trailing `"\n"` goes).
+    pub fn demonstration(&self) -> &str {
+        py_strip(&self.train.verbalized)
+    }
+
+    /// The example with in-context demonstrations before it (`encode_prompt` with
+    /// `train_samples`): `train_prompts = "\n\n".join(demos).strip()`, and every string that is
+    /// tokenized becomes `(train_prompts + "\n\n" + x).lstrip().strip(' ')`. The option lengths
+    /// stay those measured without demonstrations (`verbalized`, `unverbalized` are unchanged),
+    /// as in MeZO. No demonstrations leaves the example as it is.
+    pub fn with_demos(&self, demos: &[&Rendered]) -> Rendered {
+        let joined: Vec<&str> = demos.iter().map(|d| d.demonstration()).collect();
+        let train_prompts = py_strip(&joined.join(TRAIN_SEP)).to_string();
+        let with = |x: &str| final_prompt(&format!("{train_prompts}{TRAIN_SEP}{x}"));
+        let mut out = self.clone();
+        out.candidates = self.verbalized.iter().map(|v| with(v)).collect();
+        if out.prompt.is_some() {
+            out.prompt = Some(with(&self.unverbalized));
+        }
+        out
+    }
+
     /// The text the option of candidate `c` adds (`verbalized[c]` minus the `unverbalized`
     /// prefix), for display. `None` when the prompt is not a prefix (never for MeZO's templates).
     pub fn option_text(&self, c: usize) -> Option<&str> {

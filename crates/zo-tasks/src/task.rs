@@ -31,6 +31,10 @@ pub enum Objective {
     /// LM cross-entropy on the option tokens of the gold sequence only, token-weighted over the
     /// batch.
     LmOption,
+    /// MeZO's `--non_diff`: f = −(mean F1 of the greedy generation against the gold answers),
+    /// generation tasks only. The prompt is the gold training sequence with its option tokens
+    /// cut off (`encoded[:-option_len]`), so no teacher forcing.
+    NonDiff,
 }
 
 /// How evaluation predicts.

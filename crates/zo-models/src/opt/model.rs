@@ -251,12 +251,6 @@ impl OptModel {
             _ => (0, &[]),
         };
         let total = past + seq;
-        if total > self.cfg.max_position_embeddings {
-            return Err(Error::Input(format!(
-                "sequence length {total} exceeds max_position_embeddings {}",
-                self.cfg.max_position_embeddings
-            )));
-        }
         // Full [batch, total] mask (cached columns, then the new ones).
         let full: Vec<u8> = (0..batch)
             .flat_map(|b| {
@@ -266,6 +260,7 @@ impl OptModel {
                     .copied()
             })
             .collect();
+        self.check_positions(&full, total)?;
         let (positions, additive) = self.positions_and_mask(&full, batch, past, seq);
         let positions = Tensor::from_vec(positions, batch * seq, &self.device)?;
         let additive = Tensor::from_vec(additive, (batch, 1, seq, total), &self.device)?
@@ -385,6 +380,23 @@ impl OptModel {
         Ok(x)
     }
 
+    /// Positions come from the attention mask (padding takes none), so what must fit the
+    /// learned positions is each row's number of real tokens, not the padded width.
+    fn check_positions(&self, mask: &[u8], width: usize) -> Result<()> {
+        let longest = mask
+            .chunks(width.max(1))
+            .map(|row| row.iter().filter(|&&m| m != 0).count())
+            .max()
+            .unwrap_or(0);
+        if longest > self.cfg.max_position_embeddings {
+            return Err(Error::Input(format!(
+                "sequence length {longest} exceeds max_position_embeddings {}",
+                self.cfg.max_position_embeddings
+            )));
+        }
+        Ok(())
+    }
+
     /// Embeddings then `layers`, without a cache: `([batch·seq, h], additive mask)`.
     fn embed_and(
         &self,
@@ -395,12 +407,7 @@ impl OptModel {
         layers: &[DecoderLayer],
     ) -> Result<(Tensor, Tensor)> {
         self.check_inputs(ids, mask, batch, seq)?;
-        if seq > self.cfg.max_position_embeddings {
-            return Err(Error::Input(format!(
-                "sequence length {seq} exceeds max_position_embeddings {}",
-                self.cfg.max_position_embeddings
-            )));
-        }
+        self.check_positions(mask, seq)?;
         let (positions, additive) = self.positions_and_mask(mask, batch, 0, seq);
         let positions = Tensor::from_vec(positions, batch * seq, &self.device)?;
         let additive =

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::{failed, usage, CmdResult};
-use crate::cli::{EvalArgs, Global};
+use crate::cli::{EvalArgs, EvalSplit, Global};
 use crate::pipeline::workload::Workload;
 use crate::rundir::{write_atomic, JsonlWriter};
 use crate::settings::{resolve, ModelKind, Settings, Sources, DEFAULTS};
@@ -64,7 +64,16 @@ fn settings(a: &EvalArgs) -> Result<(Settings, Option<PathBuf>)> {
 pub fn run(_g: &Global, a: &EvalArgs) -> CmdResult {
     let (s, weights) = settings(a).map_err(usage)?;
     let weights = weights.filter(|_| a.model.is_none());
-    let work = Workload::load(&s, weights.as_deref()).map_err(usage)?;
+    let work = match a.demos {
+        Some(_) if a.split == EvalSplit::Dev => {
+            return Err(usage(anyhow::anyhow!(
+                "--demos evaluates the test split only (MeZO's in-context protocol has no dev set)"
+            )))
+        }
+        Some(k) => Workload::load_icl(&s, weights.as_deref(), k),
+        None => Workload::load(&s, weights.as_deref()),
+    }
+    .map_err(usage)?;
     let mut out = serde_json::Map::new();
     let mut preds_writer = match &a.predictions {
         Some(p) => Some(JsonlWriter::create(p).map_err(usage)?),
@@ -77,6 +86,9 @@ pub fn run(_g: &Global, a: &EvalArgs) -> CmdResult {
         let Some(e) = work.evaluate_split(split, 0).map_err(failed)? else {
             continue;
         };
+        if let Some(k) = a.demos {
+            out.insert("demos".into(), k.into());
+        }
         out.insert(e.key, e.value.into());
         if let Some(w) = preds_writer.as_mut() {
             for p in &e.predictions {

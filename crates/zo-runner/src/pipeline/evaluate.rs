@@ -23,6 +23,9 @@ pub struct Prediction {
     pub scores: Option<Vec<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generated: Option<String>,
+    /// Generation: how many tokens were generated (the stop token included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_tokens: Option<usize>,
     pub prediction: serde_json::Value,
     pub gold: serde_json::Value,
     /// 1/0 for accuracy, the F1 for generation.
@@ -89,6 +92,7 @@ pub fn evaluate(
                             id: id.clone(),
                             scores: Some(s),
                             generated: None,
+                            new_tokens: None,
                             prediction: p.into(),
                             gold: serde_json::json!(correct),
                             score: if ok { 1.0 } else { 0.0 },
@@ -105,6 +109,15 @@ pub fn evaluate(
                     max_new_tokens,
                     stop_ids: vec![tokenizer.newline_id()?, model.config().eos_token_id],
                 };
+                // The prompts were truncated to leave the budget; a prompt that still fills
+                // the model's positions would silently generate nothing.
+                let positions = model.config().max_position_embeddings;
+                anyhow::ensure!(
+                    prompt.ids.len() < positions,
+                    "{}: the prompt has {} tokens, leaving no room for a new token within the model's {positions} positions (lower task.max_length)",
+                    examples[i].0,
+                    prompt.ids.len()
+                );
                 let new = greedy_generate(model, &prompt.ids, &opts)?;
                 let text = generation_answer(&tokenizer.decode(&new, true, false)?);
                 let s = f1(&text, gold_answers);
@@ -112,6 +125,7 @@ pub fn evaluate(
                     id: examples[i].0.clone(),
                     scores: None,
                     generated: Some(text.clone()),
+                    new_tokens: Some(new.len()),
                     prediction: text.into(),
                     gold: serde_json::json!(gold_answers),
                     score: s,

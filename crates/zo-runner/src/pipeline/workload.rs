@@ -15,10 +15,10 @@ use zo_models::tokenizer::Tokenizer;
 use zo_models::OptModel;
 use zo_tasks::{AnyTask, ImageSplits, TrainFeature};
 
-use super::data::{load_examples, prepare, TaskData};
+use super::data::{load_examples, load_icl_examples, prepare, prepare_icl, TaskData};
 use super::evaluate::evaluate;
 use super::model::{load_opt, load_tokenizer};
-use super::objective::{batch_loss, dataset_loss};
+use super::objective::{batch_loss, dataset_loss, LossModel};
 use super::vision;
 use crate::rundir::write_atomic;
 use crate::settings::Settings;
@@ -129,6 +129,14 @@ impl<'a> ModelRef<'a> {
     }
 }
 
+fn loss_model<'a>(model: &'a OptModel, tok: &'a Tokenizer, data: &TaskData) -> LossModel<'a> {
+    LossModel {
+        model,
+        tok,
+        max_new_tokens: data.limits.max_new_tokens,
+    }
+}
+
 /// A model and its data, of one family. (One per process, moved once: the variants' size
 /// difference is moot.)
 #[allow(clippy::large_enum_variant)]
@@ -158,10 +166,11 @@ impl Workload {
     /// Loads the model (see [`Model::load`]) and the task's data.
     pub fn load(s: &Settings, weights: Option<&Path>) -> Result<Self> {
         Ok(match s.task.name {
-            AnyTask::Text(_) => {
+            AnyTask::Text(task) => {
                 let (model, tok) = load_text_model(s, weights)?;
+                let limits = s.text_limits(task, model.config().max_position_embeddings)?;
                 let rows = load_examples(s)?;
-                let data = prepare(s, &tok, &rows)?;
+                let data = prepare(s, &tok, &rows, limits)?;
                 Workload::Text {
                     model,
                     tok,
@@ -176,6 +185,22 @@ impl Workload {
                     data: vision::load_data(s, task)?,
                 }
             }
+        })
+    }
+
+    /// An in-context evaluation of a text task (`zo eval --demos K`): the model and the test
+    /// split only, each example preceded by its `k` demonstrations.
+    pub fn load_icl(s: &Settings, weights: Option<&Path>, k: usize) -> Result<Self> {
+        let task = s.text_task()?;
+        let (model, tok) = load_text_model(s, weights)?;
+        let limits = s.text_limits(task, model.config().max_position_embeddings)?;
+        let rows = load_icl_examples(s)?;
+        let data = prepare_icl(s, &tok, &rows, k, limits)?;
+        Ok(Workload::Text {
+            model,
+            tok,
+            data,
+            batch_size: s.train.batch_size,
         })
     }
 
@@ -201,9 +226,11 @@ impl Workload {
     /// The training loss of the examples at `batch` (indices into the training set).
     pub fn batch_loss(&self, batch: &[usize]) -> Result<f64> {
         match self {
-            Workload::Text { model, data, .. } => {
+            Workload::Text {
+                model, tok, data, ..
+            } => {
                 let feats: Vec<&TrainFeature> = batch.iter().map(|&i| &data.train[i]).collect();
-                batch_loss(model, &feats)
+                batch_loss(loss_model(model, tok, data), &feats)
             }
             Workload::Vision { model, data } => vision::batch_loss(model, &data.train, batch),
         }
@@ -214,14 +241,18 @@ impl Workload {
         match self {
             Workload::Text {
                 model,
+                tok,
                 data,
                 batch_size,
-                ..
             } => {
                 if data.dev_features.is_empty() {
                     return Ok(None);
                 }
-                Ok(Some(dataset_loss(model, &data.dev_features, *batch_size)?))
+                Ok(Some(dataset_loss(
+                    loss_model(model, tok, data),
+                    &data.dev_features,
+                    *batch_size,
+                )?))
             }
             Workload::Vision { model, data } => {
                 if data.dev.is_empty() {
@@ -254,8 +285,13 @@ impl Workload {
                     return Ok(None);
                 }
                 let spec = data.task.spec();
-                let (value, preds) =
-                    evaluate(model, tok, &examples[..n], spec.max_new_tokens, |_| {})?;
+                let (value, preds) = evaluate(
+                    model,
+                    tok,
+                    &examples[..n],
+                    data.limits.max_new_tokens,
+                    |_| {},
+                )?;
                 Ok(Some(SplitEval {
                     key: format!("{prefix}{}", spec.metric.name()),
                     value,
