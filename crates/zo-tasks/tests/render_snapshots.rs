@@ -67,6 +67,9 @@ fn snapshot_text(task: Task) -> String {
                 )
                 .unwrap();
             }
+            TrainFeature::Generation { .. } => {
+                unreachable!("no task trains with the non-differentiable objective by default")
+            }
         }
     }
     out
