@@ -371,6 +371,9 @@ fn reproduce_runs_the_table6_cells_of_a_task_and_reports_them() {
             "model.tokenizer=builtin:tiny",
             "--set",
             "train.batch_size=2",
+            "--baselines",
+            "--demos",
+            "2",
         ],
     );
     assert_code(&o, 0);
@@ -379,6 +382,37 @@ fn reproduce_runs_the_table6_cells_of_a_task_and_reports_them() {
         4,
         "{}",
         stderr(&o)
+    );
+    // The baselines: the untrained model zero-shot (= a plain `zo eval`) and in context.
+    let md = fs::read_to_string(d.path().join("runs/table6/report/report.md")).unwrap();
+    assert!(md.contains("## Baselines without training"), "{md}");
+    let b: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(d.path().join("runs/table6/baselines/sst2.json")).unwrap(),
+    )
+    .unwrap();
+    let o = run_in(
+        d.path(),
+        &[
+            "eval",
+            "--model",
+            "builtin:tiny-opt",
+            "--task",
+            "sst2",
+            "--data",
+            "builtin:quickstart",
+            "--set",
+            "model.tokenizer=builtin:tiny",
+            "--split",
+            "test",
+        ],
+    );
+    assert_code(&o, 0);
+    let plain: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(b["zero_shot"], plain["accuracy"], "{b}");
+    assert_eq!(b["demos"], 2);
+    assert!(
+        md.contains("| sst2 | builtin:tiny-opt | accuracy |"),
+        "{md}"
     );
 }
 

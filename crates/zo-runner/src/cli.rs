@@ -338,6 +338,14 @@ pub struct ReproduceArgs {
     /// Print every cell's resolved config and exit.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also evaluate each task's model without training, zero-shot and in context (MeZO's
+    /// `icl.sh`: --demos below), and add these baseline rows to the report (report.md's
+    /// "Baselines" table; baselines/<task>.json). Table 6 only.
+    #[arg(long)]
+    pub baselines: bool,
+    /// Demonstrations per example of the in-context baseline.
+    #[arg(long, value_name = "K", default_value_t = 32)]
+    pub demos: usize,
 }
 
 /// `zo report`.

@@ -15,6 +15,8 @@ use anyhow::{anyhow, Context};
 use super::{usage, CmdResult};
 use crate::cli::{Global, ReportArgs, ReproduceArgs};
 use crate::paper::{builtin_cells, dir_cells, Cell};
+use crate::pipeline::workload::Workload;
+use crate::rundir::write_atomic;
 use crate::settings::{resolve, Sources, DEFAULTS};
 
 /// The run seeds of the miniature table.
@@ -46,6 +48,11 @@ pub fn run(g: &Global, a: &ReproduceArgs) -> CmdResult {
         return Err(usage(anyhow!(
             "--table {}: the paper's runnable tables are 5 (ResNet × CIFAR) and 6 (OPT × six tasks)",
             a.table
+        )));
+    }
+    if a.baselines && a.table != 6 {
+        return Err(usage(anyhow!(
+            "--baselines: zero-shot and in-context baselines exist for the text tasks (--table 6)"
         )));
     }
     if a.mini && a.table != 6 {
@@ -101,6 +108,8 @@ pub fn run(g: &Global, a: &ReproduceArgs) -> CmdResult {
     }
     let started = Instant::now();
     let mut run_dirs = Vec::new();
+    // The settings of each task's first cell: what its baselines evaluate.
+    let mut baseline_settings: Vec<(String, crate::settings::Settings)> = Vec::new();
     for (i, (cell, seed, out)) in jobs.iter().enumerate() {
         let name = out
             .file_name()
@@ -133,6 +142,10 @@ pub fn run(g: &Global, a: &ReproduceArgs) -> CmdResult {
             sets: &sets,
         })
         .map_err(|e| usage(e.context(cell.origin.clone())))?;
+        let task_name = settings.task.name.to_string();
+        if a.baselines && !baseline_settings.iter().any(|(t, _)| *t == task_name) {
+            baseline_settings.push((task_name, settings.clone()));
+        }
         if a.dry_run {
             println!(
                 "# {}{}\n{}",
@@ -172,10 +185,99 @@ pub fn run(g: &Global, a: &ReproduceArgs) -> CmdResult {
         seeds.as_ref().map_or(1, Vec::len),
         started.elapsed().as_secs_f64()
     );
+    let baselines = if a.baselines {
+        run_baselines(&baseline_settings, &out_root.join("baselines"), a.demos)?
+    } else {
+        Vec::new()
+    };
+    let report_dir = out_root.join("report");
     super::report::run(&ReportArgs {
         runs: run_dirs,
-        out: out_root.join("report"),
+        out: report_dir.clone(),
         base: "GA".into(),
         fractions: None,
-    })
+    })?;
+    if !baselines.is_empty() {
+        let table = baselines_markdown(&baselines, a.demos);
+        let path = report_dir.join("report.md");
+        let mut md = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: cannot read", path.display()))
+            .map_err(super::failed)?;
+        md.push_str(&table);
+        write_atomic(&path, md.as_bytes()).map_err(super::failed)?;
+        print!("{table}");
+    }
+    Ok(())
+}
+
+/// One task's baselines: its metric without training, zero-shot and in context.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Baseline {
+    task: String,
+    model: String,
+    metric: String,
+    zero_shot: f64,
+    demos: usize,
+    in_context: f64,
+}
+
+/// Evaluates (or reads back, when `dir/<task>.json` exists) every task's baselines.
+fn run_baselines(
+    tasks: &[(String, crate::settings::Settings)],
+    dir: &std::path::Path,
+    demos: usize,
+) -> Result<Vec<Baseline>, super::CmdError> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create", dir.display()))
+        .map_err(super::failed)?;
+    let mut out = Vec::new();
+    for (task, s) in tasks {
+        let file = dir.join(format!("{task}.json"));
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            if let Ok(b) = serde_json::from_str::<Baseline>(&text) {
+                if b.demos == demos && b.model == s.model.source {
+                    eprintln!("baselines {task}: done already ({})", file.display());
+                    out.push(b);
+                    continue;
+                }
+            }
+        }
+        let mut values = [0.0; 2];
+        let mut metric = String::new();
+        for (slot, k) in [0, demos].into_iter().enumerate() {
+            eprintln!("baselines {task}: evaluating with {k} demonstrations per example");
+            let work = Workload::load_icl(s, None, k).map_err(usage)?;
+            let e = work
+                .evaluate_split("test", 0)
+                .map_err(super::failed)?
+                .ok_or_else(|| usage(anyhow!("baselines {task}: no test examples")))?;
+            values[slot] = e.value;
+            metric = e.key;
+        }
+        let b = Baseline {
+            task: task.clone(),
+            model: s.model.source.clone(),
+            metric,
+            zero_shot: values[0],
+            demos,
+            in_context: values[1],
+        };
+        let text = serde_json::to_string_pretty(&b).map_err(|e| super::failed(e.into()))?;
+        write_atomic(&file, text.as_bytes()).map_err(super::failed)?;
+        out.push(b);
+    }
+    Ok(out)
+}
+
+fn baselines_markdown(rows: &[Baseline], demos: usize) -> String {
+    let mut md = format!(
+        "\n## Baselines without training (test split)\n\n| task | model | metric | zero-shot | in-context ({demos} demos) |\n|---|---|---|---|---|\n"
+    );
+    for b in rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {:.4} | {:.4} |\n",
+            b.task, b.model, b.metric, b.zero_shot, b.in_context
+        ));
+    }
+    md
 }
