@@ -231,6 +231,11 @@ pub fn classification_loss(
         }
     }
     let scores = mean_option_logprobs(model, batch)?;
+    Ok(candidate_ce(&scores, groups))
+}
+
+/// Mean over groups of the cross-entropy of each group's scores against its correct one.
+fn candidate_ce(scores: &[f64], groups: &[CandidateGroup]) -> f64 {
     let mut total = 0.0;
     for g in groups {
         let s = &scores[g.first..g.first + g.count];
@@ -238,7 +243,44 @@ pub fn classification_loss(
         let lse = m + s.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
         total += lse - s[g.correct];
     }
-    Ok(total / groups.len() as f64)
+    total / groups.len() as f64
+}
+
+/// [`classification_loss`] where the candidates of an example share their prompt's forward
+/// pass ([`mean_option_logprobs_shared`]): `examples[i]` are example `i`'s candidates and
+/// `correct[i]` the index of its right one. Equal to [`classification_loss`] of the same
+/// sequences up to float rounding; for SST-2 (two one-token options) it runs each prompt once
+/// instead of twice.
+pub fn classification_loss_shared(
+    model: &OptModel,
+    examples: &[Vec<Candidate<'_>>],
+    correct: &[usize],
+) -> Result<f64> {
+    if examples.is_empty() || examples.len() != correct.len() {
+        return Err(Error::Input(format!(
+            "classification_loss_shared: {} examples with {} correct indices",
+            examples.len(),
+            correct.len()
+        )));
+    }
+    let mut groups = Vec::with_capacity(examples.len());
+    let mut first = 0;
+    for (i, (cs, &c)) in examples.iter().zip(correct).enumerate() {
+        if cs.is_empty() || c >= cs.len() {
+            return Err(Error::Input(format!(
+                "classification_loss_shared: example {i} has {} candidates, correct {c}",
+                cs.len()
+            )));
+        }
+        groups.push(CandidateGroup {
+            first,
+            count: cs.len(),
+            correct: c,
+        });
+        first += cs.len();
+    }
+    let scores = mean_option_logprobs_shared(model, examples)?.scores;
+    Ok(candidate_ce(&scores, &groups))
 }
 
 /// Index of the first maximum (torch's `argmax` tie rule).

@@ -9,8 +9,9 @@ mod common;
 use candle_core::{DType, Device};
 use common::*;
 use zo_models::scoring::{
-    classification_loss, greedy_generate, greedy_generate_batch, lm_loss, mean_option_logprobs,
-    mean_option_logprobs_shared, Candidate, CandidateGroup, GenerateOptions,
+    classification_loss, classification_loss_shared, greedy_generate, greedy_generate_batch,
+    lm_loss, mean_option_logprobs, mean_option_logprobs_shared, Candidate, CandidateGroup,
+    GenerateOptions,
 };
 use zo_models::{Batch, OptModel};
 
@@ -296,4 +297,21 @@ fn shared_prompt_scoring_equals_unshared_scoring() {
         "shared vs unshared: max |Δ| {d:.3e}, {} of {} token positions run",
         shared.tokens_run, shared.tokens_unshared
     );
+    // The classification loss over the same candidates, shared and unshared.
+    let correct = [1usize, 3, 0, 2, 0];
+    let mut groups = Vec::new();
+    let mut first = 0;
+    for (ss, &c) in seqs.iter().zip(&correct) {
+        groups.push(CandidateGroup {
+            first,
+            count: ss.len(),
+            correct: c,
+        });
+        first += ss.len();
+    }
+    let unshared = classification_loss(&model, &batch, &groups).unwrap();
+    let shared = classification_loss_shared(&model, &examples, &correct).unwrap();
+    assert!((shared - unshared).abs() <= 1e-5, "{shared} vs {unshared}");
+    assert!(shared > 0.0);
+    assert!(classification_loss_shared(&model, &examples, &correct[..4]).is_err());
 }

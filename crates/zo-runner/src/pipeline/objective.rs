@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use zo_models::scoring::{
-    classification_loss, greedy_generate_batch, lm_loss, CandidateGroup, GenerateOptions,
+    classification_loss_shared, greedy_generate_batch, lm_loss, Candidate, GenerateOptions,
 };
 use zo_models::tokenizer::Tokenizer;
 use zo_models::{Batch, OptModel};
@@ -38,61 +38,76 @@ fn non_diff_loss(m: LossModel<'_>, prompts: &[Vec<u32>], gold: &[&[String]]) -> 
     Ok(-total / prompts.len() as f64)
 }
 
-/// MeZO pads to a multiple of 8 (`pad_to_multiple_of = 8` in its collators).
+/// MeZO pads to a multiple of 8 (`pad_to_multiple_of = 8` in its collators); the LM loss does
+/// the same.
 pub const PAD_MULTIPLE: usize = 8;
 
-/// The loss of a mini-batch of training features, in one forward pass. All features of a
-/// batch must be of one kind (a task trains with one objective).
+/// The loss of a mini-batch of training features. All features of a batch must be of one kind
+/// (a task trains with one objective).
+///
+/// The classification loss runs each example's prompt once for all its candidates
+/// ([`classification_loss_shared`]: SST-2's two one-token options cost one prompt, not two);
+/// MeZO runs every candidate's whole sequence, which gives the same loss up to float rounding.
+/// The LM loss has one sequence per example and computes logits only at the option tokens.
 pub fn batch_loss(m: LossModel<'_>, features: &[&TrainFeature]) -> Result<f64> {
     let model = m.model;
-    let pad = model.config().pad_token_id;
-    let mut prompts = Vec::new();
-    let mut gold: Vec<&[String]> = Vec::new();
-    let mut seqs = Vec::new();
-    let mut option_len = Vec::new();
-    let mut groups = Vec::new();
-    for f in features {
-        match f {
-            TrainFeature::Classification { options, correct } => {
-                groups.push(CandidateGroup {
-                    first: seqs.len(),
-                    count: options.len(),
-                    correct: *correct,
-                });
-                for o in options {
-                    seqs.push(o.ids.clone());
-                    option_len.push(o.option_len);
+    let kind = |f: &TrainFeature| std::mem::discriminant(f);
+    let Some(first) = features.first() else {
+        anyhow::bail!("an empty batch has no loss");
+    };
+    anyhow::ensure!(
+        features.iter().all(|f| kind(f) == kind(first)),
+        "a batch mixes classification, LM and generation features"
+    );
+    match first {
+        TrainFeature::Classification { .. } => {
+            let mut examples = Vec::with_capacity(features.len());
+            let mut correct = Vec::with_capacity(features.len());
+            for f in features {
+                if let TrainFeature::Classification { options, correct: c } = f {
+                    examples.push(
+                        options
+                            .iter()
+                            .map(|o| Candidate {
+                                ids: &o.ids,
+                                option_len: o.option_len,
+                            })
+                            .collect::<Vec<_>>(),
+                    );
+                    correct.push(*c);
                 }
             }
-            TrainFeature::Lm(s) => {
-                seqs.push(s.ids.clone());
-                option_len.push(s.option_len);
+            Ok(classification_loss_shared(model, &examples, &correct)?)
+        }
+        TrainFeature::Lm(_) => {
+            let mut seqs = Vec::with_capacity(features.len());
+            let mut option_len = Vec::with_capacity(features.len());
+            for f in features {
+                if let TrainFeature::Lm(s) = f {
+                    seqs.push(s.ids.clone());
+                    option_len.push(s.option_len);
+                }
             }
-            TrainFeature::Generation {
-                prompt,
-                gold_answers,
-            } => {
-                prompts.push(prompt.ids.clone());
-                gold.push(gold_answers);
+            let pad = model.config().pad_token_id;
+            let batch = Batch::left_padded(&seqs, &option_len, pad, Some(PAD_MULTIPLE))?;
+            Ok(lm_loss(model, &batch)?)
+        }
+        TrainFeature::Generation { .. } => {
+            let mut prompts = Vec::with_capacity(features.len());
+            let mut gold: Vec<&[String]> = Vec::with_capacity(features.len());
+            for f in features {
+                if let TrainFeature::Generation {
+                    prompt,
+                    gold_answers,
+                } = f
+                {
+                    prompts.push(prompt.ids.clone());
+                    gold.push(gold_answers);
+                }
             }
+            non_diff_loss(m, &prompts, &gold)
         }
     }
-    if !prompts.is_empty() {
-        anyhow::ensure!(
-            prompts.len() == features.len(),
-            "a batch mixes generation and scored features"
-        );
-        return non_diff_loss(m, &prompts, &gold);
-    }
-    if !groups.is_empty() && groups.len() != features.len() {
-        anyhow::bail!("a batch mixes classification and LM features");
-    }
-    let batch = Batch::left_padded(&seqs, &option_len, pad, Some(PAD_MULTIPLE))?;
-    Ok(if groups.is_empty() {
-        lm_loss(model, &batch)?
-    } else {
-        classification_loss(model, &batch, &groups)?
-    })
 }
 
 /// The loss over a whole set (the dev loss MeZO selects checkpoints by): batches of
