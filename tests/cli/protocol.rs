@@ -264,3 +264,61 @@ fn the_non_differentiable_objective_trains_with_every_optimizer() {
     assert_code(&o, 2);
     assert!(stderr(&o).contains("task.objective"), "{}", stderr(&o));
 }
+
+/// `model.compute = "bf16"`: on a CPU with AVX512-BF16 the products round their inputs to bf16,
+/// so the losses move a little off the f32 ones (and stay close); elsewhere the products stay
+/// f32 and the run says so.
+#[test]
+fn bf16_compute_changes_the_losses_only_where_the_cpu_has_bf16_products() {
+    let d = tempfile::tempdir().unwrap();
+    let mut losses = Vec::new();
+    for c in ["f32", "bf16"] {
+        let out = format!("run-{c}");
+        let o = run_in(
+            d.path(),
+            &[
+                "quickstart",
+                "-q",
+                "--steps",
+                "3",
+                "--set",
+                "train.eval_every=0",
+                "--set",
+                "train.eval_at_start=false",
+                "--set",
+                "train.checkpoint_every=0",
+                "--set",
+                &format!("model.compute=\"{c}\""),
+                "--out",
+                &out,
+            ],
+        );
+        assert_code(&o, 0);
+        let run = fs::read_to_string(d.path().join(&out).join("run.toml")).unwrap();
+        assert!(run.contains(&format!("compute = \"{c}\"")), "{run}");
+        let metrics = fs::read_to_string(d.path().join(&out).join("metrics.jsonl")).unwrap();
+        let f: Vec<f64> = metrics
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["kind"] == "step")
+            .map(|v| v["f_plus"].as_f64().unwrap())
+            .collect();
+        assert_eq!(f.len(), 3);
+        losses.push((f, stderr(&o)));
+    }
+    let (f32, bf16) = (&losses[0].0, &losses[1].0);
+    #[cfg(target_arch = "x86_64")]
+    let has_bf16 = std::arch::is_x86_feature_detected!("avx512bf16")
+        && std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let has_bf16 = false;
+    if has_bf16 {
+        assert_ne!(f32, bf16);
+        for (a, b) in f32.iter().zip(bf16) {
+            assert!((a - b).abs() < 0.05 * a.abs(), "f32 {a} vs bf16 {b}");
+        }
+    } else {
+        assert_eq!(f32, bf16);
+        assert!(losses[1].1.contains("AVX512-BF16"), "{}", losses[1].1);
+    }
+}

@@ -69,6 +69,7 @@ pub(crate) fn linear(
     bias: Option<&Tensor>,
     scale: f32,
     epilogue: Epilogue<'_>,
+    compute: sgemm::Compute,
 ) -> Result<Option<Tensor>> {
     let (Ok((n, k)), Ok((o, k2))) = (x.dims2(), w.dims2()) else {
         return Ok(None);
@@ -93,7 +94,8 @@ pub(crate) fn linear(
                 residual: res,
                 relu,
             };
-            if sgemm::sgemm_nt_uninit(n, o, k, x, w, &mut out.spare_capacity_mut()[..n * o], &epi) {
+            let dst = &mut out.spare_capacity_mut()[..n * o];
+            if sgemm::sgemm_nt_uninit_compute(compute, n, o, k, x, w, dst, &epi) {
                 // SAFETY: `sgemm_nt_uninit` returned true, so it initialised all `n·o`
                 // elements of the spare capacity, which `with_capacity` made ≥ `n·o`.
                 unsafe { out.set_len(n * o) };
@@ -256,7 +258,12 @@ pub(crate) fn attention(
 /// for every slice (no per-slice allocation, zero-fill or tensor round trip). Each row's
 /// running `(max, Σ)` is updated by one task, slices in order, so the result does not depend
 /// on the thread count.
-pub(crate) fn head_nll(h: &Tensor, w: &Tensor, labels: &[u32]) -> Result<Option<Vec<f64>>> {
+pub(crate) fn head_nll(
+    h: &Tensor,
+    w: &Tensor,
+    labels: &[u32],
+    compute: sgemm::Compute,
+) -> Result<Option<Vec<f64>>> {
     let (Ok((n, e)), Ok((vocab, e2))) = (h.dims2(), w.dims2()) else {
         return Ok(None);
     };
@@ -271,7 +278,8 @@ pub(crate) fn head_nll(h: &Tensor, w: &Tensor, labels: &[u32]) -> Result<Option<
         while v0 < vocab {
             let width = HEAD_CHUNK.min(vocab - v0);
             let ours = sgemm::available()
-                && sgemm::sgemm_nt(
+                && sgemm::sgemm_nt_compute(
+                    compute,
                     n,
                     width,
                     e,
@@ -370,28 +378,66 @@ pub(crate) mod tests {
             .unwrap()
             * 0.125)
             .unwrap();
-        let got = linear(&x, &w, Some(&bias), 0.125, Epilogue::None)
+        let got = linear(
+            &x,
+            &w,
+            Some(&bias),
+            0.125,
+            Epilogue::None,
+            sgemm::Compute::F32,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(max_abs_diff(&got, &want) < 1e-5);
+        let no_bias = linear(&x, &w, None, 1.0, Epilogue::None, sgemm::Compute::F32)
             .unwrap()
             .unwrap();
-        assert!(max_abs_diff(&got, &want) < 1e-5);
-        let no_bias = linear(&x, &w, None, 1.0, Epilogue::None).unwrap().unwrap();
         assert!(max_abs_diff(&no_bias, &x.matmul(&w.t().unwrap()).unwrap()) < 1e-5);
         let plain = (x.matmul(&w.t().unwrap()).unwrap().broadcast_add(&bias)).unwrap();
-        let relu = linear(&x, &w, Some(&bias), 1.0, Epilogue::Relu)
-            .unwrap()
-            .unwrap();
+        let relu = linear(
+            &x,
+            &w,
+            Some(&bias),
+            1.0,
+            Epilogue::Relu,
+            sgemm::Compute::F32,
+        )
+        .unwrap()
+        .unwrap();
         assert!(max_abs_diff(&relu, &plain.relu().unwrap()) < 1e-5);
         let r = Tensor::from_vec(data(n * o, 10), (n, o), &dev).unwrap();
-        let res = linear(&x, &w, Some(&bias), 1.0, Epilogue::Residual(&r))
-            .unwrap()
-            .unwrap();
+        let res = linear(
+            &x,
+            &w,
+            Some(&bias),
+            1.0,
+            Epilogue::Residual(&r),
+            sgemm::Compute::F32,
+        )
+        .unwrap()
+        .unwrap();
         assert!(max_abs_diff(&res, &(&plain + &r).unwrap()) < 1e-5);
-        let res = linear(&x, &w, None, 1.0, Epilogue::Residual(&r))
-            .unwrap()
-            .unwrap();
+        let res = linear(
+            &x,
+            &w,
+            None,
+            1.0,
+            Epilogue::Residual(&r),
+            sgemm::Compute::F32,
+        )
+        .unwrap()
+        .unwrap();
         assert!(max_abs_diff(&res, &(x.matmul(&w.t().unwrap()).unwrap() + &r).unwrap()) < 1e-5);
         // A residual of the wrong shape: fall back.
-        let bad = linear(&x, &w, None, 1.0, Epilogue::Residual(&x)).unwrap();
+        let bad = linear(
+            &x,
+            &w,
+            None,
+            1.0,
+            Epilogue::Residual(&x),
+            sgemm::Compute::F32,
+        )
+        .unwrap();
         assert!(bad.is_none());
         // Bit-identical on 1 and 3 threads, on a product big enough for gemm to split.
         let (n, k, o) = (256, 256, 512);
@@ -399,14 +445,28 @@ pub(crate) mod tests {
         let w = Tensor::from_vec(data(o * k, 5), (o, k), &dev).unwrap();
         let bias = Tensor::from_vec(data(o, 6), o, &dev).unwrap();
         let one = in_pool(1, || {
-            linear(&x, &w, Some(&bias), 1.0, Epilogue::None)
-                .unwrap()
-                .unwrap()
+            linear(
+                &x,
+                &w,
+                Some(&bias),
+                1.0,
+                Epilogue::None,
+                sgemm::Compute::F32,
+            )
+            .unwrap()
+            .unwrap()
         });
         let three = in_pool(3, || {
-            linear(&x, &w, Some(&bias), 1.0, Epilogue::None)
-                .unwrap()
-                .unwrap()
+            linear(
+                &x,
+                &w,
+                Some(&bias),
+                1.0,
+                Epilogue::None,
+                sgemm::Compute::F32,
+            )
+            .unwrap()
+            .unwrap()
         });
         let (one, three) = (
             one.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
@@ -415,12 +475,21 @@ pub(crate) mod tests {
         assert!(one == three, "thread count changed the linear's output");
         // Not f32 / not contiguous: the caller falls back to candle.
         let x16 = x.to_dtype(DType::F16).unwrap();
-        assert!(linear(&x16, &w, None, 1.0, Epilogue::None)
-            .unwrap()
-            .is_none());
-        assert!(linear(&x.t().unwrap(), &w, None, 1.0, Epilogue::None)
-            .unwrap()
-            .is_none());
+        assert!(
+            linear(&x16, &w, None, 1.0, Epilogue::None, sgemm::Compute::F32)
+                .unwrap()
+                .is_none()
+        );
+        assert!(linear(
+            &x.t().unwrap(),
+            &w,
+            None,
+            1.0,
+            Epilogue::None,
+            sgemm::Compute::F32
+        )
+        .unwrap()
+        .is_none());
     }
 
     #[test]

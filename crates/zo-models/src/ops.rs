@@ -131,7 +131,14 @@ impl CustomOp1 for RowStats<'_> {
 /// tied lm_head `W: [vocab, E]`, without materialising `[n, vocab]` logits on CPU: the vocabulary
 /// is processed in slices of [`HEAD_CHUNK`] and the logsumexp combined online in f64
 /// (`M' = max(M, m)`, `S' = S·e^{M−M'} + s·e^{m−M'}`). Other devices compute the full logits.
-pub fn head_nll(h: &Tensor, w: &Tensor, labels: &[u32]) -> Result<Vec<f64>> {
+///
+/// `compute` is the arithmetic of the CPU product ([`crate::sgemm::Compute`]).
+pub fn head_nll(
+    h: &Tensor,
+    w: &Tensor,
+    labels: &[u32],
+    compute: crate::sgemm::Compute,
+) -> Result<Vec<f64>> {
     let (n, _) = h.dims2()?;
     let (vocab, _) = w.dims2()?;
     if labels.len() != n {
@@ -145,7 +152,7 @@ pub fn head_nll(h: &Tensor, w: &Tensor, labels: &[u32]) -> Result<Vec<f64>> {
             "head_nll: label {bad} out of range for vocab {vocab}"
         )));
     }
-    if let Some(nll) = crate::cpu::head_nll(h, w, labels)? {
+    if let Some(nll) = crate::cpu::head_nll(h, w, labels, compute)? {
         return Ok(nll);
     }
     if !h.device().is_cpu() {
@@ -238,7 +245,7 @@ mod tests {
             .unwrap()
             .to_vec1::<f32>()
             .unwrap();
-        let sliced = head_nll(&h, &w, &labels).unwrap();
+        let sliced = head_nll(&h, &w, &labels, crate::sgemm::Compute::F32).unwrap();
         for (a, b) in full.iter().zip(&sliced) {
             assert!((*a as f64 - b).abs() < 1e-4, "{a} vs {b}");
         }

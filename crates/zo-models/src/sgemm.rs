@@ -134,6 +134,8 @@ macro_rules! store_tile {
 mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx512;
+#[cfg(target_arch = "x86_64")]
+mod kernel_bf16;
 
 /// A micro-kernel of [`sgemm_nt_with`] (what [`sgemm_nt`] picks: [`Isa::best`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +144,29 @@ pub enum Isa {
     Avx2,
     /// AVX-512F, 12×32 tiles.
     Avx512,
+    /// AVX512-BF16, 12×32 tiles, inputs rounded to bf16 (not bit-identical to the f32
+    /// kernels: only used when asked for, by [`Compute::Bf16`]).
+    Avx512Bf16,
+}
+
+/// The arithmetic of the products: f32 (every kernel gives the same bits), or bf16 inputs with
+/// f32 accumulation where the CPU has AVX512-BF16 (the f32 kernels elsewhere).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compute {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl Compute {
+    /// The kernel this setting runs on this CPU: for bf16, the bf16 kernel if the CPU has one,
+    /// else the best f32 kernel.
+    pub fn isa(self) -> Option<Isa> {
+        match self {
+            Compute::Bf16 if Isa::Avx512Bf16.supported() => Some(Isa::Avx512Bf16),
+            _ => Isa::best(),
+        }
+    }
 }
 
 impl Isa {
@@ -154,6 +179,7 @@ impl Isa {
             match self {
                 Isa::Avx2 => avx2,
                 Isa::Avx512 => avx2 && has!("avx512f"),
+                Isa::Avx512Bf16 => avx2 && has!("avx512f") && has!("avx512bf16"),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -229,8 +255,41 @@ pub fn sgemm_nt_uninit(
     c: &mut [MaybeUninit<f32>],
     epi: &Epilogue<'_>,
 ) -> bool {
-    match Isa::best() {
+    sgemm_nt_uninit_compute(Compute::F32, n, o, k, a, w, c, epi)
+}
+
+/// [`sgemm_nt_uninit`] with the products in `compute`'s arithmetic ([`Compute::isa`]).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_nt_uninit_compute(
+    compute: Compute,
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [MaybeUninit<f32>],
+    epi: &Epilogue<'_>,
+) -> bool {
+    match compute.isa() {
         Some(isa) => run(isa, n, o, k, a, w, c, epi),
+        None => false,
+    }
+}
+
+/// [`sgemm_nt`] with the products in `compute`'s arithmetic ([`Compute::isa`]).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_nt_compute(
+    compute: Compute,
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [f32],
+    epi: &Epilogue<'_>,
+) -> bool {
+    match compute.isa() {
+        Some(isa) => sgemm_nt_with(isa, n, o, k, a, w, c, epi),
         None => false,
     }
 }
@@ -291,6 +350,7 @@ fn run(
         use driver::run as go;
         use kernel_avx2::Avx2;
         use kernel_avx512::Avx512;
+        use kernel_bf16::Avx512Bf16;
         let bs = bias_scaled.as_deref();
         // SAFETY: the kernel's CPU features were checked above, the slice lengths match the
         // shape and `n, o, k > 0`.
@@ -298,6 +358,7 @@ fn run(
             match isa {
                 Isa::Avx2 => go::<Avx2>(n, o, k, a, w, c, epi, bs),
                 Isa::Avx512 => go::<Avx512<12>>(n, o, k, a, w, c, epi, bs),
+                Isa::Avx512Bf16 => go::<Avx512Bf16<12>>(n, o, k, a, w, c, epi, bs),
             }
         }
     }

@@ -163,6 +163,28 @@ pub struct ModelSettings {
     pub bos: BosSetting,
     /// Seed of the random initialisation of `builtin:*` models.
     pub init_seed: u64,
+    /// Arithmetic of the OPT forward's products on the CPU: `f32`, or `bf16` (inputs rounded to
+    /// bf16, f32 accumulation; AVX512-BF16 CPUs, f32 elsewhere). The weights stay `dtype`.
+    #[serde(default)]
+    pub compute: ComputeSetting,
+}
+
+/// `model.compute`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeSetting {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl ComputeSetting {
+    pub fn kernel(self) -> zo_models::sgemm::Compute {
+        match self {
+            Self::F32 => zo_models::sgemm::Compute::F32,
+            Self::Bf16 => zo_models::sgemm::Compute::Bf16,
+        }
+    }
 }
 
 /// What to do with a data row that breaks the task's schema.

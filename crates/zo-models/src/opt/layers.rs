@@ -9,6 +9,7 @@ use zo_core::ParamSet;
 
 use super::config::{Config, LAYER_NORM_EPS};
 use crate::cpu::Epilogue;
+use crate::sgemm::Compute;
 use crate::{Error, Result};
 
 /// Fetches `name` from the set, or a [`Error::MissingTensor`] naming it.
@@ -28,6 +29,8 @@ pub(crate) fn param(params: &ParamSet, name: &str) -> Result<Tensor> {
 pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    /// The arithmetic of the CPU product (f32, or bf16 inputs where the CPU has AVX512-BF16).
+    compute: Compute,
 }
 
 impl Linear {
@@ -39,7 +42,12 @@ impl Linear {
             } else {
                 None
             },
+            compute: Compute::F32,
         })
+    }
+
+    pub(crate) fn set_compute(&mut self, compute: Compute) {
+        self.compute = compute;
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -56,7 +64,9 @@ impl Linear {
         epilogue: Epilogue<'_>,
     ) -> Result<Tensor> {
         let bias = self.bias.as_ref();
-        if let Some(y) = crate::cpu::linear(x, &self.weight, bias, scale as f32, epilogue)? {
+        if let Some(y) =
+            crate::cpu::linear(x, &self.weight, bias, scale as f32, epilogue, self.compute)?
+        {
             return Ok(y);
         }
         let y = x.matmul(&self.weight.t()?)?;
@@ -203,6 +213,17 @@ impl Attention {
         })
     }
 
+    pub(crate) fn set_compute(&mut self, compute: Compute) {
+        for l in [
+            &mut self.q_proj,
+            &mut self.k_proj,
+            &mut self.v_proj,
+            &mut self.out_proj,
+        ] {
+            l.set_compute(compute);
+        }
+    }
+
     /// Splits `[b*t, h]` into contiguous `[b, heads, t, head_dim]` (the layout batched matmul
     /// wants).
     fn heads(&self, x: &Tensor, b: usize, t: usize) -> Result<Tensor> {
@@ -317,6 +338,12 @@ pub struct DecoderLayer {
 }
 
 impl DecoderLayer {
+    pub(crate) fn set_compute(&mut self, compute: Compute) {
+        self.self_attn.set_compute(compute);
+        self.fc1.set_compute(compute);
+        self.fc2.set_compute(compute);
+    }
+
     pub(crate) fn load(
         params: &ParamSet,
         name: &str,

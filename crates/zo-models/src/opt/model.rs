@@ -16,6 +16,7 @@ use zo_core::ParamSet;
 use super::config::{Config, POSITION_OFFSET};
 use super::init::random_params;
 use super::layers::{param, DecoderLayer, LayerCache, LayerNorm, Linear};
+use crate::sgemm::Compute;
 use crate::{Error, Result};
 
 /// The OPT decoder with a tied language-model head.
@@ -31,6 +32,7 @@ pub struct OptModel {
     project_out: Option<Linear>,
     final_layer_norm: Option<LayerNorm>,
     layers: Vec<DecoderLayer>,
+    compute: Compute,
 }
 
 /// Keys/values of every layer plus the attention mask of the cached positions, for greedy
@@ -171,7 +173,32 @@ impl OptModel {
             params,
             dtype,
             device,
+            compute: Compute::F32,
         })
+    }
+
+    /// Sets the arithmetic of the CPU products (the projections, the MLP and the lm_head of
+    /// the loss): [`Compute::F32`] (the default), or [`Compute::Bf16`], which rounds both
+    /// operands to bf16 and accumulates in f32 where the CPU has AVX512-BF16 (elsewhere it
+    /// stays f32: see [`Compute::isa`]). The weights stay f32: the perturbations and updates
+    /// of the optimizers are unchanged.
+    pub fn set_compute(&mut self, compute: Compute) {
+        self.compute = compute;
+        for l in self
+            .project_in
+            .iter_mut()
+            .chain(self.project_out.iter_mut())
+        {
+            l.set_compute(compute);
+        }
+        for layer in &mut self.layers {
+            layer.set_compute(compute);
+        }
+    }
+
+    /// The arithmetic of the CPU products (see [`OptModel::set_compute`]).
+    pub fn compute(&self) -> Compute {
+        self.compute
     }
 
     /// A model with deterministic random weights (see [`super::init`] for the generator and
@@ -446,7 +473,7 @@ impl OptModel {
     /// Per-row NLL of `labels` under the tied lm_head, for hidden rows `[n, E]`, without
     /// materialising `[n, vocab]` logits on CPU (the vocabulary is processed in slices).
     pub fn nll_from_hidden(&self, hidden_rows: &Tensor, labels: &[u32]) -> Result<Vec<f64>> {
-        crate::ops::head_nll(hidden_rows, &self.embed_tokens, labels)
+        crate::ops::head_nll(hidden_rows, &self.embed_tokens, labels, self.compute)
     }
 
     /// Logits `[n, vocab]` for hidden-state rows `[n, E]`, through the tied lm_head

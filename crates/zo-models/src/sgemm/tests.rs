@@ -314,3 +314,54 @@ pub(crate) fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> 
         .unwrap()
         .install(f)
 }
+
+/// The values the bf16 kernel multiplies: each input rounded to bfloat16 (nearest even).
+fn to_bf16(x: &[f32]) -> Vec<f32> {
+    x.iter()
+        .map(|&v| half::bf16::from_f32(v).to_f32())
+        .collect()
+}
+
+/// The bf16 kernel computes the f32-accumulated product of the bf16-rounded inputs: products
+/// of two bf16 are exact in f32, so the f32 error bound of `check` over `k` terms holds
+/// against the f64 product of the rounded inputs, epilogues, odd `k` and edge tiles included.
+/// Its results are not the f32 kernels' (the rounding is real), and do not depend on the
+/// thread count.
+#[test]
+fn bf16_kernel_is_the_f32_product_of_bf16_inputs() {
+    if !Isa::Avx512Bf16.supported() {
+        println!("bf16 kernel: skipped (no AVX512-BF16 on this CPU)");
+        assert_eq!(Compute::Bf16.isa(), Isa::best());
+        return;
+    }
+    assert_eq!(Compute::Bf16.isa(), Some(Isa::Avx512Bf16));
+    for &(n, o, k) in &[
+        (1, 1, 1),
+        (5, 33, 7),
+        (37, 45, 77),
+        (13, 64, 768),
+        (130, 70, 1601),
+        (200, 96, 2048),
+    ] {
+        let (a, w) = (data(n * k, 1), data(o * k, 2));
+        let (bias, res) = (data(o, 3), data(n * o, 4));
+        for epi in epilogues(&bias, &res) {
+            let got = ours(Isa::Avx512Bf16, n, o, k, &a, &w, &epi);
+            check(n, o, k, &to_bf16(&a), &to_bf16(&w), &epi, &got);
+            let two = in_pool(2, || ours(Isa::Avx512Bf16, n, o, k, &a, &w, &epi));
+            let one = in_pool(1, || ours(Isa::Avx512Bf16, n, o, k, &a, &w, &epi));
+            assert!(
+                same(&one, &two) && same(&one, &got),
+                "{n}×{o}×{k}: thread counts differ"
+            );
+        }
+        if k >= 7 {
+            let f32 = ours(Isa::best().unwrap(), n, o, k, &a, &w, &Epilogue::PLAIN);
+            let bf = ours(Isa::Avx512Bf16, n, o, k, &a, &w, &Epilogue::PLAIN);
+            assert!(
+                !same(&f32, &bf),
+                "{n}×{o}×{k}: the bf16 kernel gave the f32 bits"
+            );
+        }
+    }
+}

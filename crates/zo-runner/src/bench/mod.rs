@@ -82,6 +82,10 @@ pub struct BenchArgs {
     /// Seed of the random weights, the token ids and the directions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Arithmetic of the forward's products: f32, or bf16 (inputs rounded to bf16, f32
+    /// accumulation, where the CPU has AVX512-BF16; f32 elsewhere). B1, B2, B3 and B5.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub compute: crate::settings::ComputeSetting,
     /// Internal: run as B4's child process (report this process's peak RSS).
     #[arg(long, hide = true)]
     pub child: bool,
@@ -149,6 +153,8 @@ pub struct Ctx<'a> {
     pub repeats: usize,
     pub warmup: usize,
     pub seed: u64,
+    /// The kernel the products run on (`avx512bf16` for bf16 compute, else the f32 one).
+    pub kernel: String,
     quiet: bool,
     out: &'a mut dyn Write,
     lines: Vec<String>,
@@ -166,6 +172,7 @@ impl Ctx<'_> {
             ("B", json!(self.batch)),
             ("threads", json!(candle_core::utils::get_num_threads())),
             ("dtype", json!("f32")),
+            ("kernel", json!(self.kernel)),
         ];
         for (k, v) in defaults {
             obj.entry(k).or_insert(v);
@@ -268,6 +275,7 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
         repeats: args.repeats,
         warmup: args.warmup,
         seed: args.seed,
+        kernel: format!("{:?}", args.compute.kernel().isa()),
         quiet,
         out,
         lines: Vec::new(),
@@ -297,7 +305,9 @@ fn run_figures(
         .iter()
         .any(|f| matches!(f, Figure::B1 | Figure::B2 | Figure::B3 | Figure::B5));
     let model = if needs_model {
-        Some(load_model(spec, args.seed)?)
+        let mut m = load_model(spec, args.seed)?;
+        m.set_compute(args.compute.kernel());
+        Some(m)
     } else {
         None
     };

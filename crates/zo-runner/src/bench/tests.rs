@@ -22,6 +22,7 @@ fn args(figure: Figure) -> BenchArgs {
         json: None,
         loss: None,
         seed: 3,
+        compute: crate::settings::ComputeSetting::F32,
         child: false,
     }
 }
@@ -58,6 +59,7 @@ fn tiny_figures_emit_well_formed_json_lines() {
         warmup: 0,
         seed: a.seed,
         quiet: true,
+        kernel: "test".into(),
         out: &mut buf,
         lines: Vec::new(),
     };

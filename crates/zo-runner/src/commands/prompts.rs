@@ -29,6 +29,7 @@ pub fn run(_g: &Global, a: &PromptsArgs) -> CmdResult {
                 tokenizer: t.clone(),
                 bos: BosSetting::Mezo,
                 init_seed: 0,
+                compute: Default::default(),
             };
             Some(crate::pipeline::model::load_tokenizer(&m).map_err(usage)?)
         }

@@ -64,7 +64,11 @@ pub fn batch_loss(m: LossModel<'_>, features: &[&TrainFeature]) -> Result<f64> {
             let mut examples = Vec::with_capacity(features.len());
             let mut correct = Vec::with_capacity(features.len());
             for f in features {
-                if let TrainFeature::Classification { options, correct: c } = f {
+                if let TrainFeature::Classification {
+                    options,
+                    correct: c,
+                } = f
+                {
                     examples.push(
                         options
                             .iter()

@@ -40,10 +40,19 @@ pub enum ModelRef<'a> {
 
 fn load_text_model(s: &Settings, weights: Option<&Path>) -> Result<(OptModel, Tokenizer)> {
     let dev = s.model.device.open()?;
-    let model = load_opt(&s.model, &dev, weights).with_context(|| match weights {
+    let mut model = load_opt(&s.model, &dev, weights).with_context(|| match weights {
         Some(dir) => format!("{}: cannot load", dir.display()),
         None => format!("model.source `{}`: cannot load", s.model.source),
     })?;
+    let compute = s.model.compute.kernel();
+    if compute == zo_models::sgemm::Compute::Bf16
+        && compute.isa() != Some(zo_models::sgemm::Isa::Avx512Bf16)
+    {
+        tracing::warn!(
+            "model.compute = \"bf16\": this CPU has no AVX512-BF16; the products run in f32"
+        );
+    }
+    model.set_compute(compute);
     let tok = load_tokenizer(&s.model)?;
     anyhow::ensure!(
         tok.vocab_size() <= model.config().vocab_size,

@@ -1,0 +1,182 @@
+//! The bf16-input micro-kernel of [`super`] (`model.compute = "bf16"`): A and W are rounded
+//! to bfloat16 while they are packed, and the products accumulate in f32 with AVX512-BF16's
+//! `vdpbf16ps` (Intel Cooper Lake / Sapphire Rapids and later, AMD Zen 4 and later).
+//!
+//! Packing: the reduction runs over *pairs* of `k`. Packed word `p` of a row holds
+//! `(bf16(x[2p]), bf16(x[2p + 1]))` (low half, high half; a zero pads an odd `kc`), so a packed
+//! A micro-panel is `⌈kc/2⌉ × MR` words and a B panel `⌈kc/2⌉ × 32`: half the bytes of the f32
+//! panels. The rounding is `vcvtne2ps2bf16`'s (round to nearest even). Each step of the kernel
+//! broadcasts one A word per row and issues `vdpbf16ps` against two 16-word vectors of B:
+//! `acc += a₀·b₀ + a₁·b₁` per lane, twice the multiply-adds of an f32 FMA per instruction.
+//!
+//! Determinism: each element of C is one chain of `vdpbf16ps` over the pairs in order, from
+//! block to block (raw f32 sums stored and reloaded as in the f32 kernels), so the result does
+//! not depend on the blocking or the thread count. It is not the f32 result (the inputs are
+//! rounded to 8 significant bits), and vendors round the pair sum inside `vdpbf16ps`
+//! differently, so bf16 results are reproducible on one CPU family, not across Intel and AMD.
+//!
+//! Every function here is `unsafe` and requires AVX-512F, AVX512-BF16, AVX2 and FMA.
+
+use std::arch::x86_64::*;
+
+use super::driver::{Kernel, TileEpi};
+
+/// Micro-tile columns: two 16-lane vectors of B per pair step.
+const NR: usize = 32;
+
+/// The bf16 kernel with `MR × 32` tiles.
+pub(super) struct Avx512Bf16<const MR: usize>;
+
+impl<const MR: usize> Kernel for Avx512Bf16<MR> {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    /// In elements of `k`: 384 pairs, so a packed `KC × 32` B panel is 48 KB as the f32
+    /// kernel's (`KC` 384 floats).
+    const KC: usize = 768;
+    const MC_MAX: usize = 96;
+    const NC: usize = 2048;
+    /// The packing writes whole words only inside `⌈kc/2⌉·MR ≤ kc·MR`.
+    const A_SPILL: usize = 0;
+    const PREFETCH_C: bool = false;
+
+    unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
+        // SAFETY: the trait's contract, which is `pack_pairs`'s.
+        unsafe { pack_pairs::<MR>(src, ld, rows, kc, dst.cast::<u32>()) }
+    }
+
+    unsafe fn pack_b(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
+        // SAFETY: as `pack_a`.
+        unsafe { pack_pairs::<NR>(src, ld, rows, kc, dst.cast::<u32>()) }
+    }
+
+    unsafe fn kernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        epi: Option<&TileEpi>,
+    ) {
+        // SAFETY: the trait's contract, which is `kernel_mx32`'s.
+        unsafe {
+            kernel_mx32::<MR>(
+                kc,
+                a.cast::<u32>(),
+                b.cast::<u32>(),
+                c,
+                ldc,
+                accumulate,
+                epi,
+            )
+        }
+    }
+}
+
+/// `dst[p·R + i] = (bf16(src[i·ld + 2p]), bf16(src[i·ld + 2p + 1]))` for `i < rows ≤ R` and
+/// `p < ⌈kc/2⌉` (the element past `kc` is 0); zero words for `i ≥ rows`.
+///
+/// # Safety
+/// AVX-512F + AVX512-BF16 available; `src` readable for rows `0 .. rows`, `kc` elements each at
+/// stride `ld`; `dst` writable for `⌈kc/2⌉·R` words.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pack_pairs<const R: usize>(
+    src: *const f32,
+    ld: usize,
+    rows: usize,
+    kc: usize,
+    dst: *mut u32,
+) {
+    let pairs = kc.div_ceil(2);
+    // SAFETY (whole body): loads are masked to the `kc` elements of a row below `rows`; stores
+    // stay below `pairs·R`.
+    unsafe {
+        let mut words = [0u32; 16];
+        for i in 0..rows {
+            let row = src.add(i * ld);
+            let mut e = 0;
+            while e < kc {
+                // 32 elements → 16 pair words, in order (low 16 lanes from `lo`).
+                let left = kc - e;
+                let m_lo: __mmask16 = if left >= 16 { !0 } else { (1u16 << left) - 1 };
+                let m_hi: __mmask16 = if left >= 32 {
+                    !0
+                } else if left > 16 {
+                    (1u16 << (left - 16)) - 1
+                } else {
+                    0
+                };
+                let lo = _mm512_maskz_loadu_ps(m_lo, row.add(e));
+                let hi = _mm512_maskz_loadu_ps(m_hi, row.add(e + 16));
+                let bf = _mm512_cvtne2ps_pbh(hi, lo);
+                _mm512_storeu_si512(
+                    words.as_mut_ptr().cast(),
+                    std::mem::transmute::<__m512bh, __m512i>(bf),
+                );
+                let p0 = e / 2;
+                for (q, &w) in words.iter().enumerate().take((pairs - p0).min(16)) {
+                    *dst.add((p0 + q) * R + i) = w;
+                }
+                e += 32;
+            }
+        }
+        for p in 0..pairs {
+            for i in rows..R {
+                *dst.add(p * R + i) = 0;
+            }
+        }
+    }
+}
+
+/// `C[MR × 32] (+)= Apanel · Bpanel` over `⌈kc/2⌉` pair steps, then a plain store of the raw
+/// sums (`epi = None`) or the epilogue, as the f32 AVX-512 kernel.
+///
+/// # Safety
+/// AVX-512F+AVX512-BF16+AVX2+FMA available; `a` readable for `⌈kc/2⌉·MR`, `b` for `⌈kc/2⌉·32`
+/// words; `c` valid for writing (and, when `accumulate`, reading) an `MR × 32` tile with row
+/// stride `ldc`; the epilogue pointers as in the f32 kernels.
+#[target_feature(enable = "avx512f,avx512bf16,avx2,fma")]
+unsafe fn kernel_mx32<const MR: usize>(
+    kc: usize,
+    a: *const u32,
+    b: *const u32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    epi: Option<&TileEpi>,
+) {
+    // SAFETY (whole body): every pointer offset stays inside the extents listed above.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        if accumulate {
+            load_tile!(acc, c, ldc, 16, _mm512_loadu_ps);
+        }
+        let (mut ap, mut bp) = (a, b);
+        for _ in 0..kc.div_ceil(2) {
+            _mm_prefetch::<_MM_HINT_T0>(bp.add(NR * 4) as *const i8);
+            let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.cast()));
+            let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(16).cast()));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ap.add(i) as i32));
+                row[0] = _mm512_dpbf16_ps(row[0], ai, b0);
+                row[1] = _mm512_dpbf16_ps(row[1], ai, b1);
+            }
+            ap = ap.add(MR);
+            bp = bp.add(NR);
+        }
+        store_tile!(
+            acc,
+            c,
+            ldc,
+            epi,
+            16,
+            _mm512_set1_ps,
+            _mm512_setzero_ps,
+            _mm512_loadu_ps,
+            _mm512_storeu_ps,
+            _mm512_fmadd_ps,
+            _mm512_add_ps,
+            _mm512_max_ps
+        );
+    }
+}
