@@ -382,8 +382,7 @@ impl ResNet {
         Ok((scale, shift))
     }
 
-    /// `relu?(bn(conv(x)) [+ residual])`: the fused f32 CPU kernel (`conv.rs`) when it applies,
-    /// else candle's ops (other dtypes and devices).
+    /// `relu?(bn(conv(x)) [+ residual])` with candle's ops (any dtype and device).
     fn conv_bn(
         &self,
         x: &Tensor,
@@ -391,16 +390,10 @@ impl ResNet {
         stride: usize,
         residual: Option<&Tensor>,
         relu: bool,
-        fused: bool,
     ) -> Result<Tensor> {
         let w = self.p(&format!("{conv}.weight"))?;
         let pad = w.dim(2)? / 2;
         let (scale, shift) = self.bn_affine(bn)?;
-        if fused {
-            if let Some(y) = conv::conv_bn(x, w, stride, pad, (&scale, &shift), residual, relu)? {
-                return Ok(y);
-            }
-        }
         let c = scale.dim(0)?;
         let mut y = x
             .conv2d(w, pad, stride, 1, 1)?
@@ -410,6 +403,33 @@ impl ResNet {
             y = (y + r)?;
         }
         Ok(if relu { y.relu()? } else { y })
+    }
+
+    /// The same convolution on the f32 CPU path (`conv.rs`): BN folded into the weights, the
+    /// residual and ReLU in the GEMM's epilogue, NHWC activations.
+    fn conv_bn_nhwc(
+        &self,
+        x: &conv::Act,
+        (name, bn): (&str, &str),
+        stride: usize,
+        residual: Option<&[f32]>,
+        relu: bool,
+    ) -> Result<conv::Act> {
+        let w = self.p(&format!("{name}.weight"))?;
+        let (o, c, kh, kw) = w.dims4()?;
+        let (scale, shift) = self.bn_affine(bn)?;
+        let (scale, shift) = (scale.to_vec1::<f32>()?, shift.to_vec1::<f32>()?);
+        let f = crate::cpu::with_f32(w, |ws| conv::Folded::new(ws, (o, c, kh, kw), &scale, shift))
+            .ok_or_else(|| {
+                Error::Input(format!("{name}.weight is not contiguous f32 on the CPU"))
+            })?;
+        conv::conv_bn(x, &f, stride, kh / 2, residual, relu).ok_or_else(|| {
+            Error::Input(format!(
+                "{name}: a [{o}, {c}, {kh}, {kw}] convolution does not apply to \
+                 {}×{}×{} activations",
+                x.h, x.w, x.c
+            ))
+        })
     }
 
     /// Logits `[N, num_classes]` for images `[N, 3, H, W]` (normalised as the checkpoint
@@ -426,12 +446,19 @@ impl ResNet {
 
     fn forward_impl(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
         let x = x.to_dtype(self.dtype())?;
+        let fast = fused
+            && self.dtype() == DType::F32
+            && self.device().is_cpu()
+            && crate::sgemm::available();
+        if fast {
+            return self.forward_nhwc(&x);
+        }
         let stem_stride = if self.cfg.stem == Stem::ImageNet {
             2
         } else {
             1
         };
-        let mut x = self.conv_bn(&x, ("conv1", "bn1"), stem_stride, None, true, fused)?;
+        let mut x = self.conv_bn(&x, ("conv1", "bn1"), stem_stride, None, true)?;
         if self.cfg.stem == Stem::ImageNet {
             // 3×3/2 max-pool with padding 1; zero padding equals -inf padding after a ReLU.
             x = x
@@ -444,36 +471,26 @@ impl ResNet {
             for i in 0..n {
                 let p = format!("layer{}.{i}", s + 1);
                 let stride = if i == 0 && s > 0 { 2 } else { 1 };
-                let identity = if self
-                    .params
-                    .get(&format!("{p}.downsample.0.weight"))
-                    .is_some()
-                {
-                    self.conv_bn(
-                        &x,
-                        (&format!("{p}.downsample.0"), &format!("{p}.downsample.1")),
-                        stride,
-                        None,
-                        false,
-                        fused,
-                    )?
+                let identity = if self.has_downsample(&p) {
+                    let names = (format!("{p}.downsample.0"), format!("{p}.downsample.1"));
+                    self.conv_bn(&x, (&names.0, &names.1), stride, None, false)?
                 } else {
                     x.clone()
                 };
-                // The last conv of a block takes the residual add and the ReLU in its epilogue.
+                // The last conv of a block takes the residual add and the ReLU.
                 let name = |k: usize| (format!("{p}.conv{k}"), format!("{p}.bn{k}"));
                 x = if bottleneck {
                     let (c1, b1) = name(1);
                     let (c2, b2) = name(2);
                     let (c3, b3) = name(3);
-                    let h = self.conv_bn(&x, (&c1, &b1), 1, None, true, fused)?;
-                    let h = self.conv_bn(&h, (&c2, &b2), stride, None, true, fused)?;
-                    self.conv_bn(&h, (&c3, &b3), 1, Some(&identity), true, fused)?
+                    let h = self.conv_bn(&x, (&c1, &b1), 1, None, true)?;
+                    let h = self.conv_bn(&h, (&c2, &b2), stride, None, true)?;
+                    self.conv_bn(&h, (&c3, &b3), 1, Some(&identity), true)?
                 } else {
                     let (c1, b1) = name(1);
                     let (c2, b2) = name(2);
-                    let h = self.conv_bn(&x, (&c1, &b1), stride, None, true, fused)?;
-                    self.conv_bn(&h, (&c2, &b2), 1, Some(&identity), true, fused)?
+                    let h = self.conv_bn(&x, (&c1, &b1), stride, None, true)?;
+                    self.conv_bn(&h, (&c2, &b2), 1, Some(&identity), true)?
                 };
             }
         }
@@ -481,6 +498,73 @@ impl ResNet {
         Ok(feats
             .matmul(&self.p("fc.weight")?.t()?)?
             .broadcast_add(self.p("fc.bias")?)?)
+    }
+
+    fn has_downsample(&self, block: &str) -> bool {
+        self.params
+            .get(&format!("{block}.downsample.0.weight"))
+            .is_some()
+    }
+
+    /// The forward on the f32 CPU path: NHWC activations, every convolution one SGEMM with BN,
+    /// residual and ReLU in its epilogue (`conv.rs`), the pooled head one more.
+    fn forward_nhwc(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let xv = x.flatten_all()?.to_vec1::<f32>()?;
+        let x = conv::Act::from_nchw(&xv, n, c, h, w);
+        let stem_stride = if self.cfg.stem == Stem::ImageNet {
+            2
+        } else {
+            1
+        };
+        let mut x = self.conv_bn_nhwc(&x, ("conv1", "bn1"), stem_stride, None, true)?;
+        if self.cfg.stem == Stem::ImageNet {
+            x = conv::max_pool_3x3_s2(&x);
+        }
+        let (blocks, bottleneck) = self.cfg.depth.layout();
+        for (s, &n) in blocks.iter().enumerate() {
+            for i in 0..n {
+                let p = format!("layer{}.{i}", s + 1);
+                let stride = if i == 0 && s > 0 { 2 } else { 1 };
+                let down = if self.has_downsample(&p) {
+                    let names = (format!("{p}.downsample.0"), format!("{p}.downsample.1"));
+                    Some(self.conv_bn_nhwc(&x, (&names.0, &names.1), stride, None, false)?)
+                } else {
+                    None
+                };
+                let identity = down
+                    .as_ref()
+                    .map_or(x.data.as_slice(), |d| d.data.as_slice());
+                let name = |k: usize| (format!("{p}.conv{k}"), format!("{p}.bn{k}"));
+                let y = if bottleneck {
+                    let (c1, b1) = name(1);
+                    let (c2, b2) = name(2);
+                    let (c3, b3) = name(3);
+                    let h = self.conv_bn_nhwc(&x, (&c1, &b1), 1, None, true)?;
+                    let h = self.conv_bn_nhwc(&h, (&c2, &b2), stride, None, true)?;
+                    self.conv_bn_nhwc(&h, (&c3, &b3), 1, Some(identity), true)?
+                } else {
+                    let (c1, b1) = name(1);
+                    let (c2, b2) = name(2);
+                    let h = self.conv_bn_nhwc(&x, (&c1, &b1), stride, None, true)?;
+                    self.conv_bn_nhwc(&h, (&c2, &b2), 1, Some(identity), true)?
+                };
+                x = y;
+            }
+        }
+        let fc_w = self.p("fc.weight")?;
+        let fc_b = self.p("fc.bias")?.to_vec1::<f32>()?;
+        let classes = fc_b.len();
+        let logits = crate::cpu::with_f32(fc_w, |fw| conv::head(&x, fw, &fc_b))
+            .flatten()
+            .ok_or_else(|| {
+                Error::Input(format!(
+                    "fc.weight: {:?} does not apply to {} pooled features",
+                    fc_w.dims(),
+                    x.c
+                ))
+            })?;
+        Ok(Tensor::from_vec(logits, (n, classes), self.device())?)
     }
 }
 
