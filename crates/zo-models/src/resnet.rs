@@ -21,6 +21,7 @@ mod checkpoint;
 mod conv;
 
 pub use checkpoint::{weights_file, ResNetPreset, WEIGHTS_FILE};
+pub use conv::conv_vs_sgemm;
 
 /// BatchNorm epsilon (torch default).
 const BN_EPS: f64 = 1e-5;
@@ -97,6 +98,52 @@ impl ResNetConfig {
             .filter(|(_, _, k)| !is_buffer(*k))
             .map(|(_, s, _)| s.iter().product::<usize>())
             .sum()
+    }
+
+    /// Multiply-adds ×2 of one forward over `batch` images of `h × w` pixels: every
+    /// convolution (`2·output elements·c_in·kh·kw`) and the fc layer, as the peer script
+    /// (docs/peer/resnet_torch_bench.py) counts them; BN, ReLU, pooling and the residual adds
+    /// are not counted.
+    pub fn forward_flops(&self, batch: usize, h: usize, w: usize) -> u64 {
+        let out = |x: usize, k: usize, s: usize| (x + 2 * (k / 2) - k) / s + 1;
+        let conv = |hw: (usize, usize), c: usize, o: usize, k: usize| {
+            2 * (batch * hw.0 * hw.1 * o * c * k * k) as u64
+        };
+        let (k0, s0) = if self.stem == Stem::ImageNet {
+            (7, 2)
+        } else {
+            (3, 1)
+        };
+        let mut hw = (out(h, k0, s0), out(w, k0, s0));
+        let bw = self.base_width;
+        let mut total = conv(hw, 3, bw, k0);
+        if self.stem == Stem::ImageNet {
+            hw = (out(hw.0, 3, 2), out(hw.1, 3, 2));
+        }
+        let (blocks, bottleneck) = self.depth.layout();
+        let exp = self.expansion();
+        let mut inp = bw;
+        for (s, &n) in blocks.iter().enumerate() {
+            let planes = bw << s;
+            for i in 0..n {
+                let stride = if i == 0 && s > 0 { 2 } else { 1 };
+                let hw2 = (out(hw.0, 1, stride), out(hw.1, 1, stride));
+                if bottleneck {
+                    total += conv(hw, inp, planes, 1);
+                    total += conv(hw2, planes, planes, 3);
+                    total += conv(hw2, planes, planes * exp, 1);
+                } else {
+                    total += conv(hw2, inp, planes, 3);
+                    total += conv(hw2, planes, planes, 3);
+                }
+                if i == 0 && (stride != 1 || inp != planes * exp) {
+                    total += conv(hw2, inp, planes * exp, 1);
+                }
+                inp = planes * exp;
+                hw = hw2;
+            }
+        }
+        total + 2 * (batch * inp * self.num_classes) as u64
     }
 
     /// Every tensor (trainable and buffer) with its shape and kind, torchvision names.
@@ -511,15 +558,17 @@ impl ResNet {
     fn forward_nhwc(&self, x: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = x.dims4()?;
         let xv = x.flatten_all()?.to_vec1::<f32>()?;
-        let x = conv::Act::from_nchw(&xv, n, c, h, w);
+        let input = conv::Act::from_nchw(&xv, n, c, h, w);
         let stem_stride = if self.cfg.stem == Stem::ImageNet {
             2
         } else {
             1
         };
-        let mut x = self.conv_bn_nhwc(&x, ("conv1", "bn1"), stem_stride, None, true)?;
+        let mut x = self.conv_bn_nhwc(&input, ("conv1", "bn1"), stem_stride, None, true)?;
+        input.recycle();
         if self.cfg.stem == Stem::ImageNet {
-            x = conv::max_pool_3x3_s2(&x);
+            let pooled = conv::max_pool_3x3_s2(&x);
+            std::mem::replace(&mut x, pooled).recycle();
         }
         let (blocks, bottleneck) = self.cfg.depth.layout();
         for (s, &n) in blocks.iter().enumerate() {
@@ -540,16 +589,24 @@ impl ResNet {
                     let (c1, b1) = name(1);
                     let (c2, b2) = name(2);
                     let (c3, b3) = name(3);
-                    let h = self.conv_bn_nhwc(&x, (&c1, &b1), 1, None, true)?;
-                    let h = self.conv_bn_nhwc(&h, (&c2, &b2), stride, None, true)?;
-                    self.conv_bn_nhwc(&h, (&c3, &b3), 1, Some(identity), true)?
+                    let h1 = self.conv_bn_nhwc(&x, (&c1, &b1), 1, None, true)?;
+                    let h2 = self.conv_bn_nhwc(&h1, (&c2, &b2), stride, None, true)?;
+                    h1.recycle();
+                    let y = self.conv_bn_nhwc(&h2, (&c3, &b3), 1, Some(identity), true)?;
+                    h2.recycle();
+                    y
                 } else {
                     let (c1, b1) = name(1);
                     let (c2, b2) = name(2);
                     let h = self.conv_bn_nhwc(&x, (&c1, &b1), stride, None, true)?;
-                    self.conv_bn_nhwc(&h, (&c2, &b2), 1, Some(identity), true)?
+                    let y = self.conv_bn_nhwc(&h, (&c2, &b2), 1, Some(identity), true)?;
+                    h.recycle();
+                    y
                 };
-                x = y;
+                if let Some(d) = down {
+                    d.recycle();
+                }
+                std::mem::replace(&mut x, y).recycle();
             }
         }
         let fc_w = self.p("fc.weight")?;
@@ -564,6 +621,7 @@ impl ResNet {
                     x.c
                 ))
             })?;
+        x.recycle();
         Ok(Tensor::from_vec(logits, (n, classes), self.device())?)
     }
 }
@@ -590,5 +648,56 @@ fn name_file(e: Error, path: &std::path::Path) -> Error {
             tensor,
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The forward FLOPs the peer script prints (`forward_flops` of
+    /// `python docs/peer/resnet_torch_bench.py --depth 18|50 --stem cifar|imagenet -B 128`).
+    #[test]
+    fn forward_flops_match_the_peer_count() {
+        let f = |d, stem| ResNetConfig::new(d, 10, stem).forward_flops(128, 32, 32);
+        assert_eq!(f(Depth::R18, Stem::Cifar), 142_188_216_320);
+        assert_eq!(f(Depth::R18, Stem::ImageNet), 9_476_243_456);
+        assert_eq!(f(Depth::R50, Stem::Cifar), 332_244_451_328);
+        assert_eq!(f(Depth::R50, Stem::ImageNet), 21_358_444_544);
+    }
+
+    /// The f32 CPU forward (SGEMM convolutions, pooling, head) gives the same bits on 1 and 3
+    /// threads, and agrees with candle's ops, for both stems and both block kinds.
+    #[test]
+    fn forward_is_thread_count_independent_and_matches_candle_ops() {
+        for (depth, stem) in [(Depth::R18, Stem::Cifar), (Depth::R50, Stem::ImageNet)] {
+            let mut cfg = ResNetConfig::new(depth, 7, stem);
+            cfg.base_width = 8;
+            let m = ResNet::random(cfg, 5, DType::F32, &Device::Cpu).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (3, 3, 20, 20), &Device::Cpu).unwrap();
+            let run = |threads| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| m.forward(&x).unwrap())
+            };
+            let (a, b) = (run(1), run(3));
+            let bits = |t: &Tensor| -> Vec<u32> {
+                let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+                v.iter().map(|f| f.to_bits()).collect()
+            };
+            assert_eq!(bits(&a), bits(&b), "{depth:?}");
+            let reference = m.forward_unfused(&x).unwrap();
+            let d = (&a - &reference)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(d < 1e-4, "{depth:?}: max |Δ| = {d}");
+        }
     }
 }

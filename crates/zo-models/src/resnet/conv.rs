@@ -19,11 +19,40 @@
 //! the number of threads; pooling and the head reduce in a fixed order per image. The result
 //! does not depend on the thread count (tested).
 
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
 use crate::sgemm::{sgemm_nt_uninit, sgemm_rows_uninit, Epilogue, RowSource};
+
+thread_local! {
+    /// Activation buffers that [`Act::recycle`] gave back, reused by the next convolutions on
+    /// this thread. A CIFAR ResNet's activations are tens of MB each, above the size where
+    /// the allocator maps fresh zeroed pages for every allocation: reusing them saves the
+    /// page faults and the zeroing on every forward. The pool holds at most the buffers that
+    /// were alive at once in one forward.
+    static POOL: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty vector with room for `len` floats: the smallest pooled buffer that fits, else a
+/// new one.
+fn buffer(len: usize) -> Vec<f32> {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let best = (0..p.len())
+            .filter(|&i| p[i].capacity() >= len)
+            .min_by_key(|&i| p[i].capacity());
+        match best {
+            Some(i) => {
+                let mut v = p.swap_remove(i);
+                v.clear();
+                v
+            }
+            None => Vec::with_capacity(len),
+        }
+    })
+}
 
 /// A batch of activations, NHWC.
 #[derive(Debug)]
@@ -36,9 +65,15 @@ pub(crate) struct Act {
 }
 
 impl Act {
+    /// Gives the buffer back to this thread's pool.
+    pub fn recycle(self) {
+        POOL.with(|p| p.borrow_mut().push(self.data));
+    }
+
     /// From NCHW values.
     pub fn from_nchw(v: &[f32], n: usize, c: usize, h: usize, w: usize) -> Act {
-        let mut data = vec![0f32; n * h * w * c];
+        let mut data = buffer(n * h * w * c);
+        data.resize(n * h * w * c, 0.0);
         data.par_chunks_mut(h * w * c)
             .zip(v.par_chunks(c * h * w))
             .for_each(|(dst, src)| {
@@ -182,7 +217,7 @@ pub(crate) fn conv_bn(
         residual,
         relu,
     };
-    let mut out: Vec<f32> = Vec::with_capacity(rows * f.o);
+    let mut out = buffer(rows * f.o);
     let spare: &mut [MaybeUninit<f32>] = &mut out.spare_capacity_mut()[..rows * f.o];
     let ok = if f.kh == 1 && f.kw == 1 && stride == 1 && pad == 0 {
         sgemm_nt_uninit(rows, f.o, k, &x.data, &f.w, spare, &epi)
@@ -207,7 +242,8 @@ pub(crate) fn conv_bn(
 /// 3×3 stride-2 max-pool with padding 1 (torchvision's ImageNet stem), padding as −∞.
 pub(crate) fn max_pool_3x3_s2(x: &Act) -> Act {
     let (oh, ow, c) = ((x.h + 2 - 3) / 2 + 1, (x.w + 2 - 3) / 2 + 1, x.c);
-    let mut data = vec![f32::NEG_INFINITY; x.n * oh * ow * c];
+    let mut data = buffer(x.n * oh * ow * c);
+    data.resize(x.n * oh * ow * c, f32::NEG_INFINITY);
     data.par_chunks_mut(oh * ow * c)
         .enumerate()
         .for_each(|(img, dst)| {
@@ -259,6 +295,64 @@ pub(crate) fn head(x: &Act, fc_w: &[f32], fc_b: &[f32]) -> Option<Vec<f32>> {
         relu: false,
     };
     crate::sgemm::sgemm_nt(x.n, classes, c, &feats, fc_w, &mut logits, &epi).then_some(logits)
+}
+
+/// Seconds (medians over `repeats`, alternated) of one convolution shape on `n` images of
+/// `c × h × h` (`o` outputs, `k × k` kernel, `stride`, padding `k/2`, BN + ReLU epilogue):
+/// through [`conv_bn`] (implicit im2col) and through [`crate::sgemm::sgemm_nt`] on the same
+/// product with the im2col matrix stored beforehand (the GEMM alone). Returns
+/// `(conv_s, sgemm_s, flops)`; `None` without an SGEMM kernel.
+pub fn conv_vs_sgemm(
+    (n, c, h, o, k, stride): (usize, usize, usize, usize, usize, usize),
+    repeats: usize,
+) -> Option<(f64, f64, u64)> {
+    let x = Act {
+        n,
+        h,
+        w: h,
+        c,
+        data: (0..n * h * h * c).map(|i| (i % 7) as f32 - 3.0).collect(),
+    };
+    let wv: Vec<f32> = (0..o * c * k * k).map(|i| (i % 5) as f32 * 0.01).collect();
+    let f = Folded::new(&wv, (o, c, k, k), &vec![1.0; o], vec![0.1; o]);
+    let g = Geometry {
+        h,
+        w: h,
+        c,
+        kw: k,
+        stride,
+        pad: k / 2,
+        oh: (h + 2 * (k / 2) - k) / stride + 1,
+        ow: (h + 2 * (k / 2) - k) / stride + 1,
+    };
+    let (rows, kk) = (n * g.oh * g.ow, k * k * c);
+    let mut a = vec![0f32; rows * kk];
+    Patches { x: &x.data, g }.gather(0, rows, 0, kk, &mut a);
+    let mut out = vec![0f32; rows * o];
+    let epi = Epilogue {
+        scale: 1.0,
+        bias: Some(&f.shift),
+        residual: None,
+        relu: true,
+    };
+    let (mut tc, mut tg) = (Vec::new(), Vec::new());
+    for r in 0..=repeats {
+        let t = std::time::Instant::now();
+        std::hint::black_box(conv_bn(&x, &f, stride, k / 2, None, true)?);
+        let dc = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        crate::sgemm::sgemm_nt(rows, o, kk, &a, &f.w, &mut out, &epi).then_some(())?;
+        let dg = t.elapsed().as_secs_f64();
+        if r > 0 {
+            tc.push(dc);
+            tg.push(dg);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Some((median(&mut tc), median(&mut tg), 2 * (rows * o * kk) as u64))
 }
 
 #[cfg(test)]
