@@ -156,7 +156,12 @@ pub fn fma_peak_gflops() -> Option<f64> {
 #[target_feature(enable = "avx512f")]
 unsafe fn fma_loop_avx512(iters: u64) -> f32 {
     use std::arch::x86_64::*;
-    let mut acc = [_mm512_set1_ps(0.0); 16];
+    // Distinct starting values: with equal ones LLVM merges the chains into a rotation of
+    // registers through the stack.
+    let mut acc = [_mm512_setzero_ps(); 16];
+    for (i, v) in acc.iter_mut().enumerate() {
+        *v = _mm512_set1_ps(i as f32);
+    }
     let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
     for _ in 0..iters {
         for v in acc.iter_mut() {
@@ -174,7 +179,12 @@ unsafe fn fma_loop_avx512(iters: u64) -> f32 {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn fma_loop_avx2(iters: u64) -> f32 {
     use std::arch::x86_64::*;
-    let mut acc = [_mm256_set1_ps(0.0); 16];
+    // Distinct starting values: with equal ones LLVM merges the chains into a rotation of
+    // registers through the stack.
+    let mut acc = [_mm256_setzero_ps(); 16];
+    for (i, v) in acc.iter_mut().enumerate() {
+        *v = _mm256_set1_ps(i as f32);
+    }
     let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
     for _ in 0..iters {
         for v in acc.iter_mut() {

@@ -65,6 +65,11 @@ pub struct BenchArgs {
     /// (CIFAR-10 and CIFAR-100).
     #[arg(long, value_delimiter = ',', value_name = "N")]
     pub classes: Vec<usize>,
+    /// ResNet: the machine's f32 FMA peak in GFLOP/s for the threads used (e.g. what
+    /// docs/peer/peak_fma.c prints), the denominator of `fma_peak_fraction`. Default: measured
+    /// at the start of the run (reads low on a shared machine).
+    #[arg(long, value_name = "GFLOPS")]
+    pub fma_peak: Option<f64>,
     /// Tokens per sequence; repeatable or a comma-separated list. Default: 64,128
     /// (scaling: 64,128,256).
     #[arg(short = 'T', long = "seq", value_delimiter = ',', value_name = "T")]
@@ -269,7 +274,11 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
             args.classes.clone()
         };
         probe_line(&mut ctx, "before")?;
-        resnet::run(&mut ctx, preset, args.figure, &classes)?;
+        anyhow::ensure!(
+            args.fma_peak.is_none_or(|p| p > 0.0 && p.is_finite()),
+            "--fma-peak must be a positive number of GFLOP/s"
+        );
+        resnet::run(&mut ctx, preset, args.figure, &classes, args.fma_peak)?;
         probe_line(&mut ctx, "after")?;
         if let Some(path) = &args.json {
             write_atomically(path, &ctx.lines)?;
@@ -277,8 +286,8 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
         return Ok(());
     }
     anyhow::ensure!(
-        args.classes.is_empty(),
-        "--classes is for ResNet models (resnet18, …)"
+        args.classes.is_empty() && args.fma_peak.is_none(),
+        "--classes and --fma-peak are for ResNet models (resnet18, …)"
     );
     let kinds: Vec<LossKind> = match args.loss {
         Some(k) => vec![k],

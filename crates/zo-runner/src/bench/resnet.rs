@@ -8,8 +8,8 @@
 //!   sweeps), as for OPT.
 //!
 //! Each line carries the forward's FLOPs (convolutions and fc, the peer's count), GFLOP/s and
-//! the fraction of the FMA peak this process's threads reach ([`fma_peak_gflops`], measured
-//! at the start of the run).
+//! the fraction of the f32 FMA peak of the threads used: `--fma-peak`, or else
+//! [`fma_peak_gflops`] measured at the start of the run.
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
@@ -55,8 +55,15 @@ fn loss(model: &ResNet, images: &[f32], labels: &[u32]) -> Result<f64> {
     Ok(s.iter().map(|(l, _)| l).sum::<f64>() / s.len() as f64)
 }
 
-/// The ResNet figures of `figure` (`b1`, `b2` or `all`) for every head in `classes`.
-pub fn run(ctx: &mut Ctx, preset: ResNetPreset, figure: Figure, classes: &[usize]) -> Result<()> {
+/// The ResNet figures of `figure` (`b1`, `b2` or `all`) for every head in `classes`;
+/// `fma_peak` (GFLOP/s) replaces the measured peak.
+pub fn run(
+    ctx: &mut Ctx,
+    preset: ResNetPreset,
+    figure: Figure,
+    classes: &[usize],
+    fma_peak: Option<f64>,
+) -> Result<()> {
     let (b1, b2) = match figure {
         Figure::B1 => (true, false),
         Figure::B2 => (false, true),
@@ -69,7 +76,10 @@ pub fn run(ctx: &mut Ctx, preset: ResNetPreset, figure: Figure, classes: &[usize
         classes.iter().all(|&c| c >= 2),
         "--classes values must be at least 2"
     );
-    let peak = fma_peak_gflops();
+    let (peak, source) = match fma_peak {
+        Some(p) => (Some(p), "given"),
+        None => (fma_peak_gflops(), "measured"),
+    };
     for &c in classes {
         let model = ResNet::preset(preset, c, ctx.seed, DType::F32, &Device::Cpu)?;
         let flops = model.config().forward_flops(ctx.batch, SIDE, SIDE);
@@ -97,6 +107,7 @@ pub fn run(ctx: &mut Ctx, preset: ResNetPreset, figure: Figure, classes: &[usize
                 "gflops_per_s": g,
                 "fma_peak_gflops": peak.map(|p| p.round()),
                 "fma_peak_fraction": frac,
+                "fma_peak_source": source,
                 "loss_value": value,
             });
             ctx.emit(merge(line, &s)?)?;
@@ -126,6 +137,7 @@ pub fn run(ctx: &mut Ctx, preset: ResNetPreset, figure: Figure, classes: &[usize
                     "gflops_per_s": g,
                     "fma_peak_gflops": peak.map(|p| p.round()),
                     "fma_peak_fraction": frac,
+                "fma_peak_source": source,
                     "sweeps_per_step": run.sweeps_median(),
                     "queries_per_step": last.queries,
                     "loss_value": last.loss,

@@ -16,6 +16,7 @@ fn args(figure: Figure) -> BenchArgs {
         model: "tiny-opt".into(),
         batch: Some(2),
         classes: Vec::new(),
+        fma_peak: None,
         seq: vec![8],
         repeats: 1,
         warmup: 0,
@@ -149,9 +150,9 @@ fn tiny_resnet_figures_emit_well_formed_json_lines() {
         out: &mut buf,
         lines: Vec::new(),
     };
-    resnet::run(&mut ctx, preset, Figure::All, &[10, 100]).unwrap();
-    assert!(resnet::run(&mut ctx, preset, Figure::B3, &[10]).is_err());
-    assert!(resnet::run(&mut ctx, preset, Figure::B1, &[1]).is_err());
+    resnet::run(&mut ctx, preset, Figure::All, &[10, 100], None).unwrap();
+    assert!(resnet::run(&mut ctx, preset, Figure::B3, &[10], None).is_err());
+    assert!(resnet::run(&mut ctx, preset, Figure::B1, &[1], None).is_err());
     let all = parse_lines(buf);
     let names: Vec<String> = all.iter().map(figure).collect();
     assert_eq!(names, ["B1", "B2", "B2", "B1", "B2", "B2"]);
@@ -182,4 +183,7 @@ fn classes_are_for_resnets_only() {
     a.classes = vec![10];
     let e = run_to(&a, true, &mut Vec::new()).unwrap_err();
     assert!(e.to_string().contains("--classes"), "{e}");
+    let mut a = args(Figure::B1);
+    a.fma_peak = Some(100.0);
+    assert!(run_to(&a, true, &mut Vec::new()).is_err());
 }
