@@ -300,7 +300,8 @@ pub(crate) fn head(x: &Act, fc_w: &[f32], fc_b: &[f32]) -> Option<Vec<f32>> {
 /// Seconds (medians over `repeats`, alternated) of one convolution shape on `n` images of
 /// `c × h × h` (`o` outputs, `k × k` kernel, `stride`, padding `k/2`, BN + ReLU epilogue):
 /// through [`conv_bn`] (implicit im2col) and through [`crate::sgemm::sgemm_nt`] on the same
-/// product with the im2col matrix stored beforehand (the GEMM alone). Returns
+/// product with the im2col matrix stored beforehand (the GEMM alone). Both write into reused
+/// buffers (the convolution's output goes back to the pool, as in the forward). Returns
 /// `(conv_s, sgemm_s, flops)`; `None` without an SGEMM kernel.
 pub fn conv_vs_sgemm(
     (n, c, h, o, k, stride): (usize, usize, usize, usize, usize, usize),
@@ -338,7 +339,8 @@ pub fn conv_vs_sgemm(
     let (mut tc, mut tg) = (Vec::new(), Vec::new());
     for r in 0..=repeats {
         let t = std::time::Instant::now();
-        std::hint::black_box(conv_bn(&x, &f, stride, k / 2, None, true)?);
+        // The output goes back to the pool, as in the forward.
+        std::hint::black_box(conv_bn(&x, &f, stride, k / 2, None, true)?).recycle();
         let dc = t.elapsed().as_secs_f64();
         let t = std::time::Instant::now();
         crate::sgemm::sgemm_nt(rows, o, kk, &a, &f.w, &mut out, &epi).then_some(())?;
