@@ -21,6 +21,7 @@ mod checkpoint;
 mod conv;
 
 pub use checkpoint::{weights_file, ResNetPreset, WEIGHTS_FILE};
+pub use conv::conv_vs_sgemm;
 
 /// BatchNorm epsilon (torch default).
 const BN_EPS: f64 = 1e-5;
@@ -97,6 +98,52 @@ impl ResNetConfig {
             .filter(|(_, _, k)| !is_buffer(*k))
             .map(|(_, s, _)| s.iter().product::<usize>())
             .sum()
+    }
+
+    /// Multiply-adds ×2 of one forward over `batch` images of `h × w` pixels: every
+    /// convolution (`2·output elements·c_in·kh·kw`) and the fc layer, as the peer script
+    /// (docs/peer/resnet_torch_bench.py) counts them; BN, ReLU, pooling and the residual adds
+    /// are not counted.
+    pub fn forward_flops(&self, batch: usize, h: usize, w: usize) -> u64 {
+        let out = |x: usize, k: usize, s: usize| (x + 2 * (k / 2) - k) / s + 1;
+        let conv = |hw: (usize, usize), c: usize, o: usize, k: usize| {
+            2 * (batch * hw.0 * hw.1 * o * c * k * k) as u64
+        };
+        let (k0, s0) = if self.stem == Stem::ImageNet {
+            (7, 2)
+        } else {
+            (3, 1)
+        };
+        let mut hw = (out(h, k0, s0), out(w, k0, s0));
+        let bw = self.base_width;
+        let mut total = conv(hw, 3, bw, k0);
+        if self.stem == Stem::ImageNet {
+            hw = (out(hw.0, 3, 2), out(hw.1, 3, 2));
+        }
+        let (blocks, bottleneck) = self.depth.layout();
+        let exp = self.expansion();
+        let mut inp = bw;
+        for (s, &n) in blocks.iter().enumerate() {
+            let planes = bw << s;
+            for i in 0..n {
+                let stride = if i == 0 && s > 0 { 2 } else { 1 };
+                let hw2 = (out(hw.0, 1, stride), out(hw.1, 1, stride));
+                if bottleneck {
+                    total += conv(hw, inp, planes, 1);
+                    total += conv(hw2, planes, planes, 3);
+                    total += conv(hw2, planes, planes * exp, 1);
+                } else {
+                    total += conv(hw2, inp, planes, 3);
+                    total += conv(hw2, planes, planes, 3);
+                }
+                if i == 0 && (stride != 1 || inp != planes * exp) {
+                    total += conv(hw2, inp, planes * exp, 1);
+                }
+                inp = planes * exp;
+                hw = hw2;
+            }
+        }
+        total + 2 * (batch * inp * self.num_classes) as u64
     }
 
     /// Every tensor (trainable and buffer) with its shape and kind, torchvision names.
@@ -382,8 +429,7 @@ impl ResNet {
         Ok((scale, shift))
     }
 
-    /// `relu?(bn(conv(x)) [+ residual])`: the fused f32 CPU kernel (`conv.rs`) when it applies,
-    /// else candle's ops (other dtypes and devices).
+    /// `relu?(bn(conv(x)) [+ residual])` with candle's ops (any dtype and device).
     fn conv_bn(
         &self,
         x: &Tensor,
@@ -391,16 +437,10 @@ impl ResNet {
         stride: usize,
         residual: Option<&Tensor>,
         relu: bool,
-        fused: bool,
     ) -> Result<Tensor> {
         let w = self.p(&format!("{conv}.weight"))?;
         let pad = w.dim(2)? / 2;
         let (scale, shift) = self.bn_affine(bn)?;
-        if fused {
-            if let Some(y) = conv::conv_bn(x, w, stride, pad, (&scale, &shift), residual, relu)? {
-                return Ok(y);
-            }
-        }
         let c = scale.dim(0)?;
         let mut y = x
             .conv2d(w, pad, stride, 1, 1)?
@@ -410,6 +450,33 @@ impl ResNet {
             y = (y + r)?;
         }
         Ok(if relu { y.relu()? } else { y })
+    }
+
+    /// The same convolution on the f32 CPU path (`conv.rs`): BN folded into the weights, the
+    /// residual and ReLU in the GEMM's epilogue, NHWC activations.
+    fn conv_bn_nhwc(
+        &self,
+        x: &conv::Act,
+        (name, bn): (&str, &str),
+        stride: usize,
+        residual: Option<&[f32]>,
+        relu: bool,
+    ) -> Result<conv::Act> {
+        let w = self.p(&format!("{name}.weight"))?;
+        let (o, c, kh, kw) = w.dims4()?;
+        let (scale, shift) = self.bn_affine(bn)?;
+        let (scale, shift) = (scale.to_vec1::<f32>()?, shift.to_vec1::<f32>()?);
+        let f = crate::cpu::with_f32(w, |ws| conv::Folded::new(ws, (o, c, kh, kw), &scale, shift))
+            .ok_or_else(|| {
+                Error::Input(format!("{name}.weight is not contiguous f32 on the CPU"))
+            })?;
+        conv::conv_bn(x, &f, stride, kh / 2, residual, relu).ok_or_else(|| {
+            Error::Input(format!(
+                "{name}: a [{o}, {c}, {kh}, {kw}] convolution does not apply to \
+                 {}×{}×{} activations",
+                x.h, x.w, x.c
+            ))
+        })
     }
 
     /// Logits `[N, num_classes]` for images `[N, 3, H, W]` (normalised as the checkpoint
@@ -426,12 +493,19 @@ impl ResNet {
 
     fn forward_impl(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
         let x = x.to_dtype(self.dtype())?;
+        let fast = fused
+            && self.dtype() == DType::F32
+            && self.device().is_cpu()
+            && crate::sgemm::available();
+        if fast {
+            return self.forward_nhwc(&x);
+        }
         let stem_stride = if self.cfg.stem == Stem::ImageNet {
             2
         } else {
             1
         };
-        let mut x = self.conv_bn(&x, ("conv1", "bn1"), stem_stride, None, true, fused)?;
+        let mut x = self.conv_bn(&x, ("conv1", "bn1"), stem_stride, None, true)?;
         if self.cfg.stem == Stem::ImageNet {
             // 3×3/2 max-pool with padding 1; zero padding equals -inf padding after a ReLU.
             x = x
@@ -444,36 +518,26 @@ impl ResNet {
             for i in 0..n {
                 let p = format!("layer{}.{i}", s + 1);
                 let stride = if i == 0 && s > 0 { 2 } else { 1 };
-                let identity = if self
-                    .params
-                    .get(&format!("{p}.downsample.0.weight"))
-                    .is_some()
-                {
-                    self.conv_bn(
-                        &x,
-                        (&format!("{p}.downsample.0"), &format!("{p}.downsample.1")),
-                        stride,
-                        None,
-                        false,
-                        fused,
-                    )?
+                let identity = if self.has_downsample(&p) {
+                    let names = (format!("{p}.downsample.0"), format!("{p}.downsample.1"));
+                    self.conv_bn(&x, (&names.0, &names.1), stride, None, false)?
                 } else {
                     x.clone()
                 };
-                // The last conv of a block takes the residual add and the ReLU in its epilogue.
+                // The last conv of a block takes the residual add and the ReLU.
                 let name = |k: usize| (format!("{p}.conv{k}"), format!("{p}.bn{k}"));
                 x = if bottleneck {
                     let (c1, b1) = name(1);
                     let (c2, b2) = name(2);
                     let (c3, b3) = name(3);
-                    let h = self.conv_bn(&x, (&c1, &b1), 1, None, true, fused)?;
-                    let h = self.conv_bn(&h, (&c2, &b2), stride, None, true, fused)?;
-                    self.conv_bn(&h, (&c3, &b3), 1, Some(&identity), true, fused)?
+                    let h = self.conv_bn(&x, (&c1, &b1), 1, None, true)?;
+                    let h = self.conv_bn(&h, (&c2, &b2), stride, None, true)?;
+                    self.conv_bn(&h, (&c3, &b3), 1, Some(&identity), true)?
                 } else {
                     let (c1, b1) = name(1);
                     let (c2, b2) = name(2);
-                    let h = self.conv_bn(&x, (&c1, &b1), stride, None, true, fused)?;
-                    self.conv_bn(&h, (&c2, &b2), 1, Some(&identity), true, fused)?
+                    let h = self.conv_bn(&x, (&c1, &b1), stride, None, true)?;
+                    self.conv_bn(&h, (&c2, &b2), 1, Some(&identity), true)?
                 };
             }
         }
@@ -481,6 +545,84 @@ impl ResNet {
         Ok(feats
             .matmul(&self.p("fc.weight")?.t()?)?
             .broadcast_add(self.p("fc.bias")?)?)
+    }
+
+    fn has_downsample(&self, block: &str) -> bool {
+        self.params
+            .get(&format!("{block}.downsample.0.weight"))
+            .is_some()
+    }
+
+    /// The forward on the f32 CPU path: NHWC activations, every convolution one SGEMM with BN,
+    /// residual and ReLU in its epilogue (`conv.rs`), the pooled head one more.
+    fn forward_nhwc(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let xv = x.flatten_all()?.to_vec1::<f32>()?;
+        let input = conv::Act::from_nchw(&xv, n, c, h, w);
+        let stem_stride = if self.cfg.stem == Stem::ImageNet {
+            2
+        } else {
+            1
+        };
+        let mut x = self.conv_bn_nhwc(&input, ("conv1", "bn1"), stem_stride, None, true)?;
+        input.recycle();
+        if self.cfg.stem == Stem::ImageNet {
+            let pooled = conv::max_pool_3x3_s2(&x);
+            std::mem::replace(&mut x, pooled).recycle();
+        }
+        let (blocks, bottleneck) = self.cfg.depth.layout();
+        for (s, &n) in blocks.iter().enumerate() {
+            for i in 0..n {
+                let p = format!("layer{}.{i}", s + 1);
+                let stride = if i == 0 && s > 0 { 2 } else { 1 };
+                let down = if self.has_downsample(&p) {
+                    let names = (format!("{p}.downsample.0"), format!("{p}.downsample.1"));
+                    Some(self.conv_bn_nhwc(&x, (&names.0, &names.1), stride, None, false)?)
+                } else {
+                    None
+                };
+                let identity = down
+                    .as_ref()
+                    .map_or(x.data.as_slice(), |d| d.data.as_slice());
+                let name = |k: usize| (format!("{p}.conv{k}"), format!("{p}.bn{k}"));
+                let y = if bottleneck {
+                    let (c1, b1) = name(1);
+                    let (c2, b2) = name(2);
+                    let (c3, b3) = name(3);
+                    let h1 = self.conv_bn_nhwc(&x, (&c1, &b1), 1, None, true)?;
+                    let h2 = self.conv_bn_nhwc(&h1, (&c2, &b2), stride, None, true)?;
+                    h1.recycle();
+                    let y = self.conv_bn_nhwc(&h2, (&c3, &b3), 1, Some(identity), true)?;
+                    h2.recycle();
+                    y
+                } else {
+                    let (c1, b1) = name(1);
+                    let (c2, b2) = name(2);
+                    let h = self.conv_bn_nhwc(&x, (&c1, &b1), stride, None, true)?;
+                    let y = self.conv_bn_nhwc(&h, (&c2, &b2), 1, Some(identity), true)?;
+                    h.recycle();
+                    y
+                };
+                if let Some(d) = down {
+                    d.recycle();
+                }
+                std::mem::replace(&mut x, y).recycle();
+            }
+        }
+        let fc_w = self.p("fc.weight")?;
+        let fc_b = self.p("fc.bias")?.to_vec1::<f32>()?;
+        let classes = fc_b.len();
+        let logits = crate::cpu::with_f32(fc_w, |fw| conv::head(&x, fw, &fc_b))
+            .flatten()
+            .ok_or_else(|| {
+                Error::Input(format!(
+                    "fc.weight: {:?} does not apply to {} pooled features",
+                    fc_w.dims(),
+                    x.c
+                ))
+            })?;
+        x.recycle();
+        Ok(Tensor::from_vec(logits, (n, classes), self.device())?)
     }
 }
 
@@ -506,5 +648,56 @@ fn name_file(e: Error, path: &std::path::Path) -> Error {
             tensor,
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The forward FLOPs the peer script prints (`forward_flops` of
+    /// `python docs/peer/resnet_torch_bench.py --depth 18|50 --stem cifar|imagenet -B 128`).
+    #[test]
+    fn forward_flops_match_the_peer_count() {
+        let f = |d, stem| ResNetConfig::new(d, 10, stem).forward_flops(128, 32, 32);
+        assert_eq!(f(Depth::R18, Stem::Cifar), 142_188_216_320);
+        assert_eq!(f(Depth::R18, Stem::ImageNet), 9_476_243_456);
+        assert_eq!(f(Depth::R50, Stem::Cifar), 332_244_451_328);
+        assert_eq!(f(Depth::R50, Stem::ImageNet), 21_358_444_544);
+    }
+
+    /// The f32 CPU forward (SGEMM convolutions, pooling, head) gives the same bits on 1 and 3
+    /// threads, and agrees with candle's ops, for both stems and both block kinds.
+    #[test]
+    fn forward_is_thread_count_independent_and_matches_candle_ops() {
+        for (depth, stem) in [(Depth::R18, Stem::Cifar), (Depth::R50, Stem::ImageNet)] {
+            let mut cfg = ResNetConfig::new(depth, 7, stem);
+            cfg.base_width = 8;
+            let m = ResNet::random(cfg, 5, DType::F32, &Device::Cpu).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (3, 3, 20, 20), &Device::Cpu).unwrap();
+            let run = |threads| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| m.forward(&x).unwrap())
+            };
+            let (a, b) = (run(1), run(3));
+            let bits = |t: &Tensor| -> Vec<u32> {
+                let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+                v.iter().map(|f| f.to_bits()).collect()
+            };
+            assert_eq!(bits(&a), bits(&b), "{depth:?}");
+            let reference = m.forward_unfused(&x).unwrap();
+            let d = (&a - &reference)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(d < 1e-4, "{depth:?}: max |Δ| = {d}");
+        }
     }
 }

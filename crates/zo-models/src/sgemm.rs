@@ -324,8 +324,70 @@ fn run(
     c: &mut [MaybeUninit<f32>],
     epi: &Epilogue<'_>,
 ) -> bool {
-    let shapes_ok = a.len() == n * k
-        && w.len() == o * k
+    if a.len() != n * k {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        run_src(isa, n, o, k, &driver::Dense { a, k }, w, c, epi)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, o, w, c, epi);
+        false
+    }
+}
+
+/// The rows of an `A` matrix that is not stored (an implicit im2col): [`sgemm_rows_uninit`]
+/// asks for them a few rows and one `k` block at a time, right before packing them, so they
+/// go from the source to the packed panel through L1.
+pub trait RowSource: Sync {
+    /// Writes rows `i0 .. i0 + rows`, columns `p0 .. p0 + kc` of `A` into `dst`
+    /// (`rows × kc`, row-major, row stride `kc`). Called with every `(i0, p0)` block of `A`,
+    /// possibly several times and from several threads; it must write the same values each
+    /// time.
+    fn gather(&self, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]);
+}
+
+/// [`sgemm_nt_uninit`] with `A: [n, k]` given by `src` instead of a slice. Returns `false`
+/// (`c` untouched) when this CPU has no kernel or a slice length does not match the shape.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_rows_uninit<S: RowSource + ?Sized>(
+    n: usize,
+    o: usize,
+    k: usize,
+    src: &S,
+    w: &[f32],
+    c: &mut [MaybeUninit<f32>],
+    epi: &Epilogue<'_>,
+) -> bool {
+    let Some(isa) = Isa::best() else {
+        return false;
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        run_src(isa, n, o, k, &driver::Gathered(src), w, c, epi)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, n, o, k, src, w, c, epi);
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn run_src<A: driver::PackA>(
+    isa: Isa,
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &A,
+    w: &[f32],
+    c: &mut [MaybeUninit<f32>],
+    epi: &Epilogue<'_>,
+) -> bool {
+    let shapes_ok = w.len() == o * k
         && c.len() == n * o
         && epi.bias.is_none_or(|b| b.len() == o)
         && epi.residual.is_none_or(|r| r.len() == n * o);
@@ -345,21 +407,18 @@ fn run(
         }
         return true;
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        use driver::run as go;
-        use kernel_avx2::Avx2;
-        use kernel_avx512::Avx512;
-        use kernel_bf16::Avx512Bf16;
-        let bs = bias_scaled.as_deref();
-        // SAFETY: the kernel's CPU features were checked above, the slice lengths match the
-        // shape and `n, o, k > 0`.
-        unsafe {
-            match isa {
-                Isa::Avx2 => go::<Avx2>(n, o, k, a, w, c, epi, bs),
-                Isa::Avx512 => go::<Avx512<12>>(n, o, k, a, w, c, epi, bs),
-                Isa::Avx512Bf16 => go::<Avx512Bf16<12>>(n, o, k, a, w, c, epi, bs),
-            }
+    use driver::run as go;
+    use kernel_avx2::Avx2;
+    use kernel_avx512::Avx512;
+    use kernel_bf16::Avx512Bf16;
+    let bs = bias_scaled.as_deref();
+    // SAFETY: the kernel's CPU features were checked above, `a` is `[n, k]` (checked by the
+    // callers), the other lengths match the shape and `n, o, k > 0`.
+    unsafe {
+        match isa {
+            Isa::Avx2 => go::<Avx2, A>(n, o, k, a, w, c, epi, bs),
+            Isa::Avx512 => go::<Avx512<12>, A>(n, o, k, a, w, c, epi, bs),
+            Isa::Avx512Bf16 => go::<Avx512Bf16<12>, A>(n, o, k, a, w, c, epi, bs),
         }
     }
     true

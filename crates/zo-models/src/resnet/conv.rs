@@ -1,38 +1,137 @@
-//! f32 CPU convolution for the ResNet forward: `relu?(conv(x, W)·scale + shift [+ residual])`
-//! in one pass over the output, i.e. a convolution with eval-mode BatchNorm, the ReLU and the
-//! residual add of a block fused in.
+//! The f32 CPU forward of the ResNet, on zo's own SGEMM ([`crate::sgemm`]), activations in
+//! NHWC (`[image, y, x, channel]`, channels contiguous).
 //!
-//! Why not candle's `conv2d`: on CIFAR's 32×32 inputs candle 0.11's CPU path (tiled im2col)
-//! gathers every patch element by element into a per-image, per-512-pixel tile and runs one
-//! small GEMM per tile; a profile of a ResNet-18 step showed 39 % of the time in that gather and
-//! the GEMMs of the last stages skinny (16 pixels × 4 608). Here the im2col matrix of a group of
-//! images is built row by row (one `(channel, ki, kj)` row is a strided copy of input rows, a
-//! straight `memcpy` at stride 1), one GEMM multiplies the whole group, and the write to the
-//! NCHW output applies BN, residual and ReLU, where candle would make three more passes.
+//! A convolution with eval-mode BatchNorm, the block's residual add and ReLU is one GEMM
+//! `out[pixel, o] = relu?(patch[pixel, :] · W'[o, :] + shift[o] + residual[pixel, o])`, where
+//! `W'[o, (ki, kj, c)] = W[o, c, ki, kj]·scale[o]` is the weight with the BN scale folded in
+//! (rebuilt every call, as ZO perturbs the weights between forwards), `shift` goes in the
+//! GEMM's bias and the residual and ReLU in its epilogue, so the output is written once.
 //!
-//! Determinism: `gemm` splits a product between threads over output blocks only (each dot
-//! product runs in one order whatever the thread count), and the im2col and epilogue are
-//! element-wise, so the result does not depend on the number of threads (tested).
+//! In NHWC the output of the GEMM is the next layer's input as it is, a 1×1 stride-1
+//! convolution multiplies the activation itself (no copy), and the patch row of an output pixel
+//! is `kh·kw` contiguous runs of `c` channels. Those rows are not stored: the GEMM asks
+//! [`Patches`] for them `MR` rows × one `k` block at a time, right before packing them
+//! (implicit im2col through L1, [`crate::sgemm::RowSource`]), where a stored im2col matrix of a
+//! CIFAR batch would be 9× the input (300 MB for ResNet-18's first stage at B128) and cost a
+//! second pass over memory.
+//!
+//! Determinism: the SGEMM computes each output element as one in-order FMA chain whatever
+//! the number of threads; pooling and the head reduce in a fixed order per image. The result
+//! does not depend on the thread count (tested).
 
-use candle_core::Tensor;
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
-use crate::cpu::with_f32;
-use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use crate::Result;
+use crate::sgemm::{sgemm_nt_uninit, sgemm_rows_uninit, Epilogue, RowSource};
 
-/// Floats of im2col buffer per group of images (16 MiB): bounds the memory of a convolution
-/// whatever the batch size, while keeping each GEMM wide.
-const COLS_BUDGET: usize = 4 << 20;
+thread_local! {
+    /// Activation buffers that [`Act::recycle`] gave back, reused by the next convolutions on
+    /// this thread. A CIFAR ResNet's activations are tens of MB each, above the size where
+    /// the allocator maps fresh zeroed pages for every allocation: reusing them saves the
+    /// page faults and the zeroing on every forward. The pool holds at most the buffers that
+    /// were alive at once in one forward.
+    static POOL: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
 
-/// Shape of one convolution.
+/// An empty vector with room for `len` floats: the smallest pooled buffer that fits, else a
+/// new one.
+fn buffer(len: usize) -> Vec<f32> {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let best = (0..p.len())
+            .filter(|&i| p[i].capacity() >= len)
+            .min_by_key(|&i| p[i].capacity());
+        match best {
+            Some(i) => {
+                let mut v = p.swap_remove(i);
+                v.clear();
+                v
+            }
+            None => Vec::with_capacity(len),
+        }
+    })
+}
+
+/// A batch of activations, NHWC.
+#[derive(Debug)]
+pub(crate) struct Act {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub data: Vec<f32>,
+}
+
+impl Act {
+    /// Gives the buffer back to this thread's pool.
+    pub fn recycle(self) {
+        POOL.with(|p| p.borrow_mut().push(self.data));
+    }
+
+    /// From NCHW values.
+    pub fn from_nchw(v: &[f32], n: usize, c: usize, h: usize, w: usize) -> Act {
+        let mut data = buffer(n * h * w * c);
+        data.resize(n * h * w * c, 0.0);
+        data.par_chunks_mut(h * w * c)
+            .zip(v.par_chunks(c * h * w))
+            .for_each(|(dst, src)| {
+                for (p, px) in dst.chunks_exact_mut(c).enumerate() {
+                    for (ch, d) in px.iter_mut().enumerate() {
+                        *d = src[ch * h * w + p];
+                    }
+                }
+            });
+        Act { n, h, w, c, data }
+    }
+}
+
+/// A convolution's weights with BN folded in, `[o, kh, kw, c]`, and its shift `[o]`.
+pub(crate) struct Folded {
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub c: usize,
+    pub w: Vec<f32>,
+    pub shift: Vec<f32>,
+}
+
+impl Folded {
+    /// `w: [o, c, kh, kw]` (torch's layout) times `scale[o]`, reordered to `[o, kh, kw, c]`.
+    pub fn new(
+        w: &[f32],
+        (o, c, kh, kw): (usize, usize, usize, usize),
+        scale: &[f32],
+        shift: Vec<f32>,
+    ) -> Folded {
+        let k = c * kh * kw;
+        let mut out = vec![0f32; o * k];
+        out.par_chunks_mut(k).enumerate().for_each(|(oc, dst)| {
+            let (src, s) = (&w[oc * k..][..k], scale[oc]);
+            for ch in 0..c {
+                for t in 0..kh * kw {
+                    dst[t * c + ch] = src[ch * kh * kw + t] * s;
+                }
+            }
+        });
+        Folded {
+            o,
+            kh,
+            kw,
+            c,
+            w: out,
+            shift,
+        }
+    }
+}
+
+/// Shape of one convolution over an NHWC batch.
 #[derive(Clone, Copy, Debug)]
 struct Geometry {
-    c: usize,
     h: usize,
     w: usize,
-    kh: usize,
+    c: usize,
     kw: usize,
     stride: usize,
     pad: usize,
@@ -40,192 +139,228 @@ struct Geometry {
     ow: usize,
 }
 
-impl Geometry {
-    fn pixels(&self) -> usize {
-        self.oh * self.ow
-    }
+/// The implicit im2col matrix of an NHWC batch: row `(image, oy, ox)`, column
+/// `(ki, kj, ch)` holds `x[image, oy·s + ki − pad, ox·s + kj − pad, ch]`, 0 outside the image.
+struct Patches<'a> {
+    x: &'a [f32],
+    g: Geometry,
+}
 
-    fn k(&self) -> usize {
-        self.c * self.kh * self.kw
+impl RowSource for Patches<'_> {
+    fn gather(&self, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+        let g = &self.g;
+        let (pix, c) = (g.oh * g.ow, g.c);
+        let end = p0 + kc;
+        for (r, d) in dst.chunks_exact_mut(kc).take(rows).enumerate() {
+            let i = i0 + r;
+            let (img, p) = (i / pix, i % pix);
+            let (oy, ox) = (p / g.ow, p % g.ow);
+            let base = img * g.h * g.w * c;
+            let mut q = p0;
+            while q < end {
+                let (tap, c0) = (q / c, q % c);
+                let (ki, kj) = (tap / g.kw, tap % g.kw);
+                let iy = (oy * g.stride + ki).wrapping_sub(g.pad);
+                let ix = (ox * g.stride + kj).wrapping_sub(g.pad);
+                let mut len = (c - c0).min(end - q);
+                let seg = &mut d[q - p0..];
+                if iy < g.h && ix < g.w {
+                    // At stride 1 the taps (ki, kj..) of one input row are contiguous: copy
+                    // the run as far as it stays inside the row and the block.
+                    if g.stride == 1 && len == c - c0 {
+                        let mut next = kj + 1;
+                        while next < g.kw && ix + (next - kj) < g.w && q + len < end {
+                            len += c.min(end - q - len);
+                            next += 1;
+                        }
+                    }
+                    let at = base + (iy * g.w + ix) * c + c0;
+                    seg[..len].copy_from_slice(&self.x[at..at + len]);
+                } else {
+                    seg[..len].fill(0.0);
+                }
+                q += len;
+            }
+        }
     }
 }
 
-/// Writes the im2col rows of images `x` (`gn` images, NCHW) into `cols` (`k` rows of
-/// `gn·pixels` columns): row `(ci, ki, kj)`, column `(image, oy, ox)` holds
-/// `x[image, ci, oy·s + ki − pad, ox·s + kj − pad]`, 0 outside the image.
-fn im2col(x: &[f32], gn: usize, g: &Geometry, cols: &mut [f32]) {
-    let p = g.pixels();
-    let row_len = gn * p;
-    cols[..g.k() * row_len]
-        .par_chunks_mut(row_len)
+/// `relu?(conv(x, W')·+ shift [+ residual])` over the NHWC batch `x` (zero padding `pad`,
+/// stride `stride`, torch's cross-correlation); `residual` is NHWC of the output's shape.
+/// `None` when this CPU has no SGEMM kernel or a shape does not fit.
+pub(crate) fn conv_bn(
+    x: &Act,
+    f: &Folded,
+    stride: usize,
+    pad: usize,
+    residual: Option<&[f32]>,
+    relu: bool,
+) -> Option<Act> {
+    if f.c != x.c || stride == 0 || x.h + 2 * pad < f.kh || x.w + 2 * pad < f.kw {
+        return None;
+    }
+    let g = Geometry {
+        h: x.h,
+        w: x.w,
+        c: x.c,
+        kw: f.kw,
+        stride,
+        pad,
+        oh: (x.h + 2 * pad - f.kh) / stride + 1,
+        ow: (x.w + 2 * pad - f.kw) / stride + 1,
+    };
+    let rows = x.n * g.oh * g.ow;
+    let k = f.kh * f.kw * f.c;
+    let epi = Epilogue {
+        scale: 1.0,
+        bias: Some(&f.shift),
+        residual,
+        relu,
+    };
+    let mut out = buffer(rows * f.o);
+    let spare: &mut [MaybeUninit<f32>] = &mut out.spare_capacity_mut()[..rows * f.o];
+    let ok = if f.kh == 1 && f.kw == 1 && stride == 1 && pad == 0 {
+        sgemm_nt_uninit(rows, f.o, k, &x.data, &f.w, spare, &epi)
+    } else {
+        let src = Patches { x: &x.data, g };
+        sgemm_rows_uninit(rows, f.o, k, &src, &f.w, spare, &epi)
+    };
+    if !ok {
+        return None;
+    }
+    // SAFETY: the SGEMM returned true, so it initialised all `rows·o` values.
+    unsafe { out.set_len(rows * f.o) };
+    Some(Act {
+        n: x.n,
+        h: g.oh,
+        w: g.ow,
+        c: f.o,
+        data: out,
+    })
+}
+
+/// 3×3 stride-2 max-pool with padding 1 (torchvision's ImageNet stem), padding as −∞.
+pub(crate) fn max_pool_3x3_s2(x: &Act) -> Act {
+    let (oh, ow, c) = ((x.h + 2 - 3) / 2 + 1, (x.w + 2 - 3) / 2 + 1, x.c);
+    let mut data = buffer(x.n * oh * ow * c);
+    data.resize(x.n * oh * ow * c, f32::NEG_INFINITY);
+    data.par_chunks_mut(oh * ow * c)
         .enumerate()
-        .for_each(|(r, row)| {
-            let ci = r / (g.kh * g.kw);
-            let ki = (r / g.kw) % g.kh;
-            let kj = r % g.kw;
-            // Output columns ox whose input column ix = ox·s + kj − pad lies in [0, w).
-            let ox_lo = g.pad.saturating_sub(kj).div_ceil(g.stride).min(g.ow);
-            let ox_hi = ((g.w + g.pad).saturating_sub(kj))
-                .div_ceil(g.stride)
-                .clamp(ox_lo, g.ow);
-            for img in 0..gn {
-                let src = &x[(img * g.c + ci) * g.h * g.w..][..g.h * g.w];
-                for oy in 0..g.oh {
-                    let dst = &mut row[img * p + oy * g.ow..][..g.ow];
-                    let iy = (oy * g.stride + ki) as isize - g.pad as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        dst.fill(0.0);
-                        continue;
-                    }
-                    let line = &src[iy as usize * g.w..][..g.w];
-                    dst[..ox_lo].fill(0.0);
-                    dst[ox_hi..].fill(0.0);
-                    if ox_hi == ox_lo {
-                        continue;
-                    }
-                    let ix0 = ox_lo * g.stride + kj - g.pad;
-                    if g.stride == 1 {
-                        dst[ox_lo..ox_hi].copy_from_slice(&line[ix0..ix0 + (ox_hi - ox_lo)]);
-                    } else {
-                        for (d, s) in dst[ox_lo..ox_hi]
-                            .iter_mut()
-                            .zip(line[ix0..].iter().step_by(g.stride))
-                        {
-                            *d = *s;
+        .for_each(|(img, dst)| {
+            let src = &x.data[img * x.h * x.w * c..][..x.h * x.w * c];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let d = &mut dst[(oy * ow + ox) * c..][..c];
+                    for iy in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(x.h) {
+                        for ix in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(x.w) {
+                            let s = &src[(iy * x.w + ix) * c..][..c];
+                            for (a, &b) in d.iter_mut().zip(s) {
+                                *a = a.max(b);
+                            }
                         }
                     }
                 }
             }
         });
+    Act {
+        n: x.n,
+        h: oh,
+        w: ow,
+        c,
+        data,
+    }
 }
 
-/// `relu?(conv2d(x, w)·scale[o] + shift[o] + residual)` (`bn` = (scale, shift)) for `x: [n, c, h, w]`,
-/// `w: [o, c, kh, kw]` (cross-correlation, zero padding `pad`, stride `stride`, as torch's and
-/// candle's `conv2d`), `scale`, `shift: [o]`, `residual: [n, o, oh, ow]`. `Ok(None)` when an
-/// input is not a contiguous f32 CPU tensor or the shapes do not fit (the caller then runs
-/// the candle ops).
-pub(crate) fn conv_bn(
-    x: &Tensor,
-    w: &Tensor,
-    stride: usize,
-    pad: usize,
-    (scale, shift): (&Tensor, &Tensor),
-    residual: Option<&Tensor>,
-    relu: bool,
-) -> Result<Option<Tensor>> {
-    let (Ok((n, c, h, wd)), Ok((o, c2, kh, kw))) = (x.dims4(), w.dims4()) else {
-        return Ok(None);
-    };
-    if c != c2 || stride == 0 || h + 2 * pad < kh || wd + 2 * pad < kw {
-        return Ok(None);
-    }
-    let g = Geometry {
-        c,
-        h,
-        w: wd,
-        kh,
-        kw,
-        stride,
-        pad,
-        oh: (h + 2 * pad - kh) / stride + 1,
-        ow: (wd + 2 * pad - kw) / stride + 1,
-    };
-    if scale.dims() != [o] || shift.dims() != [o] {
-        return Ok(None);
-    }
-    if residual.is_some_and(|r| r.dims() != [n, o, g.oh, g.ow]) {
-        return Ok(None);
-    }
-    let run = |xs: &[f32], ws: &[f32], sc: &[f32], sh: &[f32], res: Option<&[f32]>| {
-        let (p, k) = (g.pixels(), g.k());
-        let per_group = (COLS_BUDGET / (k * p).max(1)).clamp(1, n.max(1));
-        let mut cols = vec![0f32; k * per_group * p];
-        let mut prod = vec![0f32; o * per_group * p];
-        let mut out = vec![0f32; n * o * p];
-        let par = match rayon::current_num_threads() {
-            0 | 1 => Parallelism::None,
-            t => Parallelism::Rayon(t),
-        };
-        for n0 in (0..n).step_by(per_group) {
-            let gn = per_group.min(n - n0);
-            let row_len = gn * p;
-            im2col(&xs[n0 * c * g.h * g.w..], gn, &g, &mut cols);
-            // SAFETY: prod is o × row_len (row stride row_len), w is o × k (row stride k),
-            // cols is k × row_len (row stride row_len); all within their buffers.
-            unsafe {
-                gemm(
-                    o,
-                    row_len,
-                    k,
-                    prod.as_mut_ptr(),
-                    1,
-                    row_len as isize,
-                    false,
-                    ws.as_ptr(),
-                    1,
-                    k as isize,
-                    cols.as_ptr(),
-                    1,
-                    row_len as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    par,
-                );
+/// Global average pool then the linear head: `[n, classes]` logits, `fc_w: [classes, c]`.
+/// `None` when this CPU has no SGEMM kernel or a shape does not fit.
+pub(crate) fn head(x: &Act, fc_w: &[f32], fc_b: &[f32]) -> Option<Vec<f32>> {
+    let (hw, c) = (x.h * x.w, x.c);
+    let classes = fc_b.len();
+    let mut feats = vec![0f32; x.n * c];
+    feats.par_chunks_mut(c).enumerate().for_each(|(img, f)| {
+        for px in x.data[img * hw * c..][..hw * c].chunks_exact(c) {
+            for (a, &b) in f.iter_mut().zip(px) {
+                *a += b;
             }
-            // Scatter [o, (img, pixel)] into NCHW with the epilogue.
-            let base = n0 * o * p;
-            out[base..base + gn * o * p]
-                .par_chunks_mut(p)
-                .enumerate()
-                .for_each(|(j, dst)| {
-                    let (img, oc) = (j / o, j % o);
-                    let src = &prod[oc * row_len + img * p..][..p];
-                    let (a, b) = (sc[oc], sh[oc]);
-                    match res {
-                        Some(r) => {
-                            let r = &r[base + j * p..][..p];
-                            for ((d, &s), &r) in dst.iter_mut().zip(src).zip(r) {
-                                *d = s.mul_add(a, b) + r;
-                            }
-                        }
-                        None => {
-                            for (d, &s) in dst.iter_mut().zip(src) {
-                                *d = s.mul_add(a, b);
-                            }
-                        }
-                    }
-                    if relu {
-                        for d in dst.iter_mut() {
-                            *d = d.max(0.0);
-                        }
-                    }
-                });
         }
-        out
-    };
-    let out = with_f32(x, |xs| {
-        with_f32(w, |ws| {
-            with_f32(scale, |sc| {
-                with_f32(shift, |sh| match residual {
-                    Some(r) => with_f32(r, |rs| run(xs, ws, sc, sh, Some(rs))),
-                    None => Some(run(xs, ws, sc, sh, None)),
-                })
-            })
-        })
+        for a in f.iter_mut() {
+            *a /= hw as f32;
+        }
     });
-    match out.flatten().flatten().flatten().flatten() {
-        Some(v) => Ok(Some(Tensor::from_vec(v, (n, o, g.oh, g.ow), x.device())?)),
-        None => Ok(None),
+    let mut logits = vec![0f32; x.n * classes];
+    let epi = Epilogue {
+        scale: 1.0,
+        bias: Some(fc_b),
+        residual: None,
+        relu: false,
+    };
+    crate::sgemm::sgemm_nt(x.n, classes, c, &feats, fc_w, &mut logits, &epi).then_some(logits)
+}
+
+/// Seconds (medians over `repeats`, alternated) of one convolution shape on `n` images of
+/// `c × h × h` (`o` outputs, `k × k` kernel, `stride`, padding `k/2`, BN + ReLU epilogue):
+/// through [`conv_bn`] (implicit im2col) and through [`crate::sgemm::sgemm_nt`] on the same
+/// product with the im2col matrix stored beforehand (the GEMM alone). Both write into reused
+/// buffers (the convolution's output goes back to the pool, as in the forward). Returns
+/// `(conv_s, sgemm_s, flops)`; `None` without an SGEMM kernel.
+pub fn conv_vs_sgemm(
+    (n, c, h, o, k, stride): (usize, usize, usize, usize, usize, usize),
+    repeats: usize,
+) -> Option<(f64, f64, u64)> {
+    let x = Act {
+        n,
+        h,
+        w: h,
+        c,
+        data: (0..n * h * h * c).map(|i| (i % 7) as f32 - 3.0).collect(),
+    };
+    let wv: Vec<f32> = (0..o * c * k * k).map(|i| (i % 5) as f32 * 0.01).collect();
+    let f = Folded::new(&wv, (o, c, k, k), &vec![1.0; o], vec![0.1; o]);
+    let g = Geometry {
+        h,
+        w: h,
+        c,
+        kw: k,
+        stride,
+        pad: k / 2,
+        oh: (h + 2 * (k / 2) - k) / stride + 1,
+        ow: (h + 2 * (k / 2) - k) / stride + 1,
+    };
+    let (rows, kk) = (n * g.oh * g.ow, k * k * c);
+    let mut a = vec![0f32; rows * kk];
+    Patches { x: &x.data, g }.gather(0, rows, 0, kk, &mut a);
+    let mut out = vec![0f32; rows * o];
+    let epi = Epilogue {
+        scale: 1.0,
+        bias: Some(&f.shift),
+        residual: None,
+        relu: true,
+    };
+    let (mut tc, mut tg) = (Vec::new(), Vec::new());
+    for r in 0..=repeats {
+        let t = std::time::Instant::now();
+        // The output goes back to the pool, as in the forward.
+        std::hint::black_box(conv_bn(&x, &f, stride, k / 2, None, true)?).recycle();
+        let dc = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        crate::sgemm::sgemm_nt(rows, o, kk, &a, &f.w, &mut out, &epi).then_some(())?;
+        let dg = t.elapsed().as_secs_f64();
+        if r > 0 {
+            tc.push(dc);
+            tg.push(dg);
+        }
     }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Some((median(&mut tc), median(&mut tg), 2 * (rows * o * kk) as u64))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device};
+    use candle_core::{Device, Tensor};
 
     /// Deterministic pseudo-random values in [-1, 1).
     fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -240,21 +375,22 @@ mod tests {
             .collect()
     }
 
-    fn t(shape: &[usize], seed: u32) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::from_vec(values(n, seed), shape, &Device::Cpu).unwrap()
+    fn t(shape: &[usize], v: &[f32]) -> Tensor {
+        Tensor::from_slice(v, shape, &Device::Cpu).unwrap()
     }
 
-    /// candle's ops for the same expression.
+    /// candle's ops for the same expression, NCHW in, NHWC values out.
+    #[allow(clippy::too_many_arguments)]
     fn reference(
         x: &Tensor,
         w: &Tensor,
         stride: usize,
         pad: usize,
-        (scale, shift): (&Tensor, &Tensor),
+        scale: &Tensor,
+        shift: &Tensor,
         residual: Option<&Tensor>,
         relu: bool,
-    ) -> Tensor {
+    ) -> Vec<f32> {
         let o = scale.dim(0).unwrap();
         let mut y = x
             .conv2d(w, pad, stride, 1, 1)
@@ -269,26 +405,30 @@ mod tests {
         if relu {
             y = y.relu().unwrap();
         }
-        y
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
+        y.permute((0, 2, 3, 1))
             .unwrap()
             .flatten_all()
             .unwrap()
-            .max(0)
+            .to_vec1()
             .unwrap()
-            .to_scalar::<f32>()
+    }
+
+    fn nhwc(t: &Tensor) -> Vec<f32> {
+        t.permute((0, 2, 3, 1))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
             .unwrap()
     }
 
     #[test]
     fn matches_candle_conv_bn_relu_residual_on_resnet_shapes() {
-        // (n, c, h, o, k, stride, pad): the stems, 3×3 convs at stride 1 and 2, 1×1
-        // downsamples, odd sizes, a batch larger than one im2col group.
+        if !crate::sgemm::available() {
+            return;
+        }
+        // (n, c, h, o, k, stride, pad): the stems, 3×3 convs at stride 1 and 2, 1×1 at stride
+        // 1 and 2, odd sizes, channel counts that cut `k` blocks inside a tap.
         let cases = [
             (3, 3, 32, 8, 3, 1, 1),
             (2, 3, 33, 8, 7, 2, 3),
@@ -296,25 +436,43 @@ mod tests {
             (3, 16, 8, 32, 1, 2, 0),
             (2, 16, 7, 16, 3, 1, 1),
             (1, 4, 5, 6, 1, 1, 0),
-            (40, 64, 8, 8, 3, 1, 1),
+            (5, 100, 6, 40, 3, 1, 1),
+            (2, 64, 9, 70, 3, 2, 1),
         ];
         for (i, &(n, c, h, o, k, stride, pad)) in cases.iter().enumerate() {
             let seed = i as u32 * 7;
-            let x = t(&[n, c, h, h], seed + 1);
-            let w = t(&[o, c, k, k], seed + 2);
-            let scale = t(&[o], seed + 3);
-            let shift = t(&[o], seed + 4);
+            let (xv, wv) = (
+                values(n * c * h * h, seed + 1),
+                values(o * c * k * k, seed + 2),
+            );
+            let (sc, sh) = (values(o, seed + 3), values(o, seed + 4));
             let oh = (h + 2 * pad - k) / stride + 1;
-            let res = t(&[n, o, oh, oh], seed + 5);
+            let rv = values(n * o * oh * oh, seed + 5);
+            let (x, w) = (t(&[n, c, h, h], &xv), t(&[o, c, k, k], &wv));
+            let (scale, shift, res) = (t(&[o], &sc), t(&[o], &sh), t(&[n, o, oh, oh], &rv));
+            let xa = Act::from_nchw(&xv, n, c, h, h);
+            let f = Folded::new(&wv, (o, c, k, k), &sc, sh.clone());
+            let res_nhwc = nhwc(&res);
             for (residual, relu) in [(None, false), (None, true), (Some(&res), true)] {
-                let got = conv_bn(&x, &w, stride, pad, (&scale, &shift), residual, relu)
-                    .unwrap()
-                    .expect("fast path taken");
-                let want = reference(&x, &w, stride, pad, (&scale, &shift), residual, relu);
-                assert_eq!(got.dims(), want.dims(), "case {i}");
-                // Sums of up to c·k² = 576 products of values in [-1, 1): f32 rounding of
-                // two different summation orders stays far below 1e-4.
-                let d = max_abs_diff(&got, &want);
+                let got = conv_bn(
+                    &xa,
+                    &f,
+                    stride,
+                    pad,
+                    residual.map(|_| res_nhwc.as_slice()),
+                    relu,
+                )
+                .expect("fast path taken");
+                assert_eq!((got.n, got.h, got.w, got.c), (n, oh, oh, o), "case {i}");
+                let want = reference(&x, &w, stride, pad, &scale, &shift, residual, relu);
+                // Sums of up to c·k² = 900 products of values in [-1, 1) (times a scale in
+                // [-1, 1)): f32 rounding of two summation orders stays far below 1e-4.
+                let d = got
+                    .data
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
                 assert!(d < 1e-4, "case {i}: max |Δ| = {d}");
             }
         }
@@ -322,35 +480,73 @@ mod tests {
 
     #[test]
     fn same_bits_with_one_and_four_threads() {
-        let x = t(&[6, 16, 12, 12], 1);
-        let w = t(&[24, 16, 3, 3], 2);
-        let (scale, shift) = (t(&[24], 3), t(&[24], 4));
+        if !crate::sgemm::available() {
+            return;
+        }
+        let (n, c, h, o) = (6, 16, 12, 24);
+        let xa = Act::from_nchw(&values(n * c * h * h, 1), n, c, h, h);
+        let f = Folded::new(
+            &values(o * c * 9, 2),
+            (o, c, 3, 3),
+            &values(o, 3),
+            values(o, 4),
+        );
+        let f1 = Folded::new(&values(o * o, 5), (o, o, 1, 1), &values(o, 6), values(o, 7));
+        let fc = values(10 * o, 8);
         let run = |threads| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .unwrap();
             pool.install(|| {
-                conv_bn(&x, &w, 1, 1, (&scale, &shift), None, true)
-                    .unwrap()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()
+                let y = conv_bn(&xa, &f, 1, 1, None, true).unwrap();
+                let y = conv_bn(&y, &f1, 1, 0, Some(&y.data), true).unwrap();
+                let y = max_pool_3x3_s2(&y);
+                let mut v = y.data.clone();
+                v.extend(head(&y, &fc, &values(10, 9)).unwrap());
+                v
             })
         };
         let (a, b) = (run(1), run(4));
+        assert_eq!(a.len(), b.len());
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 
     #[test]
-    fn other_dtypes_fall_back() {
-        let x = t(&[1, 3, 8, 8], 1).to_dtype(DType::BF16).unwrap();
-        let w = t(&[4, 3, 3, 3], 2).to_dtype(DType::BF16).unwrap();
-        let s = t(&[4], 3).to_dtype(DType::BF16).unwrap();
-        assert!(conv_bn(&x, &w, 1, 1, (&s, &s), None, false)
+    fn max_pool_and_head_match_candle() {
+        if !crate::sgemm::available() {
+            return;
+        }
+        let (n, c, h) = (2, 5, 9);
+        let xv: Vec<f32> = values(n * c * h * h, 11);
+        let x = t(&[n, c, h, h], &xv);
+        let got = max_pool_3x3_s2(&Act::from_nchw(&xv, n, c, h, h));
+        let want = x
+            .pad_with_same(2, 1, 1)
             .unwrap()
-            .is_none());
+            .pad_with_same(3, 1, 1)
+            .unwrap()
+            .max_pool2d_with_stride(3, 2)
+            .unwrap();
+        assert_eq!(got.data, nhwc(&want));
+        let (fw, fb) = (values(3 * c, 12), values(3, 13));
+        let logits = head(&got, &fw, &fb).unwrap();
+        let want = want
+            .mean((2, 3))
+            .unwrap()
+            .matmul(&t(&[3, c], &fw).t().unwrap())
+            .unwrap()
+            .broadcast_add(&t(&[3], &fb))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let d = logits
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(d < 1e-5, "max |Δ| = {d}");
     }
 }

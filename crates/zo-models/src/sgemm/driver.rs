@@ -114,6 +114,48 @@ thread_local! {
     /// One B panel packed by the task that uses it (`KC·NR` floats), when there is one row
     /// block.
     static P_BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The `MR × KC` rows of A a [`super::RowSource`] gathers before they are packed.
+    static G_BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Where the driver's A micro-panels come from.
+pub(super) trait PackA: Sync {
+    /// Packs rows `i .. i + rows` (`rows ≤ MR`), columns `pc .. pc + kc` of A as
+    /// [`Kernel::pack_a`] does.
+    ///
+    /// # Safety
+    /// `K`'s CPU features are available; the rows and columns are inside A; `dst` writable
+    /// for `kc·MR + A_SPILL` floats.
+    unsafe fn pack<K: Kernel>(&self, i: usize, rows: usize, pc: usize, kc: usize, dst: *mut f32);
+}
+
+/// A dense row-major `[n, k]` A: packed straight from memory.
+pub(super) struct Dense<'a> {
+    pub a: &'a [f32],
+    pub k: usize,
+}
+
+impl PackA for Dense<'_> {
+    unsafe fn pack<K: Kernel>(&self, i: usize, rows: usize, pc: usize, kc: usize, dst: *mut f32) {
+        // SAFETY: the caller's contract; rows `i .. i + rows`, columns `pc .. pc + kc` of the
+        // `[n, k]` slice are in bounds.
+        unsafe { K::pack_a(self.a.as_ptr().add(i * self.k + pc), self.k, rows, kc, dst) }
+    }
+}
+
+/// An A that a [`super::RowSource`] writes, `MR` rows at a time, into a small per-thread
+/// buffer (L1-sized) that is then packed: an implicit im2col for convolutions.
+pub(super) struct Gathered<'a, S: ?Sized>(pub &'a S);
+
+impl<S: super::RowSource + ?Sized> PackA for Gathered<'_, S> {
+    unsafe fn pack<K: Kernel>(&self, i: usize, rows: usize, pc: usize, kc: usize, dst: *mut f32) {
+        with_buf(&G_BUF, K::MR * kc, |t| {
+            let t = &mut t[..rows * kc];
+            self.0.gather(i, rows, pc, kc, t);
+            // SAFETY: `t` holds `rows × kc` floats at row stride `kc`; `dst` as the caller's.
+            unsafe { K::pack_a(t.as_ptr(), kc, rows, kc, dst) }
+        })
+    }
 }
 
 /// Runs `f` on a 64-byte-aligned slice of `len` floats from the thread's reusable buffer `key`
@@ -179,14 +221,14 @@ pub(super) fn block_rows(b: usize, rb: usize, micro: usize, mr: usize, n: usize)
 /// The product on the kernel `K`; `c` is fully initialised when this returns.
 ///
 /// # Safety
-/// `K`'s CPU features are available (checked by the caller); slice lengths match the shape
-/// (`a: n·k`, `w: o·k`, `c: n·o`, bias `o`, residual `n·o`); `n, o, k > 0`.
+/// `K`'s CPU features are available (checked by the caller); `a` is `[n, k]`, slice lengths
+/// match the shape (`w: o·k`, `c: n·o`, bias `o`, residual `n·o`); `n, o, k > 0`.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn run<K: Kernel>(
+pub(super) unsafe fn run<K: Kernel, A: PackA>(
     n: usize,
     o: usize,
     k: usize,
-    a: &[f32],
+    a: &A,
     w: &[f32],
     c: &mut [MaybeUninit<f32>],
     epi: &Epilogue<'_>,
@@ -252,10 +294,10 @@ pub(super) unsafe fn run<K: Kernel>(
                             // `pc .. pc + kc`, are in bounds; `abuf` holds
                             // `micro·kc·MR + A_SPILL` floats, so the last spill fits.
                             unsafe {
-                                K::pack_a(
-                                    a.as_ptr().add(i * k + pc),
-                                    k,
+                                a.pack::<K>(
+                                    i,
                                     mr.min(n - i),
+                                    pc,
                                     kc,
                                     abuf.as_mut_ptr().add(ip * kc * mr),
                                 );

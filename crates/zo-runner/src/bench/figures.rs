@@ -12,7 +12,7 @@ use super::step::{loss, run_steps, Inputs, LossKind, Method};
 use super::{load_model, merge, Ctx, ModelSpec};
 
 /// GFLOP/s of `flops` done in `seconds`, rounded to 0.1.
-fn gflops(flops: f64, seconds: f64) -> f64 {
+pub(super) fn gflops(flops: f64, seconds: f64) -> f64 {
     (flops / seconds / 1e8).round() / 10.0
 }
 

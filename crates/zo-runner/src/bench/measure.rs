@@ -102,6 +102,104 @@ pub fn load_avg_1m() -> Option<f64> {
         .ok()
 }
 
+/// The f32 FMA peak of this process's threads, GFLOP/s: one thread's best over 5 runs (after a warm-up run) of a
+/// loop of independent vector FMAs (16 accumulators, enough to cover the FMA latency on two
+/// pipes, ~0.05 s each), times the thread count candle uses. One thread and the best of
+/// several short runs, because on a shared machine a run of all threads rarely gets every
+/// core at once. AVX-512F where the CPU has it, else AVX2+FMA; `None` elsewhere.
+pub fn fma_peak_gflops() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let lanes: u64 = if has!("avx512f") {
+            16
+        } else if has!("avx2") && has!("fma") {
+            8
+        } else {
+            return None;
+        };
+        const ITERS: u64 = 2_000_000;
+        // The first run is a warm-up (wide vector units may start powered down).
+        let best = (0..6)
+            .map(|i| {
+                let t0 = Instant::now();
+                // SAFETY: the features were detected above.
+                let sink = unsafe {
+                    if lanes == 16 {
+                        fma_loop_avx512(ITERS)
+                    } else {
+                        fma_loop_avx2(ITERS)
+                    }
+                };
+                std::hint::black_box(sink);
+                let g = (ITERS * 16 * lanes * 2) as f64 / t0.elapsed().as_secs_f64() / 1e9;
+                if i == 0 {
+                    0.0
+                } else {
+                    g
+                }
+            })
+            .fold(0f64, f64::max);
+        Some(best * candle_core::utils::get_num_threads().max(1) as f64)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// `iters` rounds of 16 independent AVX-512 FMAs; returns a value that depends on them all.
+///
+/// # Safety
+/// The CPU supports AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_loop_avx512(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    // Distinct starting values: with equal ones LLVM merges the chains into a rotation of
+    // registers through the stack.
+    let mut acc = [_mm512_setzero_ps(); 16];
+    for (i, v) in acc.iter_mut().enumerate() {
+        *v = _mm512_set1_ps(i as f32);
+    }
+    let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, a, b);
+        }
+    }
+    acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+}
+
+/// As [`fma_loop_avx512`] with 256-bit vectors.
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_loop_avx2(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    // Distinct starting values: with equal ones LLVM merges the chains into a rotation of
+    // registers through the stack.
+    let mut acc = [_mm256_setzero_ps(); 16];
+    for (i, v) in acc.iter_mut().enumerate() {
+        *v = _mm256_set1_ps(i as f32);
+    }
+    let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, a, b);
+        }
+    }
+    let mut out = [0f32; 8];
+    let sum = acc
+        .iter()
+        .fold(_mm256_setzero_ps(), |s, &v| _mm256_add_ps(s, v));
+    // SAFETY: `out` holds 8 floats.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
+    out.iter().sum()
+}
+
 /// A `Vm*:` field of a `/proc/<pid>/status` text, in KiB.
 pub fn status_kib(status: &str, field: &str) -> Option<u64> {
     status

@@ -1,6 +1,6 @@
 //! `zo bench`: the speed and memory figures B1–B5 of docs/PERFORMANCE.md and
 //! a scaling table, on an OPT with random weights (fixed seed) or a local checkpoint, f32 on the
-//! CPU, as JSON lines on stdout (one per figure, printed as soon as it is measured, so a long
+//! CPU (and B1/B2 on a built-in ResNet, `resnet.rs`), as JSON lines on stdout (one per figure, printed as soon as it is measured, so a long
 //! run that is interrupted keeps what it measured).
 //!
 //! Every run starts and ends with the quiet-machine probe (a fixed GEMM with 1 and N threads,
@@ -11,6 +11,7 @@
 mod figures;
 mod flops;
 mod measure;
+mod resnet;
 mod rss;
 mod step;
 
@@ -53,12 +54,22 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "all")]
     pub figure: Figure,
     /// Built-in random model (`tiny-opt`, `opt-125m`, `opt-350m`: shapes of the facebook
-    /// checkpoints, random weights) or a local model directory (config.json + weights).
+    /// checkpoints, random weights; `tiny-resnet`, `resnet18|34|50|101|152`: CIFAR ResNets,
+    /// random weights, figures b1 and b2) or a local OPT directory (config.json + weights).
     #[arg(long, default_value = "opt-125m", value_name = "NAME|DIR")]
     pub model: String,
-    /// Sequences per batch.
-    #[arg(short = 'B', long = "batch", default_value_t = 16)]
-    pub batch: usize,
+    /// Sequences (OPT) or 32×32 images (ResNet) per batch. Default: 16 (OPT), 128 (ResNet).
+    #[arg(short = 'B', long = "batch")]
+    pub batch: Option<usize>,
+    /// ResNet: classes of the head; repeatable or a comma-separated list. Default: 10,100
+    /// (CIFAR-10 and CIFAR-100).
+    #[arg(long, value_delimiter = ',', value_name = "N")]
+    pub classes: Vec<usize>,
+    /// ResNet: the machine's f32 FMA peak in GFLOP/s for the threads used (e.g. what
+    /// docs/peer/peak_fma.c prints), the denominator of `fma_peak_fraction`. Default: measured
+    /// at the start of the run (reads low on a shared machine).
+    #[arg(long, value_name = "GFLOPS")]
+    pub fma_peak: Option<f64>,
     /// Tokens per sequence; repeatable or a comma-separated list. Default: 64,128
     /// (scaling: 64,128,256).
     #[arg(short = 'T', long = "seq", value_delimiter = ',', value_name = "T")]
@@ -249,8 +260,47 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
 
 /// [`run`] writing its lines to `out`.
 pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> {
-    anyhow::ensure!(args.batch >= 1, "-B must be at least 1");
+    anyhow::ensure!(args.batch != Some(0), "-B must be at least 1");
     anyhow::ensure!(args.repeats >= 1, "--repeats must be at least 1");
+    if let Some(preset) = resnet::preset(&args.model) {
+        anyhow::ensure!(!args.child, "--child is for OPT models");
+        anyhow::ensure!(
+            args.compute == crate::settings::ComputeSetting::F32,
+            "--compute bf16 is for OPT models (the ResNet forward computes in f32)"
+        );
+        let mut ctx = Ctx {
+            model: args.model.clone(),
+            batch: args.batch.unwrap_or(128),
+            seqs: Vec::new(),
+            repeats: args.repeats,
+            warmup: args.warmup,
+            seed: args.seed,
+            kernel: format!("{:?}", zo_models::sgemm::Isa::best()),
+            quiet,
+            out,
+            lines: Vec::new(),
+        };
+        let classes = if args.classes.is_empty() {
+            vec![10, 100]
+        } else {
+            args.classes.clone()
+        };
+        probe_line(&mut ctx, "before")?;
+        anyhow::ensure!(
+            args.fma_peak.is_none_or(|p| p > 0.0 && p.is_finite()),
+            "--fma-peak must be a positive number of GFLOP/s"
+        );
+        resnet::run(&mut ctx, preset, args.figure, &classes, args.fma_peak)?;
+        probe_line(&mut ctx, "after")?;
+        if let Some(path) = &args.json {
+            write_atomically(path, &ctx.lines)?;
+        }
+        return Ok(());
+    }
+    anyhow::ensure!(
+        args.classes.is_empty() && args.fma_peak.is_none(),
+        "--classes and --fma-peak are for ResNet models (resnet18, …)"
+    );
     let kinds: Vec<LossKind> = match args.loss {
         Some(k) => vec![k],
         None => vec![LossKind::FullLm, LossKind::Task],
@@ -270,7 +320,7 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
     anyhow::ensure!(seqs.iter().all(|&t| t >= 2), "-T values must be at least 2");
     let mut ctx = Ctx {
         model: spec.name(),
-        batch: args.batch,
+        batch: args.batch.unwrap_or(16),
         seqs,
         repeats: args.repeats,
         warmup: args.warmup,

@@ -39,7 +39,7 @@ pub fn child(args: &BenchArgs, kind: LossKind) -> Result<()> {
     let (_, rss_start) = self_rss_kib().context("reading /proc/self/status")?;
     let model = load_model(&args.model.parse()?, args.seed)?;
     let t = args.seq.first().copied().unwrap_or(64);
-    let inputs = Inputs::random(&model, args.batch, t, args.seed)?;
+    let inputs = Inputs::random(&model, args.batch.unwrap_or(16), t, args.seed)?;
     let (peak_build, rss_after_build) = self_rss_kib().context("reading /proc/self/status")?;
     let reset = reset_peak_rss();
     let run = run_steps(

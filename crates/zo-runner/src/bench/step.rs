@@ -160,6 +160,25 @@ pub fn run_steps(
     warmup: usize,
     repeats: usize,
 ) -> Result<StepRun> {
+    run_steps_on(
+        model.params(),
+        || loss(model, inputs, kind),
+        method,
+        seed,
+        warmup,
+        repeats,
+    )
+}
+
+/// [`run_steps`] for any model: `params` are trained on the loss `objective` computes.
+pub fn run_steps_on(
+    params: &zo_core::ParamSet,
+    mut objective: impl FnMut() -> Result<f64>,
+    method: Method,
+    seed: u64,
+    warmup: usize,
+    repeats: usize,
+) -> Result<StepRun> {
     let repeats = repeats.max(1);
     let steps = (warmup + repeats + 1) as u64;
     let mut cfg = TrainerConfig::new(seed, Budget::Steps(steps));
@@ -167,12 +186,12 @@ pub fn run_steps(
     let optimizer = method.config().build()?;
     let mut sink = MemorySink::default();
     let mut objective = |_step: u64, _rows: &[usize]| -> zo_core::Result<f64> {
-        loss(model, inputs, kind).map_err(|e| zo_core::Error::Msg(format!("{e:#}")))
+        objective().map_err(|e| zo_core::Error::Msg(format!("{e:#}")))
     };
     let cpu0 = process_cpu_s();
     Trainer::new(cfg, optimizer)
         .sink(&mut sink)
-        .run(model.params(), &mut objective)
+        .run(params, &mut objective)
         .with_context(|| format!("{method:?} steps"))?;
     let cpu1 = process_cpu_s();
     let records = sink.steps;

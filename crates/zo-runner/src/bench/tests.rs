@@ -14,7 +14,9 @@ fn args(figure: Figure) -> BenchArgs {
     BenchArgs {
         figure,
         model: "tiny-opt".into(),
-        batch: 2,
+        batch: Some(2),
+        classes: Vec::new(),
+        fma_peak: None,
         seq: vec![8],
         repeats: 1,
         warmup: 0,
@@ -53,7 +55,7 @@ fn tiny_figures_emit_well_formed_json_lines() {
     let mut buf = Vec::new();
     let mut ctx = Ctx {
         model: spec.name(),
-        batch: a.batch,
+        batch: 2,
         seqs: a.seq.clone(),
         repeats: 1,
         warmup: 0,
@@ -129,5 +131,62 @@ fn bad_model_and_sizes_are_errors() {
     assert_eq!("opt-350m".parse::<ModelSpec>().unwrap(), ModelSpec::Opt350m);
     let mut a = args(Figure::B1);
     a.seq = vec![1];
+    assert!(run_to(&a, true, &mut Vec::new()).is_err());
+}
+
+/// The ResNet figures on the tiny ResNet: B1 per head, GA and AS2P steps, with the FLOP count
+/// and the fraction of the FMA peak; a figure a ResNet does not have is an error.
+#[test]
+fn tiny_resnet_figures_emit_well_formed_json_lines() {
+    let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let preset = resnet::preset("tiny-resnet").unwrap();
+    let mut buf = Vec::new();
+    let mut ctx = Ctx {
+        model: "tiny-resnet".into(),
+        batch: 2,
+        seqs: Vec::new(),
+        repeats: 1,
+        warmup: 0,
+        seed: 3,
+        kernel: "test".into(),
+        quiet: true,
+        out: &mut buf,
+        lines: Vec::new(),
+    };
+    resnet::run(&mut ctx, preset, Figure::All, &[10, 100], None).unwrap();
+    assert!(resnet::run(&mut ctx, preset, Figure::B3, &[10], None).is_err());
+    assert!(resnet::run(&mut ctx, preset, Figure::B1, &[1], None).is_err());
+    let all = parse_lines(buf);
+    let names: Vec<String> = all.iter().map(figure).collect();
+    assert_eq!(names, ["B1", "B2", "B2", "B1", "B2", "B2"]);
+    let has_peak = crate::bench::measure::fma_peak_gflops().is_some();
+    for v in &all {
+        assert_eq!(v["model"], "tiny-resnet");
+        assert_eq!(num(v, "B"), 2.0);
+        assert!(
+            num(v, "gflops_per_s") > 0.0 && num(v, "loss_value").is_finite(),
+            "{v}"
+        );
+        if has_peak {
+            let f = num(v, "fma_peak_fraction");
+            assert!(f > 0.0 && f < 1.5, "{v}");
+        }
+    }
+    // The 100-class head adds 2·B·64·90 FLOPs to the forward (feature width 64 at base 8).
+    assert_eq!(
+        num(&all[3], "flops") - num(&all[0], "flops"),
+        (2 * 2 * 64 * 90) as f64
+    );
+    assert_eq!(num(&all[1], "flops"), 2.0 * num(&all[0], "flops"));
+}
+
+#[test]
+fn classes_are_for_resnets_only() {
+    let mut a = args(Figure::B1);
+    a.classes = vec![10];
+    let e = run_to(&a, true, &mut Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("--classes"), "{e}");
+    let mut a = args(Figure::B1);
+    a.fma_peak = Some(100.0);
     assert!(run_to(&a, true, &mut Vec::new()).is_err());
 }
