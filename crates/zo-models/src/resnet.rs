@@ -243,6 +243,8 @@ pub struct ResNet {
     cfg: ResNetConfig,
     params: ParamSet,
     buffers: BTreeMap<String, Tensor>,
+    /// The arithmetic of the convolutions' products on the CPU (see [`ResNet::set_compute`]).
+    compute: crate::sgemm::Compute,
 }
 
 impl ResNet {
@@ -314,7 +316,15 @@ impl ResNet {
             cfg,
             params: ParamSet::new(params)?,
             buffers,
+            compute: crate::sgemm::Compute::F32,
         })
+    }
+
+    /// Sets the arithmetic of the convolutions' products (the f32 CPU path): f32 (the
+    /// default) or bf16 inputs with f32 accumulation where the CPU has AVX512-BF16
+    /// ([`crate::sgemm::Compute`]). The classification head stays f32.
+    pub fn set_compute(&mut self, compute: crate::sgemm::Compute) {
+        self.compute = compute;
     }
 
     /// Loads a torchvision/timm checkpoint (safetensors or a torch `.bin`/`.pth`) whose
@@ -470,7 +480,7 @@ impl ResNet {
             .ok_or_else(|| {
                 Error::Input(format!("{name}.weight is not contiguous f32 on the CPU"))
             })?;
-        conv::conv_bn(x, &f, stride, kh / 2, residual, relu).ok_or_else(|| {
+        conv::conv_bn(x, &f, stride, kh / 2, residual, relu, self.compute).ok_or_else(|| {
             Error::Input(format!(
                 "{name}: a [{o}, {c}, {kh}, {kw}] convolution does not apply to \
                  {}×{}×{} activations",
@@ -698,6 +708,46 @@ mod tests {
                 .to_scalar::<f32>()
                 .unwrap();
             assert!(d < 1e-4, "{depth:?}: max |Δ| = {d}");
+        }
+    }
+
+    /// bf16 compute: where the CPU has AVX512-BF16 the logits move off the f32 ones by the
+    /// rounding of the inputs (and stay close), independently of the thread count; elsewhere
+    /// they are the f32 logits.
+    #[test]
+    fn bf16_compute_is_close_to_f32_and_thread_count_independent() {
+        let mut cfg = ResNetConfig::new(Depth::R18, 7, Stem::Cifar);
+        cfg.base_width = 8;
+        let mut m = ResNet::random(cfg, 5, DType::F32, &Device::Cpu).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3, 3, 16, 16), &Device::Cpu).unwrap();
+        let vals = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+        let f32_logits = vals(m.forward(&x).unwrap());
+        m.set_compute(crate::sgemm::Compute::Bf16);
+        let run = |m: &ResNet, threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| vals(m.forward(&x).unwrap()))
+        };
+        let (one, three) = (run(&m, 1), run(&m, 3));
+        assert!(one
+            .iter()
+            .zip(&three)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        if crate::sgemm::Isa::Avx512Bf16.supported() {
+            assert_ne!(one, f32_logits);
+            let scale = f32_logits.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = one
+                .iter()
+                .zip(&f32_logits)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                d < 0.1 * scale,
+                "max |Δ| = {d} against logits up to {scale}"
+            );
+        } else {
+            assert_eq!(one, f32_logits);
         }
     }
 }

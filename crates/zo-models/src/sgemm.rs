@@ -361,7 +361,22 @@ pub fn sgemm_rows_uninit<S: RowSource + ?Sized>(
     c: &mut [MaybeUninit<f32>],
     epi: &Epilogue<'_>,
 ) -> bool {
-    let Some(isa) = Isa::best() else {
+    sgemm_rows_uninit_compute(Compute::F32, n, o, k, src, w, c, epi)
+}
+
+/// [`sgemm_rows_uninit`] with the products in `compute`'s arithmetic ([`Compute::isa`]).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_rows_uninit_compute<S: RowSource + ?Sized>(
+    compute: Compute,
+    n: usize,
+    o: usize,
+    k: usize,
+    src: &S,
+    w: &[f32],
+    c: &mut [MaybeUninit<f32>],
+    epi: &Epilogue<'_>,
+) -> bool {
+    let Some(isa) = compute.isa() else {
         return false;
     };
     #[cfg(target_arch = "x86_64")]

@@ -185,6 +185,20 @@ impl ComputeSetting {
             Self::Bf16 => zo_models::sgemm::Compute::Bf16,
         }
     }
+
+    /// [`ComputeSetting::kernel`], warning once per model load when bf16 was asked for on a
+    /// CPU without AVX512-BF16 (the products then run in f32).
+    pub fn kernel_for_this_cpu(self) -> zo_models::sgemm::Compute {
+        let compute = self.kernel();
+        if compute == zo_models::sgemm::Compute::Bf16
+            && compute.isa() != Some(zo_models::sgemm::Isa::Avx512Bf16)
+        {
+            tracing::warn!(
+                "model.compute = \"bf16\": this CPU has no AVX512-BF16; the products run in f32"
+            );
+        }
+        compute
+    }
 }
 
 /// What to do with a data row that breaks the task's schema.

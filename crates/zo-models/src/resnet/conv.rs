@@ -24,7 +24,9 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::sgemm::{sgemm_nt_uninit, sgemm_rows_uninit, Epilogue, RowSource};
+use crate::sgemm::{
+    sgemm_nt_uninit_compute, sgemm_rows_uninit_compute, Compute, Epilogue, RowSource,
+};
 
 thread_local! {
     /// Activation buffers that [`Act::recycle`] gave back, reused by the next convolutions on
@@ -195,6 +197,7 @@ pub(crate) fn conv_bn(
     pad: usize,
     residual: Option<&[f32]>,
     relu: bool,
+    compute: Compute,
 ) -> Option<Act> {
     if f.c != x.c || stride == 0 || x.h + 2 * pad < f.kh || x.w + 2 * pad < f.kw {
         return None;
@@ -220,10 +223,10 @@ pub(crate) fn conv_bn(
     let mut out = buffer(rows * f.o);
     let spare: &mut [MaybeUninit<f32>] = &mut out.spare_capacity_mut()[..rows * f.o];
     let ok = if f.kh == 1 && f.kw == 1 && stride == 1 && pad == 0 {
-        sgemm_nt_uninit(rows, f.o, k, &x.data, &f.w, spare, &epi)
+        sgemm_nt_uninit_compute(compute, rows, f.o, k, &x.data, &f.w, spare, &epi)
     } else {
         let src = Patches { x: &x.data, g };
-        sgemm_rows_uninit(rows, f.o, k, &src, &f.w, spare, &epi)
+        sgemm_rows_uninit_compute(compute, rows, f.o, k, &src, &f.w, spare, &epi)
     };
     if !ok {
         return None;
@@ -340,7 +343,7 @@ pub fn conv_vs_sgemm(
     for r in 0..=repeats {
         let t = std::time::Instant::now();
         // The output goes back to the pool, as in the forward.
-        std::hint::black_box(conv_bn(&x, &f, stride, k / 2, None, true)?).recycle();
+        std::hint::black_box(conv_bn(&x, &f, stride, k / 2, None, true, Compute::F32)?).recycle();
         let dc = t.elapsed().as_secs_f64();
         let t = std::time::Instant::now();
         crate::sgemm::sgemm_nt(rows, o, kk, &a, &f.w, &mut out, &epi).then_some(())?;
@@ -461,6 +464,7 @@ mod tests {
                     pad,
                     residual.map(|_| res_nhwc.as_slice()),
                     relu,
+                    Compute::F32,
                 )
                 .expect("fast path taken");
                 assert_eq!((got.n, got.h, got.w, got.c), (n, oh, oh, o), "case {i}");
@@ -499,8 +503,8 @@ mod tests {
                 .build()
                 .unwrap();
             pool.install(|| {
-                let y = conv_bn(&xa, &f, 1, 1, None, true).unwrap();
-                let y = conv_bn(&y, &f1, 1, 0, Some(&y.data), true).unwrap();
+                let y = conv_bn(&xa, &f, 1, 1, None, true, Compute::F32).unwrap();
+                let y = conv_bn(&y, &f1, 1, 0, Some(&y.data), true, Compute::F32).unwrap();
                 let y = max_pool_3x3_s2(&y);
                 let mut v = y.data.clone();
                 v.extend(head(&y, &fc, &values(10, 9)).unwrap());

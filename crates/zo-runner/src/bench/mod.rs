@@ -264,10 +264,6 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
     anyhow::ensure!(args.repeats >= 1, "--repeats must be at least 1");
     if let Some(preset) = resnet::preset(&args.model) {
         anyhow::ensure!(!args.child, "--child is for OPT models");
-        anyhow::ensure!(
-            args.compute == crate::settings::ComputeSetting::F32,
-            "--compute bf16 is for OPT models (the ResNet forward computes in f32)"
-        );
         let mut ctx = Ctx {
             model: args.model.clone(),
             batch: args.batch.unwrap_or(128),
@@ -275,7 +271,7 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
             repeats: args.repeats,
             warmup: args.warmup,
             seed: args.seed,
-            kernel: format!("{:?}", zo_models::sgemm::Isa::best()),
+            kernel: format!("{:?}", args.compute.kernel().isa()),
             quiet,
             out,
             lines: Vec::new(),
@@ -290,7 +286,14 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
             args.fma_peak.is_none_or(|p| p > 0.0 && p.is_finite()),
             "--fma-peak must be a positive number of GFLOP/s"
         );
-        resnet::run(&mut ctx, preset, args.figure, &classes, args.fma_peak)?;
+        resnet::run(
+            &mut ctx,
+            preset,
+            args.figure,
+            &classes,
+            args.fma_peak,
+            args.compute.kernel(),
+        )?;
         probe_line(&mut ctx, "after")?;
         if let Some(path) = &args.json {
             write_atomically(path, &ctx.lines)?;

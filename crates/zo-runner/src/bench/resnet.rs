@@ -63,6 +63,7 @@ pub fn run(
     figure: Figure,
     classes: &[usize],
     fma_peak: Option<f64>,
+    compute: zo_models::sgemm::Compute,
 ) -> Result<()> {
     let (b1, b2) = match figure {
         Figure::B1 => (true, false),
@@ -81,7 +82,8 @@ pub fn run(
         None => (fma_peak_gflops(), "measured"),
     };
     for &c in classes {
-        let model = ResNet::preset(preset, c, ctx.seed, DType::F32, &Device::Cpu)?;
+        let mut model = ResNet::preset(preset, c, ctx.seed, DType::F32, &Device::Cpu)?;
+        model.set_compute(compute);
         let flops = model.config().forward_flops(ctx.batch, SIDE, SIDE);
         let (images, labels) = inputs(ctx.batch, c, ctx.seed);
         // GFLOP/s and fraction of the peak of one forward taking `seconds`.

@@ -153,9 +153,33 @@ fn tiny_resnet_figures_emit_well_formed_json_lines() {
         out: &mut buf,
         lines: Vec::new(),
     };
-    resnet::run(&mut ctx, preset, Figure::All, &[10, 100], None).unwrap();
-    assert!(resnet::run(&mut ctx, preset, Figure::B3, &[10], None).is_err());
-    assert!(resnet::run(&mut ctx, preset, Figure::B1, &[1], None).is_err());
+    resnet::run(
+        &mut ctx,
+        preset,
+        Figure::All,
+        &[10, 100],
+        None,
+        zo_models::sgemm::Compute::F32,
+    )
+    .unwrap();
+    assert!(resnet::run(
+        &mut ctx,
+        preset,
+        Figure::B3,
+        &[10],
+        None,
+        zo_models::sgemm::Compute::F32
+    )
+    .is_err());
+    assert!(resnet::run(
+        &mut ctx,
+        preset,
+        Figure::B1,
+        &[1],
+        None,
+        zo_models::sgemm::Compute::F32
+    )
+    .is_err());
     let all = parse_lines(buf);
     let names: Vec<String> = all.iter().map(figure).collect();
     assert_eq!(names, ["B1", "B2", "B2", "B1", "B2", "B2"]);

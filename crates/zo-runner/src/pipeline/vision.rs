@@ -38,9 +38,21 @@ pub fn load_resnet(
     weights: Option<&Path>,
 ) -> Result<ResNet> {
     let (classes, seed, dtype) = (task.num_classes(), m.init_seed, m.dtype.candle());
-    if let Some(dir) = weights {
-        return Ok(ResNet::from_path(dir, classes, seed, dtype, dev)?);
-    }
+    let mut model = match weights {
+        Some(dir) => ResNet::from_path(dir, classes, seed, dtype, dev)?,
+        None => locate_resnet(m, classes, seed, dtype, dev)?,
+    };
+    model.set_compute(m.compute.kernel_for_this_cpu());
+    Ok(model)
+}
+
+fn locate_resnet(
+    m: &ModelSettings,
+    classes: usize,
+    seed: u64,
+    dtype: candle_core::DType,
+    dev: &Device,
+) -> Result<ResNet> {
     Ok(match locate(&m.source) {
         ModelLocation::Builtin(name) => {
             let preset: ResNetPreset = name

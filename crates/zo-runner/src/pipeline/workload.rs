@@ -44,15 +44,7 @@ fn load_text_model(s: &Settings, weights: Option<&Path>) -> Result<(OptModel, To
         Some(dir) => format!("{}: cannot load", dir.display()),
         None => format!("model.source `{}`: cannot load", s.model.source),
     })?;
-    let compute = s.model.compute.kernel();
-    if compute == zo_models::sgemm::Compute::Bf16
-        && compute.isa() != Some(zo_models::sgemm::Isa::Avx512Bf16)
-    {
-        tracing::warn!(
-            "model.compute = \"bf16\": this CPU has no AVX512-BF16; the products run in f32"
-        );
-    }
-    model.set_compute(compute);
+    model.set_compute(s.model.compute.kernel_for_this_cpu());
     let tok = load_tokenizer(&s.model)?;
     anyhow::ensure!(
         tok.vocab_size() <= model.config().vocab_size,
