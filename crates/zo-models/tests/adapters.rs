@@ -184,3 +184,53 @@ fn trainable_patterns_select_by_substring_or_glob() {
     let e = m.with_trainable(&["lm_head".into()]).unwrap_err();
     assert!(e.to_string().contains("`lm_head`"), "{e}");
 }
+
+/// MeZO's `LoRA(model, r=8, alpha=16)` on opt-125m shapes, recorded by
+/// `fixtures/make_mezo_lora_vectors.py` from MeZO's `large_models/lora.py`: the same trainable
+/// tensors (MeZO's `nn.Parameter` names + `.weight`, PEFT's module form), shapes, scaling and
+/// initialisation range.
+#[test]
+fn lora_matches_mezo_vectors() {
+    let v: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/mezo_lora_vectors.json")).unwrap();
+    let c = Config::preset(Preset::Opt125m);
+    assert_eq!(v["config"]["hidden_size"], c.hidden_size);
+    assert_eq!(v["config"]["num_hidden_layers"], c.num_hidden_layers);
+    let spec = LoraSpec::default();
+    assert_eq!(v["r"], spec.r);
+    assert_eq!(v["scaling"].as_f64().unwrap(), spec.scaling());
+    let mezo: Vec<(String, Vec<usize>)> = v["trainable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                format!("{}.weight", e[0].as_str().unwrap()),
+                e[1].as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_u64().unwrap() as usize)
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(spec.expected_params(&c), mezo);
+    assert_eq!(v["b_all_zero"], true);
+    // Ours: A within MeZO's kaiming-uniform(a=√5) bound 1/√in, B zero (one layer suffices).
+    let small = LoraSpec {
+        targets: vec!["q_proj".into()],
+        ..LoraSpec::default()
+    };
+    let mut c1 = c.clone();
+    c1.num_hidden_layers = 1;
+    let set = small.init(&c1, 42, DType::F32, &Device::Cpu).unwrap();
+    let bound = v["a_bound"].as_f64().unwrap() as f32;
+    let a: Vec<f32> = set.tensors()[0].flatten_all().unwrap().to_vec1().unwrap();
+    let max = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+    assert!(
+        max <= bound && max > 0.9 * bound,
+        "max |A| {max}, bound {bound}"
+    );
+    let b: Vec<f32> = set.tensors()[1].flatten_all().unwrap().to_vec1().unwrap();
+    assert!(b.iter().all(|&x| x == 0.0));
+}

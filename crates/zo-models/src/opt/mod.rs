@@ -1,6 +1,7 @@
 //! The OPT decoder (facebook/opt-*), ported from transformers' `modeling_opt.py`.
 
 pub mod adapter;
+mod adapter_io;
 pub mod builtin;
 pub mod config;
 pub mod init;
