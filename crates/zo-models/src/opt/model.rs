@@ -24,8 +24,8 @@ use crate::{Error, Result};
 pub struct OptModel {
     cfg: Config,
     /// Every base tensor (Hugging Face names).
-    params: ParamSet,
-    /// What an optimizer perturbs and updates: `params` (full fine-tuning), a subset of it
+    base: ParamSet,
+    /// What an optimizer perturbs and updates: `base` (full fine-tuning), a subset of it
     /// ([`Self::with_trainable`]), or the tensors of a LoRA adapter ([`Self::with_lora`]).
     trainable: ParamSet,
     lora: Option<LoraSpec>,
@@ -175,7 +175,7 @@ impl OptModel {
             layers,
             cfg,
             trainable: params.clone(),
-            params,
+            base: params,
             lora: None,
             dtype,
             device,
@@ -233,14 +233,14 @@ impl OptModel {
             return Err(Error::Input("the trainable pattern list is empty".into()));
         }
         for p in patterns {
-            if !self.params.names().iter().any(|n| name_matches(p, n)) {
+            if !self.base.names().iter().any(|n| name_matches(p, n)) {
                 return Err(Error::Input(format!(
                     "trainable pattern `{p}` matches no tensor of the model"
                 )));
             }
         }
         self.trainable = self
-            .params
+            .base
             .select(|n| patterns.iter().any(|p| name_matches(p, n)));
         Ok(self)
     }
@@ -252,15 +252,15 @@ impl OptModel {
 
     /// Every base tensor (with an adapter these are not [`Self::params`]).
     pub fn base_params(&self) -> &ParamSet {
-        &self.params
+        &self.base
     }
 
     /// A new model whose weights are `W + (α/r)·B A` for every adapted module (in f32, then
     /// the model's dtype), without an adapter: what `zo merge` saves. Without an adapter, a deep
     /// copy.
     pub fn merged(&self) -> Result<Self> {
-        let mut items = Vec::with_capacity(self.params.len());
-        for (_, name, t) in self.params.iter() {
+        let mut items = Vec::with_capacity(self.base.len());
+        for (_, name, t) in self.base.iter() {
             let mut t = t.copy()?;
             if let Some(spec) = &self.lora {
                 if let Some(m) = name.strip_suffix(".weight") {
