@@ -1,5 +1,6 @@
 //! End-to-end tests of the `zo` binary: each runs the real executable on tiny inputs.
 
+mod adapters;
 mod bad_input;
 mod common;
 mod durability;

@@ -46,6 +46,8 @@ pub enum Command {
     Reproduce(ReproduceArgs),
     /// Cost-ratio tables (markdown + CSV) and loss plots (SVG + PNG) from run directories.
     Report(ReportArgs),
+    /// Fold a LoRA adapter into its base model: a full Hugging Face checkpoint.
+    Merge(MergeArgs),
     /// Speed and memory figures (B1-B5 of docs/PERFORMANCE.md) on a random OPT, as JSON lines.
     Bench(crate::bench::BenchArgs),
 }
@@ -225,6 +227,10 @@ pub struct EvalArgs {
     /// Task (sst2, rte, copa, record, squad, drop).
     #[arg(long)]
     pub task: Option<String>,
+    /// A LoRA adapter directory (PEFT's layout: adapter_config.json + adapter_model.safetensors)
+    /// applied to the model (--model, or the run's model.source).
+    #[arg(long, value_name = "DIR")]
+    pub adapter: Option<PathBuf>,
     /// Data: hub, builtin:quickstart, or a local directory.
     #[arg(long)]
     pub data: Option<String>,
@@ -265,6 +271,20 @@ impl EvalSplit {
             (Self::Both, _) | (Self::Test, "test") | (Self::Dev, "dev")
         )
     }
+}
+
+/// `zo merge`.
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The base model: directory, hub id[@revision] or builtin:….
+    #[arg(value_name = "BASE")]
+    pub base: String,
+    /// The adapter directory (adapter_config.json + adapter_model.safetensors).
+    #[arg(value_name = "ADAPTER")]
+    pub adapter: PathBuf,
+    /// Where to write the merged model (config.json, model.safetensors, tokenizer).
+    #[arg(value_name = "OUT")]
+    pub out: PathBuf,
 }
 
 /// `zo replay`.

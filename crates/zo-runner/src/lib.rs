@@ -6,6 +6,7 @@
 //! outside the binary: [`fuzzing`] holds one entry point per input format, shared by the
 //! fuzz targets in `fuzz/` and the corpus replay test.
 
+mod adapters;
 mod bench;
 mod cli;
 mod commands;

@@ -12,6 +12,7 @@ use zo_core::optim::OptimizerConfig;
 use zo_core::Schedule;
 use zo_tasks::{AnyTask, Objective, Task};
 
+pub use crate::adapters::AdapterSettings;
 use crate::layers;
 
 /// The built-in defaults (MeZO's protocol with AS2P; see the file for the why of each value).
@@ -26,6 +27,8 @@ pub struct Settings {
     pub task: TaskSettings,
     pub optimizer: OptimizerConfig,
     pub train: TrainSettings,
+    #[serde(default, skip_serializing_if = "AdapterSettings::is_default")]
+    pub adapter: AdapterSettings,
     #[serde(default, skip_serializing_if = "ReportSettings::is_empty")]
     pub report: ReportSettings,
 }
@@ -276,6 +279,10 @@ pub struct TrainSettings {
     /// Run directory (empty: runs/<task>-<method>-s<seed>).
     #[serde(default)]
     pub out: PathBuf,
+    /// Train only the base tensors matching one of these name patterns (a pattern with `*` or
+    /// `?` is a glob over the whole name, any other a substring); empty: every tensor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trainable: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -350,6 +357,11 @@ impl Settings {
         }
         if self.train.steps == 0 && self.train.max_queries == 0 {
             bail!("config: key `train.steps`: set train.steps or train.max_queries above 0");
+        }
+        self.adapter
+            .validate(&self.train.trainable, self.model.kind == ModelKind::Opt)?;
+        if !self.train.trainable.is_empty() && self.model.kind != ModelKind::Opt {
+            bail!("config: key `train.trainable`: tensor subsets apply to OPT models only");
         }
         match (self.model.kind, self.task.name) {
             (ModelKind::Opt, AnyTask::Text(_)) | (ModelKind::Resnet, AnyTask::Image(_)) => {}

@@ -88,6 +88,16 @@ pub(crate) fn normal_vec(seed: u64, name: &str, n: usize, std: f64) -> Vec<f32> 
     out
 }
 
+/// `n` uniforms `u(i) = (a + 1)/2⁵³` in (0, 1] of the stream of `name` (the first uniform of
+/// normal number `i`, see [`uniform_bits`]).
+pub(crate) fn uniform_vec(seed: u64, name: &str, n: usize) -> Vec<f64> {
+    let k = key(seed, name);
+    let scale = 1.0 / (1u64 << 53) as f64;
+    (0..n as u64)
+        .map(|i| (uniform_bits(k, i).0 as f64 + 1.0) * scale)
+        .collect()
+}
+
 /// The `init_std` of config.json (transformers' default 0.02).
 pub fn init_std(cfg: &Config) -> f64 {
     cfg.extra

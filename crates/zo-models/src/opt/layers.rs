@@ -31,6 +31,16 @@ pub struct Linear {
     bias: Option<Tensor>,
     /// The arithmetic of the CPU product (f32, or bf16 inputs where the CPU has AVX512-BF16).
     compute: Compute,
+    lora: Option<Lora>,
+}
+
+/// A LoRA adapter on a [`Linear`]: `(α/r)·(x Aᵀ) Bᵀ` added to its output
+/// (see [`super::adapter`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Lora {
+    pub(crate) a: Tensor,
+    pub(crate) b: Tensor,
+    pub(crate) scaling: f64,
 }
 
 impl Linear {
@@ -43,11 +53,17 @@ impl Linear {
                 None
             },
             compute: Compute::F32,
+            lora: None,
         })
     }
 
     pub(crate) fn set_compute(&mut self, compute: Compute) {
         self.compute = compute;
+    }
+
+    /// Attaches (or replaces) a LoRA adapter.
+    pub(crate) fn set_lora(&mut self, lora: Lora) {
+        self.lora = Some(lora);
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -63,6 +79,23 @@ impl Linear {
         scale: f64,
         epilogue: Epilogue<'_>,
     ) -> Result<Tensor> {
+        if let Some(l) = &self.lora {
+            // The frozen product first (fused scale, no epilogue), then the low-rank term under
+            // the same scale, then the epilogue on the sum: scale·(xWᵀ + b + (α/r)·xAᵀBᵀ).
+            let y = self.base_forward(x, scale, Epilogue::None)?;
+            let d = x.matmul(&l.a.t()?)?.matmul(&l.b.t()?)?;
+            let y = (y + (d * (scale * l.scaling))?)?;
+            return Ok(match epilogue {
+                Epilogue::None => y,
+                Epilogue::Relu => y.relu()?,
+                Epilogue::Residual(r) => (r + y)?,
+            });
+        }
+        self.base_forward(x, scale, epilogue)
+    }
+
+    /// [`Self::forward_fused`] of the frozen weight and bias alone.
+    fn base_forward(&self, x: &Tensor, scale: f64, epilogue: Epilogue<'_>) -> Result<Tensor> {
         let bias = self.bias.as_ref();
         if let Some(y) =
             crate::cpu::linear(x, &self.weight, bias, scale as f32, epilogue, self.compute)?
@@ -426,6 +459,19 @@ impl DecoderLayer {
 }
 
 impl DecoderLayer {
+    /// The linear module `name` (one of [`super::adapter::LORA_MODULES`]).
+    pub(crate) fn linear_mut(&mut self, name: &str) -> Option<&mut Linear> {
+        Some(match name {
+            "q_proj" => &mut self.self_attn.q_proj,
+            "k_proj" => &mut self.self_attn.k_proj,
+            "v_proj" => &mut self.self_attn.v_proj,
+            "out_proj" => &mut self.self_attn.out_proj,
+            "fc1" => &mut self.fc1,
+            "fc2" => &mut self.fc2,
+            _ => return None,
+        })
+    }
+
     /// The layer's output at `rows` only (see [`Attention::forward_rows`]): the LayerNorm
     /// feeding keys/values runs on every position, the rest (queries, out_proj, MLP) on `n`
     /// rows. Returns `[n, h]`.

@@ -1,5 +1,7 @@
 //! The OPT decoder (facebook/opt-*), ported from transformers' `modeling_opt.py`.
 
+pub mod adapter;
+mod adapter_io;
 pub mod builtin;
 pub mod config;
 pub mod init;
@@ -8,6 +10,7 @@ pub mod load;
 pub mod model;
 pub mod save;
 
+pub use adapter::LoraSpec;
 pub use builtin::Builtin;
 pub use config::{Config, Preset};
 pub use model::{KvCache, OptModel};

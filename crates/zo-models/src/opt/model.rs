@@ -13,9 +13,10 @@
 use candle_core::{DType, Device, Tensor};
 use zo_core::ParamSet;
 
+use super::adapter::LoraSpec;
 use super::config::{Config, POSITION_OFFSET};
 use super::init::random_params;
-use super::layers::{param, DecoderLayer, LayerCache, LayerNorm, Linear};
+use super::layers::{param, DecoderLayer, LayerCache, LayerNorm, Linear, Lora};
 use crate::sgemm::Compute;
 use crate::{Error, Result};
 
@@ -23,7 +24,12 @@ use crate::{Error, Result};
 #[derive(Clone, Debug)]
 pub struct OptModel {
     cfg: Config,
-    params: ParamSet,
+    /// Every base tensor (Hugging Face names).
+    base: ParamSet,
+    /// What an optimizer perturbs and updates: `base` (full fine-tuning), a subset of it
+    /// ([`Self::with_trainable`]), or the tensors of a LoRA adapter ([`Self::with_lora`]).
+    trainable: ParamSet,
+    lora: Option<LoraSpec>,
     dtype: DType,
     device: Device,
     embed_tokens: Tensor,
@@ -170,7 +176,9 @@ impl OptModel {
             final_layer_norm,
             layers,
             cfg,
-            params,
+            trainable: params.clone(),
+            base: params,
+            lora: None,
             dtype,
             device,
             compute: Compute::F32,
@@ -201,6 +209,103 @@ impl OptModel {
         self.compute
     }
 
+    /// This model with a LoRA adapter on `spec.targets` of every layer: the forward adds
+    /// `(α/r)·(x Aᵀ) Bᵀ` to each target's output, and [`Self::params`] becomes `adapter` alone
+    /// (the base tensors are never perturbed or written). `adapter` must hold exactly
+    /// [`LoraSpec::expected_params`], in the model's dtype and on its device.
+    pub fn with_lora(mut self, spec: &LoraSpec, adapter: ParamSet) -> Result<Self> {
+        spec.validate()?;
+        if self.lora.is_some() {
+            return Err(Error::Input(
+                "the model already carries a LoRA adapter".into(),
+            ));
+        }
+        spec.check(&self.cfg, &adapter, std::path::Path::new("<adapter>"))?;
+        if adapter.dtype() != Some(self.dtype) {
+            return Err(Error::Input(format!(
+                "the adapter's dtype {:?} differs from the model's {:?}",
+                adapter.dtype(),
+                self.dtype
+            )));
+        }
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            for t in &spec.targets {
+                let m = LoraSpec::module_path(i, t);
+                let lin = layer
+                    .linear_mut(t)
+                    .ok_or_else(|| Error::Input(format!("no linear module `{t}`")))?;
+                lin.set_lora(Lora {
+                    a: param(&adapter, &format!("{m}.lora_A.weight"))?,
+                    b: param(&adapter, &format!("{m}.lora_B.weight"))?,
+                    scaling: spec.scaling(),
+                });
+            }
+        }
+        self.trainable = adapter;
+        self.lora = Some(spec.clone());
+        Ok(self)
+    }
+
+    /// Restricts [`Self::params`] to the base tensors whose names match one of `patterns`: a
+    /// pattern holding `*` or `?` is a glob over the whole name, any other a substring (MeZO
+    /// selects by substring, e.g. `"lora" in n`). A pattern that matches no tensor is an error
+    /// naming it.
+    pub fn with_trainable(mut self, patterns: &[String]) -> Result<Self> {
+        if self.lora.is_some() {
+            return Err(Error::Input(
+                "a trainable subset cannot be combined with a LoRA adapter".into(),
+            ));
+        }
+        if patterns.is_empty() {
+            return Err(Error::Input("the trainable pattern list is empty".into()));
+        }
+        for p in patterns {
+            if !self.base.names().iter().any(|n| name_matches(p, n)) {
+                return Err(Error::Input(format!(
+                    "trainable pattern `{p}` matches no tensor of the model"
+                )));
+            }
+        }
+        self.trainable = self
+            .base
+            .select(|n| patterns.iter().any(|p| name_matches(p, n)));
+        Ok(self)
+    }
+
+    /// The LoRA adapter's hyper-parameters, when the model carries one.
+    pub fn lora(&self) -> Option<&LoraSpec> {
+        self.lora.as_ref()
+    }
+
+    /// Every base tensor (with an adapter these are not [`Self::params`]).
+    pub fn base_params(&self) -> &ParamSet {
+        &self.base
+    }
+
+    /// A new model whose weights are `W + (α/r)·B A` for every adapted module (in f32, then
+    /// the model's dtype), without an adapter: what `zo merge` saves. Without an adapter, a deep
+    /// copy.
+    pub fn merged(&self) -> Result<Self> {
+        let mut items = Vec::with_capacity(self.base.len());
+        for (_, name, t) in self.base.iter() {
+            let mut t = t.copy()?;
+            if let Some(spec) = &self.lora {
+                if let Some(m) = name.strip_suffix(".weight") {
+                    if let (Some(a), Some(b)) = (
+                        self.trainable.get(&format!("{m}.lora_A.weight")),
+                        self.trainable.get(&format!("{m}.lora_B.weight")),
+                    ) {
+                        let d = b.to_dtype(DType::F32)?.matmul(&a.to_dtype(DType::F32)?)?;
+                        t = (t.to_dtype(DType::F32)? + (d * spec.scaling())?)?
+                            .to_dtype(self.dtype)?;
+                    }
+                }
+            }
+            items.push((name.to_string(), t));
+        }
+        Self::new(self.cfg.clone(), ParamSet::new(items)?)
+    }
+
     /// A model with deterministic random weights (see [`super::init`] for the generator and
     /// the distribution): the same `(cfg, seed)` gives the same weights on every machine,
     /// thread count and device.
@@ -213,9 +318,10 @@ impl OptModel {
         &self.cfg
     }
 
-    /// The trainable parameters, sharing storage with the model.
+    /// The trainable parameters, sharing storage with the model: every base tensor unless
+    /// [`Self::with_trainable`] or [`Self::with_lora`] chose otherwise.
     pub fn params(&self) -> &ParamSet {
-        &self.params
+        &self.trainable
     }
 
     pub fn dtype(&self) -> DType {
@@ -496,4 +602,21 @@ impl OptModel {
             .logits_from_hidden(&h)?
             .reshape((batch, seq, self.cfg.vocab_size))?)
     }
+}
+
+/// `pattern` against a tensor name: a glob (`*` any run, `?` one character) over the whole name
+/// when it holds `*` or `?`, else a substring.
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return name.contains(pattern);
+    }
+    fn glob(p: &[u8], n: &[u8]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some((b'*', rest)) => (0..=n.len()).any(|k| glob(rest, &n[k..])),
+            Some((b'?', rest)) => !n.is_empty() && glob(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && glob(rest, &n[1..]),
+        }
+    }
+    glob(pattern.as_bytes(), name.as_bytes())
 }

@@ -193,6 +193,20 @@ const OPT_SPECIAL_TOKENS_MAP: &str = r#"{
 }
 "#;
 
+/// Writes `(name, tensor)` pairs, cast to `dtype`, into one safetensors file atomically.
+pub(crate) fn write_tensors(path: &Path, named: &[(String, Tensor)], dtype: DType) -> Result<()> {
+    let bytes: Vec<Bytes> = named
+        .iter()
+        .map(|(_, t)| to_bytes(t, dtype))
+        .collect::<Result<_>>()?;
+    let pairs: Vec<(&str, &Bytes)> = named
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .zip(bytes.iter())
+        .collect();
+    write_safetensors(path, &pairs)
+}
+
 impl OptModel {
     /// Saves to `dir` (created if needed) in `save_pretrained`'s layout; see the module docs.
     pub fn save_pretrained(
@@ -203,7 +217,7 @@ impl OptModel {
     ) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let dtype = opts.dtype.unwrap_or(self.dtype());
-        let params = self.params();
+        let params = self.base_params();
         let bytes: Vec<Bytes> = params
             .tensors()
             .iter()

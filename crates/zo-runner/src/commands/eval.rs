@@ -35,6 +35,9 @@ fn settings(a: &EvalArgs) -> Result<(Settings, Option<PathBuf>)> {
             toml::Value::String(m.display().to_string())
         ));
     }
+    if a.adapter.is_some() {
+        sets.push("adapter.kind = \"lora\"".to_string());
+    }
     if let Some(t) = &a.task {
         sets.push(format!("task.name = {}", toml::Value::String(t.clone())));
     }
@@ -63,7 +66,19 @@ fn settings(a: &EvalArgs) -> Result<(Settings, Option<PathBuf>)> {
 
 pub fn run(_g: &Global, a: &EvalArgs) -> CmdResult {
     let (s, weights) = settings(a).map_err(usage)?;
-    let weights = weights.filter(|_| a.model.is_none());
+    let weights = match &a.adapter {
+        // The adapter's tensors are read from its directory, the base from model.source.
+        Some(dir) => {
+            if !crate::adapters::is_adapter_dir(dir) {
+                return Err(usage(anyhow::anyhow!(
+                    "--adapter {}: no adapter_config.json there",
+                    dir.display()
+                )));
+            }
+            Some(dir.clone())
+        }
+        None => weights.filter(|_| a.model.is_none()),
+    };
     let work = match a.demos {
         Some(_) if a.split == EvalSplit::Dev => {
             return Err(usage(anyhow::anyhow!(

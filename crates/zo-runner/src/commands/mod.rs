@@ -1,6 +1,7 @@
 //! One file per subcommand; `dispatch` maps errors to exit codes.
 
 mod eval;
+mod merge;
 mod prompts;
 mod quickstart;
 mod replay;
@@ -15,6 +16,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
     match cli.command {
         Some(Command::Report(a)) => report::run(&a),
         Some(Command::Eval(a)) => eval::run(&cli.global, &a),
+        Some(Command::Merge(a)) => merge::run(&cli.global, &a),
         Some(Command::Replay(a)) => replay::run(&cli.global, &a),
         Some(Command::Reproduce(a)) => reproduce::run(&cli.global, &a),
         Some(Command::Prompts(a)) => prompts::run(&cli.global, &a),

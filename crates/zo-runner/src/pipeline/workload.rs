@@ -40,10 +40,20 @@ pub enum ModelRef<'a> {
 
 fn load_text_model(s: &Settings, weights: Option<&Path>) -> Result<(OptModel, Tokenizer)> {
     let dev = s.model.device.open()?;
-    let mut model = load_opt(&s.model, &dev, weights).with_context(|| match weights {
+    // An adapter run's saved directories hold the adapter only: the base is `model.source`.
+    let adapter_dir = weights.filter(|d| crate::adapters::is_adapter_dir(d));
+    let full = if adapter_dir.is_some() { None } else { weights };
+    let model = load_opt(&s.model, &dev, full).with_context(|| match weights {
         Some(dir) => format!("{}: cannot load", dir.display()),
         None => format!("model.source `{}`: cannot load", s.model.source),
     })?;
+    let mut model = crate::adapters::apply(
+        model,
+        &s.adapter,
+        &s.train.trainable,
+        s.train.seed,
+        adapter_dir,
+    )?;
     model.set_compute(s.model.compute.kernel_for_this_cpu());
     let tok = load_tokenizer(&s.model)?;
     anyhow::ensure!(
@@ -119,6 +129,8 @@ impl<'a> ModelRef<'a> {
     fn save_into(self, tmp: &Path, dir: &Path, extra: Option<(&str, &[u8])>) -> Result<()> {
         let _ = std::fs::remove_dir_all(tmp);
         match self {
+            // An adapter is saved alone, in PEFT's layout; the base is never written.
+            ModelRef::Opt(m, _) if m.lora().is_some() => m.save_adapter(tmp, ""),
             ModelRef::Opt(m, tok) => m.save_pretrained(tmp, Some(tok), &SaveOptions::default()),
             ModelRef::ResNet(m) => m.save(tmp),
         }
