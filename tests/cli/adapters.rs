@@ -163,3 +163,31 @@ fn trainable_subset_trains_and_bad_settings_are_named() {
     assert_code(&o, 2);
     assert!(crate::common::stderr(&o).contains("adapter.lora_targets"));
 }
+
+/// A LoRA run killed mid-way (SIGKILL) and resumed from its checkpoint ends with the adapter
+/// of the uninterrupted run, byte for byte.
+#[test]
+fn a_killed_lora_run_resumes_to_the_uninterrupted_adapter() {
+    let d = tempfile::tempdir().unwrap();
+    let settings = [
+        "adapter.kind=\"lora\"",
+        "optimizer.lr=1e-2",
+        "train.checkpoint_every=5",
+    ];
+    let full = quick(60, "full", &settings);
+    assert_code(&run(d.path(), &full), 0);
+    // The same arguments without `--out full` (kill_and_resume adds its own).
+    let mut cut = quick(60, "unused", &settings);
+    let at = cut.iter().position(|a| a == "--out").unwrap();
+    cut.drain(at..at + 2);
+    let o = crate::common::kill_and_resume(d.path(), &cut, "cut", 15);
+    assert_code(&o, 0);
+    let file = "final/adapter_model.safetensors";
+    let a = fs::read(d.path().join("full").join(file)).unwrap();
+    let b = fs::read(d.path().join("cut").join(file)).unwrap();
+    assert!(
+        a == b,
+        "the resumed adapter differs from the uninterrupted run's"
+    );
+    assert!(!d.path().join("cut/final/model.safetensors").exists());
+}
