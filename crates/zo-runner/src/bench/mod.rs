@@ -97,6 +97,10 @@ pub struct BenchArgs {
     /// accumulation, where the CPU has AVX512-BF16; f32 elsewhere). B1, B2, B3 and B5.
     #[arg(long, value_enum, default_value = "f32")]
     pub compute: crate::settings::ComputeSetting,
+    /// B1/B2/B4/B5 with a LoRA adapter (MeZO's defaults: r 8, α 16 on q_proj and v_proj): the
+    /// steps perturb and update the adapter only.
+    #[arg(long)]
+    pub lora: bool,
     /// Internal: run as B4's child process (report this process's peak RSS).
     #[arg(long, hide = true)]
     pub child: bool,
@@ -154,6 +158,19 @@ pub fn load_model(spec: &ModelSpec, seed: u64) -> Result<OptModel> {
         ModelSpec::Dir(d) => OptModel::from_dir(d, dtype, &dev)
             .with_context(|| format!("loading the model in {}", d.display()))?,
     })
+}
+
+/// The model with MeZO's default LoRA adapter when `--lora` is given (freshly initialised from
+/// `--seed`), else as it is.
+pub fn with_lora(model: OptModel, args: &BenchArgs) -> Result<OptModel> {
+    if !args.lora {
+        return Ok(model);
+    }
+    let a = crate::adapters::AdapterSettings {
+        kind: crate::adapters::AdapterKind::Lora,
+        ..Default::default()
+    };
+    crate::adapters::apply(model, &a, &[], args.seed, None)
 }
 
 /// Settings shared by the figures, and where their lines go.
@@ -358,7 +375,7 @@ fn run_figures(
         .iter()
         .any(|f| matches!(f, Figure::B1 | Figure::B2 | Figure::B3 | Figure::B5));
     let model = if needs_model {
-        let mut m = load_model(spec, args.seed)?;
+        let mut m = with_lora(load_model(spec, args.seed)?, args)?;
         m.set_compute(args.compute.kernel());
         Some(m)
     } else {

@@ -37,7 +37,7 @@ pub struct ChildReport {
 /// The child's side: load, step, report. Printed as one JSON line on stdout.
 pub fn child(args: &BenchArgs, kind: LossKind) -> Result<()> {
     let (_, rss_start) = self_rss_kib().context("reading /proc/self/status")?;
-    let model = load_model(&args.model.parse()?, args.seed)?;
+    let model = super::with_lora(load_model(&args.model.parse()?, args.seed)?, args)?;
     let t = args.seq.first().copied().unwrap_or(64);
     let inputs = Inputs::random(&model, args.batch.unwrap_or(16), t, args.seed)?;
     let (peak_build, rss_after_build) = self_rss_kib().context("reading /proc/self/status")?;
@@ -100,6 +100,9 @@ pub fn b4(ctx: &mut Ctx, args: &BenchArgs, kinds: &[LossKind]) -> Result<()> {
         if let Some(n) = args.threads {
             cmd.args(["--threads", &n.to_string()]);
         }
+        if args.lora {
+            cmd.arg("--lora");
+        }
         let out = cmd
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
@@ -113,6 +116,7 @@ pub fn b4(ctx: &mut Ctx, args: &BenchArgs, kinds: &[LossKind]) -> Result<()> {
         ctx.emit(json!({
             "figure": "B4",
             "method": Method::Ga,
+            "lora": args.lora,
             "loss": kind,
             "T": t,
             "peak_rss_gib": gib(r.peak_kib),

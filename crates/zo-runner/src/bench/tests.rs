@@ -25,6 +25,7 @@ fn args(figure: Figure) -> BenchArgs {
         loss: None,
         seed: 3,
         compute: crate::settings::ComputeSetting::F32,
+        lora: false,
         child: false,
     }
 }
@@ -213,4 +214,50 @@ fn classes_are_for_resnets_only() {
     let mut a = args(Figure::B1);
     a.fma_peak = Some(100.0);
     assert!(run_to(&a, true, &mut Vec::new()).is_err());
+}
+
+/// `--lora`: the steps run on MeZO's default adapter (the sweep of B3 covers the adapter's
+/// tensors only, far fewer bytes than the whole model's).
+#[test]
+fn lora_figures_sweep_the_adapter_only() {
+    let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let run = |lora: bool| {
+        let mut a = args(Figure::B3);
+        a.lora = lora;
+        let spec: ModelSpec = a.model.parse().unwrap();
+        let mut buf = Vec::new();
+        let mut ctx = Ctx {
+            model: spec.name(),
+            batch: 2,
+            seqs: a.seq.clone(),
+            repeats: 1,
+            warmup: 0,
+            seed: a.seed,
+            quiet: true,
+            kernel: "test".into(),
+            out: &mut buf,
+            lines: Vec::new(),
+        };
+        run_figures(
+            &mut ctx,
+            &a,
+            &spec,
+            &[Figure::B2, Figure::B3],
+            &[LossKind::Task],
+        )
+        .unwrap();
+        parse_lines(buf)
+    };
+    let bytes = |lines: &[Value]| -> f64 {
+        let b3 = lines.iter().find(|v| figure(v) == "B3").expect("a B3 line");
+        num(b3, "bytes")
+    };
+    let (full, lora) = (run(false), run(true));
+    assert!(lora.iter().any(|v| figure(v) == "B2"));
+    assert!(
+        bytes(&lora) * 10.0 < bytes(&full),
+        "{} vs {}",
+        bytes(&lora),
+        bytes(&full)
+    );
 }
