@@ -191,13 +191,19 @@ pub fn mean_option_logprobs_shared(
 /// (token-weighted, torch `CrossEntropyLoss(ignore_index=-100)` mean reduction). With
 /// [`Batch::full_lm`] this is transformers' causal LM loss.
 pub fn lm_loss(model: &OptModel, batch: &Batch) -> Result<f64> {
-    let (_, nll) = option_nll(model, batch)?;
+    let nll = option_token_nlls(model, batch)?;
     if nll.is_empty() {
         return Err(Error::Input(
             "lm_loss: the batch has no scored token".into(),
         ));
     }
     Ok(nll.iter().sum::<f64>() / nll.len() as f64)
+}
+
+/// The NLLs of the batch's scored option tokens, row after row: the terms [`lm_loss`] averages
+/// (an empty vector when no token is scored).
+pub fn option_token_nlls(model: &OptModel, batch: &Batch) -> Result<Vec<f64>> {
+    Ok(option_nll(model, batch)?.1)
 }
 
 /// The candidates of one example: batch rows `first .. first + count`, the right one at
@@ -217,6 +223,20 @@ pub fn classification_loss(
     batch: &Batch,
     groups: &[CandidateGroup],
 ) -> Result<f64> {
+    let losses = classification_losses(model, batch, groups)?;
+    let mut total = 0.0;
+    for l in &losses {
+        total += l;
+    }
+    Ok(total / groups.len() as f64)
+}
+
+/// The per-example terms [`classification_loss`] averages, one per group, in order.
+pub fn classification_losses(
+    model: &OptModel,
+    batch: &Batch,
+    groups: &[CandidateGroup],
+) -> Result<Vec<f64>> {
     if groups.is_empty() {
         return Err(Error::Input(
             "classification_loss: no candidate group".into(),
@@ -231,14 +251,15 @@ pub fn classification_loss(
         }
     }
     let scores = mean_option_logprobs(model, batch)?;
-    let mut total = 0.0;
-    for g in groups {
-        let s = &scores[g.first..g.first + g.count];
-        let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let lse = m + s.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
-        total += lse - s[g.correct];
-    }
-    Ok(total / groups.len() as f64)
+    Ok(groups
+        .iter()
+        .map(|g| {
+            let s = &scores[g.first..g.first + g.count];
+            let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + s.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+            lse - s[g.correct]
+        })
+        .collect())
 }
 
 /// Index of the first maximum (torch's `argmax` tie rule).
