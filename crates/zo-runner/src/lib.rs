@@ -9,6 +9,7 @@
 mod bench;
 mod cli;
 mod commands;
+pub mod dist;
 mod exit;
 pub mod fuzzing;
 mod layers;

@@ -68,11 +68,14 @@ pub enum ModelKind {
     Resnet,
 }
 
-/// Where the model runs: `cpu`, `cuda` / `cuda:N`, `metal`.
+/// Where the model runs: `cpu`, `cuda` / `cuda:N`, `metal`. Plain `cuda` is the GPU of the
+/// process's node-local rank under an MPI launcher (one rank per GPU), GPU 0 otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum DeviceSetting {
     Cpu,
+    /// `cuda`: the GPU of the node-local rank ([`crate::dist::local_cuda_ordinal`]).
+    CudaLocal,
     Cuda(usize),
     Metal,
 }
@@ -84,7 +87,7 @@ impl FromStr for DeviceSetting {
         match s {
             "cpu" => Ok(Self::Cpu),
             "metal" => Ok(Self::Metal),
-            "cuda" => Ok(Self::Cuda(0)),
+            "cuda" => Ok(Self::CudaLocal),
             _ => s
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
@@ -106,6 +109,7 @@ impl fmt::Display for DeviceSetting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Cpu => f.write_str("cpu"),
+            Self::CudaLocal => f.write_str("cuda"),
             Self::Cuda(n) => write!(f, "cuda:{n}"),
             Self::Metal => f.write_str("metal"),
         }
@@ -123,6 +127,11 @@ impl DeviceSetting {
     pub fn open(self) -> Result<candle_core::Device> {
         let dev = match self {
             Self::Cpu => Ok(candle_core::Device::Cpu),
+            Self::CudaLocal => {
+                candle_core::Device::new_cuda(crate::dist::local_cuda_ordinal(|k| {
+                    std::env::var(k).ok()
+                }))
+            }
             Self::Cuda(n) => candle_core::Device::new_cuda(n),
             Self::Metal => candle_core::Device::new_metal(0),
         };

@@ -18,8 +18,9 @@ use zo_tasks::{AnyTask, ImageSplits, TrainFeature};
 use super::data::{load_examples, prepare, TaskData};
 use super::evaluate::evaluate;
 use super::model::{load_opt, load_tokenizer};
-use super::objective::{batch_loss, dataset_loss};
+use super::objective::{dataset_loss, split_batch_loss};
 use super::vision;
+use crate::dist::World;
 use crate::rundir::write_atomic;
 use crate::settings::Settings;
 
@@ -198,12 +199,14 @@ impl Workload {
         }
     }
 
-    /// The training loss of the examples at `batch` (indices into the training set).
-    pub fn batch_loss(&self, batch: &[usize]) -> Result<f64> {
+    /// The training loss of the examples at `batch` (indices into the training set), the text
+    /// batch split over the ranks of `world` (the same bits as one process). An image batch is
+    /// computed whole on every rank (the image path is not split; exact, without a speed-up).
+    pub fn batch_loss(&self, batch: &[usize], world: &dyn World) -> Result<f64> {
         match self {
             Workload::Text { model, data, .. } => {
                 let feats: Vec<&TrainFeature> = batch.iter().map(|&i| &data.train[i]).collect();
-                batch_loss(model, &feats)
+                split_batch_loss(model, &feats, world)
             }
             Workload::Vision { model, data } => vision::batch_loss(model, &data.train, batch),
         }
