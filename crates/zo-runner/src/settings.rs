@@ -161,7 +161,7 @@ pub struct ModelSettings {
     /// Architecture family: `opt` (the text tasks) or `resnet` (cifar10, cifar100).
     pub kind: ModelKind,
     pub dtype: DTypeSetting,
-    /// `cpu`, `cuda:N` or `metal`.
+    /// `cpu`, `cuda` (the GPU of the MPI local rank, 0 without a launcher), `cuda:N` or `metal`.
     pub device: DeviceSetting,
     /// Tokenizer: `builtin:tiny`, a directory, or empty for the model's own files.
     #[serde(default)]
