@@ -72,6 +72,49 @@ impl Batch {
         })
     }
 
+    /// Left-pads `seqs` to exactly `seq_len` positions (at least the longest sequence). Slices of
+    /// one batch padded to the batch's length run the same shapes per row as the whole batch,
+    /// which keeps each row's losses independent of how the batch is split.
+    pub fn left_padded_to(
+        seqs: &[Vec<u32>],
+        option_len: &[usize],
+        pad_id: u32,
+        seq_len: usize,
+    ) -> Result<Self> {
+        let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        if seq_len < longest {
+            return Err(Error::Input(format!(
+                "batch: padding length {seq_len} is shorter than the longest sequence ({longest})"
+            )));
+        }
+        let mut b = Self::left_padded(seqs, option_len, pad_id, None)?;
+        let extra = seq_len - b.seq_len;
+        if extra > 0 {
+            let t = b.seq_len;
+            let mut ids = Vec::with_capacity(b.batch * seq_len);
+            let mut mask = Vec::with_capacity(b.batch * seq_len);
+            for r in 0..b.batch {
+                ids.extend(std::iter::repeat_n(pad_id, extra));
+                ids.extend_from_slice(&b.ids[r * t..(r + 1) * t]);
+                mask.extend(std::iter::repeat_n(0u8, extra));
+                mask.extend_from_slice(&b.mask[r * t..(r + 1) * t]);
+            }
+            b.ids = ids;
+            b.mask = mask;
+            b.seq_len = seq_len;
+        }
+        Ok(b)
+    }
+
+    /// The length [`Batch::left_padded`] pads `seqs` to.
+    pub fn padded_len(seqs: &[Vec<u32>], pad_to_multiple_of: Option<usize>) -> usize {
+        let mut t = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        if let Some(m) = pad_to_multiple_of.filter(|&m| m > 1) {
+            t = t.div_ceil(m) * m;
+        }
+        t
+    }
+
     /// A batch from already padded ids and mask (left or right padding; each row's real tokens
     /// must be one contiguous run).
     pub fn from_parts(

@@ -82,6 +82,69 @@ pub fn mean_option_logprobs_shared(
     model: &OptModel,
     examples: &[Vec<Candidate<'_>>],
 ) -> Result<SharedScores> {
+    mean_option_logprobs_shared_to(model, examples, None)
+}
+
+/// The padded widths of [`mean_option_logprobs_shared`]'s two passes over a batch: the
+/// longest shared prompt and the longest rest of a candidate after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedWidths {
+    pub prompt: usize,
+    pub rest: usize,
+}
+
+/// Each example's shared prompt length: the longest common prefix of its candidates' ids, cut
+/// so that every candidate keeps at least one token and the position that predicts its first
+/// option token.
+fn shared_prefixes(examples: &[Vec<Candidate<'_>>]) -> Vec<usize> {
+    examples
+        .iter()
+        .map(|cs| {
+            let Some(first) = cs.first() else { return 0 };
+            cs.iter().fold(first.ids.len(), |p, c| {
+                let common = first
+                    .ids
+                    .iter()
+                    .zip(c.ids)
+                    .take(p)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                let keep = if c.option_len > 0 {
+                    (c.ids.len() - c.option_len).saturating_sub(1)
+                } else {
+                    c.ids.len().saturating_sub(1)
+                };
+                common.min(keep)
+            })
+        })
+        .collect()
+}
+
+/// The widths [`mean_option_logprobs_shared`] pads `examples` to.
+pub fn shared_widths(examples: &[Vec<Candidate<'_>>]) -> SharedWidths {
+    let prefix = shared_prefixes(examples);
+    let prompt = prefix.iter().copied().max().unwrap_or(0);
+    let rest = examples
+        .iter()
+        .zip(&prefix)
+        .flat_map(|(cs, &p)| {
+            cs.iter()
+                .map(move |c| c.ids.len() - if prompt > 0 { p } else { 0 })
+        })
+        .max()
+        .unwrap_or(0);
+    SharedWidths { prompt, rest }
+}
+
+/// [`mean_option_logprobs_shared`] with both passes padded to `widths` (at least this batch's
+/// own [`shared_widths`]) instead of this batch's own: with the widths of a larger batch, the
+/// scores of a slice of it equal the whole batch's bit for bit (every kernel computes a row
+/// independently of the others; only the padded width could differ).
+pub fn mean_option_logprobs_shared_to(
+    model: &OptModel,
+    examples: &[Vec<Candidate<'_>>],
+    widths: Option<SharedWidths>,
+) -> Result<SharedScores> {
     let pad = model.config().pad_token_id;
     let cands: Vec<(usize, &Candidate<'_>)> = examples
         .iter()
@@ -101,29 +164,15 @@ pub fn mean_option_logprobs_shared(
         }
     }
     let tokens_unshared = cands.iter().map(|(_, c)| c.ids.len()).sum();
-    // Shared prefix length per example.
-    let prefix: Vec<usize> = examples
-        .iter()
-        .map(|cs| {
-            let Some(first) = cs.first() else { return 0 };
-            cs.iter().fold(first.ids.len(), |p, c| {
-                let common = first
-                    .ids
-                    .iter()
-                    .zip(c.ids)
-                    .take(p)
-                    .take_while(|(a, b)| a == b)
-                    .count();
-                let keep = if c.option_len > 0 {
-                    (c.ids.len() - c.option_len).saturating_sub(1)
-                } else {
-                    c.ids.len() - 1
-                };
-                common.min(keep)
-            })
-        })
-        .collect();
-    let plen = prefix.iter().copied().max().unwrap_or(0);
+    let prefix = shared_prefixes(examples);
+    let own = shared_widths(examples);
+    let w = widths.unwrap_or(own);
+    if w.prompt < own.prompt || w.rest < own.rest {
+        return Err(Error::Input(format!(
+            "scoring: widths {w:?} do not hold this batch's {own:?}"
+        )));
+    }
+    let plen = w.prompt;
     let rows = cands.len();
     let mut cache = KvCache::default();
     let mut tokens_run = 0;
@@ -146,11 +195,7 @@ pub fn mean_option_logprobs_shared(
     // The rest of each candidate, right-padded.
     // Tokens of each candidate already in the cache.
     let skip_of = |e: usize| if plen > 0 { prefix[e] } else { 0 };
-    let clen = cands
-        .iter()
-        .map(|(e, c)| c.ids.len() - skip_of(*e))
-        .max()
-        .unwrap_or(0);
+    let clen = w.rest;
     let mut ids = vec![pad; rows * clen];
     let mut mask = vec![0u8; rows * clen];
     let mut label_rows = Vec::new();
@@ -191,13 +236,19 @@ pub fn mean_option_logprobs_shared(
 /// (token-weighted, torch `CrossEntropyLoss(ignore_index=-100)` mean reduction). With
 /// [`Batch::full_lm`] this is transformers' causal LM loss.
 pub fn lm_loss(model: &OptModel, batch: &Batch) -> Result<f64> {
-    let (_, nll) = option_nll(model, batch)?;
+    let nll = option_token_nlls(model, batch)?;
     if nll.is_empty() {
         return Err(Error::Input(
             "lm_loss: the batch has no scored token".into(),
         ));
     }
     Ok(nll.iter().sum::<f64>() / nll.len() as f64)
+}
+
+/// The NLLs of the batch's scored option tokens, row after row: the terms [`lm_loss`] averages
+/// (an empty vector when no token is scored).
+pub fn option_token_nlls(model: &OptModel, batch: &Batch) -> Result<Vec<f64>> {
+    Ok(option_nll(model, batch)?.1)
 }
 
 /// The candidates of one example: batch rows `first .. first + count`, the right one at
@@ -217,6 +268,20 @@ pub fn classification_loss(
     batch: &Batch,
     groups: &[CandidateGroup],
 ) -> Result<f64> {
+    let losses = classification_losses(model, batch, groups)?;
+    let mut total = 0.0;
+    for l in &losses {
+        total += l;
+    }
+    Ok(total / groups.len() as f64)
+}
+
+/// The per-example terms [`classification_loss`] averages, one per group, in order.
+pub fn classification_losses(
+    model: &OptModel,
+    batch: &Batch,
+    groups: &[CandidateGroup],
+) -> Result<Vec<f64>> {
     if groups.is_empty() {
         return Err(Error::Input(
             "classification_loss: no candidate group".into(),
@@ -231,31 +296,35 @@ pub fn classification_loss(
         }
     }
     let scores = mean_option_logprobs(model, batch)?;
-    Ok(candidate_ce(&scores, groups))
+    Ok(candidate_ce_terms(&scores, groups))
 }
 
-/// Mean over groups of the cross-entropy of each group's scores against its correct one.
-fn candidate_ce(scores: &[f64], groups: &[CandidateGroup]) -> f64 {
-    let mut total = 0.0;
-    for g in groups {
-        let s = &scores[g.first..g.first + g.count];
-        let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let lse = m + s.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
-        total += lse - s[g.correct];
-    }
-    total / groups.len() as f64
+/// The cross-entropy of each group's scores against its correct one, group after group.
+fn candidate_ce_terms(scores: &[f64], groups: &[CandidateGroup]) -> Vec<f64> {
+    groups
+        .iter()
+        .map(|g| {
+            let s = &scores[g.first..g.first + g.count];
+            let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + s.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+            lse - s[g.correct]
+        })
+        .collect()
 }
 
-/// [`classification_loss`] where the candidates of an example share their prompt's forward
-/// pass ([`mean_option_logprobs_shared`]): `examples[i]` are example `i`'s candidates and
-/// `correct[i]` the index of its right one. Equal to [`classification_loss`] of the same
-/// sequences up to float rounding; for SST-2 (two one-token options) it runs each prompt once
-/// instead of twice.
-pub fn classification_loss_shared(
+/// [`classification_losses`] where the candidates of an example share their prompt's forward
+/// pass ([`mean_option_logprobs_shared_to`]): `examples[i]` are example `i`'s candidates and
+/// `correct[i]` the index of its right one; one term per example. Equal to
+/// [`classification_losses`] of the same sequences up to float rounding; for SST-2 (two
+/// one-token options) it runs each prompt once instead of twice. `widths` pads the passes to a
+/// larger batch's [`shared_widths`], so that a slice of that batch gives the same bits as the
+/// whole (row-independent kernels, equal padding).
+pub fn classification_losses_shared(
     model: &OptModel,
     examples: &[Vec<Candidate<'_>>],
     correct: &[usize],
-) -> Result<f64> {
+    widths: Option<SharedWidths>,
+) -> Result<Vec<f64>> {
     if examples.is_empty() || examples.len() != correct.len() {
         return Err(Error::Input(format!(
             "classification_loss_shared: {} examples with {} correct indices",
@@ -279,8 +348,22 @@ pub fn classification_loss_shared(
         });
         first += cs.len();
     }
-    let scores = mean_option_logprobs_shared(model, examples)?.scores;
-    Ok(candidate_ce(&scores, &groups))
+    let scores = mean_option_logprobs_shared_to(model, examples, widths)?.scores;
+    Ok(candidate_ce_terms(&scores, &groups))
+}
+
+/// The mean of [`classification_losses_shared`] (summed in order).
+pub fn classification_loss_shared(
+    model: &OptModel,
+    examples: &[Vec<Candidate<'_>>],
+    correct: &[usize],
+) -> Result<f64> {
+    let terms = classification_losses_shared(model, examples, correct, None)?;
+    let mut total = 0.0;
+    for t in &terms {
+        total += t;
+    }
+    Ok(total / terms.len() as f64)
 }
 
 /// Index of the first maximum (torch's `argmax` tie rule).

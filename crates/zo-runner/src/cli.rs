@@ -98,7 +98,7 @@ pub struct TrainFlags {
     /// Weight storage: f32, bf16, f16 [model.dtype]
     #[arg(long, value_name = "DTYPE", help_heading = "Shorthands")]
     pub dtype: Option<String>,
-    /// Device: cpu, cuda:N, metal [model.device]
+    /// Device: cpu, cuda (the GPU of the MPI local rank), cuda:N, metal [model.device]
     #[arg(long, value_name = "DEV", help_heading = "Shorthands")]
     pub device: Option<String>,
     /// Evaluate on dev every N steps (0 = only at the end) [train.eval_every]

@@ -10,6 +10,7 @@ mod adapters;
 mod bench;
 mod cli;
 mod commands;
+pub mod dist;
 mod exit;
 pub mod fuzzing;
 mod layers;

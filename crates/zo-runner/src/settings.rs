@@ -71,11 +71,14 @@ pub enum ModelKind {
     Resnet,
 }
 
-/// Where the model runs: `cpu`, `cuda` / `cuda:N`, `metal`.
+/// Where the model runs: `cpu`, `cuda` / `cuda:N`, `metal`. Plain `cuda` is the GPU of the
+/// process's node-local rank under an MPI launcher (one rank per GPU), GPU 0 otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum DeviceSetting {
     Cpu,
+    /// `cuda`: the GPU of the node-local rank ([`crate::dist::local_cuda_ordinal`]).
+    CudaLocal,
     Cuda(usize),
     Metal,
 }
@@ -87,7 +90,7 @@ impl FromStr for DeviceSetting {
         match s {
             "cpu" => Ok(Self::Cpu),
             "metal" => Ok(Self::Metal),
-            "cuda" => Ok(Self::Cuda(0)),
+            "cuda" => Ok(Self::CudaLocal),
             _ => s
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
@@ -109,6 +112,7 @@ impl fmt::Display for DeviceSetting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Cpu => f.write_str("cpu"),
+            Self::CudaLocal => f.write_str("cuda"),
             Self::Cuda(n) => write!(f, "cuda:{n}"),
             Self::Metal => f.write_str("metal"),
         }
@@ -126,6 +130,11 @@ impl DeviceSetting {
     pub fn open(self) -> Result<candle_core::Device> {
         let dev = match self {
             Self::Cpu => Ok(candle_core::Device::Cpu),
+            Self::CudaLocal => {
+                candle_core::Device::new_cuda(crate::dist::local_cuda_ordinal(|k| {
+                    std::env::var(k).ok()
+                }))
+            }
             Self::Cuda(n) => candle_core::Device::new_cuda(n),
             Self::Metal => candle_core::Device::new_metal(0),
         };
@@ -158,7 +167,7 @@ pub struct ModelSettings {
     /// Architecture family: `opt` (the text tasks) or `resnet` (cifar10, cifar100).
     pub kind: ModelKind,
     pub dtype: DTypeSetting,
-    /// `cpu`, `cuda:N` or `metal`.
+    /// `cpu`, `cuda` (the GPU of the MPI local rank, 0 without a launcher), `cuda:N` or `metal`.
     pub device: DeviceSetting,
     /// Tokenizer: `builtin:tiny`, a directory, or empty for the model's own files.
     #[serde(default)]

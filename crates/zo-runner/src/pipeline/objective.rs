@@ -1,14 +1,27 @@
 //! The training objective and the dev loss: zo-tasks' encoded features → zo-models' batches and
 //! MeZO's losses (classification CE for SST-2/RTE, LM loss on the option tokens otherwise, or
 //! −F1 of a greedy generation for the non-differentiable objective).
+//!
+//! A batch's loss is the mean of its terms (one per example for the classification loss and the
+//! non-differentiable objective, one per scored token for the LM loss), summed in batch order.
+//! [`split_batch_loss`] lets the processes of a [`World`] each compute the terms of one slice of
+//! the batch, padded to the whole batch's widths, and gathers them in order: the same bits as
+//! one process.
 
 use anyhow::Result;
 use zo_models::scoring::{
-    classification_loss_shared, greedy_generate_batch, lm_loss, Candidate, GenerateOptions,
+    classification_losses_shared, greedy_generate_batch, option_token_nlls, shared_widths,
+    Candidate, GenerateOptions, SharedWidths,
 };
 use zo_models::tokenizer::Tokenizer;
 use zo_models::{Batch, OptModel};
 use zo_tasks::{f1, generation_answer, TrainFeature};
+
+use crate::dist::{slice, World};
+
+/// MeZO pads to a multiple of 8 (`pad_to_multiple_of = 8` in its collators); the LM loss does
+/// the same.
+pub const PAD_MULTIPLE: usize = 8;
 
 /// What a loss needs besides the features: the model, its tokenizer (to decode generations)
 /// and the generation budget.
@@ -19,99 +32,176 @@ pub struct LossModel<'a> {
     pub max_new_tokens: usize,
 }
 
+/// The widths a batch's passes are padded to: the LM loss's padded length, or the two widths
+/// of the shared-prompt classification passes. Computed on the whole batch and given to each
+/// slice, so that every slice pads as the whole batch does.
+#[derive(Clone, Copy, Debug)]
+pub enum Widths {
+    Lm(usize),
+    Classification(SharedWidths),
+    /// The non-differentiable objective is computed on the whole batch by every process.
+    Generation,
+}
+
+/// The kind of a batch's features (all must be of one kind: a task trains with one objective).
+fn check_one_kind(features: &[&TrainFeature]) -> Result<()> {
+    let kind = |f: &TrainFeature| std::mem::discriminant(f);
+    anyhow::ensure!(!features.is_empty(), "an empty batch has no loss");
+    anyhow::ensure!(
+        features.iter().all(|f| kind(f) == kind(features[0])),
+        "a batch mixes classification, LM and generation features"
+    );
+    Ok(())
+}
+
+/// Each classification example's candidates and the index of its right one.
+fn candidates<'a>(features: &[&'a TrainFeature]) -> (Vec<Vec<Candidate<'a>>>, Vec<usize>) {
+    let mut examples = Vec::with_capacity(features.len());
+    let mut correct = Vec::with_capacity(features.len());
+    for f in features {
+        if let TrainFeature::Classification {
+            options,
+            correct: c,
+        } = f
+        {
+            examples.push(
+                options
+                    .iter()
+                    .map(|o| Candidate {
+                        ids: &o.ids,
+                        option_len: o.option_len,
+                    })
+                    .collect(),
+            );
+            correct.push(*c);
+        }
+    }
+    (examples, correct)
+}
+
+/// The LM features' sequences and option lengths.
+fn lm_sequences(features: &[&TrainFeature]) -> (Vec<Vec<u32>>, Vec<usize>) {
+    let mut seqs = Vec::with_capacity(features.len());
+    let mut option_len = Vec::with_capacity(features.len());
+    for f in features {
+        if let TrainFeature::Lm(s) = f {
+            seqs.push(s.ids.clone());
+            option_len.push(s.option_len);
+        }
+    }
+    (seqs, option_len)
+}
+
+/// The widths of a whole batch of `features` (see [`Widths`]).
+pub fn widths(features: &[&TrainFeature]) -> Result<Widths> {
+    check_one_kind(features)?;
+    Ok(match features[0] {
+        TrainFeature::Classification { .. } => {
+            Widths::Classification(shared_widths(&candidates(features).0))
+        }
+        TrainFeature::Lm(_) => Widths::Lm(Batch::padded_len(
+            &lm_sequences(features).0,
+            Some(PAD_MULTIPLE),
+        )),
+        TrainFeature::Generation { .. } => Widths::Generation,
+    })
+}
+
 /// The greedy generation of every prompt (≤ `max_new_tokens`, stop at `"\n"` or EOS, decoded
-/// as evaluation decodes it), scored by F1 against its gold answers: the loss is −(mean F1)
-/// (MeZO's `zo_forward_nondiff`).
-fn non_diff_loss(m: LossModel<'_>, prompts: &[Vec<u32>], gold: &[&[String]]) -> Result<f64> {
+/// as evaluation decodes it), scored by F1 against its gold answers: the terms are −F1, one
+/// per example (MeZO's `zo_forward_nondiff` averages them).
+fn non_diff_terms(m: LossModel<'_>, features: &[&TrainFeature]) -> Result<Vec<f64>> {
+    let mut prompts = Vec::with_capacity(features.len());
+    let mut gold: Vec<&[String]> = Vec::with_capacity(features.len());
+    for f in features {
+        if let TrainFeature::Generation {
+            prompt,
+            gold_answers,
+        } = f
+        {
+            prompts.push(prompt.ids.clone());
+            gold.push(gold_answers);
+        }
+    }
     let opts = GenerateOptions {
         max_new_tokens: m.max_new_tokens,
         stop_ids: vec![m.tok.newline_id()?, m.model.config().eos_token_id],
     };
-    let outs = greedy_generate_batch(m.model, prompts, &opts)?;
-    let mut total = 0.0;
-    for (new, answers) in outs.iter().zip(gold) {
-        total += f1(
-            &generation_answer(&m.tok.decode(new, true, false)?),
-            answers,
-        );
-    }
-    Ok(-total / prompts.len() as f64)
+    let outs = greedy_generate_batch(m.model, &prompts, &opts)?;
+    outs.iter()
+        .zip(gold)
+        .map(|(new, answers)| {
+            Ok(-f1(
+                &generation_answer(&m.tok.decode(new, true, false)?),
+                answers,
+            ))
+        })
+        .collect()
 }
 
-/// MeZO pads to a multiple of 8 (`pad_to_multiple_of = 8` in its collators); the LM loss does
-/// the same.
-pub const PAD_MULTIPLE: usize = 8;
+/// The loss terms of `features` in order, their passes padded to `widths`: one per example
+/// (classification, generation) or one per scored option token (LM).
+///
+/// The classification loss runs each example's prompt once for all its candidates
+/// ([`classification_losses_shared`]: SST-2's two one-token options cost one prompt, not two);
+/// MeZO runs every candidate's whole sequence, which gives the same loss up to float rounding.
+pub fn loss_terms(
+    m: LossModel<'_>,
+    features: &[&TrainFeature],
+    widths: Widths,
+) -> Result<Vec<f64>> {
+    if features.is_empty() {
+        return Ok(Vec::new());
+    }
+    check_one_kind(features)?;
+    Ok(match (features[0], widths) {
+        (TrainFeature::Classification { .. }, Widths::Classification(w)) => {
+            let (examples, correct) = candidates(features);
+            classification_losses_shared(m.model, &examples, &correct, Some(w))?
+        }
+        (TrainFeature::Lm(_), Widths::Lm(len)) => {
+            let (seqs, option_len) = lm_sequences(features);
+            let pad = m.model.config().pad_token_id;
+            let batch = Batch::left_padded_to(&seqs, &option_len, pad, len)?;
+            option_token_nlls(m.model, &batch)?
+        }
+        (TrainFeature::Generation { .. }, Widths::Generation) => non_diff_terms(m, features)?,
+        (_, w) => anyhow::bail!("widths {w:?} do not belong to this batch's features"),
+    })
+}
+
+/// The mean of loss terms, summed in order.
+fn mean(terms: &[f64]) -> Result<f64> {
+    anyhow::ensure!(!terms.is_empty(), "the batch has no scored token");
+    let mut total = 0.0;
+    for t in terms {
+        total += t;
+    }
+    Ok(total / terms.len() as f64)
+}
 
 /// The loss of a mini-batch of training features. All features of a batch must be of one kind
 /// (a task trains with one objective).
-///
-/// The classification loss runs each example's prompt once for all its candidates
-/// ([`classification_loss_shared`]: SST-2's two one-token options cost one prompt, not two);
-/// MeZO runs every candidate's whole sequence, which gives the same loss up to float rounding.
-/// The LM loss has one sequence per example and computes logits only at the option tokens.
 pub fn batch_loss(m: LossModel<'_>, features: &[&TrainFeature]) -> Result<f64> {
-    let model = m.model;
-    let kind = |f: &TrainFeature| std::mem::discriminant(f);
-    let Some(first) = features.first() else {
-        anyhow::bail!("an empty batch has no loss");
-    };
-    anyhow::ensure!(
-        features.iter().all(|f| kind(f) == kind(first)),
-        "a batch mixes classification, LM and generation features"
-    );
-    match first {
-        TrainFeature::Classification { .. } => {
-            let mut examples = Vec::with_capacity(features.len());
-            let mut correct = Vec::with_capacity(features.len());
-            for f in features {
-                if let TrainFeature::Classification {
-                    options,
-                    correct: c,
-                } = f
-                {
-                    examples.push(
-                        options
-                            .iter()
-                            .map(|o| Candidate {
-                                ids: &o.ids,
-                                option_len: o.option_len,
-                            })
-                            .collect::<Vec<_>>(),
-                    );
-                    correct.push(*c);
-                }
-            }
-            Ok(classification_loss_shared(model, &examples, &correct)?)
-        }
-        TrainFeature::Lm(_) => {
-            let mut seqs = Vec::with_capacity(features.len());
-            let mut option_len = Vec::with_capacity(features.len());
-            for f in features {
-                if let TrainFeature::Lm(s) = f {
-                    seqs.push(s.ids.clone());
-                    option_len.push(s.option_len);
-                }
-            }
-            let pad = model.config().pad_token_id;
-            let batch = Batch::left_padded(&seqs, &option_len, pad, Some(PAD_MULTIPLE))?;
-            Ok(lm_loss(model, &batch)?)
-        }
-        TrainFeature::Generation { .. } => {
-            let mut prompts = Vec::with_capacity(features.len());
-            let mut gold: Vec<&[String]> = Vec::with_capacity(features.len());
-            for f in features {
-                if let TrainFeature::Generation {
-                    prompt,
-                    gold_answers,
-                } = f
-                {
-                    prompts.push(prompt.ids.clone());
-                    gold.push(gold_answers);
-                }
-            }
-            non_diff_loss(m, &prompts, &gold)
-        }
+    mean(&loss_terms(m, features, widths(features)?)?)
+}
+
+/// [`batch_loss`] with the batch split over the ranks of `world`: each computes the terms of
+/// its slice ([`slice`]) padded to the whole batch's widths, all gather them in rank order and
+/// take their mean. Equal, bit for bit, to [`batch_loss`] of the whole batch. The
+/// non-differentiable objective (a batched greedy generation) is computed whole by every rank.
+pub fn split_batch_loss(
+    m: LossModel<'_>,
+    features: &[&TrainFeature],
+    world: &dyn World,
+) -> Result<f64> {
+    let w = widths(features)?;
+    if matches!(w, Widths::Generation) || world.size() == 1 {
+        return mean(&loss_terms(m, features, w)?);
     }
+    let mine = slice(features.len(), world.rank(), world.size());
+    let terms = loss_terms(m, &features[mine], w)?;
+    mean(&world.all_gather(&terms)?)
 }
 
 /// The loss over a whole set (the dev loss MeZO selects checkpoints by): batches of
@@ -128,7 +218,6 @@ pub fn dataset_loss(m: LossModel<'_>, features: &[TrainFeature], batch_size: usi
     anyhow::ensure!(n > 0, "no examples to compute a loss on");
     Ok(total / n as f64)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,8 +18,9 @@ use zo_tasks::{AnyTask, ImageSplits, TrainFeature};
 use super::data::{load_examples, load_icl_examples, prepare, prepare_icl, TaskData};
 use super::evaluate::evaluate;
 use super::model::{load_opt, load_tokenizer};
-use super::objective::{batch_loss, dataset_loss, LossModel};
+use super::objective::{dataset_loss, split_batch_loss, LossModel};
 use super::vision;
+use crate::dist::World;
 use crate::rundir::write_atomic;
 use crate::settings::Settings;
 
@@ -236,14 +237,16 @@ impl Workload {
         }
     }
 
-    /// The training loss of the examples at `batch` (indices into the training set).
-    pub fn batch_loss(&self, batch: &[usize]) -> Result<f64> {
+    /// The training loss of the examples at `batch` (indices into the training set), the text
+    /// batch split over the ranks of `world` (the same bits as one process). An image batch is
+    /// computed whole on every rank (the image path is not split; exact, without a speed-up).
+    pub fn batch_loss(&self, batch: &[usize], world: &dyn World) -> Result<f64> {
         match self {
             Workload::Text {
                 model, tok, data, ..
             } => {
                 let feats: Vec<&TrainFeature> = batch.iter().map(|&i| &data.train[i]).collect();
-                batch_loss(loss_model(model, tok, data), &feats)
+                split_batch_loss(loss_model(model, tok, data), &feats, world)
             }
             Workload::Vision { model, data } => vision::batch_loss(model, &data.train, batch),
         }

@@ -43,8 +43,14 @@ pub fn run_loop(
     let mut sink = RunSink::open(out, done_steps, bar.clone(), quiet).map_err(usage)?;
 
     let best = std::cell::Cell::new(resume.as_ref().and_then(|r| r.best_dev_loss));
+    let world = crate::dist::world().map_err(usage)?;
+    tracing::info!(
+        rank = world.rank(),
+        size = world.size(),
+        "training batches split over the ranks"
+    );
     let mut objective = |_step: u64, batch: &[usize]| -> zo_core::Result<f64> {
-        work.batch_loss(batch).map_err(core_err)
+        work.batch_loss(batch, world.as_ref()).map_err(core_err)
     };
     let eval_hook = |_step: u64, _p: &ParamSet| -> zo_core::Result<BTreeMap<String, f64>> {
         let mut m = BTreeMap::new();

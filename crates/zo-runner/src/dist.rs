@@ -1,0 +1,243 @@
+//! Data-parallel runs: the processes of one `mpirun` (or `srun`) share each step's batch.
+//!
+//! A ZO step needs nothing from other processes but their losses: every process regenerates
+//! the same direction from the shared key. The training loop therefore talks to a [`World`]
+//! that knows the rank, the world size and one collective, an all-gather of each rank's
+//! per-example loss values. [`Single`] is the one-process world, used when the `mpi` feature
+//! is off or the process was not started by an MPI launcher; with the feature on and a
+//! launcher present, [`world`] returns an MPI communicator over the system MPI.
+//!
+//! Exactness: the batch is cut into contiguous slices in rank order ([`slice`]); each rank
+//! computes its examples' loss values padded to the whole batch's length (so one example's
+//! bits do not depend on the split), the all-gather concatenates them in rank order (= global
+//! example order), and every rank reduces them in that order, as the one-process run does.
+
+use std::ops::Range;
+
+use anyhow::Result;
+
+/// The processes of a run, and the one exchange the training loop needs.
+pub trait World {
+    /// This process's rank, `0 .. size()`.
+    fn rank(&self) -> usize;
+    /// Number of processes.
+    fn size(&self) -> usize;
+    /// Every rank's `values` (lengths may differ), concatenated in rank order; the same on
+    /// every rank.
+    fn all_gather(&self, values: &[f64]) -> Result<Vec<f64>>;
+    /// Every rank's `value`, in rank order (used to compare fingerprints at start).
+    fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>>;
+    /// Whether this rank writes the run directory (rank 0 alone).
+    fn writes(&self) -> bool {
+        self.rank() == 0
+    }
+}
+
+/// The one-process world.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Single;
+
+impl World for Single {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        1
+    }
+    fn all_gather(&self, values: &[f64]) -> Result<Vec<f64>> {
+        Ok(values.to_vec())
+    }
+    fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>> {
+        Ok(vec![value])
+    }
+}
+
+/// Rank `rank`'s part of `n` items split over `size` ranks: contiguous, in rank order, the
+/// first `n % size` ranks one item more. The concatenation of all parts is `0..n`.
+pub fn slice(n: usize, rank: usize, size: usize) -> Range<usize> {
+    let size = size.max(1);
+    let (q, r) = (n / size, n % size);
+    let start = rank * q + rank.min(r);
+    start..start + q + usize::from(rank < r)
+}
+
+/// The node-local rank an MPI launcher gives a process (OpenMPI, MPICH / Intel MPI, Slurm),
+/// from the environment `var`. None outside a launcher.
+pub fn local_rank(var: impl Fn(&str) -> Option<String>) -> Option<usize> {
+    [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "MPI_LOCAL_RANK",
+        "SLURM_LOCALID",
+    ]
+    .iter()
+    .find_map(|k| var(k).and_then(|v| v.trim().parse().ok()))
+}
+
+/// The world rank and size a launcher gives a process, from the environment `var`. None
+/// outside a launcher.
+pub fn launcher_rank(var: impl Fn(&str) -> Option<String>) -> Option<(usize, usize)> {
+    let pair = |r: &str, s: &str| -> Option<(usize, usize)> {
+        Some((var(r)?.trim().parse().ok()?, var(s)?.trim().parse().ok()?))
+    };
+    pair("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE")
+        .or_else(|| pair("PMI_RANK", "PMI_SIZE"))
+        .or_else(|| pair("SLURM_PROCID", "SLURM_NTASKS"))
+}
+
+/// The CUDA ordinal `--device cuda` (no index) opens: the process's node-local rank, so that
+/// one rank runs per GPU; 0 outside a launcher.
+pub fn local_cuda_ordinal(var: impl Fn(&str) -> Option<String>) -> usize {
+    local_rank(var).unwrap_or(0)
+}
+
+/// The run's world: MPI when built with the `mpi` feature and started by a launcher, else
+/// [`Single`].
+pub fn world() -> Result<Box<dyn World>> {
+    #[cfg(feature = "mpi")]
+    if launcher_rank(|k| std::env::var(k).ok()).is_some() {
+        return Ok(Box::new(mpi_world::Mpi::init()?));
+    }
+    if let Some((_, size)) = launcher_rank(|k| std::env::var(k).ok()).filter(|&(_, s)| s > 1) {
+        anyhow::bail!(
+            "started by an MPI launcher with {size} processes, but this zo was built without \
+             the `mpi` feature (cargo build --release --features mpi)"
+        );
+    }
+    Ok(Box::new(Single))
+}
+
+#[cfg(feature = "mpi")]
+mod mpi_world {
+    use anyhow::{anyhow, Result};
+    use mpi::collective::CommunicatorCollectives;
+    use mpi::datatype::PartitionMut;
+    use mpi::topology::{Communicator, SimpleCommunicator};
+    use mpi::Count;
+
+    /// MPI_COMM_WORLD of an initialised MPI (finalised when dropped).
+    pub struct Mpi {
+        _universe: mpi::environment::Universe,
+        comm: SimpleCommunicator,
+    }
+
+    impl Mpi {
+        pub fn init() -> Result<Self> {
+            let universe = mpi::initialize().ok_or_else(|| anyhow!("MPI: cannot initialise"))?;
+            let comm = universe.world();
+            Ok(Self {
+                _universe: universe,
+                comm,
+            })
+        }
+    }
+
+    impl super::World for Mpi {
+        fn rank(&self) -> usize {
+            self.comm.rank() as usize
+        }
+        fn size(&self) -> usize {
+            self.comm.size() as usize
+        }
+        fn all_gather(&self, values: &[f64]) -> Result<Vec<f64>> {
+            let n = self.size();
+            let mut counts = vec![0 as Count; n];
+            self.comm
+                .all_gather_into(&(values.len() as Count), &mut counts[..]);
+            let displs: Vec<Count> = counts
+                .iter()
+                .scan(0, |acc, &c| {
+                    let d = *acc;
+                    *acc += c;
+                    Some(d)
+                })
+                .collect();
+            let total: Count = counts.iter().sum();
+            let mut out = vec![0f64; total as usize];
+            {
+                let mut part = PartitionMut::new(&mut out[..], &counts[..], &displs[..]);
+                self.comm.all_gather_varcount_into(values, &mut part);
+            }
+            Ok(out)
+        }
+        fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>> {
+            let mut out = vec![0u64; self.size()];
+            self.comm.all_gather_into(&value, &mut out[..]);
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn slices_cover_the_batch_in_order() {
+        for n in [1usize, 7, 8, 16, 33] {
+            for size in 1..=5 {
+                let parts: Vec<usize> = (0..size).flat_map(|r| slice(n, r, size)).collect();
+                assert_eq!(parts, (0..n).collect::<Vec<_>>(), "n={n} size={size}");
+                let lens: Vec<usize> = (0..size).map(|r| slice(n, r, size).len()).collect();
+                assert!(lens.iter().max().unwrap() - lens.iter().min().unwrap() <= 1);
+            }
+        }
+        assert_eq!(slice(16, 1, 2), 8..16);
+    }
+
+    #[test]
+    fn cuda_takes_the_local_rank_of_the_launcher() {
+        assert_eq!(local_cuda_ordinal(env(&[])), 0);
+        assert_eq!(
+            local_cuda_ordinal(env(&[
+                ("OMPI_COMM_WORLD_LOCAL_RANK", "3"),
+                ("OMPI_COMM_WORLD_RANK", "7")
+            ])),
+            3
+        );
+        assert_eq!(local_cuda_ordinal(env(&[("SLURM_LOCALID", "1")])), 1);
+        assert_eq!(local_cuda_ordinal(env(&[("MPI_LOCALRANKID", "2")])), 2);
+        // OpenMPI's variable wins over Slurm's when both are set (mpirun inside an allocation).
+        assert_eq!(
+            local_cuda_ordinal(env(&[
+                ("SLURM_LOCALID", "0"),
+                ("OMPI_COMM_WORLD_LOCAL_RANK", "1")
+            ])),
+            1
+        );
+        assert_eq!(local_cuda_ordinal(env(&[("SLURM_LOCALID", "x")])), 0);
+    }
+
+    #[test]
+    fn launcher_rank_and_size() {
+        assert_eq!(launcher_rank(env(&[])), None);
+        assert_eq!(
+            launcher_rank(env(&[
+                ("OMPI_COMM_WORLD_RANK", "1"),
+                ("OMPI_COMM_WORLD_SIZE", "2")
+            ])),
+            Some((1, 2))
+        );
+        assert_eq!(
+            launcher_rank(env(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "4")])),
+            Some((0, 4))
+        );
+    }
+
+    #[test]
+    fn the_single_world_gathers_its_own_values() {
+        let w = Single;
+        assert_eq!((w.rank(), w.size(), w.writes()), (0, 1, true));
+        assert_eq!(w.all_gather(&[1.0, 2.5]).unwrap(), vec![1.0, 2.5]);
+        assert_eq!(w.all_gather_u64(9).unwrap(), vec![9]);
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Step time and examples/s of the quickstart config (batch 16, 100 steps): 1 rank with 1 and
+# with 2 threads (RAYON_NUM_THREADS) against 2 ranks with 1 thread each; the median of each
+# run's `ms` per step in metrics.jsonl (rank 0's for 2 ranks). Needs a `zo` built with
+# `--features mpi` and OpenMPI. Usage: bash docs/mpi_scaling.sh [path/to/zo] [repeats]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+zo=$(realpath "${1:-target/debug/zo}")
+reps=${2:-2}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+a="--config configs/quickstart.toml --steps 100 --set train.eval_at_start=false --set train.eval_every=1000 -q"
+med() {
+  python3 -c "import json,sys,statistics as s; v=[json.loads(l)['ms'] for l in open(sys.argv[1]) if '\"step\"' in l]; m=s.median(v); print(f'{sys.argv[2]}: {m:.2f} ms/step, {16000/m:.0f} examples/s')" "$1" "$2"
+}
+uptime
+for r in $(seq "$reps"); do
+  RAYON_NUM_THREADS=1 "$zo" train $a --out "$tmp/a$r" >/dev/null
+  med "$tmp/a$r/metrics.jsonl" "1 rank x 1 thread "
+  RAYON_NUM_THREADS=2 "$zo" train $a --out "$tmp/b$r" >/dev/null
+  med "$tmp/b$r/metrics.jsonl" "1 rank x 2 threads"
+  mpirun --allow-run-as-root --oversubscribe -np 2 -x RAYON_NUM_THREADS=1 \
+    sh -c "\"$zo\" train $a --out \"$tmp/c$r-\$OMPI_COMM_WORLD_RANK\"" >/dev/null
+  med "$tmp/c$r-0/metrics.jsonl" "2 ranks x 1 thread"
+done
+uptime
