@@ -18,6 +18,9 @@ pub(super) fn gflops(flops: f64, seconds: f64) -> f64 {
 
 /// B1: forward + loss, for every T and each loss kind.
 pub fn b1(ctx: &mut Ctx, model: &OptModel, kinds: &[LossKind]) -> Result<()> {
+    // The machine's f32 FMA peak (a probe of the vector units, not of any GEMM), measured once:
+    // each line gives the fraction of it that the forward reached.
+    let peak = super::measure::fma_peak_gflops();
     for &t in &ctx.seqs.clone() {
         let inputs = Inputs::random(model, ctx.batch, t, ctx.seed)?;
         let fl = forward_flops(model.config(), ctx.batch, t);
@@ -42,6 +45,9 @@ pub fn b1(ctx: &mut Ctx, model: &OptModel, kinds: &[LossKind]) -> Result<()> {
                 "flops": counted,
                 "flops_computed": fl.with_logit_rows(inputs.logit_rows(kind)),
                 "gflops_per_s": gflops(counted as f64, s.median_s),
+                "fma_peak_gflops": peak.map(|p| p.round()),
+                "fraction_of_fma_peak": peak
+                    .map(|p| (gflops(counted as f64, s.median_s) / p * 1000.0).round() / 1000.0),
                 "loss_value": value,
             });
             ctx.emit(merge(line, &s)?)?;

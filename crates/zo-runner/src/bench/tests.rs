@@ -87,6 +87,16 @@ fn tiny_figures_emit_well_formed_json_lines() {
     for v in &b1 {
         assert!(num(v, "gflops_per_s") > 0.0 && num(v, "tokens_per_s") > 0.0);
         assert!(num(v, "loss_value").is_finite());
+        // The FMA peak is probed where the CPU has AVX2+FMA or AVX-512F; the forward is a
+        // positive fraction of it (below 1 up to the probe's noise).
+        if super::measure::fma_peak_gflops().is_some() {
+            let f = num(v, "fraction_of_fma_peak");
+            assert!(f > 0.0 && f < 1.5, "{v}");
+            assert!(
+                num(v, "fma_peak_gflops") > num(v, "gflops_per_s") / 1.5,
+                "{v}"
+            );
+        }
     }
     // The task loss computes the lm_head at 2 rows instead of 2·8.
     assert!(num(b1[1], "flops") < num(b1[0], "flops"));
