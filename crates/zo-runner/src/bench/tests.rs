@@ -30,6 +30,22 @@ fn args(figure: Figure) -> BenchArgs {
     }
 }
 
+/// A quiet context of batch 2, one repeat and no warm-up, writing its lines to `out`.
+fn test_ctx(model: String, seqs: Vec<usize>, seed: u64, out: &mut Vec<u8>) -> Ctx<'_> {
+    Ctx {
+        model,
+        batch: 2,
+        seqs,
+        repeats: 1,
+        warmup: 0,
+        seed,
+        quiet: true,
+        kernel: "test".into(),
+        out,
+        lines: Vec::new(),
+    }
+}
+
 fn parse_lines(buf: Vec<u8>) -> Vec<Value> {
     let text = String::from_utf8(buf).unwrap();
     text.lines()
@@ -54,18 +70,7 @@ fn tiny_figures_emit_well_formed_json_lines() {
     let a = args(Figure::All);
     let spec: ModelSpec = a.model.parse().unwrap();
     let mut buf = Vec::new();
-    let mut ctx = Ctx {
-        model: spec.name(),
-        batch: 2,
-        seqs: a.seq.clone(),
-        repeats: 1,
-        warmup: 0,
-        seed: a.seed,
-        quiet: true,
-        kernel: "test".into(),
-        out: &mut buf,
-        lines: Vec::new(),
-    };
+    let mut ctx = test_ctx(spec.name(), a.seq.clone(), a.seed, &mut buf);
     let kinds = [LossKind::FullLm, LossKind::Task];
     let figs = [Figure::B1, Figure::B2, Figure::B3];
     run_figures(&mut ctx, &a, &spec, &figs, &kinds).unwrap();
@@ -152,18 +157,7 @@ fn tiny_resnet_figures_emit_well_formed_json_lines() {
     let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let preset = resnet::preset("tiny-resnet").unwrap();
     let mut buf = Vec::new();
-    let mut ctx = Ctx {
-        model: "tiny-resnet".into(),
-        batch: 2,
-        seqs: Vec::new(),
-        repeats: 1,
-        warmup: 0,
-        seed: 3,
-        kernel: "test".into(),
-        quiet: true,
-        out: &mut buf,
-        lines: Vec::new(),
-    };
+    let mut ctx = test_ctx("tiny-resnet".into(), Vec::new(), 3, &mut buf);
     resnet::run(
         &mut ctx,
         preset,
@@ -236,18 +230,7 @@ fn lora_figures_sweep_the_adapter_only() {
         a.lora = lora;
         let spec: ModelSpec = a.model.parse().unwrap();
         let mut buf = Vec::new();
-        let mut ctx = Ctx {
-            model: spec.name(),
-            batch: 2,
-            seqs: a.seq.clone(),
-            repeats: 1,
-            warmup: 0,
-            seed: a.seed,
-            quiet: true,
-            kernel: "test".into(),
-            out: &mut buf,
-            lines: Vec::new(),
-        };
+        let mut ctx = test_ctx(spec.name(), a.seq.clone(), a.seed, &mut buf);
         run_figures(
             &mut ctx,
             &a,
