@@ -139,33 +139,42 @@ impl LoraSpec {
 
     /// Checks that `set` holds exactly this adapter's tensors for `cfg` (names and shapes).
     pub fn check(&self, cfg: &Config, set: &ParamSet, origin: &std::path::Path) -> Result<()> {
-        let expected = self.expected_params(cfg);
-        for (name, shape) in &expected {
-            let t = set.get(name).ok_or_else(|| Error::MissingTensor {
+        check_exact(&self.expected_params(cfg), set, origin)
+    }
+}
+
+/// Checks that `set` holds exactly the tensors `expected` (names and shapes); an error names
+/// `origin` and the first tensor missing, misshapen or unexpected.
+pub(crate) fn check_exact(
+    expected: &[(String, Vec<usize>)],
+    set: &ParamSet,
+    origin: &std::path::Path,
+) -> Result<()> {
+    for (name, shape) in expected {
+        let t = set.get(name).ok_or_else(|| Error::MissingTensor {
+            path: origin.to_path_buf(),
+            tensor: name.clone(),
+        })?;
+        if t.dims() != shape.as_slice() {
+            return Err(Error::ShapeMismatch {
                 path: origin.to_path_buf(),
                 tensor: name.clone(),
-            })?;
-            if t.dims() != shape.as_slice() {
-                return Err(Error::ShapeMismatch {
-                    path: origin.to_path_buf(),
-                    tensor: name.clone(),
-                    expected: shape.clone(),
-                    got: t.dims().to_vec(),
-                });
-            }
-        }
-        if let Some(extra) = set
-            .names()
-            .iter()
-            .find(|n| !expected.iter().any(|(e, _)| e == *n))
-        {
-            return Err(Error::UnexpectedTensor {
-                path: origin.to_path_buf(),
-                tensor: extra.clone(),
+                expected: shape.clone(),
+                got: t.dims().to_vec(),
             });
         }
-        Ok(())
     }
+    if let Some(extra) = set
+        .names()
+        .iter()
+        .find(|n| !expected.iter().any(|(e, _)| e == *n))
+    {
+        return Err(Error::UnexpectedTensor {
+            path: origin.to_path_buf(),
+            tensor: extra.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// PEFT's `adapter_config.json` for `spec` on the base model `base` (its hub id or path).
@@ -186,19 +195,31 @@ pub fn peft_config_json(spec: &LoraSpec, base: &str) -> serde_json::Value {
     })
 }
 
+/// A PEFT `adapter_config.json`, parsed (any `peft_type`).
+pub fn read_peft_config(path: &std::path::Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if !v["peft_type"].is_string() {
+        return Err(Error::Json {
+            path: path.to_path_buf(),
+            reason: "`peft_type` is missing or not a string".into(),
+        });
+    }
+    Ok(v)
+}
+
 /// Reads the LoRA hyper-parameters of a PEFT `adapter_config.json`.
 pub fn spec_from_peft_config(path: &std::path::Path) -> Result<LoraSpec> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let bad = |reason: String| Error::Json {
         path: path.to_path_buf(),
         reason,
     };
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let v = read_peft_config(path)?;
     if v["peft_type"] != "LORA" {
-        return Err(bad(format!(
-            "peft_type is {}, only LORA is supported",
-            v["peft_type"]
-        )));
+        return Err(bad(format!("peft_type is {}, not LORA", v["peft_type"])));
     }
     let r = v["r"]
         .as_u64()

@@ -65,6 +65,8 @@ fn default_eos() -> u32 {
 
 /// OPT's learned positional embedding table is offset by 2 (fairseq legacy).
 pub const POSITION_OFFSET: usize = 2;
+/// The name of an untied language-model head (`tie_word_embeddings = false`).
+pub const LM_HEAD: &str = "lm_head.weight";
 /// The largest width, vocabulary or position count a config may claim (2^24).
 pub const MAX_DIM: usize = 1 << 24;
 /// The most layers a config may claim.
@@ -158,12 +160,6 @@ impl Config {
                 self.activation_function
             )));
         }
-        if !self.tie_word_embeddings {
-            return Err(bad(
-                "`tie_word_embeddings = false` is not supported (every facebook/opt-* ties lm_head)"
-                    .into(),
-            ));
-        }
         if let Some(d) = self.checkpoint_dtype_name() {
             if parse_dtype(d).is_none() {
                 return Err(bad(format!("unknown dtype {d:?}")));
@@ -203,7 +199,8 @@ impl Config {
     }
 
     /// Every trainable parameter with its shape, under HF's `model.decoder.` names (the names
-    /// of the ParamSet). The tied `lm_head.weight` is not a separate parameter.
+    /// of the ParamSet). A tied `lm_head.weight` (`tie_word_embeddings = true`, every
+    /// facebook/opt-*) is not a separate parameter; an untied one is `lm_head.weight`.
     pub fn expected_params(&self) -> Vec<(String, Vec<usize>)> {
         let h = self.hidden_size;
         let e = self.embed_dim();
@@ -215,6 +212,9 @@ impl Config {
                 vec![self.max_position_embeddings + POSITION_OFFSET, h],
             ),
         ];
+        if !self.tie_word_embeddings {
+            v.push((LM_HEAD.into(), vec![self.vocab_size, e]));
+        }
         if self.has_projections() {
             v.push((format!("{p}.project_in.weight"), vec![h, e]));
             v.push((format!("{p}.project_out.weight"), vec![e, h]));

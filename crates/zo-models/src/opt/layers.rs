@@ -211,6 +211,11 @@ impl LayerCache {
         self.kv.as_ref().map(|(k, _)| k.device().clone())
     }
 
+    /// The cached keys and values, `[batch, heads, len, head_dim]` each.
+    pub(crate) fn kv(&self) -> Option<&(Tensor, Tensor)> {
+        self.kv.as_ref()
+    }
+
     /// The cache of the sequences `idx` (indices into the batch, repeats allowed).
     pub(crate) fn select_rows(&self, idx: &Tensor) -> Result<Self> {
         let kv = match &self.kv {
@@ -219,6 +224,40 @@ impl LayerCache {
         };
         Ok(Self { kv })
     }
+}
+
+/// Trainable keys and values prepended to one layer's attention (prefix tuning, see
+/// [`super::prefix`]): `[P, h]` each, every head's columns side by side as `k_proj` writes
+/// them. Every query attends to all `P` of them; they take no position.
+#[derive(Clone, Debug)]
+pub struct PrefixKv {
+    pub k: Tensor,
+    pub v: Tensor,
+}
+
+impl PrefixKv {
+    /// `[P, h]` → contiguous `[b, heads, P, head_dim]`.
+    fn heads(x: &Tensor, b: usize, heads: usize) -> Result<Tensor> {
+        let (p, h) = x.dims2()?;
+        Ok(x.reshape((1, p, heads, h / heads))?
+            .transpose(1, 2)?
+            .broadcast_as((b, heads, p, h / heads))?
+            .contiguous()?)
+    }
+
+    fn len(&self) -> usize {
+        self.k.dim(0).unwrap_or(0)
+    }
+}
+
+/// `mask` (additive, last dimension the keys) with `p` zero columns in front: the prefix
+/// positions are visible to every query.
+fn prepend_visible(mask: &Tensor, p: usize) -> Result<Tensor> {
+    let mut dims = mask.dims().to_vec();
+    let last = dims.len() - 1;
+    dims[last] = p;
+    let zeros = Tensor::zeros(dims, mask.dtype(), mask.device())?;
+    Ok(Tensor::cat(&[&zeros, mask], last)?)
 }
 
 /// Multi-head self-attention (`OPTAttention`): `softmax(q kᵀ / √d + mask) v`, with the
@@ -275,11 +314,13 @@ impl Attention {
         mask: &Tensor,
         cache: Option<&mut LayerCache>,
     ) -> Result<Tensor> {
-        self.forward_residual(x, b, t, mask, cache, None)
+        self.forward_residual(x, b, t, mask, cache, None, None)
     }
 
     /// [`Self::forward`] plus `residual` (`[b*t, h]`) when given, added by the output projection's
-    /// GEMM on CPU.
+    /// GEMM on CPU, and a prefix's keys and values in front of the sequence's (a cache filled
+    /// with a prefix holds it already).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward_residual(
         &self,
         x: &Tensor,
@@ -288,13 +329,14 @@ impl Attention {
         mask: &Tensor,
         cache: Option<&mut LayerCache>,
         residual: Option<&Tensor>,
+        prefix: Option<&PrefixKv>,
     ) -> Result<Tensor> {
         let epilogue = residual.map_or(Epilogue::None, Epilogue::Residual);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let q = self.q_proj.forward_fused(x, scale, Epilogue::None)?;
         let k = self.k_proj.forward(x)?;
         let v = self.v_proj.forward(x)?;
-        if cache.is_none() {
+        if cache.is_none() && prefix.is_none() {
             let (heads, d) = (self.num_heads, self.head_dim);
             if let Some(out) = crate::cpu::attention(&q, &k, &v, mask, b, t, heads, d)? {
                 return self.out_proj.forward_fused(&out, 1.0, epilogue);
@@ -303,6 +345,11 @@ impl Attention {
         let q = self.heads(&q, b, t)?;
         let mut k = self.heads(&k, b, t)?;
         let mut v = self.heads(&v, b, t)?;
+        let cached = cache.as_ref().is_some_and(|c| c.kv.is_some());
+        if let (Some(p), false) = (prefix, cached) {
+            k = Tensor::cat(&[&PrefixKv::heads(&p.k, b, self.num_heads)?, &k], 2)?;
+            v = Tensor::cat(&[&PrefixKv::heads(&p.v, b, self.num_heads)?, &v], 2)?;
+        }
         if let Some(cache) = cache {
             if let Some((pk, pv)) = &cache.kv {
                 k = Tensor::cat(&[pk, &k], 2)?;
@@ -310,7 +357,11 @@ impl Attention {
             }
             cache.kv = Some((k.clone(), v.clone()));
         }
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
+        let mask = match prefix {
+            Some(p) => prepend_visible(mask, p.len())?,
+            None => mask.clone(),
+        };
+        let scores = q.matmul(&k.t()?)?.broadcast_add(&mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = probs
             .matmul(&v)?
@@ -324,6 +375,7 @@ impl Attention {
     /// Attention output at the query rows `rows` only (flat `b·t + i` indices, sequence of each
     /// in `row_batch`): keys and values from every position of `x: [b*t, h]`, `mask_rows` the
     /// rows of the additive mask for those queries, `[n, t]`. Returns `[n, h]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward_rows(
         &self,
         x: &Tensor,
@@ -332,6 +384,7 @@ impl Attention {
         rows: &Tensor,
         row_batch: &Tensor,
         mask_rows: &Tensor,
+        prefix: Option<&PrefixKv>,
     ) -> Result<Tensor> {
         let n = rows.dim(0)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
@@ -339,15 +392,20 @@ impl Attention {
             .q_proj
             .forward_fused(&x.index_select(rows, 0)?, scale, Epilogue::None)?
             .reshape((n, self.num_heads, 1, self.head_dim))?;
-        let k = self
-            .heads(&self.k_proj.forward(x)?, b, t)?
-            .index_select(row_batch, 0)?;
-        let v = self
-            .heads(&self.v_proj.forward(x)?, b, t)?
-            .index_select(row_batch, 0)?;
+        let mut k = self.heads(&self.k_proj.forward(x)?, b, t)?;
+        let mut v = self.heads(&self.v_proj.forward(x)?, b, t)?;
+        let mut mask_rows = mask_rows.clone();
+        if let Some(p) = prefix {
+            k = Tensor::cat(&[&PrefixKv::heads(&p.k, b, self.num_heads)?, &k], 2)?;
+            v = Tensor::cat(&[&PrefixKv::heads(&p.v, b, self.num_heads)?, &v], 2)?;
+            mask_rows = prepend_visible(&mask_rows, p.len())?;
+        }
+        let keys = k.dim(2)?;
+        let k = k.index_select(row_batch, 0)?;
+        let v = v.index_select(row_batch, 0)?;
         let scores = q
             .matmul(&k.t()?)?
-            .broadcast_add(&mask_rows.reshape((n, 1, 1, t))?)?;
+            .broadcast_add(&mask_rows.reshape((n, 1, 1, keys))?)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = probs
             .matmul(&v)?
@@ -432,6 +490,7 @@ impl DecoderLayer {
         t: usize,
         mask: &Tensor,
         cache: Option<&mut LayerCache>,
+        prefix: Option<&PrefixKv>,
     ) -> Result<Tensor> {
         let residual = x;
         let h = if self.pre_ln {
@@ -439,9 +498,9 @@ impl DecoderLayer {
         } else {
             x.clone()
         };
-        let mut x = self
-            .self_attn
-            .forward_residual(&h, b, t, mask, cache, Some(residual))?;
+        let mut x =
+            self.self_attn
+                .forward_residual(&h, b, t, mask, cache, Some(residual), prefix)?;
         if !self.pre_ln {
             x = self.self_attn_layer_norm.forward(&x)?;
         }
@@ -475,6 +534,7 @@ impl DecoderLayer {
     /// The layer's output at `rows` only (see [`Attention::forward_rows`]): the LayerNorm
     /// feeding keys/values runs on every position, the rest (queries, out_proj, MLP) on `n`
     /// rows. Returns `[n, h]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward_rows(
         &self,
         x: &Tensor,
@@ -483,6 +543,7 @@ impl DecoderLayer {
         rows: &Tensor,
         row_batch: &Tensor,
         mask_rows: &Tensor,
+        prefix: Option<&PrefixKv>,
     ) -> Result<Tensor> {
         let residual = x.index_select(rows, 0)?;
         let h = if self.pre_ln {
@@ -492,7 +553,7 @@ impl DecoderLayer {
         };
         let h = self
             .self_attn
-            .forward_rows(&h, b, t, rows, row_batch, mask_rows)?;
+            .forward_rows(&h, b, t, rows, row_batch, mask_rows, prefix)?;
         let mut x = (residual + h)?;
         if !self.pre_ln {
             x = self.self_attn_layer_norm.forward(&x)?;

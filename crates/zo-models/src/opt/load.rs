@@ -10,7 +10,8 @@
 //! - names under `model.decoder.` (transformers ≥ 4.x `save_pretrained`, opt-350m) or
 //!   `decoder.` (opt-125m/1.3b/… `.bin` files);
 //! - a tied `lm_head.weight`, present or absent (docs/PROTOCOL.md 7.3: accept both; with
-//!   `tie_word_embeddings = true` transformers uses `embed_tokens.weight` for the head).
+//!   `tie_word_embeddings = true` transformers uses `embed_tokens.weight` for the head); with
+//!   `tie_word_embeddings = false` (a head-tuned save) `lm_head.weight` is required.
 //!
 //! Every tensor is checked against [`Config::expected_params`] (a missing, extra, or
 //! wrongly-shaped tensor is an error naming the file and tensor) and cast to the requested dtype.
@@ -22,7 +23,7 @@ use candle_core::safetensors::{Load, MmapedSafetensors};
 use candle_core::{DType, Device, Tensor};
 use zo_core::ParamSet;
 
-use super::config::Config;
+use super::config::{Config, LM_HEAD};
 use super::model::OptModel;
 use crate::{Error, Result};
 
@@ -120,18 +121,12 @@ pub fn read_index(index: &Path) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-/// Maps a checkpoint key to the ParamSet name (`model.decoder.*`); `None` for the tied
-/// `lm_head.weight`, which is skipped.
-fn canonical_name(key: &str) -> Option<String> {
-    if key == "lm_head.weight" {
-        return None;
-    }
-    if key.starts_with("model.decoder.") {
-        Some(key.to_string())
-    } else if let Some(rest) = key.strip_prefix("decoder.") {
-        Some(format!("model.decoder.{rest}"))
-    } else {
-        Some(key.to_string())
+/// Maps a checkpoint key to the ParamSet name (`model.decoder.*`, or `lm_head.weight`, which
+/// [`params_from_found`] drops when the head is tied).
+fn canonical_name(key: &str) -> String {
+    match key.strip_prefix("decoder.") {
+        Some(rest) => format!("model.decoder.{rest}"),
+        None => key.to_string(),
     }
 }
 
@@ -139,9 +134,7 @@ fn canonical_name(key: &str) -> Option<String> {
 type Found = BTreeMap<String, (Tensor, PathBuf)>;
 
 fn insert(found: &mut Found, key: &str, tensor: Tensor, file: &Path) -> Result<()> {
-    let Some(name) = canonical_name(key) else {
-        return Ok(());
-    };
+    let name = canonical_name(key);
     if let Some((_, first)) = found.get(&name) {
         return Err(Error::Checkpoint {
             path: file.to_path_buf(),
@@ -230,6 +223,9 @@ fn params_from_found(
     origin: &Path,
     dtype: DType,
 ) -> Result<ParamSet> {
+    if cfg.tie_word_embeddings {
+        found.remove(LM_HEAD);
+    }
     let expected = cfg.expected_params();
     let mut items = Vec::with_capacity(expected.len());
     for (name, shape) in &expected {

@@ -14,25 +14,31 @@ use candle_core::{DType, Device, Tensor};
 use zo_core::ParamSet;
 
 use super::adapter::LoraSpec;
-use super::config::{Config, POSITION_OFFSET};
+use super::config::{Config, LM_HEAD, POSITION_OFFSET};
 use super::init::random_params;
-use super::layers::{param, DecoderLayer, LayerCache, LayerNorm, Linear, Lora};
+use super::layers::{param, DecoderLayer, LayerCache, LayerNorm, Linear, Lora, PrefixKv};
+use super::prefix::{prefix_token_ids, PrefixSpec};
 use crate::sgemm::Compute;
 use crate::{Error, Result};
 
-/// The OPT decoder with a tied language-model head.
+/// The OPT decoder with its language-model head: tied to `embed_tokens` (every facebook/opt-*)
+/// or, untied ([`OptModel::untied`], MeZO's `--untie_emb`), a tensor of its own.
 #[derive(Clone, Debug)]
 pub struct OptModel {
     cfg: Config,
     /// Every base tensor (Hugging Face names).
     base: ParamSet,
     /// What an optimizer perturbs and updates: `base` (full fine-tuning), a subset of it
-    /// ([`Self::with_trainable`]), or the tensors of a LoRA adapter ([`Self::with_lora`]).
+    /// ([`Self::with_trainable`]), or the tensors of a LoRA adapter ([`Self::with_lora`]) or
+    /// of a prefix ([`Self::with_prefix`]).
     trainable: ParamSet,
     lora: Option<LoraSpec>,
+    prefix: Option<PrefixSpec>,
     dtype: DType,
     device: Device,
     embed_tokens: Tensor,
+    /// The untied head (`lm_head.weight`); `None` when tied to `embed_tokens`.
+    lm_head: Option<Tensor>,
     embed_positions: Tensor,
     project_in: Option<Linear>,
     project_out: Option<Linear>,
@@ -170,6 +176,11 @@ impl OptModel {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             embed_tokens: param(&params, &format!("{p}.embed_tokens.weight"))?,
+            lm_head: if cfg.tie_word_embeddings {
+                None
+            } else {
+                Some(param(&params, LM_HEAD)?)
+            },
             embed_positions: param(&params, &format!("{p}.embed_positions.weight"))?,
             project_in,
             project_out,
@@ -179,6 +190,7 @@ impl OptModel {
             trainable: params.clone(),
             base: params,
             lora: None,
+            prefix: None,
             dtype,
             device,
             compute: Compute::F32,
@@ -215,11 +227,7 @@ impl OptModel {
     /// [`LoraSpec::expected_params`], in the model's dtype and on its device.
     pub fn with_lora(mut self, spec: &LoraSpec, adapter: ParamSet) -> Result<Self> {
         spec.validate()?;
-        if self.lora.is_some() {
-            return Err(Error::Input(
-                "the model already carries a LoRA adapter".into(),
-            ));
-        }
+        self.check_no_adapter()?;
         spec.check(&self.cfg, &adapter, std::path::Path::new("<adapter>"))?;
         if adapter.dtype() != Some(self.dtype) {
             return Err(Error::Input(format!(
@@ -251,9 +259,9 @@ impl OptModel {
     /// selects by substring, e.g. `"lora" in n`). A pattern that matches no tensor is an error
     /// naming it.
     pub fn with_trainable(mut self, patterns: &[String]) -> Result<Self> {
-        if self.lora.is_some() {
+        if self.lora.is_some() || self.prefix.is_some() {
             return Err(Error::Input(
-                "a trainable subset cannot be combined with a LoRA adapter".into(),
+                "a trainable subset cannot be combined with an adapter".into(),
             ));
         }
         if patterns.is_empty() {
@@ -272,6 +280,126 @@ impl OptModel {
         Ok(self)
     }
 
+    /// An error when the model carries an adapter already (one at a time).
+    fn check_no_adapter(&self) -> Result<()> {
+        if self.lora.is_some() || self.prefix.is_some() {
+            return Err(Error::Input("the model already carries an adapter".into()));
+        }
+        Ok(())
+    }
+
+    /// This model with a prefix on every attention layer (see [`super::prefix`]):
+    /// [`Self::params`] becomes `prefix` alone (the base tensors are never perturbed or
+    /// written). `prefix` must hold exactly [`PrefixSpec::expected_params`], in the model's
+    /// dtype and on its device.
+    pub fn with_prefix(mut self, spec: &PrefixSpec, prefix: ParamSet) -> Result<Self> {
+        spec.validate()?;
+        self.check_no_adapter()?;
+        spec.check(&self.cfg, &prefix, std::path::Path::new("<prefix>"))?;
+        if prefix.dtype() != Some(self.dtype) {
+            return Err(Error::Input(format!(
+                "the prefix's dtype {:?} differs from the model's {:?}",
+                prefix.dtype(),
+                self.dtype
+            )));
+        }
+        self.trainable = prefix;
+        self.prefix = Some(spec.clone());
+        Ok(self)
+    }
+
+    /// A fresh prefix for this (plain) model: by real activations (MeZO's default for the
+    /// direct parameterisation: the keys and values of `P` random tokens, drawn from `seed`)
+    /// or at random (see [`PrefixSpec::init_random`]).
+    pub fn init_prefix(&self, spec: &PrefixSpec, seed: u64, real: bool) -> Result<ParamSet> {
+        spec.validate()?;
+        if !real {
+            return spec.init_random(&self.cfg, seed, self.dtype, &self.device);
+        }
+        if spec.reparam {
+            return Err(Error::Input(
+                "a reparameterised prefix cannot be initialised by real activations (MeZO asserts the same)"
+                    .into(),
+            ));
+        }
+        let ids = prefix_token_ids(seed, self.cfg.vocab_size, spec.num_prefix);
+        self.prefix_from_tokens(&ids)
+    }
+
+    /// The direct prefix made of the keys and values every layer computes for `ids` (one
+    /// sequence, no BOS, positions `0..P`): MeZO's initialisation by real activations.
+    pub fn prefix_from_tokens(&self, ids: &[u32]) -> Result<ParamSet> {
+        self.check_no_adapter()?;
+        let (p, h) = (ids.len(), self.cfg.hidden_size);
+        let mut cache = KvCache::default();
+        self.forward_hidden_cached(ids, &vec![1; p], 1, p, &mut cache)?;
+        let flat = |t: &Tensor| -> Result<Tensor> {
+            // [1, heads, P, d] → [P, heads·d], as MeZO's `.squeeze(0).transpose(0, 1).reshape`.
+            Ok(t.squeeze(0)?
+                .transpose(0, 1)?
+                .contiguous()?
+                .reshape((p, h))?)
+        };
+        let mut items = Vec::with_capacity(2 * self.layers.len());
+        for (i, lc) in cache.layers.iter().enumerate() {
+            let (k, v) = lc
+                .kv()
+                .ok_or_else(|| Error::Input("empty KV cache after a forward".into()))?;
+            let a = format!("model.decoder.layers.{i}.self_attn");
+            items.push((format!("{a}.prefix_keys"), flat(k)?));
+            items.push((format!("{a}.prefix_values"), flat(v)?));
+        }
+        Ok(ParamSet::new(items)?)
+    }
+
+    /// The prefix's hyper-parameters, when the model carries one.
+    pub fn prefix(&self) -> Option<&PrefixSpec> {
+        self.prefix.as_ref()
+    }
+
+    /// Each layer's prefix keys and values, computed from the current prefix tensors (an
+    /// in-place sweep of them is seen here); `None` without a prefix.
+    fn prefix_kv(&self) -> Result<Option<Vec<PrefixKv>>> {
+        self.prefix
+            .as_ref()
+            .map(|spec| spec.kv(&self.cfg, &self.trainable))
+            .transpose()
+    }
+
+    /// This model with its language-model head untied from the embeddings (MeZO's
+    /// `--untie_emb`, which its `--head_tuning` uses): `lm_head.weight` becomes a base tensor
+    /// of its own, a copy of `embed_tokens.weight`, which [`Self::with_trainable`] can select
+    /// alone. A model already untied is returned as it is. Call it before choosing what is
+    /// trained.
+    pub fn untied(self) -> Result<Self> {
+        if !self.cfg.tie_word_embeddings {
+            return Ok(self);
+        }
+        self.check_no_adapter()?;
+        if self.trainable.len() != self.base.len() {
+            return Err(Error::Input(
+                "untie the embeddings before choosing the trainable tensors".into(),
+            ));
+        }
+        let mut items: Vec<(String, Tensor)> = self
+            .base
+            .iter()
+            .map(|(_, n, t)| (n.to_string(), t.clone()))
+            .collect();
+        items.push((LM_HEAD.to_string(), self.embed_tokens.copy()?));
+        let mut cfg = self.cfg.clone();
+        cfg.tie_word_embeddings = false;
+        let mut m = Self::new(cfg, ParamSet::new(items)?)?;
+        m.set_compute(self.compute);
+        Ok(m)
+    }
+
+    /// The language-model head `[vocab, E]`: `lm_head.weight` when untied, else
+    /// `embed_tokens.weight`.
+    fn head(&self) -> &Tensor {
+        self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
+    }
+
     /// The LoRA adapter's hyper-parameters, when the model carries one.
     pub fn lora(&self) -> Option<&LoraSpec> {
         self.lora.as_ref()
@@ -286,6 +414,12 @@ impl OptModel {
     /// the model's dtype), without an adapter: what `zo merge` saves. Without an adapter, a deep
     /// copy.
     pub fn merged(&self) -> Result<Self> {
+        if self.prefix.is_some() {
+            return Err(Error::Input(
+                "a prefix cannot be merged into the weights: it adds attention positions, not a weight difference"
+                    .into(),
+            ));
+        }
         let mut items = Vec::with_capacity(self.base.len());
         for (_, name, t) in self.base.iter() {
             let mut t = t.copy()?;
@@ -405,21 +539,25 @@ impl OptModel {
             x = p.forward(&x)?;
         }
         x = (x + self.embed_positions.embedding(&positions)?)?;
+        let prefix = self.prefix_kv()?;
 
         match cache {
             Some(cache) => {
                 if cache.layers.len() != self.layers.len() {
                     cache.layers = vec![LayerCache::default(); self.layers.len()];
                 }
-                for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
-                    x = layer.forward(&x, batch, seq, &additive, Some(lc))?;
+                for (i, (layer, lc)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate()
+                {
+                    let p = prefix.as_ref().map(|p| &p[i]);
+                    x = layer.forward(&x, batch, seq, &additive, Some(lc), p)?;
                 }
                 cache.mask = full;
                 cache.batch = batch;
             }
             None => {
-                for layer in &self.layers {
-                    x = layer.forward(&x, batch, seq, &additive, None)?;
+                for (i, layer) in self.layers.iter().enumerate() {
+                    let p = prefix.as_ref().map(|p| &p[i]);
+                    x = layer.forward(&x, batch, seq, &additive, None, p)?;
                 }
             }
         }
@@ -496,14 +634,16 @@ impl OptModel {
                 .index_select(&rows_t, 0)?);
         }
         let (last, body) = (self.layers.len() - 1, &self.layers[..self.layers.len() - 1]);
-        let (x, additive) = self.embed_and(ids, mask, batch, seq, body)?;
+        let prefix = self.prefix_kv()?;
+        let (x, additive) = self.embed_and(ids, mask, batch, seq, body, prefix.as_deref())?;
         let row_batch: Vec<u32> = rows.iter().map(|&r| r / seq as u32).collect();
         let row_batch = Tensor::from_vec(row_batch, rows.len(), &self.device)?;
         let mask_rows = additive
             .reshape((batch * seq, seq))?
             .index_select(&rows_t, 0)?;
+        let p = prefix.as_ref().map(|p| &p[last]);
         let mut x =
-            self.layers[last].forward_rows(&x, batch, seq, &rows_t, &row_batch, &mask_rows)?;
+            self.layers[last].forward_rows(&x, batch, seq, &rows_t, &row_batch, &mask_rows, p)?;
         if let Some(ln) = &self.final_layer_norm {
             x = ln.forward(&x)?;
         }
@@ -538,6 +678,7 @@ impl OptModel {
         batch: usize,
         seq: usize,
         layers: &[DecoderLayer],
+        prefix: Option<&[PrefixKv]>,
     ) -> Result<(Tensor, Tensor)> {
         self.check_inputs(ids, mask, batch, seq)?;
         self.check_positions(mask, seq)?;
@@ -551,8 +692,8 @@ impl OptModel {
             x = p.forward(&x)?;
         }
         x = (x + self.embed_positions.embedding(&positions)?)?;
-        for layer in layers {
-            x = layer.forward(&x, batch, seq, &additive, None)?;
+        for (i, layer) in layers.iter().enumerate() {
+            x = layer.forward(&x, batch, seq, &additive, None, prefix.map(|p| &p[i]))?;
         }
         Ok((x, additive))
     }
@@ -576,16 +717,16 @@ impl OptModel {
         Ok(())
     }
 
-    /// Per-row NLL of `labels` under the tied lm_head, for hidden rows `[n, E]`, without
+    /// Per-row NLL of `labels` under the lm_head, for hidden rows `[n, E]`, without
     /// materialising `[n, vocab]` logits on CPU (the vocabulary is processed in slices).
     pub fn nll_from_hidden(&self, hidden_rows: &Tensor, labels: &[u32]) -> Result<Vec<f64>> {
-        crate::ops::head_nll(hidden_rows, &self.embed_tokens, labels, self.compute)
+        crate::ops::head_nll(hidden_rows, self.head(), labels, self.compute)
     }
 
-    /// Logits `[n, vocab]` for hidden-state rows `[n, E]`, through the tied lm_head
-    /// (`embed_tokens.weight`), in the model's dtype.
+    /// Logits `[n, vocab]` for hidden-state rows `[n, E]`, through the lm_head
+    /// (`embed_tokens.weight` when tied), in the model's dtype.
     pub fn logits_from_hidden(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(hidden.matmul(&self.embed_tokens.t()?)?)
+        Ok(hidden.matmul(&self.head().t()?)?)
     }
 
     /// Logits `[rows.len(), vocab]` of the given rows (`b·seq + t`) of a `forward_hidden`
