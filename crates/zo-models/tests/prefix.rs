@@ -293,3 +293,23 @@ fn untied_head_starts_equal_then_trains_alone() {
         .to_string();
     assert!(err.contains("lm_head.weight"), "{err}");
 }
+
+/// The prefix tensors' names and shapes are those of MeZO's `PrefixTuning` on opt-125m's
+/// shapes, both parameterisations (vectors by `fixtures/make_mezo_prefix_vectors.py` from
+/// MeZO's `large_models/prefix.py`).
+#[test]
+fn prefix_tensor_names_and_shapes_match_mezo() {
+    let v: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/mezo_prefix_vectors.json")).unwrap();
+    let cfg = Config::preset(zo_models::opt::Preset::Opt125m);
+    assert_eq!(v["config"]["hidden_size"], cfg.hidden_size);
+    assert_eq!(v["config"]["num_hidden_layers"], cfg.num_hidden_layers);
+    for (key, reparam) in [("direct", false), ("reparam", true)] {
+        let want: Vec<(String, Vec<usize>)> = serde_json::from_value(v[key].clone()).unwrap();
+        let sp = PrefixSpec {
+            num_prefix: v["num_prefix"].as_u64().unwrap() as usize,
+            reparam,
+        };
+        assert_eq!(sp.expected_params(&cfg), want, "{key}");
+    }
+}

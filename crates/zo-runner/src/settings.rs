@@ -179,6 +179,10 @@ pub struct ModelSettings {
     /// bf16, f32 accumulation; AVX512-BF16 CPUs, f32 elsewhere). The weights stay `dtype`.
     #[serde(default)]
     pub compute: ComputeSetting,
+    /// Give the OPT its own `lm_head.weight`, a copy of the embeddings (MeZO's `--untie_emb`),
+    /// so `train.trainable = ["lm_head"]` tunes the head alone (MeZO's `--head_tuning`).
+    #[serde(default)]
+    pub untie_embeddings: bool,
 }
 
 /// `model.compute`.
@@ -369,6 +373,9 @@ impl Settings {
         }
         self.adapter
             .validate(&self.train.trainable, self.model.kind == ModelKind::Opt)?;
+        if self.model.untie_embeddings && self.model.kind != ModelKind::Opt {
+            bail!("config: key `model.untie_embeddings`: applies to OPT models only");
+        }
         if !self.train.trainable.is_empty() && self.model.kind != ModelKind::Opt {
             bail!("config: key `train.trainable`: tensor subsets apply to OPT models only");
         }

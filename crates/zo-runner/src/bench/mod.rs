@@ -170,7 +170,7 @@ pub fn with_lora(model: OptModel, args: &BenchArgs) -> Result<OptModel> {
         kind: crate::adapters::AdapterKind::Lora,
         ..Default::default()
     };
-    crate::adapters::apply(model, &a, &[], args.seed, None)
+    crate::adapters::apply(model, &a, &[], false, args.seed, None)
 }
 
 /// Settings shared by the figures, and where their lines go.

@@ -35,8 +35,12 @@ fn settings(a: &EvalArgs) -> Result<(Settings, Option<PathBuf>)> {
             toml::Value::String(m.display().to_string())
         ));
     }
-    if a.adapter.is_some() {
-        sets.push("adapter.kind = \"lora\"".to_string());
+    if let Some(dir) = &a.adapter {
+        let kind = match crate::adapters::kind_of_dir(dir)? {
+            crate::adapters::AdapterKind::Prefix => "prefix",
+            _ => "lora",
+        };
+        sets.push(format!("adapter.kind = \"{kind}\""));
     }
     if let Some(t) = &a.task {
         sets.push(format!("task.name = {}", toml::Value::String(t.clone())));

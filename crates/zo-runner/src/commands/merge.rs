@@ -34,8 +34,14 @@ pub fn run(g: &Global, a: &MergeArgs) -> CmdResult {
     let tok = load_tokenizer(&s.model).map_err(usage)?;
     let adapted = base
         .load_adapter(&a.adapter)
-        .with_context(|| format!("{}: cannot load the LoRA adapter", a.adapter.display()))
+        .with_context(|| format!("{}: cannot load the adapter", a.adapter.display()))
         .map_err(usage)?;
+    if adapted.prefix().is_some() {
+        return Err(usage(anyhow!(
+            "{}: a prefix adds attention positions, not a weight difference, so it cannot be merged; evaluate it with `zo eval --adapter`",
+            a.adapter.display()
+        )));
+    }
     let merged = adapted.merged().map_err(|e| failed(e.into()))?;
     ModelRef::Opt(&merged, &tok)
         .save(&a.out, None)

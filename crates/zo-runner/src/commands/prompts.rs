@@ -30,6 +30,7 @@ pub fn run(_g: &Global, a: &PromptsArgs) -> CmdResult {
                 bos: BosSetting::Mezo,
                 init_seed: 0,
                 compute: Default::default(),
+                untie_embeddings: false,
             };
             Some(crate::pipeline::model::load_tokenizer(&m).map_err(usage)?)
         }

@@ -52,6 +52,7 @@ fn load_text_model(s: &Settings, weights: Option<&Path>) -> Result<(OptModel, To
         model,
         &s.adapter,
         &s.train.trainable,
+        s.model.untie_embeddings,
         s.train.seed,
         adapter_dir,
     )?;
@@ -131,7 +132,9 @@ impl<'a> ModelRef<'a> {
         let _ = std::fs::remove_dir_all(tmp);
         match self {
             // An adapter is saved alone, in PEFT's layout; the base is never written.
-            ModelRef::Opt(m, _) if m.lora().is_some() => m.save_adapter(tmp, ""),
+            ModelRef::Opt(m, _) if m.lora().is_some() || m.prefix().is_some() => {
+                m.save_adapter(tmp, "")
+            }
             ModelRef::Opt(m, tok) => m.save_pretrained(tmp, Some(tok), &SaveOptions::default()),
             ModelRef::ResNet(m) => m.save(tmp),
         }
