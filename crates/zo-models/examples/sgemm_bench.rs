@@ -157,6 +157,7 @@ fn main() -> Result<(), String> {
             "avx2" => Some(Isa::Avx2),
             "avx512" => Some(Isa::Avx512),
             "avx512bf16" => Some(Isa::Avx512Bf16),
+            "amx" => Some(Isa::AmxBf16),
             _ => None,
         };
         for name in &kernels {

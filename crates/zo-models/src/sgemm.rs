@@ -131,6 +131,8 @@ macro_rules! store_tile {
 }
 
 #[cfg(target_arch = "x86_64")]
+mod kernel_amx;
+#[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx512;
@@ -147,6 +149,10 @@ pub enum Isa {
     /// AVX512-BF16, 12×32 tiles, inputs rounded to bf16 (not bit-identical to the f32
     /// kernels: only used when asked for, by [`Compute::Bf16`]).
     Avx512Bf16,
+    /// AMX-BF16 tiles (Intel Sapphire Rapids and later), 32×32 micro-tiles, inputs rounded to
+    /// bf16 as [`Isa::Avx512Bf16`]'s; a product whose `k` blocks do not suit the tiles (`k < 16`,
+    /// a last block under 16) runs on [`Isa::Avx512Bf16`] instead.
+    AmxBf16,
 }
 
 /// The arithmetic of the products: f32 (every kernel gives the same bits), or bf16 inputs with
@@ -159,10 +165,11 @@ pub enum Compute {
 }
 
 impl Compute {
-    /// The kernel this setting runs on this CPU: for bf16, the bf16 kernel if the CPU has one,
-    /// else the best f32 kernel.
+    /// The kernel this setting runs on this CPU: for bf16, AMX where the CPU has it, else
+    /// AVX512-BF16, else the best f32 kernel.
     pub fn isa(self) -> Option<Isa> {
         match self {
+            Compute::Bf16 if Isa::AmxBf16.supported() => Some(Isa::AmxBf16),
             Compute::Bf16 if Isa::Avx512Bf16.supported() => Some(Isa::Avx512Bf16),
             _ => Isa::best(),
         }
@@ -180,12 +187,18 @@ impl Isa {
                 Isa::Avx2 => avx2,
                 Isa::Avx512 => avx2 && has!("avx512f"),
                 Isa::Avx512Bf16 => avx2 && has!("avx512f") && has!("avx512bf16"),
+                Isa::AmxBf16 => avx2 && kernel_amx::supported(),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
             false
         }
+    }
+
+    /// Whether the kernel rounds its inputs to bf16.
+    pub fn is_bf16(self) -> bool {
+        matches!(self, Isa::Avx512Bf16 | Isa::AmxBf16)
     }
 
     /// The fastest kernel this CPU supports, if any.
@@ -423,6 +436,7 @@ fn run_src<A: driver::PackA>(
         return true;
     }
     use driver::run as go;
+    use kernel_amx::Amx;
     use kernel_avx2::Avx2;
     use kernel_avx512::Avx512;
     use kernel_bf16::Avx512Bf16;
@@ -434,6 +448,8 @@ fn run_src<A: driver::PackA>(
             Isa::Avx2 => go::<Avx2, A>(n, o, k, a, w, c, epi, bs),
             Isa::Avx512 => go::<Avx512<12>, A>(n, o, k, a, w, c, epi, bs),
             Isa::Avx512Bf16 => go::<Avx512Bf16<12>, A>(n, o, k, a, w, c, epi, bs),
+            Isa::AmxBf16 if kernel_amx::shape_ok(k) => go::<Amx, A>(n, o, k, a, w, c, epi, bs),
+            Isa::AmxBf16 => go::<Avx512Bf16<12>, A>(n, o, k, a, w, c, epi, bs),
         }
     }
     true

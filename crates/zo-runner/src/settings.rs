@@ -207,7 +207,7 @@ impl ComputeSetting {
     pub fn kernel_for_this_cpu(self) -> zo_models::sgemm::Compute {
         let compute = self.kernel();
         if compute == zo_models::sgemm::Compute::Bf16
-            && compute.isa() != Some(zo_models::sgemm::Isa::Avx512Bf16)
+            && !compute.isa().is_some_and(zo_models::sgemm::Isa::is_bf16)
         {
             tracing::warn!(
                 "model.compute = \"bf16\": this CPU has no AVX512-BF16; the products run in f32"

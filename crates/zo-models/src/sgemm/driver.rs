@@ -66,7 +66,7 @@ pub(super) trait Kernel {
 }
 
 /// Bounds on the kernels' tile shape (the size of the edge tiles' stack copy).
-pub(super) const MAX_MR: usize = 16;
+pub(super) const MAX_MR: usize = 32;
 pub(super) const MAX_NR: usize = 32;
 
 /// What the last `k` block of a full tile applies before its single store:

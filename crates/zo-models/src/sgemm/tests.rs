@@ -334,7 +334,7 @@ fn bf16_kernel_is_the_f32_product_of_bf16_inputs() {
         assert_eq!(Compute::Bf16.isa(), Isa::best());
         return;
     }
-    assert_eq!(Compute::Bf16.isa(), Some(Isa::Avx512Bf16));
+    assert!(Compute::Bf16.isa().is_some_and(Isa::is_bf16));
     for &(n, o, k) in &[
         (1, 1, 1),
         (5, 33, 7),
@@ -363,5 +363,58 @@ fn bf16_kernel_is_the_f32_product_of_bf16_inputs() {
                 "{n}×{o}×{k}: the bf16 kernel gave the f32 bits"
             );
         }
+    }
+}
+
+/// The AMX kernel computes the f32-accumulated product of the bf16-rounded inputs (the error
+/// bound of `check` against the f64 product of the rounded inputs), for shapes with full and
+/// partial 32-`k` chunks, several `k` blocks, edge tiles and every epilogue; independently of
+/// the thread count; and not the f32 bits. Shapes whose `k` blocks do not suit the tiles go to
+/// the AVX512-BF16 kernel, with its bits.
+#[test]
+fn amx_kernel_is_the_f32_product_of_bf16_inputs() {
+    if !Isa::AmxBf16.supported() {
+        println!("AMX kernel: skipped (no AMX-BF16 on this CPU, or not permitted)");
+        assert_ne!(Compute::Bf16.isa(), Some(Isa::AmxBf16));
+        return;
+    }
+    assert_eq!(Compute::Bf16.isa(), Some(Isa::AmxBf16));
+    for &(n, o, k) in &[
+        (1, 1, 16),
+        (5, 33, 40),
+        (37, 45, 77),
+        (32, 32, 32),
+        (13, 64, 768),
+        (130, 70, 1601),
+        (200, 96, 2048),
+    ] {
+        let (a, w) = (data(n * k, 1), data(o * k, 2));
+        let (bias, res) = (data(o, 3), data(n * o, 4));
+        for epi in epilogues(&bias, &res) {
+            let got = ours(Isa::AmxBf16, n, o, k, &a, &w, &epi);
+            check(n, o, k, &to_bf16(&a), &to_bf16(&w), &epi, &got);
+            let two = in_pool(2, || ours(Isa::AmxBf16, n, o, k, &a, &w, &epi));
+            let one = in_pool(1, || ours(Isa::AmxBf16, n, o, k, &a, &w, &epi));
+            assert!(
+                same(&one, &two) && same(&one, &got),
+                "{n}×{o}×{k}: thread counts differ"
+            );
+        }
+        let f32 = ours(Isa::best().unwrap(), n, o, k, &a, &w, &Epilogue::PLAIN);
+        let amx = ours(Isa::AmxBf16, n, o, k, &a, &w, &Epilogue::PLAIN);
+        assert!(
+            !same(&f32, &amx),
+            "{n}×{o}×{k}: the AMX kernel gave the f32 bits"
+        );
+    }
+    // k = 7 (and a last block of 4 after 768): the AVX512-BF16 kernel runs.
+    for &(n, o, k) in &[(9, 20, 7), (40, 33, 772)] {
+        let (a, w) = (data(n * k, 5), data(o * k, 6));
+        let amx = ours(Isa::AmxBf16, n, o, k, &a, &w, &Epilogue::PLAIN);
+        let bf = ours(Isa::Avx512Bf16, n, o, k, &a, &w, &Epilogue::PLAIN);
+        assert!(
+            same(&amx, &bf),
+            "{n}×{o}×{k}: not the AVX512-BF16 kernel's bits"
+        );
     }
 }

@@ -1,0 +1,375 @@
+//! The AMX micro-kernel of [`super`] (`model.compute = "bf16"` on Intel Sapphire Rapids and
+//! later): A and W are rounded to bfloat16 while they are packed (as the AVX512-BF16 kernel
+//! does) and multiplied on the AMX tile unit with `tdpbf16ps`, accumulating in f32.
+//!
+//! A `32 × 32` tile of C lives in four 16 × 16 f32 tile registers (`tmm0..3`); each step of
+//! 32 `k` values loads two A tiles (16 rows × 32 bf16, `tmm4/5`) and two B tiles (16 pairs of
+//! `k` × 16 columns, `tmm6/7`) and issues four `tdpbf16ps`: 32 768 multiply-adds, against 512
+//! for an AVX-512 FMA chain step.
+//!
+//! Packing: a packed A micro-panel is, per 32-`k` chunk, 32 rows of 16 pair words (64 bytes:
+//! `(bf16(x[2p]), bf16(x[2p+1]))`), so each A tile is 1 KB contiguous; a packed B panel is, per
+//! chunk, 16 rows of 32 pair words (one per column of C), loaded as two tiles at a 128-byte
+//! stride. A `kc` that is not a multiple of 32 is padded with zero pairs, so the packed panels
+//! take `⌈kc/32⌉·16` words per row, which fits the driver's `kc` floats per row for `kc ≥ 16`
+//! ([`shape_ok`] sends other shapes to the AVX512-BF16 kernel).
+//!
+//! Determinism: each element of C is the same chain of `tdpbf16ps` over its chunks in order,
+//! from block to block (raw f32 sums stored and reloaded), whatever the blocking or the thread
+//! count. It is not the AVX512-BF16 kernel's result (the hardware sums a chunk's products in
+//! its own order), so bf16 results are reproducible on one machine kind, as documented for
+//! `model.compute = "bf16"`.
+//!
+//! The tile unit needs the kernel's permission (`arch_prctl(ARCH_REQ_XCOMP_PERM,
+//! XFEATURE_XTILEDATA)`, once per process, [`supported`]) and a tile configuration loaded on
+//! each thread (`ldtilecfg`, once per thread). The instructions are written with `asm!`: Rust
+//! has no stable AMX intrinsics or target features, and the assembler needs neither.
+
+use std::arch::asm;
+use std::arch::x86_64::*;
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+use super::driver::{Kernel, TileEpi};
+
+/// Micro-tile shape: 2 × 2 tiles of 16 × 16.
+const MR: usize = 32;
+const NR: usize = 32;
+/// `k` values per tile step (16 pairs).
+const CHUNK: usize = 32;
+
+/// Whether this CPU has AMX-TILE and AMX-BF16 and the kernel lets this process use them
+/// (asked once).
+pub(super) fn supported() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        if !(std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bf16"))
+        {
+            return false;
+        }
+        // CPUID.(EAX=7, ECX=0):EDX bit 22 = AMX-BF16, bit 24 = AMX-TILE.
+        // CPUID leaf 7 exists on every CPU with AVX-512.
+        let edx = __cpuid_count(7, 0).edx;
+        if edx & (1 << 22) == 0 || edx & (1 << 24) == 0 {
+            return false;
+        }
+        request_tile_data()
+    })
+}
+
+/// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`: Linux hands out the (8 KB) tile
+/// state only to processes that ask. `false` on other systems or when refused.
+fn request_tile_data() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        const SYS_ARCH_PRCTL: i64 = 158;
+        const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+        const XFEATURE_XTILEDATA: i64 = 18;
+        let ret: i64;
+        // SAFETY: a plain system call with integer arguments; it clobbers rcx and r11.
+        unsafe {
+            asm!(
+                "syscall",
+                inlateout("rax") SYS_ARCH_PRCTL => ret,
+                in("rdi") ARCH_REQ_XCOMP_PERM,
+                in("rsi") XFEATURE_XTILEDATA,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        ret == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
+/// Whether the driver's blocks of `k` suit this kernel: every `kc` block (of [`Amx::KC`], the
+/// last one `k mod KC`) at least 16, so the padded panels fit the driver's buffers.
+pub(super) fn shape_ok(k: usize) -> bool {
+    let last = k % <Amx as Kernel>::KC;
+    k >= 16 && (last == 0 || last >= 16)
+}
+
+/// The 64-byte tile configuration (palette 1): tiles 0-7 all 16 rows × 64 bytes.
+#[repr(C, align(64))]
+struct TileConfig {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    colsb: [u16; 16],
+    rows: [u8; 16],
+}
+
+thread_local! {
+    /// Whether this thread has loaded [`TileConfig`].
+    static CONFIGURED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Loads the tile configuration on this thread, once.
+///
+/// # Safety
+/// [`supported`] returned true.
+#[inline]
+unsafe fn configure_thread() {
+    if CONFIGURED.with(Cell::get) {
+        return;
+    }
+    let mut cfg = TileConfig {
+        palette: 1,
+        start_row: 0,
+        reserved: [0; 14],
+        colsb: [0; 16],
+        rows: [0; 16],
+    };
+    for t in 0..8 {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    // SAFETY: AMX is available and permitted (the caller's contract); `cfg` is a valid palette-1
+    // configuration, 64-byte aligned.
+    unsafe { asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly)) };
+    CONFIGURED.with(|c| c.set(true));
+}
+
+/// The AMX kernel with `32 × 32` tiles.
+pub(super) struct Amx;
+
+impl Kernel for Amx {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    /// In elements of `k`: 24 chunks, a 24 KB A micro-panel and as much B.
+    const KC: usize = 768;
+    const MC_MAX: usize = 128;
+    const NC: usize = 2048;
+    /// The packing stays within `kc·MR` floats for `kc ≥ 16` ([`shape_ok`]).
+    const A_SPILL: usize = 0;
+    const PREFETCH_C: bool = false;
+
+    unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
+        // SAFETY: the trait's contract, which is `pack_rows`'.
+        unsafe { pack_rows(src, ld, rows, kc, dst.cast::<u32>()) }
+    }
+
+    unsafe fn pack_b(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
+        // SAFETY: the trait's contract, which is `pack_cols`'.
+        unsafe { pack_cols(src, ld, rows, kc, dst.cast::<u32>()) }
+    }
+
+    unsafe fn kernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        epi: Option<&TileEpi>,
+    ) {
+        // SAFETY: the trait's contract, which is `kernel_32x32`'s.
+        unsafe {
+            kernel_32x32(
+                kc,
+                a.cast::<u32>(),
+                b.cast::<u32>(),
+                c,
+                ldc,
+                accumulate,
+                epi,
+            )
+        }
+    }
+}
+
+/// The 16 pair words of `row[e .. e + 32]` (zeros past `kc`) into `out`.
+///
+/// # Safety
+/// AVX-512F + AVX512-BF16 available; `row` readable for `kc` elements.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pairs16(row: *const f32, e: usize, kc: usize) -> __m512i {
+    let left = kc - e;
+    let m_lo: __mmask16 = if left >= 16 { !0 } else { (1u16 << left) - 1 };
+    let m_hi: __mmask16 = if left >= 32 {
+        !0
+    } else if left > 16 {
+        (1u16 << (left - 16)) - 1
+    } else {
+        0
+    };
+    // SAFETY: masked loads touch only the `kc` elements of the row.
+    unsafe {
+        let lo = _mm512_maskz_loadu_ps(m_lo, row.add(e));
+        let hi = _mm512_maskz_loadu_ps(m_hi, row.add(e + 16));
+        std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
+    }
+}
+
+/// A: `dst[(c·32 + i)·16 + q]` = pair word `c·16 + q` of row `i` (zero rows from `rows`).
+///
+/// # Safety
+/// AVX-512F + AVX512-BF16 available; `src` readable for rows `0 .. rows`, `kc` elements each
+/// at stride `ld`; `dst` writable for `⌈kc/32⌉·16·32` words.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pack_rows(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut u32) {
+    let chunks = kc.div_ceil(CHUNK);
+    // SAFETY (whole body): the extents listed above.
+    unsafe {
+        for c in 0..chunks {
+            let base = dst.add(c * MR * 16);
+            for i in 0..MR {
+                let v = if i < rows {
+                    pairs16(src.add(i * ld), c * CHUNK, kc)
+                } else {
+                    _mm512_setzero_si512()
+                };
+                _mm512_storeu_si512(base.add(i * 16).cast(), v);
+            }
+        }
+    }
+}
+
+/// B: `dst[(c·16 + q)·32 + j]` = pair word `c·16 + q` of row `j` of W (zero columns from
+/// `rows`).
+///
+/// # Safety
+/// AVX-512F + AVX512-BF16 available; `src` readable for rows `0 .. rows`, `kc` elements each
+/// at stride `ld`; `dst` writable for `⌈kc/32⌉·16·32` words.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pack_cols(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut u32) {
+    let chunks = kc.div_ceil(CHUNK);
+    // SAFETY (whole body): the extents listed above.
+    unsafe {
+        let mut words = [0u32; 16];
+        for c in 0..chunks {
+            let base = dst.add(c * 16 * NR);
+            for j in 0..NR {
+                if j < rows {
+                    let v = pairs16(src.add(j * ld), c * CHUNK, kc);
+                    _mm512_storeu_si512(words.as_mut_ptr().cast(), v);
+                    for (q, &w) in words.iter().enumerate() {
+                        *base.add(q * NR + j) = w;
+                    }
+                } else {
+                    for q in 0..16 {
+                        *base.add(q * NR + j) = 0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `C[32 × 32] (+)= Apanel · Bpanel` over `⌈kc/32⌉` tile steps, then a plain store of the raw
+/// sums (`epi = None`) or the epilogue, with the operations of the other kernels' epilogue.
+///
+/// # Safety
+/// [`supported`]; `a` and `b` readable for `⌈kc/32⌉·512` words; `c` valid for writing (and,
+/// when `accumulate`, reading) a `32 × 32` tile with row stride `ldc`; the epilogue pointers
+/// as in the other kernels.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn kernel_32x32(
+    kc: usize,
+    a: *const u32,
+    b: *const u32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    epi: Option<&TileEpi>,
+) {
+    // SAFETY (whole body): the extents listed above; tiles are 16 rows of 64 bytes at the
+    // given strides, inside them.
+    unsafe {
+        configure_thread();
+        let sc = ldc * 4;
+        let c1 = c.add(16);
+        let c2 = c.add(16 * ldc);
+        let c3 = c.add(16 * ldc + 16);
+        if accumulate {
+            asm!(
+                "tileloadd tmm0, [{c0} + {s}*1]",
+                "tileloadd tmm1, [{c1} + {s}*1]",
+                "tileloadd tmm2, [{c2} + {s}*1]",
+                "tileloadd tmm3, [{c3} + {s}*1]",
+                c0 = in(reg) c, c1 = in(reg) c1, c2 = in(reg) c2, c3 = in(reg) c3,
+                s = in(reg) sc,
+                options(nostack, readonly),
+            );
+        } else {
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            );
+        }
+        let (mut ap, mut bp) = (a, b);
+        for _ in 0..kc.div_ceil(CHUNK) {
+            asm!(
+                "tileloadd tmm4, [{a0} + {s64}*1]",
+                "tileloadd tmm6, [{b0} + {s128}*1]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tileloadd tmm7, [{b1} + {s128}*1]",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tileloadd tmm5, [{a1} + {s64}*1]",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                a0 = in(reg) ap, a1 = in(reg) ap.add(16 * 16),
+                b0 = in(reg) bp, b1 = in(reg) bp.add(16),
+                s64 = in(reg) 64usize, s128 = in(reg) 128usize,
+                options(nostack, readonly),
+            );
+            ap = ap.add(MR * 16);
+            bp = bp.add(16 * NR);
+        }
+        match epi {
+            None => {
+                asm!(
+                    "tilestored [{c0} + {s}*1], tmm0",
+                    "tilestored [{c1} + {s}*1], tmm1",
+                    "tilestored [{c2} + {s}*1], tmm2",
+                    "tilestored [{c3} + {s}*1], tmm3",
+                    c0 = in(reg) c, c1 = in(reg) c1, c2 = in(reg) c2, c3 = in(reg) c3,
+                    s = in(reg) sc,
+                    options(nostack),
+                );
+            }
+            Some(e) => {
+                #[repr(C, align(64))]
+                struct Tile([f32; MR * NR]);
+                let mut t = Tile([0.0; MR * NR]);
+                let tp = t.0.as_mut_ptr();
+                asm!(
+                    "tilestored [{c0} + {s}*1], tmm0",
+                    "tilestored [{c1} + {s}*1], tmm1",
+                    "tilestored [{c2} + {s}*1], tmm2",
+                    "tilestored [{c3} + {s}*1], tmm3",
+                    c0 = in(reg) tp, c1 = in(reg) tp.add(16), c2 = in(reg) tp.add(16 * NR),
+                    c3 = in(reg) tp.add(16 * NR + 16),
+                    s = in(reg) NR * 4,
+                    options(nostack),
+                );
+                let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+                load_tile!(acc, tp, NR, 16, _mm512_loadu_ps);
+                let epi = Some(e);
+                store_tile!(
+                    acc,
+                    c,
+                    ldc,
+                    epi,
+                    16,
+                    _mm512_set1_ps,
+                    _mm512_setzero_ps,
+                    _mm512_loadu_ps,
+                    _mm512_storeu_ps,
+                    _mm512_fmadd_ps,
+                    _mm512_add_ps,
+                    _mm512_max_ps
+                );
+            }
+        }
+    }
+}
