@@ -49,7 +49,8 @@
 //! shape, blocking constants, packing and micro-kernel), monomorphised once per kernel. Every
 //! kernel computes each element of C as the same in-order FMA chain, with the same epilogue
 //! operations, so they all give bit-identical results (tested), and which one runs does not
-//! change any number.
+//! change any number. [`Compute::Bf16`] adds two kernels that round the inputs to bf16 (their
+//! own bits, not the f32 ones): AMX tiles (`kernel_amx`, Intel) and AVX512-BF16 (`kernel_bf16`).
 //!
 //! The AVX-512 shape comes from the register budget: 32 `zmm` hold `2·MR` accumulators, the
 //! 2 B vectors of a `k` step and a broadcast, so `MR ≤ 14` with `NR = 32`; 8 accumulators

@@ -176,7 +176,7 @@ pub struct ModelSettings {
     /// Seed of the random initialisation of `builtin:*` models.
     pub init_seed: u64,
     /// Arithmetic of the OPT forward's products on the CPU: `f32`, or `bf16` (inputs rounded to
-    /// bf16, f32 accumulation; AVX512-BF16 CPUs, f32 elsewhere). The weights stay `dtype`.
+    /// bf16, f32 accumulation; AMX or AVX512-BF16 CPUs, f32 elsewhere). The weights stay `dtype`.
     #[serde(default)]
     pub compute: ComputeSetting,
     /// Give the OPT its own `lm_head.weight`, a copy of the embeddings (MeZO's `--untie_emb`),
@@ -203,14 +203,14 @@ impl ComputeSetting {
     }
 
     /// [`ComputeSetting::kernel`], warning once per model load when bf16 was asked for on a
-    /// CPU without AVX512-BF16 (the products then run in f32).
+    /// CPU without AMX-BF16 or AVX512-BF16 (the products then run in f32).
     pub fn kernel_for_this_cpu(self) -> zo_models::sgemm::Compute {
         let compute = self.kernel();
         if compute == zo_models::sgemm::Compute::Bf16
             && !compute.isa().is_some_and(zo_models::sgemm::Isa::is_bf16)
         {
             tracing::warn!(
-                "model.compute = \"bf16\": this CPU has no AVX512-BF16; the products run in f32"
+                "model.compute = \"bf16\": this CPU has no AVX512-BF16 (nor AMX-BF16); the products run in f32"
             );
         }
         compute

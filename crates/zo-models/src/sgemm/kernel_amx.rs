@@ -141,7 +141,15 @@ pub(super) struct Amx;
 impl Kernel for Amx {
     const MR: usize = MR;
     const NR: usize = NR;
-    /// In elements of `k`: 24 chunks, a 24 KB A micro-panel and as much B.
+    /// In elements of `k`: 24 chunks, a 48 KB A micro-panel and as much B. The product alone
+    /// preferred 256 (`examples/sgemm_bench.rs --kernels amx --threads 1`, GFLOP per
+    /// CPU-second on 1024 × 768 → 768 / 3072, 1024 × 3072 → 768, 1024 × 768 → 4096: `KC` 768:
+    /// 751 / 535 / 691 / 517; 384: 786 / 522 / 788 / 713; 256: 803 / 701 / 784 / 695; noisy,
+    /// shared machine), but the whole forward did not (`zo bench --figure b1 --compute bf16`,
+    /// opt-125m, B16, T64, two rounds each, CPU seconds per call: full LM loss 0.570 / 0.558
+    /// with 768 against 0.654 / 0.626 with 256, task loss 0.418 / 0.396 against 0.482 /
+    /// 0.456): the 16-row task head and the 4096-column slices of the LM head pass over C
+    /// once per `k` block. `MC_MAX` 64 / 128 / 256 tied.
     const KC: usize = 768;
     const MC_MAX: usize = 128;
     const NC: usize = 2048;
@@ -232,7 +240,8 @@ unsafe fn pack_rows(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mu
 }
 
 /// B: `dst[(c·16 + q)·32 + j]` = pair word `c·16 + q` of row `j` of W (zero columns from
-/// `rows`).
+/// `rows`). Each 16 × 16 block of words is transposed in registers ([`transpose16`]), so
+/// the panel is written in whole 64-byte rows.
 ///
 /// # Safety
 /// AVX-512F + AVX512-BF16 available; `src` readable for rows `0 .. rows`, `kc` elements each
@@ -242,24 +251,56 @@ unsafe fn pack_cols(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mu
     let chunks = kc.div_ceil(CHUNK);
     // SAFETY (whole body): the extents listed above.
     unsafe {
-        let mut words = [0u32; 16];
         for c in 0..chunks {
             let base = dst.add(c * 16 * NR);
-            for j in 0..NR {
-                if j < rows {
-                    let v = pairs16(src.add(j * ld), c * CHUNK, kc);
-                    _mm512_storeu_si512(words.as_mut_ptr().cast(), v);
-                    for (q, &w) in words.iter().enumerate() {
-                        *base.add(q * NR + j) = w;
+            for j0 in (0..NR).step_by(16) {
+                let mut r = [_mm512_setzero_si512(); 16];
+                for (jj, v) in r.iter_mut().enumerate() {
+                    if j0 + jj < rows {
+                        *v = pairs16(src.add((j0 + jj) * ld), c * CHUNK, kc);
                     }
-                } else {
-                    for q in 0..16 {
-                        *base.add(q * NR + j) = 0;
-                    }
+                }
+                let t = transpose16(&r);
+                for (q, v) in t.iter().enumerate() {
+                    _mm512_storeu_si512(base.add(q * NR + j0).cast(), *v);
                 }
             }
         }
     }
+}
+
+/// The transpose of a 16 × 16 matrix of 32-bit words held as 16 row vectors: word `j` of
+/// output `q` is word `q` of input `j`. Interleaves of 32- then 64-bit elements, then two
+/// rounds of 128-bit lane shuffles.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: &[__m512i; 16]) -> [__m512i; 16] {
+    let mut a = [_mm512_setzero_si512(); 16];
+    for i in 0..8 {
+        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    // b[4i + c], 128-bit lane L: rows 4i .. 4i + 3 of column 4L + c.
+    let mut b = [_mm512_setzero_si512(); 16];
+    for i in 0..4 {
+        b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
+        b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
+    }
+    let mut out = [_mm512_setzero_si512(); 16];
+    for c in 0..4 {
+        let (b0, b1, b2, b3) = (b[c], b[4 + c], b[8 + c], b[12 + c]);
+        let p = _mm512_shuffle_i32x4::<0x44>(b0, b1);
+        let q = _mm512_shuffle_i32x4::<0xEE>(b0, b1);
+        let r2 = _mm512_shuffle_i32x4::<0x44>(b2, b3);
+        let s = _mm512_shuffle_i32x4::<0xEE>(b2, b3);
+        out[c] = _mm512_shuffle_i32x4::<0x88>(p, r2);
+        out[4 + c] = _mm512_shuffle_i32x4::<0xDD>(p, r2);
+        out[8 + c] = _mm512_shuffle_i32x4::<0x88>(q, s);
+        out[12 + c] = _mm512_shuffle_i32x4::<0xDD>(q, s);
+    }
+    out
 }
 
 /// `C[32 × 32] (+)= Apanel · Bpanel` over `⌈kc/32⌉` tile steps, then a plain store of the raw
@@ -369,6 +410,37 @@ unsafe fn kernel_32x32(
                     _mm512_add_ps,
                     _mm512_max_ps
                 );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose16_transposes() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        let m: Vec<u32> = (0..256).collect();
+        // SAFETY: AVX-512F detected; the loads and stores are of 16 words each.
+        let t = unsafe {
+            let mut r = [_mm512_setzero_si512(); 16];
+            for (j, v) in r.iter_mut().enumerate() {
+                *v = _mm512_loadu_si512(m[j * 16..].as_ptr().cast());
+            }
+            let out = transpose16(&r);
+            let mut t = vec![0u32; 256];
+            for (q, v) in out.iter().enumerate() {
+                _mm512_storeu_si512(t[q * 16..].as_mut_ptr().cast(), *v);
+            }
+            t
+        };
+        for q in 0..16 {
+            for j in 0..16 {
+                assert_eq!(t[q * 16 + j], m[j * 16 + q], "output {q}, word {j}");
             }
         }
     }

@@ -94,7 +94,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Arithmetic of the forward's products: f32, or bf16 (inputs rounded to bf16, f32
-    /// accumulation, where the CPU has AVX512-BF16; f32 elsewhere). B1, B2, B3 and B5.
+    /// accumulation, on AMX tiles or AVX512-BF16 where the CPU has them; f32 elsewhere). B1, B2, B3 and B5.
     #[arg(long, value_enum, default_value = "f32")]
     pub compute: crate::settings::ComputeSetting,
     /// B1/B2/B4/B5 with a LoRA adapter (MeZO's defaults: r 8, α 16 on q_proj and v_proj): the
