@@ -269,8 +269,13 @@ impl OptModel {
         }
         for p in patterns {
             if !self.base.names().iter().any(|n| name_matches(p, n)) {
+                let hint = if p.contains("lm_head") && self.cfg.tie_word_embeddings {
+                    " (the head is tied to embed_tokens: untie it first, model.untie_embeddings = true)"
+                } else {
+                    ""
+                };
                 return Err(Error::Input(format!(
-                    "trainable pattern `{p}` matches no tensor of the model"
+                    "trainable pattern `{p}` matches no tensor of the model{hint}"
                 )));
             }
         }
