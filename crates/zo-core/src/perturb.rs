@@ -15,8 +15,12 @@
 //! a decay is one multiply, and the result is rounded once back to the storage dtype.
 //! The FMA is correctly rounded in every code path, so scalar and SIMD agree bit for bit.
 //!
-//! CUDA and Metal tensors are refused with [`Error::UnsupportedDevice`]: no silent copy to the
-//! CPU and back.
+//! Tensors on a device without a native sweep kernel (CUDA, Metal; [`apply_staged`]) take the
+//! staged path: each tensor is cut into chunks of [`STAGE`] elements, each chunk is copied to
+//! the host, swept there by the same CPU kernel with its element offset (so every element gets
+//! the same z and the same arithmetic: the same bits as a CPU run), and copied back into the
+//! tensor. Host memory stays bounded by one chunk per rayon thread; the path is slower (two
+//! copies of the weights per sweep) and says so once in the log.
 //!
 //! Cost (examples/sweep_bench.rs, CPU time per sweep, 125.2 M f32 = opt-125m, AVX2 + VAES, AMD
 //! EPYC Zen 3 VM at ≈ 2.1-2.4 GHz, shared and loaded, 2026-11-23), generator v3 (ARS4x32-7):
@@ -29,7 +33,7 @@
 //! (`torch.normal` + add) takes ≈ 600 ms.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, DType, Layout};
+use candle_core::{CpuStorage, DType, Device, Layout, Tensor};
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -111,8 +115,23 @@ pub fn apply(params: &ParamSet, sweep: &Sweep) -> Result<()> {
     apply_with(params, sweep, Isa::detect())
 }
 
-/// [`apply`] on a chosen instruction set (tests force each one).
+/// Elements per chunk of the staged path (16 MiB of f32 on the host per chunk in flight).
+pub const STAGE: usize = 4 << 20;
+
+/// [`apply`] on a chosen instruction set (tests force each one). Tensors on the CPU are swept
+/// in place; others through the staged path (see the module documentation).
 pub fn apply_with(params: &ParamSet, sweep: &Sweep, isa: Isa) -> Result<()> {
+    run_sweep(params, sweep, isa, None)
+}
+
+/// [`apply_with`] through the staged path for every tensor, CPU ones included, with chunks of
+/// `stage` elements (rounded up to a whole number of groups): what a device without a native
+/// kernel gets, forced so that tests can compare its bits with the in-place sweep.
+pub fn apply_staged(params: &ParamSet, sweep: &Sweep, isa: Isa, stage: usize) -> Result<()> {
+    run_sweep(params, sweep, isa, Some(stage))
+}
+
+fn run_sweep(params: &ParamSet, sweep: &Sweep, isa: Isa, force_stage: Option<usize>) -> Result<()> {
     if !isa.is_available() {
         return Err(Error::Msg(format!("{isa:?} is not available on this CPU")));
     }
@@ -128,12 +147,6 @@ pub fn apply_with(params: &ParamSet, sweep: &Sweep, isa: Isa) -> Result<()> {
         }
     }
     for (_, name, t) in params.iter() {
-        if !t.device().is_cpu() {
-            return Err(Error::UnsupportedDevice {
-                op: "perturbation sweep",
-                device: format!("{:?} (tensor `{name}`)", t.device().location()),
-            });
-        }
         if !matches!(t.dtype(), DType::F32 | DType::BF16 | DType::F16) {
             return Err(Error::UnsupportedDtype {
                 op: "perturbation sweep",
@@ -174,13 +187,50 @@ pub fn apply_with(params: &ParamSet, sweep: &Sweep, isa: Isa) -> Result<()> {
                 .map_err(|_| Error::Msg("more than 2^32 tensors in a ParamSet".into()))?;
             let kernel = SweepKernel {
                 tensor: index,
+                first: 0,
                 ops: &prepared,
                 dist: sweep.dist,
                 decayed: decay[i],
                 isa,
             };
-            t.inplace_op1(&kernel).map_err(Error::from)
+            match (force_stage, t.device().is_cpu()) {
+                (None, true) => t.inplace_op1(&kernel).map_err(Error::from),
+                (Some(stage), _) => staged(t, &kernel, stage),
+                (None, false) => {
+                    static SAID: std::sync::Once = std::sync::Once::new();
+                    SAID.call_once(|| {
+                        tracing::warn!(
+                            "perturbation sweep on {:?}: no native kernel there; z is generated on the CPU in chunks of {STAGE} elements and copied (the same bits, slower)",
+                            t.device().location()
+                        )
+                    });
+                    staged(t, &kernel, STAGE)
+                }
+            }
         })
+}
+
+/// The staged sweep of one contiguous tensor: chunk by chunk to the host, swept there with its
+/// element offset, and back.
+fn staged(t: &Tensor, kernel: &SweepKernel<'_>, stage: usize) -> Result<()> {
+    let stage = stage.max(1).div_ceil(GROUP) * GROUP;
+    let flat = t.flatten_all()?;
+    let n = flat.elem_count();
+    let mut off = 0;
+    while off < n {
+        let len = stage.min(n - off);
+        // `copy` makes the chunk its own storage on the device (a CPU-to-CPU `to_device`
+        // would share the tensor's), then it moves to the host.
+        let host = flat.narrow(0, off, len)?.copy()?.to_device(&Device::Cpu)?;
+        let k = SweepKernel {
+            first: off,
+            ..*kernel
+        };
+        host.inplace_op1(&k)?;
+        flat.slice_set(&host.to_device(t.device())?, 0, off)?;
+        off += len;
+    }
+    Ok(())
 }
 
 /// An op with its ARS key derived once.
@@ -196,9 +246,12 @@ enum Prepared {
     Scale(f32),
 }
 
-/// The candle in-place op over one tensor.
+/// The candle in-place op over one tensor (or, staged, over a chunk of it).
+#[derive(Clone, Copy)]
 struct SweepKernel<'a> {
     tensor: u32,
+    /// Index in the tensor of the first element the op sees (0 but for a staged chunk).
+    first: usize,
     ops: &'a [Prepared],
     dist: Distribution,
     decayed: bool,
@@ -282,7 +335,7 @@ impl SweepKernel<'_> {
     fn run<T: Elem>(&self, data: &mut [T]) {
         data.par_chunks_mut(CHUNK)
             .enumerate()
-            .for_each(|(c, chunk)| self.chunk(chunk, c * CHUNK));
+            .for_each(|(c, chunk)| self.chunk(chunk, self.first + c * CHUNK));
     }
 
     /// Processes `chunk`, whose first element has index `first` in the tensor.
