@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Trains the quickstart config for a few steps in one process and under `mpirun -np 2` (each
-# rank in its own run directory: rank-0-only writing is not implemented yet) and compares the
-# final weights' sha256. Needs a `zo` built with `--features mpi` and OpenMPI.
+# Trains the quickstart config for a few steps in one process and under `mpirun -np 2` (both
+# ranks given the same --out: rank 0 alone writes it) and compares the final weights' sha256
+# and the step records; checks that rank 1 printed nothing on stdout and that the run records
+# its 2 ranks. Needs a `zo` built with `--features mpi` and OpenMPI.
 # Usage: bash docs/mpi_smoke.sh [path/to/zo] [optimizer]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,28 @@ extra=""
 [ "$opt" = ga ] && extra="--set optimizer.lr=1e-3"
 args="--config configs/quickstart.toml --optimizer $opt $extra --steps 20 --set train.eval_at_start=false --set train.eval_every=1000 -q"
 "$zo" train $args --out "$tmp/one" >/dev/null
-mpirun --allow-run-as-root --oversubscribe -np 2 \
-  sh -c "\"$zo\" train $args --out \"$tmp/two-r\$OMPI_COMM_WORLD_RANK\"" >/dev/null
-sha256sum "$tmp"/one/final/model.safetensors "$tmp"/two-r*/final/model.safetensors | sed "s|$tmp/||"
-n=$(sha256sum "$tmp"/one/final/model.safetensors "$tmp"/two-r*/final/model.safetensors | cut -d' ' -f1 | sort -u | wc -l)
+mpirun --allow-run-as-root --oversubscribe -np 2 --output-filename "$tmp/log" \
+  "$zo" train $args --out "$tmp/two" >/dev/null
+sha256sum "$tmp"/one/final/model.safetensors "$tmp"/two/final/model.safetensors | sed "s|$tmp/||"
+n=$(sha256sum "$tmp"/one/final/model.safetensors "$tmp"/two/final/model.safetensors | cut -d' ' -f1 | sort -u | wc -l)
 [ "$n" = 1 ] && echo "$opt: 1 and 2 ranks give the same weights" || { echo "$opt: weights differ"; exit 1; }
+# The step records agree but for their timings (and the 2-rank run's exchange time).
+python3 - "$tmp/one/metrics.jsonl" "$tmp/two/metrics.jsonl" <<'PY'
+import json, sys
+def steps(p):
+    return [{k: v for k, v in json.loads(l).items() if k not in ("ms", "seconds", "exchange_ms")}
+            for l in open(p) if '"step"' in l and json.loads(l)["kind"] == "step"]
+a, b = steps(sys.argv[1]), steps(sys.argv[2])
+assert a == b and len(a) > 0, "the step records differ"
+ex = [json.loads(l)["exchange_ms"] for l in open(sys.argv[2]) if '"kind":"step"' in l]
+assert len(ex) == len(a), "the 2-rank steps lack exchange_ms"
+print(f"{len(a)} step records agree; all-gather time: median {sorted(ex)[len(ex)//2]:.3f} ms/step")
+PY
+grep -q '"world_size": 2' "$tmp/two/versions.json" || { echo "versions.json lacks the world size"; exit 1; }
+grep -q '2 ranks' "$tmp/two/run.toml" || { echo "run.toml lacks the world size"; exit 1; }
+# Rank 0 printed results.json; rank 1 printed nothing and wrote no temp file of its own.
+out1=$(find "$tmp/log" -path '*rank.1*' -name stdout -exec cat {} +)
+[ -z "$out1" ] || { echo "rank 1 wrote to stdout: $out1"; exit 1; }
+find "$tmp/log" -path '*rank.0*' -name stdout -exec grep -q '"steps": 20' {} + \
+  || { echo "rank 0 did not print the results"; exit 1; }
+echo "$opt: rank 0 alone wrote and printed"

@@ -12,7 +12,9 @@
 //! bits do not depend on the split), the all-gather concatenates them in rank order (= global
 //! example order), and every rank reduces them in that order, as the one-process run does.
 
+use std::cell::RefCell;
 use std::ops::Range;
+use std::rc::Rc;
 
 use anyhow::Result;
 
@@ -30,6 +32,16 @@ pub trait World {
     /// Whether this rank writes the run directory (rank 0 alone).
     fn writes(&self) -> bool {
         self.rank() == 0
+    }
+    /// Seconds spent inside [`World::all_gather`] so far (waiting for the slowest rank
+    /// included); 0 for one process.
+    fn exchange_seconds(&self) -> f64 {
+        0.0
+    }
+    /// Ends every process of the world with exit status `code` (a failed rank must not leave
+    /// the others waiting in a collective).
+    fn abort(&self, code: i32) -> ! {
+        std::process::exit(code)
     }
 }
 
@@ -91,12 +103,38 @@ pub fn local_cuda_ordinal(var: impl Fn(&str) -> Option<String>) -> usize {
     local_rank(var).unwrap_or(0)
 }
 
-/// The run's world: MPI when built with the `mpi` feature and started by a launcher, else
-/// [`Single`].
-pub fn world() -> Result<Box<dyn World>> {
+thread_local! {
+    /// The process's world, made once (MPI is initialised once per process) by [`world`] and
+    /// finalised by [`finalize`].
+    static WORLD: RefCell<Option<Rc<dyn World>>> = const { RefCell::new(None) };
+}
+
+/// The process's world: MPI when built with the `mpi` feature and started by a launcher, else
+/// [`Single`]. Made on the first call, the same afterwards.
+pub fn world() -> Result<Rc<dyn World>> {
+    if let Some(w) = current() {
+        return Ok(w);
+    }
+    let w = new_world()?;
+    WORLD.with(|c| *c.borrow_mut() = Some(w.clone()));
+    Ok(w)
+}
+
+/// The world if [`world`] made one already.
+pub fn current() -> Option<Rc<dyn World>> {
+    WORLD.with(|c| c.borrow().clone())
+}
+
+/// Drops the process's world (MPI_Finalize once the last handle is gone); at the end of
+/// `main`.
+pub fn finalize() {
+    WORLD.with(|c| c.borrow_mut().take());
+}
+
+fn new_world() -> Result<Rc<dyn World>> {
     #[cfg(feature = "mpi")]
     if launcher_rank(|k| std::env::var(k).ok()).is_some() {
-        return Ok(Box::new(mpi_world::Mpi::init()?));
+        return Ok(Rc::new(mpi_world::Mpi::init()?));
     }
     if let Some((_, size)) = launcher_rank(|k| std::env::var(k).ok()).filter(|&(_, s)| s > 1) {
         anyhow::bail!(
@@ -104,11 +142,14 @@ pub fn world() -> Result<Box<dyn World>> {
              the `mpi` feature (cargo build --release --features mpi)"
         );
     }
-    Ok(Box::new(Single))
+    Ok(Rc::new(Single))
 }
 
 #[cfg(feature = "mpi")]
 mod mpi_world {
+    use std::cell::Cell;
+    use std::time::Instant;
+
     use anyhow::{anyhow, Result};
     use mpi::collective::CommunicatorCollectives;
     use mpi::datatype::PartitionMut;
@@ -119,6 +160,8 @@ mod mpi_world {
     pub struct Mpi {
         _universe: mpi::environment::Universe,
         comm: SimpleCommunicator,
+        /// Seconds spent in `all_gather` so far.
+        exchange: Cell<f64>,
     }
 
     impl Mpi {
@@ -128,6 +171,7 @@ mod mpi_world {
             Ok(Self {
                 _universe: universe,
                 comm,
+                exchange: Cell::new(0.0),
             })
         }
     }
@@ -140,6 +184,7 @@ mod mpi_world {
             self.comm.size() as usize
         }
         fn all_gather(&self, values: &[f64]) -> Result<Vec<f64>> {
+            let t0 = Instant::now();
             let n = self.size();
             let mut counts = vec![0 as Count; n];
             self.comm
@@ -158,12 +203,20 @@ mod mpi_world {
                 let mut part = PartitionMut::new(&mut out[..], &counts[..], &displs[..]);
                 self.comm.all_gather_varcount_into(values, &mut part);
             }
+            self.exchange
+                .set(self.exchange.get() + t0.elapsed().as_secs_f64());
             Ok(out)
         }
         fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>> {
             let mut out = vec![0u64; self.size()];
             self.comm.all_gather_into(&value, &mut out[..]);
             Ok(out)
+        }
+        fn exchange_seconds(&self) -> f64 {
+            self.exchange.get()
+        }
+        fn abort(&self, code: i32) -> ! {
+            self.comm.abort(code)
         }
     }
 }

@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 pub mod dist;
 mod exit;
+mod fingerprint;
 pub mod fuzzing;
 mod layers;
 mod lock;
@@ -37,12 +38,27 @@ pub fn main() -> ExitCode {
     }
     let args = cli::parse();
     cli::init_logging(&args.global);
-    match commands::dispatch(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("zo: {}", one_line(&err.error));
-            ExitCode::from(err.code)
+    let result = commands::dispatch(args);
+    if let Err(err) = &result {
+        match dist::current().filter(|w| w.size() > 1) {
+            // A failed rank ends every rank (the others would wait for it in the next
+            // exchange); the error names the rank.
+            Some(w) => {
+                eprintln!(
+                    "zo: rank {} of {}: {}; stopping every rank",
+                    w.rank(),
+                    w.size(),
+                    one_line(&err.error)
+                );
+                w.abort(i32::from(err.code))
+            }
+            None => eprintln!("zo: {}", one_line(&err.error)),
         }
+    }
+    dist::finalize();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => ExitCode::from(err.code),
     }
 }
 

@@ -13,6 +13,7 @@ use anyhow::{anyhow, bail, Result};
 use zo_core::trainer::{Trainer, TrainerState};
 use zo_core::{EvalRecord, ParamSet, Sink};
 
+use crate::dist::World;
 use crate::exit::{failed, usage, CmdError, CmdResult};
 use crate::pipeline::workload::{Model, Workload};
 use crate::rundir::{write_atomic, CheckpointState, JsonlWriter};
@@ -25,13 +26,20 @@ fn core_err(e: anyhow::Error) -> zo_core::Error {
 
 /// Trains `work` in `out` (a fresh run, or from the checkpoint state `resume`), then saves and
 /// evaluates the result.
+///
+/// Each batch is split over the ranks of `world`. Rank 0 alone writes (logs, checkpoints,
+/// `best/`, `final/`, results) and evaluates; the other ranks only compute their slices of
+/// the training batches, show nothing, and stop after the last step.
 pub fn run_loop(
     s: &Settings,
     out: &Path,
     work: &Workload,
     resume: Option<CheckpointState>,
     quiet: bool,
+    world: &dyn World,
 ) -> CmdResult {
+    let writes = world.writes();
+    let quiet = quiet || !writes;
     let optimizer = s
         .optimizer
         .build()
@@ -40,20 +48,27 @@ pub fn run_loop(
     let done_steps = resume.as_ref().map(|r| r.trainer.step);
     let bar = crate::progress::bar(total, quiet);
     bar.set_position(done_steps.unwrap_or(0));
-    let mut sink = RunSink::open(out, done_steps, bar.clone(), quiet).map_err(usage)?;
+    let mut sink = if writes {
+        RunSink::open(out, done_steps, bar.clone(), quiet, world).map_err(usage)?
+    } else {
+        RunSink::silent(bar.clone(), world)
+    };
 
     let best = std::cell::Cell::new(resume.as_ref().and_then(|r| r.best_dev_loss));
-    let world = crate::dist::world().map_err(usage)?;
     tracing::info!(
         rank = world.rank(),
         size = world.size(),
         "training batches split over the ranks"
     );
     let mut objective = |_step: u64, batch: &[usize]| -> zo_core::Result<f64> {
-        work.batch_loss(batch, world.as_ref()).map_err(core_err)
+        work.batch_loss(batch, world).map_err(core_err)
     };
+    // Evaluation changes no weight and feeds only what rank 0 writes: the other ranks skip it.
     let eval_hook = |_step: u64, _p: &ParamSet| -> zo_core::Result<BTreeMap<String, f64>> {
         let mut m = BTreeMap::new();
+        if !writes {
+            return Ok(m);
+        }
         if let Some(dl) = work.dev_loss().map_err(core_err)? {
             m.insert("dev_loss".to_string(), dl);
             if best.get().is_none_or(|b| dl < b) {
@@ -72,6 +87,9 @@ pub fn run_loop(
         Ok(m)
     };
     let ckpt_hook = |_p: &ParamSet, st: &TrainerState| -> zo_core::Result<()> {
+        if !writes {
+            return Ok(());
+        }
         let state = CheckpointState {
             trainer: st.clone(),
             best_dev_loss: best.get(),
@@ -103,6 +121,17 @@ pub fn run_loop(
     let summary = trainer.run(work.params(), &mut objective);
     drop(trainer);
     bar.finish_and_clear();
+    if world.size() > 1 {
+        let steps = summary
+            .as_ref()
+            .map_or(0, |s| s.state.step - done_steps.unwrap_or(0));
+        tracing::info!(
+            rank = world.rank(),
+            exchange_s = world.exchange_seconds(),
+            steps,
+            "time in the all-gathers of the losses"
+        );
+    }
     let summary = match summary {
         Ok(s) => s,
         Err(zo_core::Error::NonFiniteLoss { step, value }) => {
@@ -114,15 +143,20 @@ pub fn run_loop(
         Err(e) => return Err(failed(anyhow!("training failed: {e}"))),
     };
     if summary.stopped {
-        eprintln!(
-            "zo: stopped after step {}; continue with: zo train --resume {}",
-            summary.state.step,
-            out.display()
-        );
+        if writes {
+            eprintln!(
+                "zo: stopped after step {}; continue with: zo train --resume {}",
+                summary.state.step,
+                out.display()
+            );
+        }
         return Err(CmdError {
             code: 130,
             error: anyhow!("interrupted"),
         });
+    }
+    if !writes {
+        return Ok(());
     }
     finish(s, out, work, &summary.state, best.get(), quiet).map_err(failed)
 }
