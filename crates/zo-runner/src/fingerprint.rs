@@ -156,9 +156,10 @@ pub fn check(world: &dyn World, parts: &[(&str, u64)]) -> Result<()> {
             .collect();
         if !odd.is_empty() {
             bail!(
-                "the ranks do not train the same run: the {what} of rank {} differs from rank 0's \
+                "the ranks do not train the same run: {what}: rank {} {} from rank 0 \
                  (fingerprints {})",
                 odd.join(", rank "),
+                if odd.len() == 1 { "differs" } else { "differ" },
                 all.iter()
                     .map(|h| format!("{h:016x}"))
                     .collect::<Vec<_>>()
@@ -211,11 +212,11 @@ mod tests {
         let e = check(&Gathered(vec![7, 7, 8]), &[("model weights", 7)])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("the model weights of rank 2 differs"), "{e}");
+        assert!(e.contains("model weights: rank 2 differs from rank 0"), "{e}");
         let e = check(&Gathered(vec![1, 2, 3]), &[("training data", 1)])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("rank 1, rank 2"), "{e}");
+        assert!(e.contains("training data: rank 1, rank 2 differ"), "{e}");
     }
 
     #[test]

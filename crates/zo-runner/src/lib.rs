@@ -44,12 +44,14 @@ pub fn main() -> ExitCode {
             // A failed rank ends every rank (the others would wait for it in the next
             // exchange); the error names the rank.
             Some(w) => {
-                eprintln!(
-                    "zo: rank {} of {}: {}; stopping every rank",
+                // One write, so that the launcher does not interleave it with another rank's.
+                let line = format!(
+                    "zo: rank {} of {}: {}; stopping every rank\n",
                     w.rank(),
                     w.size(),
                     one_line(&err.error)
                 );
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
                 w.abort(i32::from(err.code))
             }
             None => eprintln!("zo: {}", one_line(&err.error)),
