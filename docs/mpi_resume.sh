@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Resuming across rank counts, and a killed rank. The quickstart config with a checkpoint every
-# 50 steps: (1) an uninterrupted 1-rank run gives the reference weights; (2) a 2-rank run whose
+# 50 steps and a dev evaluation every 100; compared: the final/ and best/ weights and
+# results.json. (1) An uninterrupted 1-rank run gives the reference; (2) a 2-rank run whose
 # rank 1 is killed (SIGKILL) after the first checkpoint: mpirun must end non-zero within 30 s,
-# and `zo train --resume` in one process must end with the reference weights; (3) a 1-rank run
-# killed after its first checkpoint, resumed under `mpirun -np 2`: the reference weights again.
+# and `zo train --resume` in one process must end with the reference; (3) a 1-rank run killed
+# after its first checkpoint, resumed under `mpirun -np 2`: the reference again.
 # Needs a `zo` built with `--features mpi` and OpenMPI.
 # Usage: bash docs/mpi_resume.sh [path/to/zo] [steps]
 set -euo pipefail
@@ -14,8 +15,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi="mpirun --allow-run-as-root --oversubscribe -np 2"
-args="--config configs/quickstart.toml --steps $steps --set train.checkpoint_every=50 --set train.eval_at_start=false --set train.eval_every=100000 -q"
-sha() { sha256sum "$1/final/model.safetensors" | cut -d' ' -f1; }
+args="--config configs/quickstart.toml --steps $steps --set train.checkpoint_every=50 --set train.eval_every=100 -q"
+# The final and best weights and results.json (the best checkpoint's evaluation).
+sha() { cat "$1/final/model.safetensors" "$1/best/model.safetensors" "$1/results.json" | sha256sum | cut -d' ' -f1; }
 # Waits until the run in $1 has a checkpoint; fails if it finished first.
 await_checkpoint() {
   for _ in $(seq 600); do

@@ -13,24 +13,31 @@ trap 'rm -rf "$tmp"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 extra=""
 [ "$opt" = ga ] && extra="--set optimizer.lr=1e-3"
-args="--config configs/quickstart.toml --optimizer $opt $extra --steps 20 --set train.eval_at_start=false --set train.eval_every=1000 -q"
+args="--config configs/quickstart.toml --optimizer $opt $extra --steps 20 --set train.eval_every=10 -q"
 "$zo" train $args --out "$tmp/one" >/dev/null
 mpirun --allow-run-as-root --oversubscribe -np 2 --output-filename "$tmp/log" \
   "$zo" train $args --out "$tmp/two" >/dev/null
 sha256sum "$tmp"/one/final/model.safetensors "$tmp"/two/final/model.safetensors | sed "s|$tmp/||"
 n=$(sha256sum "$tmp"/one/final/model.safetensors "$tmp"/two/final/model.safetensors | cut -d' ' -f1 | sort -u | wc -l)
 [ "$n" = 1 ] && echo "$opt: 1 and 2 ranks give the same weights" || { echo "$opt: weights differ"; exit 1; }
-# The step records agree but for their timings (and the 2-rank run's exchange time).
+cmp "$tmp/one/best/model.safetensors" "$tmp/two/best/model.safetensors" \
+  || { echo "$opt: best/ differs"; exit 1; }
+cmp "$tmp/one/results.json" "$tmp/two/results.json" || { echo "$opt: results.json differs"; exit 1; }
+# The step and evaluation records (dev loss split over the ranks, dev accuracy) agree but for
+# their timings (and the 2-rank run's exchange time).
 python3 - "$tmp/one/metrics.jsonl" "$tmp/two/metrics.jsonl" <<'PY'
 import json, sys
-def steps(p):
+def recs(p):
     return [{k: v for k, v in json.loads(l).items() if k not in ("ms", "seconds", "exchange_ms")}
-            for l in open(p) if '"step"' in l and json.loads(l)["kind"] == "step"]
-a, b = steps(sys.argv[1]), steps(sys.argv[2])
-assert a == b and len(a) > 0, "the step records differ"
+            for l in open(p)]
+a, b = recs(sys.argv[1]), recs(sys.argv[2])
+assert a == b, "the metrics records differ"
+n = sum(r["kind"] == "step" for r in a)
+e = sum(r["kind"] == "eval" and "dev_loss" in r for r in a)
+assert n > 0 and e > 0, f"{n} steps, {e} evaluations with a dev loss"
 ex = [json.loads(l)["exchange_ms"] for l in open(sys.argv[2]) if '"kind":"step"' in l]
-assert len(ex) == len(a), "the 2-rank steps lack exchange_ms"
-print(f"{len(a)} step records agree; all-gather time: median {sorted(ex)[len(ex)//2]:.3f} ms/step")
+assert len(ex) == n, "the 2-rank steps lack exchange_ms"
+print(f"{n} step and {e} evaluation records agree; all-gather time: median {sorted(ex)[len(ex)//2]:.3f} ms/step")
 PY
 grep -q '"world_size": 2' "$tmp/two/versions.json" || { echo "versions.json lacks the world size"; exit 1; }
 grep -q '2 ranks' "$tmp/two/run.toml" || { echo "run.toml lacks the world size"; exit 1; }

@@ -97,6 +97,19 @@ pub fn launcher_rank(var: impl Fn(&str) -> Option<String>) -> Option<(usize, usi
         .or_else(|| pair("SLURM_PROCID", "SLURM_NTASKS"))
 }
 
+/// Refuses a command that does not split its work over ranks (`zo eval`, `zo reproduce`, …)
+/// when a launcher started several processes: each would repeat the whole job and write the
+/// same files (`zo reproduce` would even clear a run another rank is starting).
+pub fn single_process_only(command: &str, var: impl Fn(&str) -> Option<String>) -> Result<()> {
+    if let Some((_, size)) = launcher_rank(var).filter(|&(_, s)| s > 1) {
+        anyhow::bail!(
+            "zo {command} runs in one process, not under an MPI launcher ({size} processes): \
+             only `zo train` splits its work over ranks"
+        );
+    }
+    Ok(())
+}
+
 /// The CUDA ordinal `--device cuda` (no index) opens: the process's node-local rank, so that
 /// one rank runs per GPU; 0 outside a launcher.
 pub fn local_cuda_ordinal(var: impl Fn(&str) -> Option<String>) -> usize {
@@ -283,6 +296,19 @@ mod tests {
         assert_eq!(
             launcher_rank(env(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "4")])),
             Some((0, 4))
+        );
+    }
+
+    #[test]
+    fn commands_that_do_not_split_refuse_several_ranks() {
+        assert!(single_process_only("eval", env(&[])).is_ok());
+        let one = [("OMPI_COMM_WORLD_RANK", "0"), ("OMPI_COMM_WORLD_SIZE", "1")];
+        assert!(single_process_only("eval", env(&one)).is_ok());
+        let two = [("PMI_RANK", "1"), ("PMI_SIZE", "2")];
+        let e = single_process_only("reproduce", env(&two)).unwrap_err();
+        assert!(
+            e.to_string().contains("zo reproduce runs in one process"),
+            "{e}"
         );
     }
 

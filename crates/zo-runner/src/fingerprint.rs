@@ -69,7 +69,8 @@ pub fn config(s: &Settings) -> Result<u64> {
 
 /// Adds a tensor's name, dtype, shape and values.
 fn tensor(h: &mut Hash64, name: &str, t: &Tensor) -> Result<()> {
-    h.bytes(name.as_bytes()).bytes(t.dtype().as_str().as_bytes());
+    h.bytes(name.as_bytes())
+        .bytes(t.dtype().as_str().as_bytes());
     for &d in t.dims() {
         h.u64(d as u64);
     }
@@ -212,7 +213,10 @@ mod tests {
         let e = check(&Gathered(vec![7, 7, 8]), &[("model weights", 7)])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("model weights: rank 2 differs from rank 0"), "{e}");
+        assert!(
+            e.contains("model weights: rank 2 differs from rank 0"),
+            "{e}"
+        );
         let e = check(&Gathered(vec![1, 2, 3]), &[("training data", 1)])
             .unwrap_err()
             .to_string();

@@ -134,7 +134,9 @@ pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -
         crate::rundir::write_versions(&out, world.size()).map_err(usage)?;
         write_atomic(
             &out.join("run.toml"),
-            run_toml(&settings, world.size()).map_err(failed)?.as_bytes(),
+            run_toml(&settings, world.size())
+                .map_err(failed)?
+                .as_bytes(),
         )
         .map_err(usage)?;
     }

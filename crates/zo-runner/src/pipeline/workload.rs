@@ -255,8 +255,15 @@ impl Workload {
         }
     }
 
-    /// The dev loss (MeZO keeps the checkpoint with the lowest), None without a dev set.
-    pub fn dev_loss(&self) -> Result<Option<f64>> {
+    /// Whether [`Self::dev_loss`] splits its work over the ranks (then every rank must call
+    /// it): text tasks, whose dev batches are split as training batches are.
+    pub fn splits_dev_loss(&self) -> bool {
+        matches!(self, Workload::Text { .. })
+    }
+
+    /// The dev loss (MeZO keeps the checkpoint with the lowest), None without a dev set. A text
+    /// task's batches are split over the ranks of `world` (the same bits as one process).
+    pub fn dev_loss(&self, world: &dyn World) -> Result<Option<f64>> {
         match self {
             Workload::Text {
                 model,
@@ -271,6 +278,7 @@ impl Workload {
                     loss_model(model, tok, data),
                     &data.dev_features,
                     *batch_size,
+                    world,
                 )?))
             }
             Workload::Vision { model, data } => {

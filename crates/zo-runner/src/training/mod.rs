@@ -63,13 +63,17 @@ pub fn run_loop(
     let mut objective = |_step: u64, batch: &[usize]| -> zo_core::Result<f64> {
         work.batch_loss(batch, world).map_err(core_err)
     };
-    // Evaluation changes no weight and feeds only what rank 0 writes: the other ranks skip it.
+    // Evaluation changes no weight and feeds only what rank 0 writes: the other ranks take part
+    // in the dev loss when it is split over the ranks, and skip the rest.
     let eval_hook = |_step: u64, _p: &ParamSet| -> zo_core::Result<BTreeMap<String, f64>> {
         let mut m = BTreeMap::new();
         if !writes {
+            if work.splits_dev_loss() {
+                work.dev_loss(world).map_err(core_err)?;
+            }
             return Ok(m);
         }
-        if let Some(dl) = work.dev_loss().map_err(core_err)? {
+        if let Some(dl) = work.dev_loss(world).map_err(core_err)? {
             m.insert("dev_loss".to_string(), dl);
             if best.get().is_none_or(|b| dl < b) {
                 best.set(Some(dl));

@@ -89,6 +89,8 @@ impl Sink for RunSink<'_> {
         Ok(())
     }
     fn on_eval(&mut self, e: &EvalRecord) -> zo_core::Result<()> {
+        // The dev loss's exchanges (just before this call) are not the next step's.
+        self.exchanged = self.world.exchange_seconds();
         let line = EvalLine {
             kind: "eval",
             step: e.step,
