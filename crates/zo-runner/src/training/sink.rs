@@ -72,7 +72,7 @@ impl Sink for RunSink<'_> {
             kind: "step",
             rec: r,
             seconds: self.start.elapsed().as_secs_f64(),
-            exchange_ms: (self.world.size() > 1).then(|| (exchanged - self.exchanged) * 1e3),
+            exchange_ms: (self.world.size() > 1).then_some((exchanged - self.exchanged) * 1e3),
         };
         self.exchanged = exchanged;
         if let Some(m) = self.metrics.as_mut() {
