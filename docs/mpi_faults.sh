@@ -6,7 +6,7 @@
 #     directory: "model weights: rank 1 differs from rank 0";
 # (3) rank 1's ./m is missing: rank 1 fails to load, "rank 1 of 2: …", and rank 0, waiting in
 #     the start-up exchange, is stopped too.
-# (4) `zo eval` under mpirun is refused (evaluation is not split over ranks yet).
+# (4) `zo replay` under mpirun is refused (it does not split its work over ranks).
 # Needs a `zo` built with `--features mpi` and OpenMPI. Usage: bash docs/mpi_faults.sh [zo]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +46,8 @@ echo "agreeing ranks train"
 # Commands that do not split their work refuse several ranks (they would repeat it and write
 # the same files).
 rc=0
-timeout 30 $mpi "$zo" eval --run "$tmp/ok" >/dev/null 2>"$tmp/eval.err" || rc=$?
-[ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "zo eval runs in one process" "$tmp/eval.err" \
-  || { echo "zo eval under mpirun was not refused (status $rc):"; cat "$tmp/eval.err"; exit 1; }
-echo "zo eval under mpirun: refused"
+timeout 30 $mpi "$zo" replay "$tmp/ok" --out "$tmp/replayed" >/dev/null 2>"$tmp/replay.err" || rc=$?
+[ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "zo replay runs in one process" "$tmp/replay.err" \
+  || { echo "zo replay under mpirun was not refused (status $rc):"; cat "$tmp/replay.err"; exit 1; }
+[ ! -e "$tmp/replayed" ] || { echo "zo replay under mpirun wrote its output"; exit 1; }
+echo "zo replay under mpirun: refused"

@@ -20,7 +20,7 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 rows = [r for r in rows if r['kind'] == 'step']
 m = s.median(r['ms'] for r in rows)
 ex = [r['exchange_ms'] for r in rows if 'exchange_ms' in r]
-tail = f', all-gather {s.median(ex):.3f} ms/step' if ex else ''
+tail = f', all-gather median {s.median(ex):.3f} / mean {s.mean(ex):.3f} / max {max(ex):.2f} ms/step' if ex else ''
 print(f'{sys.argv[2]}: {m:.2f} ms/step, {16000/m:.0f} examples/s{tail}')" "$1" "$2"
 }
 uptime

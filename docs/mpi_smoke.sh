@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Trains the quickstart config for a few steps in one process and under `mpirun -np 2` (both
 # ranks given the same --out: rank 0 alone writes it) and compares the final weights' sha256
-# and the step records; checks that rank 1 printed nothing on stdout and that the run records
-# its 2 ranks. Needs a `zo` built with `--features mpi` and OpenMPI.
+# and best/, the metrics records (dev loss and accuracy split over the ranks too), results.json
+# and the test predictions; `zo eval` in one process and on 2 ranks; checks that rank 1 printed
+# nothing on stdout and that the run records its 2 ranks. Needs a `zo` built with `--features mpi` and OpenMPI.
 # Usage: bash docs/mpi_smoke.sh [path/to/zo] [optimizer]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,18 @@ n=$(sha256sum "$tmp"/one/final/model.safetensors "$tmp"/two/final/model.safetens
 [ "$n" = 1 ] && echo "$opt: 1 and 2 ranks give the same weights" || { echo "$opt: weights differ"; exit 1; }
 cmp "$tmp/one/best/model.safetensors" "$tmp/two/best/model.safetensors" \
   || { echo "$opt: best/ differs"; exit 1; }
+# The final evaluation (test and dev, split over the ranks) gives the same results and test
+# predictions.
 cmp "$tmp/one/results.json" "$tmp/two/results.json" || { echo "$opt: results.json differs"; exit 1; }
+cmp "$tmp/one/predictions_test.jsonl" "$tmp/two/predictions_test.jsonl" \
+  || { echo "$opt: predictions_test.jsonl differs"; exit 1; }
+# So does `zo eval` split over 2 ranks (rank 0 alone writes the predictions and prints).
+"$zo" eval --run "$tmp/two" --predictions "$tmp/eval1.jsonl" >"$tmp/eval1.json"
+mpirun --allow-run-as-root --oversubscribe -np 2 \
+  "$zo" eval --run "$tmp/two" --predictions "$tmp/eval2.jsonl" >"$tmp/eval2.json"
+cmp "$tmp/eval1.json" "$tmp/eval2.json" && cmp "$tmp/eval1.jsonl" "$tmp/eval2.jsonl" \
+  || { echo "$opt: zo eval under 2 ranks differs from 1 process"; exit 1; }
+echo "$opt: results, test predictions and zo eval agree for 1 and 2 ranks"
 # The step and evaluation records (dev loss split over the ranks, dev accuracy) agree but for
 # their timings (and the 2-rank run's exchange time).
 python3 - "$tmp/one/metrics.jsonl" "$tmp/two/metrics.jsonl" <<'PY'

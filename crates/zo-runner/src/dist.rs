@@ -29,6 +29,9 @@ pub trait World {
     fn all_gather(&self, values: &[f64]) -> Result<Vec<f64>>;
     /// Every rank's `value`, in rank order (used to compare fingerprints at start).
     fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>>;
+    /// Every rank's `bytes` (lengths may differ), one entry per rank in rank order (used to
+    /// gather the predictions of a split evaluation).
+    fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>>;
     /// Whether this rank writes the run directory (rank 0 alone).
     fn writes(&self) -> bool {
         self.rank() == 0
@@ -61,6 +64,9 @@ impl World for Single {
     }
     fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>> {
         Ok(vec![value])
+    }
+    fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![bytes.to_vec()])
     }
 }
 
@@ -97,14 +103,14 @@ pub fn launcher_rank(var: impl Fn(&str) -> Option<String>) -> Option<(usize, usi
         .or_else(|| pair("SLURM_PROCID", "SLURM_NTASKS"))
 }
 
-/// Refuses a command that does not split its work over ranks (`zo eval`, `zo reproduce`, …)
+/// Refuses a command that does not split its work over ranks (`zo reproduce`, `zo replay`, …)
 /// when a launcher started several processes: each would repeat the whole job and write the
 /// same files (`zo reproduce` would even clear a run another rank is starting).
 pub fn single_process_only(command: &str, var: impl Fn(&str) -> Option<String>) -> Result<()> {
     if let Some((_, size)) = launcher_rank(var).filter(|&(_, s)| s > 1) {
         anyhow::bail!(
             "zo {command} runs in one process, not under an MPI launcher ({size} processes): \
-             only `zo train` splits its work over ranks"
+             only `zo train` and `zo eval` split their work over ranks"
         );
     }
     Ok(())
@@ -165,7 +171,7 @@ mod mpi_world {
 
     use anyhow::{anyhow, Result};
     use mpi::collective::CommunicatorCollectives;
-    use mpi::datatype::PartitionMut;
+    use mpi::datatype::{Equivalence, PartitionMut};
     use mpi::topology::{Communicator, SimpleCommunicator};
     use mpi::Count;
 
@@ -189,6 +195,35 @@ mod mpi_world {
         }
     }
 
+    impl Mpi {
+        /// Every rank's `values` concatenated in rank order, and each rank's count.
+        fn gather_varcount<T>(&self, values: &[T]) -> Result<(Vec<T>, Vec<Count>)>
+        where
+            T: Equivalence + Default + Clone,
+        {
+            let n = self.comm.size() as usize;
+            let len = Count::try_from(values.len())
+                .map_err(|_| anyhow!("MPI: {} values exceed one message", values.len()))?;
+            let mut counts = vec![0 as Count; n];
+            self.comm.all_gather_into(&len, &mut counts[..]);
+            let displs: Vec<Count> = counts
+                .iter()
+                .scan(0, |acc, &c| {
+                    let d = *acc;
+                    *acc += c;
+                    Some(d)
+                })
+                .collect();
+            let total: usize = counts.iter().map(|&c| c as usize).sum();
+            let mut out = vec![T::default(); total];
+            {
+                let mut part = PartitionMut::new(&mut out[..], &counts[..], &displs[..]);
+                self.comm.all_gather_varcount_into(values, &mut part);
+            }
+            Ok((out, counts))
+        }
+    }
+
     impl super::World for Mpi {
         fn rank(&self) -> usize {
             self.comm.rank() as usize
@@ -198,27 +233,22 @@ mod mpi_world {
         }
         fn all_gather(&self, values: &[f64]) -> Result<Vec<f64>> {
             let t0 = Instant::now();
-            let n = self.size();
-            let mut counts = vec![0 as Count; n];
-            self.comm
-                .all_gather_into(&(values.len() as Count), &mut counts[..]);
-            let displs: Vec<Count> = counts
-                .iter()
-                .scan(0, |acc, &c| {
-                    let d = *acc;
-                    *acc += c;
-                    Some(d)
-                })
-                .collect();
-            let total: Count = counts.iter().sum();
-            let mut out = vec![0f64; total as usize];
-            {
-                let mut part = PartitionMut::new(&mut out[..], &counts[..], &displs[..]);
-                self.comm.all_gather_varcount_into(values, &mut part);
-            }
+            let (out, _) = self.gather_varcount(values)?;
             self.exchange
                 .set(self.exchange.get() + t0.elapsed().as_secs_f64());
             Ok(out)
+        }
+        fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+            let (out, counts) = self.gather_varcount(bytes)?;
+            let mut at = 0;
+            Ok(counts
+                .iter()
+                .map(|&c| {
+                    let part = out[at..at + c as usize].to_vec();
+                    at += c as usize;
+                    part
+                })
+                .collect())
         }
         fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>> {
             let mut out = vec![0u64; self.size()];
@@ -318,5 +348,6 @@ mod tests {
         assert_eq!((w.rank(), w.size(), w.writes()), (0, 1, true));
         assert_eq!(w.all_gather(&[1.0, 2.5]).unwrap(), vec![1.0, 2.5]);
         assert_eq!(w.all_gather_u64(9).unwrap(), vec![9]);
+        assert_eq!(w.all_gather_bytes(b"ab").unwrap(), vec![b"ab".to_vec()]);
     }
 }

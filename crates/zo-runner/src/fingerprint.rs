@@ -171,6 +171,14 @@ pub fn check(world: &dyn World, parts: &[(&str, u64)]) -> Result<()> {
     Ok(())
 }
 
+/// Checks that every rank holds the same model weights (`what`: which weights, for the error).
+pub fn check_weights(world: &dyn World, what: &str, work: &Workload) -> Result<()> {
+    if world.size() < 2 {
+        return Ok(());
+    }
+    check(world, &[(&format!("{what} weights"), weights(work)?)])
+}
+
 /// Hashes the run's config, weights and data and checks that every rank has the same (a
 /// no-op for one process).
 pub fn check_run(world: &dyn World, s: &Settings, work: &Workload) -> Result<()> {
@@ -204,6 +212,9 @@ mod tests {
         }
         fn all_gather_u64(&self, _value: u64) -> Result<Vec<u64>> {
             Ok(self.0.clone())
+        }
+        fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+            Ok(vec![bytes.to_vec()])
         }
     }
 

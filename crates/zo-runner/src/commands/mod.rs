@@ -18,13 +18,12 @@ pub fn dispatch(cli: Cli) -> CmdResult {
     };
     match &cli.command {
         Some(Command::Report(_)) => only_one("report")?,
-        Some(Command::Eval(_)) => only_one("eval")?,
         Some(Command::Merge(_)) => only_one("merge")?,
         Some(Command::Replay(_)) => only_one("replay")?,
         Some(Command::Reproduce(_)) => only_one("reproduce")?,
         Some(Command::Prompts(_)) => only_one("prompts")?,
         Some(Command::Bench(_)) => only_one("bench")?,
-        Some(Command::Train(_)) | Some(Command::Quickstart(_)) | None => {}
+        Some(Command::Train(_) | Command::Quickstart(_) | Command::Eval(_)) | None => {}
     }
     match cli.command {
         Some(Command::Report(a)) => report::run(&a),

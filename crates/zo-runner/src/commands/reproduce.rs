@@ -248,7 +248,7 @@ fn run_baselines(
             eprintln!("baselines {task}: evaluating with {k} demonstrations per example");
             let work = Workload::load_icl(s, None, k).map_err(usage)?;
             let e = work
-                .evaluate_split("test", 0)
+                .evaluate_split("test", 0, &crate::dist::Single)
                 .map_err(super::failed)?
                 .ok_or_else(|| usage(anyhow!("baselines {task}: no test examples")))?;
             values[slot] = e.value;

@@ -63,27 +63,28 @@ pub fn run_loop(
     let mut objective = |_step: u64, batch: &[usize]| -> zo_core::Result<f64> {
         work.batch_loss(batch, world).map_err(core_err)
     };
-    // Evaluation changes no weight and feeds only what rank 0 writes: the other ranks take part
-    // in the dev loss when it is split over the ranks, and skip the rest.
+    // Evaluation changes no weight and feeds only what rank 0 writes. A text task's evaluation
+    // is split over the ranks (every rank takes part, and keeps the lowest dev loss too); an
+    // image task's is not, and the other ranks skip it.
+    let split_eval = work.splits_evaluation();
     let eval_hook = |_step: u64, _p: &ParamSet| -> zo_core::Result<BTreeMap<String, f64>> {
         let mut m = BTreeMap::new();
-        if !writes {
-            if work.splits_dev_loss() {
-                work.dev_loss(world).map_err(core_err)?;
-            }
+        if !writes && !split_eval {
             return Ok(m);
         }
         if let Some(dl) = work.dev_loss(world).map_err(core_err)? {
             m.insert("dev_loss".to_string(), dl);
             if best.get().is_none_or(|b| dl < b) {
                 best.set(Some(dl));
-                work.model()
-                    .save(&out.join("best"), None)
-                    .map_err(core_err)?;
+                if writes {
+                    work.model()
+                        .save(&out.join("best"), None)
+                        .map_err(core_err)?;
+                }
             }
         }
         if let Some(e) = work
-            .evaluate_split("dev", s.task.eval_examples)
+            .evaluate_split("dev", s.task.eval_examples, world)
             .map_err(core_err)?
         {
             m.insert(e.key, e.value);
@@ -159,10 +160,10 @@ pub fn run_loop(
             error: anyhow!("interrupted"),
         });
     }
-    if !writes {
+    if !writes && !split_eval {
         return Ok(());
     }
-    finish(s, out, work, &summary.state, best.get(), quiet).map_err(failed)
+    finish(s, out, work, &summary.state, best.get(), quiet, world).map_err(failed)
 }
 
 /// "training loss (mean of the first → last 10 % of steps): a → b", from metrics.jsonl.
@@ -217,7 +218,8 @@ fn dev_summary(metrics: &Path) -> Result<Option<String>> {
 }
 
 /// After the last step: save the final weights, evaluate (MeZO evaluates the checkpoint with
-/// the lowest dev loss when there is one), write results.json and print it.
+/// the lowest dev loss when there is one), write results.json and print it. Every rank of a
+/// split evaluation runs it; rank 0 alone writes and prints.
 fn finish(
     s: &Settings,
     out: &Path,
@@ -225,9 +227,17 @@ fn finish(
     state: &TrainerState,
     best: Option<f64>,
     quiet: bool,
+    world: &dyn World,
 ) -> Result<()> {
-    work.model().save(&out.join("final"), None)?;
-    if !quiet {
+    let writes = world.writes();
+    if writes {
+        work.model().save(&out.join("final"), None)?;
+    }
+    if world.size() > 1 {
+        // The other ranks read best/ once rank 0 has written everything.
+        world.all_gather_u64(0)?;
+    }
+    if writes && !quiet {
         if let Some(line) = loss_summary(&out.join("metrics.jsonl"))? {
             eprintln!("{line}");
         }
@@ -239,16 +249,27 @@ fn finish(
     } else {
         "final"
     };
+    // Every rank must evaluate the same weights (best/ read from a directory other ranks do
+    // not share would differ).
+    crate::fingerprint::check_weights(world, evaluated, work)?;
     let mut results = serde_json::Map::new();
-    if let Some(e) = work.evaluate_split("test", 0)? {
+    if let Some(e) = work.evaluate_split("test", 0, world)? {
         results.insert(e.key, e.value.into());
-        let mut w = JsonlWriter::create(&out.join("predictions_test.jsonl"))?;
-        for p in &e.predictions {
-            w.write(p)?;
+        if writes {
+            let mut w = JsonlWriter::create(&out.join("predictions_test.jsonl"))?;
+            for p in &e.predictions {
+                w.write(p)?;
+            }
         }
     }
-    if let Some(e) = work.evaluate_split("dev", 0)? {
+    if let Some(e) = work.evaluate_split("dev", 0, world)? {
         results.insert(e.key, e.value.into());
+    }
+    if state.step == 0 {
+        bail!("no step was run");
+    }
+    if !writes {
+        return Ok(());
     }
     results.insert("evaluated".into(), evaluated.into());
     results.insert("steps".into(), state.step.into());
@@ -261,9 +282,6 @@ fn finish(
         if let Some(line) = dev_summary(&out.join("metrics.jsonl"))? {
             eprintln!("{line}");
         }
-    }
-    if state.step == 0 {
-        bail!("no step was run");
     }
     Ok(())
 }
