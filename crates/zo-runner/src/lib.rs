@@ -40,7 +40,8 @@ pub fn main() -> ExitCode {
     cli::init_logging(&args.global);
     let result = commands::dispatch(args);
     if let Err(err) = &result {
-        match dist::current().filter(|w| w.size() > 1) {
+        // An interrupted run (130) stopped on every rank after the same step: a normal end.
+        match dist::current().filter(|w| w.size() > 1 && err.code != 130) {
             // A failed rank ends every rank (the others would wait for it in the next
             // exchange); the error names the rank.
             Some(w) => {

@@ -180,3 +180,60 @@ pub fn evaluate_groups(
     }
     Ok(preds)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zo_tasks::EncodedSeq;
+
+    fn seq() -> EncodedSeq {
+        EncodedSeq {
+            ids: vec![1, 2],
+            option_len: 1,
+            truncated: false,
+        }
+    }
+
+    fn cands(k: usize) -> (String, EncodedEval) {
+        (
+            "c".into(),
+            EncodedEval::Candidates {
+                options: vec![seq(); k],
+                correct: vec![0],
+            },
+        )
+    }
+
+    #[test]
+    fn groups_cover_the_examples_in_order_within_the_row_budget() {
+        let gen = (
+            "g".to_string(),
+            EncodedEval::Generation {
+                prompt: seq(),
+                gold_answers: vec![],
+            },
+        );
+        let mut ex = vec![cands(2); 20];
+        ex.push(cands(EVAL_BATCH_ROWS + 3));
+        ex.push(gen.clone());
+        ex.push(gen);
+        ex.extend(vec![cands(5); 9]);
+        let g = groups(&ex);
+        let flat: Vec<usize> = g.iter().flat_map(|r| r.clone()).collect();
+        assert_eq!(flat, (0..ex.len()).collect::<Vec<_>>());
+        let rows = |r: &Range<usize>| -> usize {
+            ex[r.clone()]
+                .iter()
+                .map(|(_, e)| match e {
+                    EncodedEval::Candidates { options, .. } => options.len(),
+                    EncodedEval::Generation { .. } => 1,
+                })
+                .sum()
+        };
+        assert!(g.iter().all(|r| r.len() == 1 || rows(r) <= EVAL_BATCH_ROWS));
+        // 16 two-row examples fill the first group; the oversized example and each generation
+        // example stand alone.
+        assert_eq!(g[0], 0..EVAL_BATCH_ROWS / 2);
+        assert!(g.contains(&(20..21)) && g.contains(&(21..22)) && g.contains(&(22..23)));
+    }
+}

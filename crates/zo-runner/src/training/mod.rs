@@ -8,6 +8,8 @@ mod sink;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
 use zo_core::trainer::{Trainer, TrainerState};
@@ -60,8 +62,26 @@ pub fn run_loop(
         size = world.size(),
         "training batches split over the ranks"
     );
+    // Ctrl-C / SIGTERM reach every rank, but not necessarily between the same two steps. With
+    // several ranks the trainer polls a flag raised on every rank at the same point: after each
+    // loss evaluation the ranks exchange whether any of them was interrupted.
+    let interrupted = signal::stop_flag();
+    let stop = if world.size() > 1 {
+        Arc::new(AtomicBool::new(false))
+    } else {
+        interrupted.clone()
+    };
     let mut objective = |_step: u64, batch: &[usize]| -> zo_core::Result<f64> {
-        work.batch_loss(batch, world).map_err(core_err)
+        let loss = work.batch_loss(batch, world).map_err(core_err)?;
+        if world.size() > 1 && !stop.load(Ordering::SeqCst) {
+            let any = world
+                .all_gather_u64(u64::from(interrupted.load(Ordering::SeqCst)))
+                .map_err(core_err)?;
+            if any.iter().any(|&v| v != 0) {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+        Ok(loss)
     };
     // Evaluation changes no weight and feeds only what rank 0 writes. A text task's evaluation
     // is split over the ranks (every rank takes part, and keeps the lowest dev loss too); an
@@ -117,7 +137,7 @@ pub fn run_loop(
         .sink(&mut sink)
         .on_eval(eval_hook)
         .on_checkpoint(ckpt_hook)
-        .stop_flag(signal::stop_flag());
+        .stop_flag(stop.clone());
     if let Some(r) = resume {
         trainer = trainer
             .resume(r.trainer)
@@ -154,6 +174,12 @@ pub fn run_loop(
                 summary.state.step,
                 out.display()
             );
+        }
+        if world.size() > 1 {
+            // Every rank stopped after the same step; rank 0 has written its checkpoint.
+            world
+                .all_gather_u64(0)
+                .map_err(|e| failed(anyhow!("after the stop: {e}")))?;
         }
         return Err(CmdError {
             code: 130,
