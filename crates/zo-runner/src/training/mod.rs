@@ -256,6 +256,12 @@ fn finish(
     world: &dyn World,
 ) -> Result<()> {
     let writes = world.writes();
+    // An evaluation that is not split runs on rank 0 alone (the other ranks have stopped).
+    let world: &dyn World = if work.splits_evaluation() {
+        world
+    } else {
+        &crate::dist::Single
+    };
     if writes {
         work.model().save(&out.join("final"), None)?;
     }
