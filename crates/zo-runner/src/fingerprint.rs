@@ -67,7 +67,11 @@ pub fn config(s: &Settings) -> Result<u64> {
     Ok(Hash64::default().bytes(s.to_toml()?.as_bytes()).finish())
 }
 
-/// Adds a tensor's name, dtype, shape and values.
+/// Elements of a tensor copied to the host at a time (bounds the memory the hash needs).
+const CHUNK: usize = 1 << 20;
+
+/// Adds a tensor's name, dtype, shape and values (f32 bit patterns; f16 and bf16 convert to f32
+/// without loss, any other dtype to f64), read in chunks of [`CHUNK`] elements.
 fn tensor(h: &mut Hash64, name: &str, t: &Tensor) -> Result<()> {
     h.bytes(name.as_bytes())
         .bytes(t.dtype().as_str().as_bytes());
@@ -75,18 +79,23 @@ fn tensor(h: &mut Hash64, name: &str, t: &Tensor) -> Result<()> {
         h.u64(d as u64);
     }
     let flat = t.flatten_all()?;
-    match t.dtype() {
-        DType::F32 => {
-            for v in flat.to_vec1::<f32>()? {
-                h.u64(u64::from(v.to_bits()));
+    let n = flat.elem_count();
+    let mut start = 0;
+    while start < n {
+        let part = flat.narrow(0, start, CHUNK.min(n - start))?;
+        match t.dtype() {
+            DType::F32 | DType::F16 | DType::BF16 => {
+                for v in part.to_dtype(DType::F32)?.to_vec1::<f32>()? {
+                    h.u64(u64::from(v.to_bits()));
+                }
+            }
+            _ => {
+                for v in part.to_dtype(DType::F64)?.to_vec1::<f64>()? {
+                    h.u64(v.to_bits());
+                }
             }
         }
-        // Every other dtype the models use converts to f64 without loss.
-        _ => {
-            for v in flat.to_dtype(DType::F64)?.to_vec1::<f64>()? {
-                h.u64(v.to_bits());
-            }
-        }
+        start += CHUNK;
     }
     Ok(())
 }
@@ -247,6 +256,25 @@ mod tests {
         assert_ne!(h(&[b"ab", b"c"]), h(&[b"a", b"bc"]));
         assert_ne!(h(&[b"abcdefgh1"]), h(&[b"abcdefgh2"]));
         assert_ne!(h(&[b""]), h(&[b"\0"]));
+    }
+
+    #[test]
+    fn a_tensor_hash_sees_every_chunk_and_the_dtype() {
+        let dev = candle_core::Device::Cpu;
+        let hash = |t: &Tensor| {
+            let mut h = Hash64::default();
+            tensor(&mut h, "w", t).unwrap();
+            h.finish()
+        };
+        let n = CHUNK + 3;
+        let mut v = vec![0.5f32; n];
+        let a = Tensor::from_vec(v.clone(), n, &dev).unwrap();
+        v[n - 1] = 0.25;
+        let b = Tensor::from_vec(v, n, &dev).unwrap();
+        assert_eq!(hash(&a), hash(&a.copy().unwrap()));
+        assert_ne!(hash(&a), hash(&b), "a change in the last chunk");
+        assert_ne!(hash(&a), hash(&a.to_dtype(DType::BF16).unwrap()));
+        assert_ne!(hash(&a), hash(&a.reshape((1, n)).unwrap()));
     }
 
     #[test]

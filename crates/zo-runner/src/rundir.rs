@@ -356,6 +356,19 @@ mod tests {
     }
 
     #[test]
+    fn versions_record_the_world_size_and_older_runs_read_as_one_rank() {
+        let d = tempfile::tempdir().unwrap();
+        write_versions(d.path(), 2).unwrap();
+        assert_eq!(check_versions(d.path()).unwrap(), 2);
+        let old = serde_json::json!({
+            "zo": "0.1.0",
+            "generator": zo_core::rng::GENERATOR_VERSION,
+        });
+        fs::write(d.path().join(VERSIONS_FILE), old.to_string()).unwrap();
+        assert_eq!(check_versions(d.path()).unwrap(), 1);
+    }
+
+    #[test]
     fn replacing_a_directory_keeps_a_complete_copy() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("checkpoint");
