@@ -77,6 +77,14 @@ fn run_toml(s: &Settings, world_size: usize) -> Result<String> {
 pub fn resume(g: &Global, dir: &Path) -> CmdResult {
     let settings: Settings = crate::rundir::read_settings(dir).map_err(usage)?;
     let started = crate::rundir::check_versions(dir).map_err(usage)?;
+    // Rank 0 alone repairs an interrupted checkpoint replacement; the others read after it.
+    let world = crate::dist::world().map_err(usage)?;
+    if world.writes() {
+        crate::rundir::recover_dir(&dir.join("checkpoint")).map_err(usage)?;
+    }
+    if world.size() > 1 {
+        world.all_gather_u64(0).map_err(usage)?;
+    }
     let state = crate::rundir::read_checkpoint_state(dir).map_err(usage)?;
     tracing::info!(
         step = state.trainer.step,
