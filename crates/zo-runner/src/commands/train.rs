@@ -75,10 +75,11 @@ fn run_toml(s: &Settings, world_size: usize) -> Result<String> {
 }
 
 pub fn resume(g: &Global, dir: &Path) -> CmdResult {
+    // First, so that a rank failing below stops every rank (see `crate::main`).
+    let world = crate::dist::world().map_err(usage)?;
     let settings: Settings = crate::rundir::read_settings(dir).map_err(usage)?;
     let started = crate::rundir::check_versions(dir).map_err(usage)?;
     // Rank 0 alone repairs an interrupted checkpoint replacement; the others read after it.
-    let world = crate::dist::world().map_err(usage)?;
     if world.writes() {
         crate::rundir::recover_dir(&dir.join("checkpoint")).map_err(usage)?;
     }
@@ -100,7 +101,7 @@ pub fn resume(g: &Global, dir: &Path) -> CmdResult {
 ///
 /// Under an MPI launcher every rank runs this with the same settings; rank 0 alone writes the
 /// run directory (takes its lock, writes run.toml, versions.json, the logs and the weights), the
-/// others only read it (the checkpoint on a resume) and compute their slices of each batch.
+/// others only read it (the checkpoint on a resume, `best/` before the final evaluation).
 pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -> CmdResult {
     let world = crate::dist::world().map_err(usage)?;
     let writes = world.writes();

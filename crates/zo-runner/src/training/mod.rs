@@ -29,9 +29,9 @@ fn core_err(e: anyhow::Error) -> zo_core::Error {
 /// Trains `work` in `out` (a fresh run, or from the checkpoint state `resume`), then saves and
 /// evaluates the result.
 ///
-/// Each batch is split over the ranks of `world`. Rank 0 alone writes (logs, checkpoints,
-/// `best/`, `final/`, results) and evaluates; the other ranks only compute their slices of
-/// the training batches, show nothing, and stop after the last step.
+/// Each batch is split over the ranks of `world`, and so are a text task's evaluations. Rank 0
+/// alone writes (logs, checkpoints, `best/`, `final/`, results) and prints; the other ranks
+/// show nothing (with an image task they skip the evaluations and stop after the last step).
 pub fn run_loop(
     s: &Settings,
     out: &Path,
