@@ -308,15 +308,15 @@ fn train_flags_are_shorthands_for_config_keys_and_set_wins() {
 #[test]
 fn several_ranks_are_refused_where_they_cannot_work() {
     let d = tempfile::tempdir().unwrap();
-    let mut cases: Vec<(&[&str], &str)> = vec![(
+    let replay: (&[&str], &str) = (
         &["replay", "runs/x", "--out", "rebuilt"],
         "zo replay runs in one process, not under an MPI launcher (2 processes)",
-    )];
-    #[cfg(not(feature = "mpi"))]
-    cases.push((
+    );
+    let train: (&[&str], &str) = (
         &["train", "--steps", "1", "--out", "runs/x"],
         "started by an MPI launcher with 2 processes, but this zo was built without the `mpi` feature",
-    ));
+    );
+    let cases = std::iter::once(replay).chain(cfg!(not(feature = "mpi")).then_some(train));
     for (args, needle) in cases {
         let o = crate::common::zo()
             .current_dir(d.path())
