@@ -3,8 +3,8 @@
 # another number of ranks; all given the same --out: rank 0 alone writes it) and compares the
 # final weights' sha256 and best/, the metrics records (dev loss and accuracy split over the
 # ranks too), results.json and the test predictions; `zo eval` in one process and on the
-# ranks; checks that only rank 0 printed on stdout and that the run records its number of
-# ranks. Needs a `zo` built with `--features mpi` and OpenMPI.
+# ranks; replays rank 0's trajectory; checks that only rank 0 printed on stdout and that the
+# run records its number of ranks. Needs a `zo` built with `--features mpi` and OpenMPI.
 # Usage: bash docs/mpi_smoke.sh [path/to/zo] [optimizer] [ranks, default 2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,10 @@ n=$(sha256sum "$tmp"/one/final/model.safetensors "$tmp"/two/final/model.safetens
 [ "$n" = 1 ] && echo "$opt: 1 and $np ranks give the same weights" || { echo "$opt: weights differ"; exit 1; }
 cmp "$tmp/one/best/model.safetensors" "$tmp/two/best/model.safetensors" \
   || { echo "$opt: best/ differs"; exit 1; }
+# Rank 0's trajectory replays (in one process) to the final weights.
+"$zo" replay "$tmp/two" --out "$tmp/replayed" -q >/dev/null
+cmp "$tmp/replayed/model.safetensors" "$tmp/two/final/model.safetensors" \
+  || { echo "$opt: the $np-rank run's trajectory does not replay to its final weights"; exit 1; }
 # The final evaluation (test and dev, split over the ranks) gives the same results and test
 # predictions.
 cmp "$tmp/one/results.json" "$tmp/two/results.json" || { echo "$opt: results.json differs"; exit 1; }
