@@ -5,17 +5,20 @@
 # ranks too), results.json and the test predictions; `zo eval` in one process and on the
 # ranks; replays rank 0's trajectory; checks that only rank 0 printed on stdout and that the
 # run records its number of ranks. Needs a `zo` built with `--features mpi` and OpenMPI.
-# Usage: bash docs/mpi_smoke.sh [path/to/zo] [optimizer] [ranks, default 2]
+# Usage: bash docs/mpi_smoke.sh [path/to/zo] [optimizer] [ranks, default 2] [KEY=VALUE, a --set]
+# (e.g. task.objective=lm: the LM loss on the option tokens instead of the classification loss)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 zo=$(realpath "${1:-target/debug/zo}")
 opt=${2:-as2p}
 np=${3:-2}
+set_extra=${4:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 extra=""
 [ "$opt" = ga ] && extra="--set optimizer.lr=1e-3"
+[ -n "$set_extra" ] && extra="$extra --set $set_extra"
 args="--config configs/quickstart.toml --optimizer $opt $extra --steps 20 --set train.eval_every=10 -q"
 "$zo" train $args --out "$tmp/one" >/dev/null
 mpirun --allow-run-as-root --oversubscribe -np "$np" --output-filename "$tmp/log" \
