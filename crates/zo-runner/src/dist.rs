@@ -103,14 +103,14 @@ pub fn launcher_rank(var: impl Fn(&str) -> Option<String>) -> Option<(usize, usi
         .or_else(|| pair("SLURM_PROCID", "SLURM_NTASKS"))
 }
 
-/// Refuses a command that does not split its work over ranks (`zo reproduce`, `zo replay`, …)
+/// Refuses a command that does not split its work over ranks (`zo replay`, `zo merge`, …)
 /// when a launcher started several processes: each would repeat the whole job and write the
-/// same files (`zo reproduce` would even clear a run another rank is starting).
+/// same files.
 pub fn single_process_only(command: &str, var: impl Fn(&str) -> Option<String>) -> Result<()> {
     if let Some((_, size)) = launcher_rank(var).filter(|&(_, s)| s > 1) {
         anyhow::bail!(
             "zo {command} runs in one process, not under an MPI launcher ({size} processes): \
-             only `zo train` and `zo eval` split their work over ranks"
+             only `zo train`, `zo eval` and `zo reproduce` split their work over ranks"
         );
     }
     Ok(())

@@ -20,10 +20,12 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Some(Command::Report(_)) => only_one("report")?,
         Some(Command::Merge(_)) => only_one("merge")?,
         Some(Command::Replay(_)) => only_one("replay")?,
-        Some(Command::Reproduce(_)) => only_one("reproduce")?,
         Some(Command::Prompts(_)) => only_one("prompts")?,
         Some(Command::Bench(_)) => only_one("bench")?,
-        Some(Command::Train(_) | Command::Quickstart(_) | Command::Eval(_)) | None => {}
+        Some(
+            Command::Train(_) | Command::Quickstart(_) | Command::Eval(_) | Command::Reproduce(_),
+        )
+        | None => {}
     }
     match cli.command {
         Some(Command::Report(a)) => report::run(&a),
