@@ -301,3 +301,38 @@ fn train_flags_are_shorthands_for_config_keys_and_set_wins() {
         &["--resume"],
     );
 }
+
+/// Under a launcher with several processes: a `zo` built without the `mpi` feature refuses to
+/// train (each process would train the whole run alone), and the commands that do not split
+/// their work refuse in any build; nothing is written.
+#[test]
+fn several_ranks_are_refused_where_they_cannot_work() {
+    let d = tempfile::tempdir().unwrap();
+    let replay: (&[&str], &str) = (
+        &["replay", "runs/x", "--out", "rebuilt"],
+        "zo replay runs in one process, not under an MPI launcher (2 processes)",
+    );
+    let train: (&[&str], &str) = (
+        &["train", "--steps", "1", "--out", "runs/x"],
+        "started by an MPI launcher with 2 processes, but this zo was built without the `mpi` feature",
+    );
+    let cases = std::iter::once(replay).chain(cfg!(not(feature = "mpi")).then_some(train));
+    for (args, needle) in cases {
+        let o = crate::common::zo()
+            .current_dir(d.path())
+            .args(args)
+            .env("OMPI_COMM_WORLD_RANK", "0")
+            .env("OMPI_COMM_WORLD_SIZE", "2")
+            .output()
+            .unwrap();
+        assert_code(&o, 2);
+        let err = stderr(&o);
+        assert!(err.contains(needle), "{err}");
+        assert!(err.trim_end().lines().count() == 1, "not one line:\n{err}");
+    }
+    assert_eq!(
+        fs::read_dir(d.path()).unwrap().count(),
+        0,
+        "something was written"
+    );
+}

@@ -255,6 +255,11 @@ fn replaying_the_trajectory_rebuilds_the_weights_exactly() {
     // A run made with another direction generator is neither replayed nor resumed.
     let v = d.path().join("runs/quickstart/versions.json");
     let text = fs::read_to_string(&v).unwrap();
+    // A one-process run records its one rank.
+    let versions: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(versions["world_size"], 1, "{text}");
+    let run_toml = fs::read_to_string(d.path().join("runs/quickstart/run.toml")).unwrap();
+    assert!(run_toml.trim_end().ends_with(", 1 rank"), "{run_toml}");
     let ours = serde_json::from_str::<serde_json::Value>(&text).unwrap()["generator"]
         .as_u64()
         .unwrap();

@@ -12,7 +12,9 @@
 //! bits do not depend on the split), the all-gather concatenates them in rank order (= global
 //! example order), and every rank reduces them in that order, as the one-process run does.
 
+use std::cell::RefCell;
 use std::ops::Range;
+use std::rc::Rc;
 
 use anyhow::Result;
 
@@ -27,9 +29,22 @@ pub trait World {
     fn all_gather(&self, values: &[f64]) -> Result<Vec<f64>>;
     /// Every rank's `value`, in rank order (used to compare fingerprints at start).
     fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>>;
+    /// Every rank's `bytes` (lengths may differ), one entry per rank in rank order (used to
+    /// gather the predictions of a split evaluation).
+    fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>>;
     /// Whether this rank writes the run directory (rank 0 alone).
     fn writes(&self) -> bool {
         self.rank() == 0
+    }
+    /// Seconds spent inside [`World::all_gather`] so far (waiting for the slowest rank
+    /// included); 0 for one process.
+    fn exchange_seconds(&self) -> f64 {
+        0.0
+    }
+    /// Ends every process of the world with exit status `code` (a failed rank must not leave
+    /// the others waiting in a collective).
+    fn abort(&self, code: i32) -> ! {
+        std::process::exit(code)
     }
 }
 
@@ -49,6 +64,9 @@ impl World for Single {
     }
     fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>> {
         Ok(vec![value])
+    }
+    fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![bytes.to_vec()])
     }
 }
 
@@ -85,18 +103,57 @@ pub fn launcher_rank(var: impl Fn(&str) -> Option<String>) -> Option<(usize, usi
         .or_else(|| pair("SLURM_PROCID", "SLURM_NTASKS"))
 }
 
+/// Refuses a command that does not split its work over ranks (`zo replay`, `zo merge`, …)
+/// when a launcher started several processes: each would repeat the whole job and write the
+/// same files.
+pub fn single_process_only(command: &str, var: impl Fn(&str) -> Option<String>) -> Result<()> {
+    if let Some((_, size)) = launcher_rank(var).filter(|&(_, s)| s > 1) {
+        anyhow::bail!(
+            "zo {command} runs in one process, not under an MPI launcher ({size} processes): \
+             only `zo train`, `zo eval` and `zo reproduce` split their work over ranks"
+        );
+    }
+    Ok(())
+}
+
 /// The CUDA ordinal `--device cuda` (no index) opens: the process's node-local rank, so that
 /// one rank runs per GPU; 0 outside a launcher.
 pub fn local_cuda_ordinal(var: impl Fn(&str) -> Option<String>) -> usize {
     local_rank(var).unwrap_or(0)
 }
 
-/// The run's world: MPI when built with the `mpi` feature and started by a launcher, else
-/// [`Single`].
-pub fn world() -> Result<Box<dyn World>> {
+thread_local! {
+    /// The process's world, made once (MPI is initialised once per process) by [`world`] and
+    /// finalised by [`finalize`].
+    static WORLD: RefCell<Option<Rc<dyn World>>> = const { RefCell::new(None) };
+}
+
+/// The process's world: MPI when built with the `mpi` feature and started by a launcher, else
+/// [`Single`]. Made on the first call, the same afterwards.
+pub fn world() -> Result<Rc<dyn World>> {
+    if let Some(w) = current() {
+        return Ok(w);
+    }
+    let w = new_world()?;
+    WORLD.with(|c| *c.borrow_mut() = Some(w.clone()));
+    Ok(w)
+}
+
+/// The world if [`world`] made one already.
+pub fn current() -> Option<Rc<dyn World>> {
+    WORLD.with(|c| c.borrow().clone())
+}
+
+/// Drops the process's world (MPI_Finalize once the last handle is gone); at the end of
+/// `main`.
+pub fn finalize() {
+    WORLD.with(|c| c.borrow_mut().take());
+}
+
+fn new_world() -> Result<Rc<dyn World>> {
     #[cfg(feature = "mpi")]
     if launcher_rank(|k| std::env::var(k).ok()).is_some() {
-        return Ok(Box::new(mpi_world::Mpi::init()?));
+        return Ok(Rc::new(mpi_world::Mpi::init()?));
     }
     if let Some((_, size)) = launcher_rank(|k| std::env::var(k).ok()).filter(|&(_, s)| s > 1) {
         anyhow::bail!(
@@ -104,14 +161,17 @@ pub fn world() -> Result<Box<dyn World>> {
              the `mpi` feature (cargo build --release --features mpi)"
         );
     }
-    Ok(Box::new(Single))
+    Ok(Rc::new(Single))
 }
 
 #[cfg(feature = "mpi")]
 mod mpi_world {
+    use std::cell::Cell;
+    use std::time::Instant;
+
     use anyhow::{anyhow, Result};
     use mpi::collective::CommunicatorCollectives;
-    use mpi::datatype::PartitionMut;
+    use mpi::datatype::{Equivalence, PartitionMut};
     use mpi::topology::{Communicator, SimpleCommunicator};
     use mpi::Count;
 
@@ -119,6 +179,8 @@ mod mpi_world {
     pub struct Mpi {
         _universe: mpi::environment::Universe,
         comm: SimpleCommunicator,
+        /// Seconds spent in `all_gather` so far.
+        exchange: Cell<f64>,
     }
 
     impl Mpi {
@@ -128,7 +190,37 @@ mod mpi_world {
             Ok(Self {
                 _universe: universe,
                 comm,
+                exchange: Cell::new(0.0),
             })
+        }
+    }
+
+    impl Mpi {
+        /// Every rank's `values` concatenated in rank order, and each rank's count.
+        fn gather_varcount<T>(&self, values: &[T]) -> Result<(Vec<T>, Vec<Count>)>
+        where
+            T: Equivalence + Default + Clone,
+        {
+            let n = self.comm.size() as usize;
+            let len = Count::try_from(values.len())
+                .map_err(|_| anyhow!("MPI: {} values exceed one message", values.len()))?;
+            let mut counts = vec![0 as Count; n];
+            self.comm.all_gather_into(&len, &mut counts[..]);
+            let displs: Vec<Count> = counts
+                .iter()
+                .scan(0, |acc, &c| {
+                    let d = *acc;
+                    *acc += c;
+                    Some(d)
+                })
+                .collect();
+            let total: usize = counts.iter().map(|&c| c as usize).sum();
+            let mut out = vec![T::default(); total];
+            {
+                let mut part = PartitionMut::new(&mut out[..], &counts[..], &displs[..]);
+                self.comm.all_gather_varcount_into(values, &mut part);
+            }
+            Ok((out, counts))
         }
     }
 
@@ -140,30 +232,34 @@ mod mpi_world {
             self.comm.size() as usize
         }
         fn all_gather(&self, values: &[f64]) -> Result<Vec<f64>> {
-            let n = self.size();
-            let mut counts = vec![0 as Count; n];
-            self.comm
-                .all_gather_into(&(values.len() as Count), &mut counts[..]);
-            let displs: Vec<Count> = counts
-                .iter()
-                .scan(0, |acc, &c| {
-                    let d = *acc;
-                    *acc += c;
-                    Some(d)
-                })
-                .collect();
-            let total: Count = counts.iter().sum();
-            let mut out = vec![0f64; total as usize];
-            {
-                let mut part = PartitionMut::new(&mut out[..], &counts[..], &displs[..]);
-                self.comm.all_gather_varcount_into(values, &mut part);
-            }
+            let t0 = Instant::now();
+            let (out, _) = self.gather_varcount(values)?;
+            self.exchange
+                .set(self.exchange.get() + t0.elapsed().as_secs_f64());
             Ok(out)
+        }
+        fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+            let (out, counts) = self.gather_varcount(bytes)?;
+            let mut at = 0;
+            Ok(counts
+                .iter()
+                .map(|&c| {
+                    let part = out[at..at + c as usize].to_vec();
+                    at += c as usize;
+                    part
+                })
+                .collect())
         }
         fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>> {
             let mut out = vec![0u64; self.size()];
             self.comm.all_gather_into(&value, &mut out[..]);
             Ok(out)
+        }
+        fn exchange_seconds(&self) -> f64 {
+            self.exchange.get()
+        }
+        fn abort(&self, code: i32) -> ! {
+            self.comm.abort(code)
         }
     }
 }
@@ -234,10 +330,24 @@ mod tests {
     }
 
     #[test]
+    fn commands_that_do_not_split_refuse_several_ranks() {
+        assert!(single_process_only("eval", env(&[])).is_ok());
+        let one = [("OMPI_COMM_WORLD_RANK", "0"), ("OMPI_COMM_WORLD_SIZE", "1")];
+        assert!(single_process_only("eval", env(&one)).is_ok());
+        let two = [("PMI_RANK", "1"), ("PMI_SIZE", "2")];
+        let e = single_process_only("reproduce", env(&two)).unwrap_err();
+        assert!(
+            e.to_string().contains("zo reproduce runs in one process"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn the_single_world_gathers_its_own_values() {
         let w = Single;
         assert_eq!((w.rank(), w.size(), w.writes()), (0, 1, true));
         assert_eq!(w.all_gather(&[1.0, 2.5]).unwrap(), vec![1.0, 2.5]);
         assert_eq!(w.all_gather_u64(9).unwrap(), vec![9]);
+        assert_eq!(w.all_gather_bytes(b"ab").unwrap(), vec![b"ab".to_vec()]);
     }
 }

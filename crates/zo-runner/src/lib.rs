@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 pub mod dist;
 mod exit;
+mod fingerprint;
 pub mod fuzzing;
 mod layers;
 mod lock;
@@ -37,12 +38,30 @@ pub fn main() -> ExitCode {
     }
     let args = cli::parse();
     cli::init_logging(&args.global);
-    match commands::dispatch(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("zo: {}", one_line(&err.error));
-            ExitCode::from(err.code)
+    let result = commands::dispatch(args);
+    if let Err(err) = &result {
+        // An interrupted run (130) stopped on every rank after the same step: a normal end.
+        match dist::current().filter(|w| w.size() > 1 && err.code != 130) {
+            // A failed rank ends every rank (the others would wait for it in the next
+            // exchange); the error names the rank.
+            Some(w) => {
+                // One write, so that the launcher does not interleave it with another rank's.
+                let line = format!(
+                    "zo: rank {} of {}: {}; stopping every rank\n",
+                    w.rank(),
+                    w.size(),
+                    one_line(&err.error)
+                );
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                w.abort(i32::from(err.code))
+            }
+            None => eprintln!("zo: {}", one_line(&err.error)),
         }
+    }
+    dist::finalize();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => ExitCode::from(err.code),
     }
 }
 

@@ -356,6 +356,19 @@ mod tests {
     }
 
     #[test]
+    fn versions_record_the_world_size_and_older_runs_read_as_one_rank() {
+        let d = tempfile::tempdir().unwrap();
+        write_versions(d.path(), 2).unwrap();
+        assert_eq!(check_versions(d.path()).unwrap(), 2);
+        let old = serde_json::json!({
+            "zo": "0.1.0",
+            "generator": zo_core::rng::GENERATOR_VERSION,
+        });
+        fs::write(d.path().join(VERSIONS_FILE), old.to_string()).unwrap();
+        assert_eq!(check_versions(d.path()).unwrap(), 1);
+    }
+
+    #[test]
     fn replacing_a_directory_keeps_a_complete_copy() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("checkpoint");
@@ -387,6 +400,14 @@ struct Versions {
     zo: String,
     /// `zo_core::rng::GENERATOR_VERSION` (1 = Philox4x32-10, 2 = Philox4x32-7, 3 = ARS4x32-7).
     generator: u32,
+    /// The number of ranks the run started with (runs before this field: 1). A resume may use
+    /// another number: the split of each batch gives the same bits whatever the count.
+    #[serde(default = "one")]
+    world_size: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The text of a run directory's `run.toml` (the settings the run was made with).
@@ -403,11 +424,12 @@ pub fn read_settings(dir: &Path) -> Result<crate::settings::Settings> {
     crate::layers::deserialize(table, &origin)
 }
 
-/// Writes `versions.json` into a run directory.
-pub fn write_versions(dir: &Path) -> Result<()> {
+/// Writes `versions.json` into a run directory started by `world_size` ranks.
+pub fn write_versions(dir: &Path, world_size: usize) -> Result<()> {
     let v = Versions {
         zo: env!("CARGO_PKG_VERSION").to_string(),
         generator: zo_core::rng::GENERATOR_VERSION,
+        world_size,
     };
     write_atomic(
         &dir.join(VERSIONS_FILE),
@@ -415,17 +437,18 @@ pub fn write_versions(dir: &Path) -> Result<()> {
     )
 }
 
-/// Checks that a run directory was made with this build's direction generator. A run without
-/// `versions.json` predates it and used generator 1.
-pub fn check_versions(dir: &Path) -> Result<()> {
+/// Checks that a run directory was made with this build's direction generator, and returns
+/// the number of ranks the run started with. A run without `versions.json` predates it and
+/// used generator 1 and one rank.
+pub fn check_versions(dir: &Path) -> Result<usize> {
     let path = dir.join(VERSIONS_FILE);
-    let generator = match fs::read(&path) {
+    let (generator, world_size) = match fs::read(&path) {
         Ok(bytes) => {
-            serde_json::from_slice::<Versions>(&bytes)
-                .with_context(|| format!("{}: invalid", path.display()))?
-                .generator
+            let v = serde_json::from_slice::<Versions>(&bytes)
+                .with_context(|| format!("{}: invalid", path.display()))?;
+            (v.generator, v.world_size)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (1, 1),
         Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
     };
     if generator != zo_core::rng::GENERATOR_VERSION {
@@ -435,5 +458,5 @@ pub fn check_versions(dir: &Path) -> Result<()> {
             zo_core::rng::GENERATOR_VERSION
         );
     }
-    Ok(())
+    Ok(world_size)
 }

@@ -68,7 +68,11 @@ fn settings(a: &EvalArgs) -> Result<(Settings, Option<PathBuf>)> {
     Ok((s, weights))
 }
 
+/// Under an MPI launcher every rank runs this with the same options: the examples are split
+/// over the ranks (text tasks) and rank 0 alone writes and prints.
 pub fn run(_g: &Global, a: &EvalArgs) -> CmdResult {
+    let world = crate::dist::world().map_err(usage)?;
+    let writes = world.writes();
     let (s, weights) = settings(a).map_err(usage)?;
     let weights = match &a.adapter {
         // The adapter's tensors are read from its directory, the base from model.source.
@@ -93,16 +97,20 @@ pub fn run(_g: &Global, a: &EvalArgs) -> CmdResult {
         None => Workload::load(&s, weights.as_deref()),
     }
     .map_err(usage)?;
+    crate::fingerprint::check_run(world.as_ref(), &s, &work).map_err(usage)?;
     let mut out = serde_json::Map::new();
     let mut preds_writer = match &a.predictions {
-        Some(p) => Some(JsonlWriter::create(p).map_err(usage)?),
-        None => None,
+        Some(p) if writes => Some(JsonlWriter::create(p).map_err(usage)?),
+        _ => None,
     };
     for split in ["test", "dev"] {
         if !a.split.includes(split) {
             continue;
         }
-        let Some(e) = work.evaluate_split(split, 0).map_err(failed)? else {
+        let Some(e) = work
+            .evaluate_split(split, 0, world.as_ref())
+            .map_err(failed)?
+        else {
             continue;
         };
         if let Some(k) = a.demos {
@@ -114,6 +122,9 @@ pub fn run(_g: &Global, a: &EvalArgs) -> CmdResult {
                 w.write(p).map_err(failed)?;
             }
         }
+    }
+    if !writes {
+        return Ok(());
     }
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(out))
         .map_err(|e| failed(e.into()))?;

@@ -11,7 +11,7 @@ use crate::settings::Settings;
 
 pub fn run(g: &Global, a: &ReplayArgs) -> CmdResult {
     let s: Settings = crate::rundir::read_settings(&a.run).map_err(usage)?;
-    crate::rundir::check_versions(&a.run).map_err(usage)?;
+    let _ = crate::rundir::check_versions(&a.run).map_err(usage)?;
     let traj_path = a.run.join("trajectory.jsonl");
     let sweeps: Vec<zo_core::SweepRecord> = read_jsonl(&traj_path)
         .map_err(usage)?

@@ -43,7 +43,22 @@ fn parse_seeds(spec: &str) -> anyhow::Result<Vec<u64>> {
     Ok(seeds)
 }
 
+/// Under an MPI launcher every rank runs this with the same options: rank 0 decides for each
+/// cell whether it is done, to be resumed or to be (re)started, and tells the others; each run
+/// is trained (and its text evaluations split) on every rank; rank 0 alone writes and prints.
 pub fn run(g: &Global, a: &ReproduceArgs) -> CmdResult {
+    // First, so that a rank failing below stops every rank (see `crate::main`).
+    let world = crate::dist::world().map_err(usage)?;
+    let writes = world.writes();
+    // Rank 0's `choice`, on every rank.
+    let agree = |choice: u64| -> Result<u64, super::CmdError> {
+        Ok(world
+            .all_gather_u64(choice)
+            .map_err(super::failed)?
+            .first()
+            .copied()
+            .unwrap_or(choice))
+    };
     if a.table != 5 && a.table != 6 {
         return Err(usage(anyhow!(
             "--table {}: the paper's runnable tables are 5 (ResNet × CIFAR) and 6 (OPT × six tasks)",
@@ -147,6 +162,9 @@ pub fn run(g: &Global, a: &ReproduceArgs) -> CmdResult {
             baseline_settings.push((task_name, settings.clone()));
         }
         if a.dry_run {
+            if !writes {
+                continue;
+            }
             println!(
                 "# {}{}\n{}",
                 cell.origin,
@@ -156,40 +174,69 @@ pub fn run(g: &Global, a: &ReproduceArgs) -> CmdResult {
             continue;
         }
         let tag = format!("[{}/{}] {name}", i + 1, jobs.len());
-        if out.join("results.json").is_file() {
-            eprintln!("{tag}: done already ({})", out.display());
-        } else if out.join("checkpoint/state.json").is_file() {
-            eprintln!("{tag}: resuming {}", out.display());
-            super::train::resume(g, out)?;
-        } else {
-            if out.join("run.toml").exists() {
-                // Started but killed before its first checkpoint: start it over (unless
-                // another process is still writing it).
-                let _lock = crate::lock::RunLock::acquire(out).map_err(usage)?;
-                std::fs::remove_dir_all(out)
-                    .with_context(|| format!("{}: cannot clear the unfinished run", out.display()))
-                    .map_err(super::failed)?;
+        let say = |line: String| {
+            if writes {
+                eprintln!("{line}");
             }
-            eprintln!("{tag}: training → {}", out.display());
-            super::train::train(settings, None, g.quiet)?;
+        };
+        // 0: done, 1: resume, 2: start (rank 0 looks, every rank follows).
+        let state = if out.join("results.json").is_file() {
+            0
+        } else if out.join("checkpoint/state.json").is_file() {
+            1
+        } else {
+            2
+        };
+        match agree(state)? {
+            0 => say(format!("{tag}: done already ({})", out.display())),
+            1 => {
+                say(format!("{tag}: resuming {}", out.display()));
+                super::train::resume(g, out)?;
+            }
+            _ => {
+                if writes && out.join("run.toml").exists() {
+                    // Started but killed before its first checkpoint: start it over (unless
+                    // another process is still writing it).
+                    let _lock = crate::lock::RunLock::acquire(out).map_err(usage)?;
+                    std::fs::remove_dir_all(out)
+                        .with_context(|| {
+                            format!("{}: cannot clear the unfinished run", out.display())
+                        })
+                        .map_err(super::failed)?;
+                }
+                // The others start once rank 0 has cleared the directory.
+                agree(0)?;
+                say(format!("{tag}: training → {}", out.display()));
+                super::train::train(settings, None, g.quiet)?;
+            }
         }
         run_dirs.push(out.clone());
     }
     if a.dry_run {
         return Ok(());
     }
-    eprintln!(
-        "{} runs ({} cells × {} seeds) in {:.0} s; cells from {source}",
-        jobs.len(),
-        cells.len(),
-        seeds.as_ref().map_or(1, Vec::len),
-        started.elapsed().as_secs_f64()
-    );
+    if writes {
+        eprintln!(
+            "{} runs ({} cells × {} seeds) in {:.0} s; cells from {source}",
+            jobs.len(),
+            cells.len(),
+            seeds.as_ref().map_or(1, Vec::len),
+            started.elapsed().as_secs_f64()
+        );
+    }
     let baselines = if a.baselines {
-        run_baselines(&baseline_settings, &out_root.join("baselines"), a.demos)?
+        run_baselines(
+            &baseline_settings,
+            &out_root.join("baselines"),
+            a.demos,
+            world.as_ref(),
+        )?
     } else {
         Vec::new()
     };
+    if !writes {
+        return Ok(());
+    }
     let report_dir = out_root.join("report");
     super::report::run(&ReportArgs {
         runs: run_dirs,
@@ -221,34 +268,53 @@ struct Baseline {
     in_context: f64,
 }
 
-/// Evaluates (or reads back, when `dir/<task>.json` exists) every task's baselines.
+/// Evaluates (or reads back, when `dir/<task>.json` exists) every task's baselines, the
+/// examples split over the ranks of `world` (rank 0 decides what is done, writes and prints;
+/// the others return no rows).
 fn run_baselines(
     tasks: &[(String, crate::settings::Settings)],
     dir: &std::path::Path,
     demos: usize,
+    world: &dyn crate::dist::World,
 ) -> Result<Vec<Baseline>, super::CmdError> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("{}: cannot create", dir.display()))
-        .map_err(super::failed)?;
+    let writes = world.writes();
+    if writes {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))
+            .map_err(super::failed)?;
+    }
     let mut out = Vec::new();
     for (task, s) in tasks {
         let file = dir.join(format!("{task}.json"));
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            if let Ok(b) = serde_json::from_str::<Baseline>(&text) {
-                if b.demos == demos && b.model == s.model.source {
-                    eprintln!("baselines {task}: done already ({})", file.display());
-                    out.push(b);
-                    continue;
-                }
+        let done = if writes {
+            std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|text| serde_json::from_str::<Baseline>(&text).ok())
+                .filter(|b| b.demos == demos && b.model == s.model.source)
+        } else {
+            None
+        };
+        let skip = world
+            .all_gather_u64(u64::from(done.is_some()))
+            .map_err(super::failed)?
+            .first()
+            .is_some_and(|&d| d != 0);
+        if skip {
+            if let Some(b) = done {
+                eprintln!("baselines {task}: done already ({})", file.display());
+                out.push(b);
             }
+            continue;
         }
         let mut values = [0.0; 2];
         let mut metric = String::new();
         for (slot, k) in [0, demos].into_iter().enumerate() {
-            eprintln!("baselines {task}: evaluating with {k} demonstrations per example");
+            if writes {
+                eprintln!("baselines {task}: evaluating with {k} demonstrations per example");
+            }
             let work = Workload::load_icl(s, None, k).map_err(usage)?;
             let e = work
-                .evaluate_split("test", 0)
+                .evaluate_split("test", 0, world)
                 .map_err(super::failed)?
                 .ok_or_else(|| usage(anyhow!("baselines {task}: no test examples")))?;
             values[slot] = e.value;
@@ -262,6 +328,9 @@ fn run_baselines(
             demos,
             in_context: values[1],
         };
+        if !writes {
+            continue;
+        }
         let text = serde_json::to_string_pretty(&b).map_err(|e| super::failed(e.into()))?;
         write_atomic(&file, text.as_bytes()).map_err(super::failed)?;
         out.push(b);

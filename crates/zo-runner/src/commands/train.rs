@@ -62,32 +62,58 @@ pub fn out_dir(s: &Settings) -> PathBuf {
     }
 }
 
-/// run.toml: the resolved settings plus the versions that produced them.
-fn run_toml(s: &Settings) -> Result<String> {
+/// run.toml: the resolved settings plus the versions and the number of ranks that produced
+/// them.
+fn run_toml(s: &Settings, world_size: usize) -> Result<String> {
     let mut text = s.to_toml()?;
     text.push_str(&format!(
-        "\n# written by zo {} (candle-core 0.11)\n",
-        env!("CARGO_PKG_VERSION")
+        "\n# written by zo {} (candle-core 0.11), {world_size} {}\n",
+        env!("CARGO_PKG_VERSION"),
+        if world_size == 1 { "rank" } else { "ranks" }
     ));
     Ok(text)
 }
 
 pub fn resume(g: &Global, dir: &Path) -> CmdResult {
+    // First, so that a rank failing below stops every rank (see `crate::main`).
+    let world = crate::dist::world().map_err(usage)?;
     let settings: Settings = crate::rundir::read_settings(dir).map_err(usage)?;
-    crate::rundir::check_versions(dir).map_err(usage)?;
+    let started = crate::rundir::check_versions(dir).map_err(usage)?;
+    // Rank 0 alone repairs an interrupted checkpoint replacement; the others read after it.
+    if world.writes() {
+        crate::rundir::recover_dir(&dir.join("checkpoint")).map_err(usage)?;
+    }
+    if world.size() > 1 {
+        world.all_gather_u64(0).map_err(usage)?;
+    }
     let state = crate::rundir::read_checkpoint_state(dir).map_err(usage)?;
+    tracing::info!(
+        step = state.trainer.step,
+        started_with_ranks = started,
+        "resuming from the checkpoint (any number of ranks continues it exactly)"
+    );
     let mut settings = settings;
     settings.train.out = dir.to_path_buf();
     train(settings, Some(state), g.quiet)
 }
 
 /// The whole run. `resume`: the checkpoint state to continue from.
+///
+/// Under an MPI launcher every rank runs this with the same settings; rank 0 alone writes the
+/// run directory (takes its lock, writes run.toml, versions.json, the logs and the weights), the
+/// others only read it (the checkpoint on a resume, `best/` before the final evaluation).
 pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -> CmdResult {
+    let world = crate::dist::world().map_err(usage)?;
+    let writes = world.writes();
     let out = out_dir(&settings);
     // Bad input first (exit 2): run directory, model, tokenizer, data.
     // One writer per run directory, held until the run ends.
-    let _lock = lock_run_dir(&out)?;
-    if resume.is_none() {
+    let _lock = if writes {
+        Some(lock_run_dir(&out)?)
+    } else {
+        None
+    };
+    if resume.is_none() && writes {
         if out.join("run.toml").exists() {
             return Err(usage(anyhow!(
                 "{}: already holds a run (use --resume {} to continue it, or another --out)",
@@ -112,16 +138,19 @@ pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -
         )));
     }
     tracing::info!(train = n_train, dev = n_dev, test = n_test, "data ready");
-    if resume.is_none() {
-        crate::rundir::write_versions(&out).map_err(usage)?;
+    crate::fingerprint::check_run(world.as_ref(), &settings, &work).map_err(usage)?;
+    if resume.is_none() && writes {
+        crate::rundir::write_versions(&out, world.size()).map_err(usage)?;
         write_atomic(
             &out.join("run.toml"),
-            run_toml(&settings).map_err(failed)?.as_bytes(),
+            run_toml(&settings, world.size())
+                .map_err(failed)?
+                .as_bytes(),
         )
         .map_err(usage)?;
     }
 
-    crate::training::run_loop(&settings, &out, &work, resume, quiet)
+    crate::training::run_loop(&settings, &out, &work, resume, quiet, world.as_ref())
 }
 
 /// Creates the run directory if needed and takes its lock (refused, naming the holder's pid,

@@ -2,6 +2,8 @@
 //! first argmax wins) with accuracy, or greedy generation (≤ max_new_tokens, stop at "\n" or
 //! EOS, decoded with skip_special_tokens + clean-up, stripped) with SQuAD F1.
 
+use std::ops::Range;
+
 use anyhow::Result;
 use serde::Serialize;
 use zo_models::scoring::{
@@ -32,6 +34,33 @@ pub struct Prediction {
     pub score: f64,
 }
 
+/// The groups `examples` are evaluated in, in order: up to [`EVAL_BATCH_ROWS`] candidate rows
+/// of whole examples, a generation example alone. Fixed by the examples alone, so that a split
+/// over ranks by whole groups scores every example as one process does.
+pub fn groups(examples: &[(String, EncodedEval)]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < examples.len() {
+        let mut j = i;
+        let mut rows = 0;
+        while j < examples.len() {
+            let EncodedEval::Candidates { options, .. } = &examples[j].1 else {
+                break;
+            };
+            if rows > 0 && rows + options.len() > EVAL_BATCH_ROWS {
+                break;
+            }
+            rows += options.len();
+            j += 1;
+        }
+        // A generation example (or a candidate example alone past the budget) is a group of one.
+        let j = j.max(i + 1);
+        out.push(i..j);
+        i = j;
+    }
+    out
+}
+
 /// Evaluates `examples` (with their ids) and returns the metric (a fraction) and the predictions.
 /// Candidate sequences of several examples are scored together, up to [`EVAL_BATCH_ROWS`]
 /// rows, and the candidates of one example share the forward pass of their prompt
@@ -44,26 +73,42 @@ pub fn evaluate(
     tokenizer: &Tokenizer,
     examples: &[(String, EncodedEval)],
     max_new_tokens: usize,
-    mut progress: impl FnMut(usize),
+    progress: impl FnMut(usize),
 ) -> Result<(f64, Vec<Prediction>)> {
-    let mut preds: Vec<Prediction> = Vec::with_capacity(examples.len());
-    let mut i = 0;
-    while i < examples.len() {
+    let preds = evaluate_groups(
+        model,
+        tokenizer,
+        examples,
+        &groups(examples),
+        max_new_tokens,
+        progress,
+    )?;
+    anyhow::ensure!(!preds.is_empty(), "no examples to evaluate");
+    Ok((mean_score(preds.iter().map(|p| p.score)), preds))
+}
+
+/// Accuracy and F1 are both the mean of the per-example scores (summed in order).
+pub fn mean_score(scores: impl ExactSizeIterator<Item = f64>) -> f64 {
+    let n = scores.len();
+    scores.sum::<f64>() / n as f64
+}
+
+/// The predictions of the examples of `groups` (ranges of [`groups`]), in order; `progress`
+/// gets the index past each group done.
+pub fn evaluate_groups(
+    model: &OptModel,
+    tokenizer: &Tokenizer,
+    examples: &[(String, EncodedEval)],
+    groups: &[Range<usize>],
+    max_new_tokens: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<Prediction>> {
+    let mut preds: Vec<Prediction> =
+        Vec::with_capacity(groups.iter().map(|g| g.len()).sum::<usize>());
+    for g in groups {
+        let (i, j) = (g.start, g.end);
         match &examples[i].1 {
             EncodedEval::Candidates { .. } => {
-                // Gather whole examples until the row budget is used.
-                let mut j = i;
-                let mut rows = 0;
-                while j < examples.len() {
-                    let EncodedEval::Candidates { options, .. } = &examples[j].1 else {
-                        break;
-                    };
-                    if rows > 0 && rows + options.len() > EVAL_BATCH_ROWS {
-                        break;
-                    }
-                    rows += options.len();
-                    j += 1;
-                }
                 // Each example's prompt runs once, its candidates continue from its cache.
                 let group: Vec<Vec<Candidate>> = examples[i..j]
                     .iter()
@@ -99,7 +144,6 @@ pub fn evaluate(
                         });
                     }
                 }
-                i = j;
             }
             EncodedEval::Generation {
                 prompt,
@@ -130,13 +174,66 @@ pub fn evaluate(
                     gold: serde_json::json!(gold_answers),
                     score: s,
                 });
-                i += 1;
             }
         }
-        progress(i);
+        progress(j);
     }
-    anyhow::ensure!(!preds.is_empty(), "no examples to evaluate");
-    // Accuracy and F1 are both the mean of the per-example scores.
-    let value = preds.iter().map(|p| p.score).sum::<f64>() / preds.len() as f64;
-    Ok((value, preds))
+    Ok(preds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zo_tasks::EncodedSeq;
+
+    fn seq() -> EncodedSeq {
+        EncodedSeq {
+            ids: vec![1, 2],
+            option_len: 1,
+            truncated: false,
+        }
+    }
+
+    fn cands(k: usize) -> (String, EncodedEval) {
+        (
+            "c".into(),
+            EncodedEval::Candidates {
+                options: vec![seq(); k],
+                correct: vec![0],
+            },
+        )
+    }
+
+    #[test]
+    fn groups_cover_the_examples_in_order_within_the_row_budget() {
+        let gen = (
+            "g".to_string(),
+            EncodedEval::Generation {
+                prompt: seq(),
+                gold_answers: vec![],
+            },
+        );
+        let mut ex = vec![cands(2); 20];
+        ex.push(cands(EVAL_BATCH_ROWS + 3));
+        ex.push(gen.clone());
+        ex.push(gen);
+        ex.extend(vec![cands(5); 9]);
+        let g = groups(&ex);
+        let flat: Vec<usize> = g.iter().flat_map(|r| r.clone()).collect();
+        assert_eq!(flat, (0..ex.len()).collect::<Vec<_>>());
+        let rows = |r: &Range<usize>| -> usize {
+            ex[r.clone()]
+                .iter()
+                .map(|(_, e)| match e {
+                    EncodedEval::Candidates { options, .. } => options.len(),
+                    EncodedEval::Generation { .. } => 1,
+                })
+                .sum()
+        };
+        assert!(g.iter().all(|r| r.len() == 1 || rows(r) <= EVAL_BATCH_ROWS));
+        // 16 two-row examples fill the first group; the oversized example and each generation
+        // example stand alone.
+        assert_eq!(g[0], 0..EVAL_BATCH_ROWS / 2);
+        assert!(g.contains(&(20..21)) && g.contains(&(21..22)) && g.contains(&(22..23)));
+    }
 }

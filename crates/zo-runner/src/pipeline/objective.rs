@@ -197,7 +197,7 @@ pub fn split_batch_loss(
 ) -> Result<f64> {
     let w = widths(features)?;
     if matches!(w, Widths::Generation) || world.size() == 1 {
-        return mean(&loss_terms(m, features, w)?);
+        return batch_loss(m, features);
     }
     let mine = slice(features.len(), world.rank(), world.size());
     let terms = loss_terms(m, &features[mine], w)?;
@@ -206,13 +206,20 @@ pub fn split_batch_loss(
 
 /// The loss over a whole set (the dev loss MeZO selects checkpoints by): batches of
 /// `batch_size`, averaged with each batch weighted by its number of examples (what HF's
-/// evaluation loop does with per-batch mean losses).
-pub fn dataset_loss(m: LossModel<'_>, features: &[TrainFeature], batch_size: usize) -> Result<f64> {
+/// evaluation loop does with per-batch mean losses). Each batch is split over the ranks of
+/// `world` as a training batch is ([`split_batch_loss`]: the same bits as one process), so
+/// every rank must call it.
+pub fn dataset_loss(
+    m: LossModel<'_>,
+    features: &[TrainFeature],
+    batch_size: usize,
+    world: &dyn World,
+) -> Result<f64> {
     let mut total = 0.0;
     let mut n = 0usize;
     for chunk in features.chunks(batch_size.max(1)) {
         let refs: Vec<&TrainFeature> = chunk.iter().collect();
-        total += batch_loss(m, &refs)? * chunk.len() as f64;
+        total += split_batch_loss(m, &refs, world)? * chunk.len() as f64;
         n += chunk.len();
     }
     anyhow::ensure!(n > 0, "no examples to compute a loss on");

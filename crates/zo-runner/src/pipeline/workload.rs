@@ -16,11 +16,11 @@ use zo_models::OptModel;
 use zo_tasks::{AnyTask, ImageSplits, TrainFeature};
 
 use super::data::{load_examples, load_icl_examples, prepare, prepare_icl, TaskData};
-use super::evaluate::evaluate;
+use super::evaluate::{evaluate, evaluate_groups, groups, mean_score};
 use super::model::{load_opt, load_tokenizer};
 use super::objective::{dataset_loss, split_batch_loss, LossModel};
 use super::vision;
-use crate::dist::World;
+use crate::dist::{slice, World};
 use crate::rundir::write_atomic;
 use crate::settings::Settings;
 
@@ -255,8 +255,15 @@ impl Workload {
         }
     }
 
-    /// The dev loss (MeZO keeps the checkpoint with the lowest), None without a dev set.
-    pub fn dev_loss(&self) -> Result<Option<f64>> {
+    /// Whether [`Self::dev_loss`] and [`Self::evaluate_split`] split their work over the ranks
+    /// (then every rank must call them): text tasks.
+    pub fn splits_evaluation(&self) -> bool {
+        matches!(self, Workload::Text { .. })
+    }
+
+    /// The dev loss (MeZO keeps the checkpoint with the lowest), None without a dev set. A text
+    /// task's batches are split over the ranks of `world` (the same bits as one process).
+    pub fn dev_loss(&self, world: &dyn World) -> Result<Option<f64>> {
         match self {
             Workload::Text {
                 model,
@@ -271,6 +278,7 @@ impl Workload {
                     loss_model(model, tok, data),
                     &data.dev_features,
                     *batch_size,
+                    world,
                 )?))
             }
             Workload::Vision { model, data } => {
@@ -283,8 +291,16 @@ impl Workload {
     }
 
     /// The task metric on a split (`dev` or `test`), over its first `limit` examples (all
-    /// when 0); None when the split is empty.
-    pub fn evaluate_split(&self, split: &str, limit: usize) -> Result<Option<SplitEval>> {
+    /// when 0); None when the split is empty. A text task's examples are split over the ranks
+    /// of `world` by whole evaluation groups ([`groups`]: each example is scored as one
+    /// process scores it) and the predictions gathered in order, so every rank must call it and
+    /// every rank gets the whole result. An image task is evaluated whole by every rank.
+    pub fn evaluate_split(
+        &self,
+        split: &str,
+        limit: usize,
+        world: &dyn World,
+    ) -> Result<Option<SplitEval>> {
         let prefix = if split == "dev" { "dev_" } else { "" };
         match self {
             Workload::Text {
@@ -304,20 +320,49 @@ impl Workload {
                     return Ok(None);
                 }
                 let spec = data.task.spec();
-                let (value, preds) = evaluate(
+                let key = format!("{prefix}{}", spec.metric.name());
+                let examples = &examples[..n];
+                if world.size() == 1 {
+                    let (value, preds) =
+                        evaluate(model, tok, examples, data.limits.max_new_tokens, |_| {})?;
+                    return Ok(Some(SplitEval {
+                        key,
+                        value,
+                        predictions: preds
+                            .iter()
+                            .map(serde_json::to_value)
+                            .collect::<Result<_, _>>()?,
+                    }));
+                }
+                let all = groups(examples);
+                let mine = &all[slice(all.len(), world.rank(), world.size())];
+                let preds = evaluate_groups(
                     model,
                     tok,
-                    &examples[..n],
+                    examples,
+                    mine,
                     data.limits.max_new_tokens,
                     |_| {},
                 )?;
+                // JSON both ways is exact (serde_json's float_roundtrip).
+                let mut predictions: Vec<Value> = Vec::with_capacity(n);
+                for part in world.all_gather_bytes(&serde_json::to_vec(&preds)?)? {
+                    predictions.extend(serde_json::from_slice::<Vec<Value>>(&part)?);
+                }
+                anyhow::ensure!(
+                    predictions.len() == n,
+                    "the ranks evaluated {} of {n} examples",
+                    predictions.len()
+                );
+                let scores = predictions
+                    .iter()
+                    .map(|p| p["score"].as_f64())
+                    .collect::<Option<Vec<f64>>>()
+                    .ok_or_else(|| anyhow::anyhow!("a gathered prediction has no score"))?;
                 Ok(Some(SplitEval {
-                    key: format!("{prefix}{}", spec.metric.name()),
-                    value,
-                    predictions: preds
-                        .iter()
-                        .map(serde_json::to_value)
-                        .collect::<Result<_, _>>()?,
+                    key,
+                    value: mean_score(scores.into_iter()),
+                    predictions,
                 }))
             }
             Workload::Vision { model, data } => {

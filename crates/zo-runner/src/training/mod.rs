@@ -8,11 +8,14 @@ mod sink;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
 use zo_core::trainer::{Trainer, TrainerState};
 use zo_core::{EvalRecord, ParamSet, Sink};
 
+use crate::dist::World;
 use crate::exit::{failed, usage, CmdError, CmdResult};
 use crate::pipeline::workload::{Model, Workload};
 use crate::rundir::{write_atomic, CheckpointState, JsonlWriter};
@@ -25,13 +28,20 @@ fn core_err(e: anyhow::Error) -> zo_core::Error {
 
 /// Trains `work` in `out` (a fresh run, or from the checkpoint state `resume`), then saves and
 /// evaluates the result.
+///
+/// Each batch is split over the ranks of `world`, and so are a text task's evaluations. Rank 0
+/// alone writes (logs, checkpoints, `best/`, `final/`, results) and prints; the other ranks
+/// show nothing (with an image task they skip the evaluations and stop after the last step).
 pub fn run_loop(
     s: &Settings,
     out: &Path,
     work: &Workload,
     resume: Option<CheckpointState>,
     quiet: bool,
+    world: &dyn World,
 ) -> CmdResult {
+    let writes = world.writes();
+    let quiet = quiet || !writes;
     let optimizer = s
         .optimizer
         .build()
@@ -40,31 +50,61 @@ pub fn run_loop(
     let done_steps = resume.as_ref().map(|r| r.trainer.step);
     let bar = crate::progress::bar(total, quiet);
     bar.set_position(done_steps.unwrap_or(0));
-    let mut sink = RunSink::open(out, done_steps, bar.clone(), quiet).map_err(usage)?;
+    let mut sink = if writes {
+        RunSink::open(out, done_steps, bar.clone(), quiet, world).map_err(usage)?
+    } else {
+        RunSink::silent(bar.clone(), world)
+    };
 
     let best = std::cell::Cell::new(resume.as_ref().and_then(|r| r.best_dev_loss));
-    let world = crate::dist::world().map_err(usage)?;
     tracing::info!(
         rank = world.rank(),
         size = world.size(),
         "training batches split over the ranks"
     );
-    let mut objective = |_step: u64, batch: &[usize]| -> zo_core::Result<f64> {
-        work.batch_loss(batch, world.as_ref()).map_err(core_err)
+    // Ctrl-C / SIGTERM reach every rank, but not necessarily between the same two steps. With
+    // several ranks the trainer polls a flag raised on every rank at the same point: after each
+    // loss evaluation the ranks exchange whether any of them was interrupted.
+    let interrupted = signal::stop_flag();
+    let stop = if world.size() > 1 {
+        Arc::new(AtomicBool::new(false))
+    } else {
+        interrupted.clone()
     };
+    let mut objective = |_step: u64, batch: &[usize]| -> zo_core::Result<f64> {
+        let loss = work.batch_loss(batch, world).map_err(core_err)?;
+        if world.size() > 1 && !stop.load(Ordering::SeqCst) {
+            let any = world
+                .all_gather_u64(u64::from(interrupted.load(Ordering::SeqCst)))
+                .map_err(core_err)?;
+            if any.iter().any(|&v| v != 0) {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+        Ok(loss)
+    };
+    // Evaluation changes no weight and feeds only what rank 0 writes. A text task's evaluation
+    // is split over the ranks (every rank takes part, and keeps the lowest dev loss too); an
+    // image task's is not, and the other ranks skip it.
+    let split_eval = work.splits_evaluation();
     let eval_hook = |_step: u64, _p: &ParamSet| -> zo_core::Result<BTreeMap<String, f64>> {
         let mut m = BTreeMap::new();
-        if let Some(dl) = work.dev_loss().map_err(core_err)? {
+        if !writes && !split_eval {
+            return Ok(m);
+        }
+        if let Some(dl) = work.dev_loss(world).map_err(core_err)? {
             m.insert("dev_loss".to_string(), dl);
             if best.get().is_none_or(|b| dl < b) {
                 best.set(Some(dl));
-                work.model()
-                    .save(&out.join("best"), None)
-                    .map_err(core_err)?;
+                if writes {
+                    work.model()
+                        .save(&out.join("best"), None)
+                        .map_err(core_err)?;
+                }
             }
         }
         if let Some(e) = work
-            .evaluate_split("dev", s.task.eval_examples)
+            .evaluate_split("dev", s.task.eval_examples, world)
             .map_err(core_err)?
         {
             m.insert(e.key, e.value);
@@ -72,6 +112,9 @@ pub fn run_loop(
         Ok(m)
     };
     let ckpt_hook = |_p: &ParamSet, st: &TrainerState| -> zo_core::Result<()> {
+        if !writes {
+            return Ok(());
+        }
         let state = CheckpointState {
             trainer: st.clone(),
             best_dev_loss: best.get(),
@@ -94,7 +137,7 @@ pub fn run_loop(
         .sink(&mut sink)
         .on_eval(eval_hook)
         .on_checkpoint(ckpt_hook)
-        .stop_flag(signal::stop_flag());
+        .stop_flag(stop.clone());
     if let Some(r) = resume {
         trainer = trainer
             .resume(r.trainer)
@@ -103,6 +146,17 @@ pub fn run_loop(
     let summary = trainer.run(work.params(), &mut objective);
     drop(trainer);
     bar.finish_and_clear();
+    if world.size() > 1 {
+        let steps = summary
+            .as_ref()
+            .map_or(0, |s| s.state.step - done_steps.unwrap_or(0));
+        tracing::info!(
+            rank = world.rank(),
+            exchange_s = world.exchange_seconds(),
+            steps,
+            "time in the all-gathers of the losses"
+        );
+    }
     let summary = match summary {
         Ok(s) => s,
         Err(zo_core::Error::NonFiniteLoss { step, value }) => {
@@ -114,17 +168,28 @@ pub fn run_loop(
         Err(e) => return Err(failed(anyhow!("training failed: {e}"))),
     };
     if summary.stopped {
-        eprintln!(
-            "zo: stopped after step {}; continue with: zo train --resume {}",
-            summary.state.step,
-            out.display()
-        );
+        if writes {
+            eprintln!(
+                "zo: stopped after step {}; continue with: zo train --resume {}",
+                summary.state.step,
+                out.display()
+            );
+        }
+        if world.size() > 1 {
+            // Every rank stopped after the same step; rank 0 has written its checkpoint.
+            world
+                .all_gather_u64(0)
+                .map_err(|e| failed(anyhow!("after the stop: {e}")))?;
+        }
         return Err(CmdError {
             code: 130,
             error: anyhow!("interrupted"),
         });
     }
-    finish(s, out, work, &summary.state, best.get(), quiet).map_err(failed)
+    if !writes && !split_eval {
+        return Ok(());
+    }
+    finish(s, out, work, &summary.state, best.get(), quiet, world).map_err(failed)
 }
 
 /// "training loss (mean of the first → last 10 % of steps): a → b", from metrics.jsonl.
@@ -179,7 +244,8 @@ fn dev_summary(metrics: &Path) -> Result<Option<String>> {
 }
 
 /// After the last step: save the final weights, evaluate (MeZO evaluates the checkpoint with
-/// the lowest dev loss when there is one), write results.json and print it.
+/// the lowest dev loss when there is one), write results.json and print it. Every rank of a
+/// split evaluation runs it; rank 0 alone writes and prints.
 fn finish(
     s: &Settings,
     out: &Path,
@@ -187,9 +253,23 @@ fn finish(
     state: &TrainerState,
     best: Option<f64>,
     quiet: bool,
+    world: &dyn World,
 ) -> Result<()> {
-    work.model().save(&out.join("final"), None)?;
-    if !quiet {
+    let writes = world.writes();
+    // An evaluation that is not split runs on rank 0 alone (the other ranks have stopped).
+    let world: &dyn World = if work.splits_evaluation() {
+        world
+    } else {
+        &crate::dist::Single
+    };
+    if writes {
+        work.model().save(&out.join("final"), None)?;
+    }
+    if world.size() > 1 {
+        // The other ranks read best/ once rank 0 has written everything.
+        world.all_gather_u64(0)?;
+    }
+    if writes && !quiet {
         if let Some(line) = loss_summary(&out.join("metrics.jsonl"))? {
             eprintln!("{line}");
         }
@@ -201,16 +281,27 @@ fn finish(
     } else {
         "final"
     };
+    // Every rank must evaluate the same weights (best/ read from a directory other ranks do
+    // not share would differ).
+    crate::fingerprint::check_weights(world, evaluated, work)?;
     let mut results = serde_json::Map::new();
-    if let Some(e) = work.evaluate_split("test", 0)? {
+    if let Some(e) = work.evaluate_split("test", 0, world)? {
         results.insert(e.key, e.value.into());
-        let mut w = JsonlWriter::create(&out.join("predictions_test.jsonl"))?;
-        for p in &e.predictions {
-            w.write(p)?;
+        if writes {
+            let mut w = JsonlWriter::create(&out.join("predictions_test.jsonl"))?;
+            for p in &e.predictions {
+                w.write(p)?;
+            }
         }
     }
-    if let Some(e) = work.evaluate_split("dev", 0)? {
+    if let Some(e) = work.evaluate_split("dev", 0, world)? {
         results.insert(e.key, e.value.into());
+    }
+    if state.step == 0 {
+        bail!("no step was run");
+    }
+    if !writes {
+        return Ok(());
     }
     results.insert("evaluated".into(), evaluated.into());
     results.insert("steps".into(), state.step.into());
@@ -223,9 +314,6 @@ fn finish(
         if let Some(line) = dev_summary(&out.join("metrics.jsonl"))? {
             eprintln!("{line}");
         }
-    }
-    if state.step == 0 {
-        bail!("no step was run");
     }
     Ok(())
 }

@@ -10,12 +10,19 @@ use serde::Serialize;
 use zo_core::{EvalRecord, Sink, StepRecord, SweepRecord};
 
 use super::core_err;
+use crate::dist::World;
 use crate::rundir::JsonlWriter;
 
-/// Writes metrics.jsonl / trajectory.jsonl lines and drives the progress bar.
-pub struct RunSink {
-    metrics: JsonlWriter,
-    trajectory: JsonlWriter,
+/// Writes metrics.jsonl / trajectory.jsonl lines and drives the progress bar (rank 0); on the
+/// other ranks of a multi-rank run, writes nothing.
+pub struct RunSink<'w> {
+    /// None on a rank that does not write.
+    metrics: Option<JsonlWriter>,
+    trajectory: Option<JsonlWriter>,
+    /// The run's world, for the time its exchanges took.
+    world: &'w dyn World,
+    /// `world.exchange_seconds()` at the end of the previous step.
+    exchanged: f64,
     start: Instant,
     bar: indicatif::ProgressBar,
     /// Training losses since the last evaluation (their mean is shown beside it).
@@ -23,7 +30,7 @@ pub struct RunSink {
     quiet: bool,
 }
 
-impl RunSink {
+impl RunSink<'_> {
     /// A line for people: above the bar on a terminal, plain stderr otherwise, nothing with -q.
     pub fn say(&self, line: String) {
         if self.quiet {
@@ -43,6 +50,9 @@ struct StepLine<'a> {
     #[serde(flatten)]
     rec: &'a StepRecord,
     seconds: f64,
+    /// Milliseconds this step spent in the all-gathers of the losses (multi-rank runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exchange_ms: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -55,14 +65,19 @@ struct EvalLine<'a> {
     seconds: f64,
 }
 
-impl Sink for RunSink {
+impl Sink for RunSink<'_> {
     fn on_step(&mut self, r: &StepRecord) -> zo_core::Result<()> {
+        let exchanged = self.world.exchange_seconds();
         let line = StepLine {
             kind: "step",
             rec: r,
             seconds: self.start.elapsed().as_secs_f64(),
+            exchange_ms: (self.world.size() > 1).then_some((exchanged - self.exchanged) * 1e3),
         };
-        self.metrics.write(&line).map_err(core_err)?;
+        self.exchanged = exchanged;
+        if let Some(m) = self.metrics.as_mut() {
+            m.write(&line).map_err(core_err)?;
+        }
         self.recent.push(r.loss);
         self.bar.set_position(r.step + 1);
         self.bar.set_message(format!(
@@ -74,6 +89,8 @@ impl Sink for RunSink {
         Ok(())
     }
     fn on_eval(&mut self, e: &EvalRecord) -> zo_core::Result<()> {
+        // The dev loss's exchanges (just before this call) are not the next step's.
+        self.exchanged = self.world.exchange_seconds();
         let line = EvalLine {
             kind: "eval",
             step: e.step,
@@ -81,7 +98,9 @@ impl Sink for RunSink {
             metrics: &e.metrics,
             seconds: self.start.elapsed().as_secs_f64(),
         };
-        self.metrics.write(&line).map_err(core_err)?;
+        if let Some(m) = self.metrics.as_mut() {
+            m.write(&line).map_err(core_err)?;
+        }
         let shown: Vec<String> = e
             .metrics
             .iter()
@@ -106,11 +125,14 @@ impl Sink for RunSink {
         Ok(())
     }
     fn on_sweep(&mut self, r: &SweepRecord) -> zo_core::Result<()> {
-        self.trajectory.write(r).map_err(core_err)
+        match self.trajectory.as_mut() {
+            Some(t) => t.write(r).map_err(core_err),
+            None => Ok(()),
+        }
     }
 }
 
-impl RunSink {
+impl<'w> RunSink<'w> {
     /// Opens the logs of `out`: new files for a fresh run; for a resume after `done_steps`
     /// steps, the existing files truncated to the lines those steps wrote
     /// ([`crate::rundir::reopen_logs`]).
@@ -119,6 +141,7 @@ impl RunSink {
         done_steps: Option<u64>,
         bar: indicatif::ProgressBar,
         quiet: bool,
+        world: &'w dyn World,
     ) -> anyhow::Result<Self> {
         let (metrics, trajectory) = match done_steps {
             Some(done) => crate::rundir::reopen_logs(out, done)?,
@@ -128,12 +151,28 @@ impl RunSink {
             ),
         };
         Ok(Self {
-            metrics,
-            trajectory,
+            metrics: Some(metrics),
+            trajectory: Some(trajectory),
+            world,
+            exchanged: world.exchange_seconds(),
             start: Instant::now(),
             bar,
             recent: Vec::new(),
             quiet,
         })
+    }
+
+    /// The sink of a rank that does not write the run directory: no file, no output.
+    pub fn silent(bar: indicatif::ProgressBar, world: &'w dyn World) -> Self {
+        Self {
+            metrics: None,
+            trajectory: None,
+            world,
+            exchanged: world.exchange_seconds(),
+            start: Instant::now(),
+            bar,
+            recent: Vec::new(),
+            quiet: true,
+        }
     }
 }
