@@ -15,6 +15,12 @@
 //! CIFAR batch would be 9× the input (300 MB for ResNet-18's first stage at B128) and cost a
 //! second pass over memory.
 //!
+//! Tried and not kept (2026-12-04, Intel Xeon, AVX-512): gathering the patch rows straight into
+//! row-major A micro-panels read by a strided variant of the AVX-512 kernel (skipping the
+//! transposing pack): ResNet-18 forward (B128, 2 threads) went from 0.52–0.53 s to 0.87–0.89 s,
+//! bit-identical but slower: the kernel's 12 broadcast streams at a stride of `KC` floats cost
+//! more than the pack they save.
+//!
 //! Determinism: the SGEMM computes each output element as one in-order FMA chain whatever
 //! the number of threads; pooling and the head reduce in a fixed order per image. The result
 //! does not depend on the thread count (tested).
