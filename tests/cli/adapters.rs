@@ -38,6 +38,26 @@ fn run(dir: &Path, v: &[String]) -> std::process::Output {
     run_in(dir, &a)
 }
 
+/// `zo eval` of `model` (with `adapter`) on the quickstart's 16 SST-2 test rows, as the
+/// `quick` runs evaluate at the end.
+fn eval_test(dir: &Path, model: &str, adapter: Option<&str>) -> std::process::Output {
+    let mut v = vec!["eval", "-q", "--model", model];
+    if let Some(a) = adapter {
+        v.extend(["--adapter", a]);
+    }
+    v.extend([
+        "--task",
+        "sst2",
+        "--data",
+        "builtin:quickstart",
+        "--split",
+        "test",
+        "--set",
+        "task.num_eval=16",
+    ]);
+    run_in(dir, &v)
+}
+
 fn json(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
 }
@@ -67,25 +87,7 @@ fn lora_trains_only_the_adapter_and_merges() {
     assert!(run_toml.contains("[adapter]"), "{run_toml}");
 
     // eval base + adapter = the run's own final evaluation = eval of the merged model.
-    let eval_adapter = run_in(
-        d.path(),
-        &[
-            "eval",
-            "-q",
-            "--model",
-            "base/final",
-            "--adapter",
-            "lora/final",
-            "--task",
-            "sst2",
-            "--data",
-            "builtin:quickstart",
-            "--split",
-            "test",
-            "--set",
-            "task.num_eval=16",
-        ],
-    );
+    let eval_adapter = eval_test(d.path(), "base/final", Some("lora/final"));
     assert_code(&eval_adapter, 0);
     let with_adapter = json(&eval_adapter);
     assert_eq!(with_adapter["accuracy"], trained["accuracy"]);
@@ -102,23 +104,7 @@ fn lora_trains_only_the_adapter_and_merges() {
         fs::read(d.path().join("merged/model.safetensors")).unwrap(),
         before
     );
-    let eval_merged = run_in(
-        d.path(),
-        &[
-            "eval",
-            "-q",
-            "--model",
-            "merged",
-            "--task",
-            "sst2",
-            "--data",
-            "builtin:quickstart",
-            "--split",
-            "test",
-            "--set",
-            "task.num_eval=16",
-        ],
-    );
+    let eval_merged = eval_test(d.path(), "merged", None);
     assert_code(&eval_merged, 0);
     assert_eq!(json(&eval_merged)["accuracy"], with_adapter["accuracy"]);
 
@@ -240,25 +226,7 @@ fn prefix_trains_only_the_prefix_evaluates_and_replays() {
     assert!(!fin.join("model.safetensors").exists());
     assert!(!fin.join("zo_prefix_reparam.safetensors").exists());
 
-    let eval = run_in(
-        d.path(),
-        &[
-            "eval",
-            "-q",
-            "--model",
-            "base/final",
-            "--adapter",
-            "prefix/final",
-            "--task",
-            "sst2",
-            "--data",
-            "builtin:quickstart",
-            "--split",
-            "test",
-            "--set",
-            "task.num_eval=16",
-        ],
-    );
+    let eval = eval_test(d.path(), "base/final", Some("prefix/final"));
     assert_code(&eval, 0);
     assert_eq!(json(&eval)["accuracy"], trained["accuracy"]);
     let m = run_in(
@@ -334,23 +302,7 @@ fn head_tuning_moves_the_untied_head_alone() {
             .unwrap();
     assert_eq!(cfg["tie_word_embeddings"], false);
     // The saved model is evaluated as it is (its config says untied).
-    let eval = run_in(
-        d.path(),
-        &[
-            "eval",
-            "-q",
-            "--model",
-            "head/final",
-            "--task",
-            "sst2",
-            "--data",
-            "builtin:quickstart",
-            "--split",
-            "test",
-            "--set",
-            "task.num_eval=16",
-        ],
-    );
+    let eval = eval_test(d.path(), "head/final", None);
     assert_code(&eval, 0);
     assert_eq!(json(&eval)["accuracy"], json(&o)["accuracy"]);
 }

@@ -131,6 +131,28 @@ macro_rules! store_tile {
     };
 }
 
+/// `store_tile!` with the AVX-512 intrinsics (16 lanes), for the kernels whose tiles are rows
+/// of two `zmm` (AVX-512F, AVX512-BF16, and AMX after its tiles are stored).
+#[cfg(target_arch = "x86_64")]
+macro_rules! store_tile_zmm {
+    ($acc:ident, $c:ident, $ldc:ident, $epi:ident) => {
+        store_tile!(
+            $acc,
+            $c,
+            $ldc,
+            $epi,
+            16,
+            _mm512_set1_ps,
+            _mm512_setzero_ps,
+            _mm512_loadu_ps,
+            _mm512_storeu_ps,
+            _mm512_fmadd_ps,
+            _mm512_add_ps,
+            _mm512_max_ps
+        )
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod kernel_amx;
 #[cfg(target_arch = "x86_64")]

@@ -213,11 +213,15 @@ pub fn read_peft_config(path: &std::path::Path) -> Result<serde_json::Value> {
 
 /// Reads the LoRA hyper-parameters of a PEFT `adapter_config.json`.
 pub fn spec_from_peft_config(path: &std::path::Path) -> Result<LoraSpec> {
+    spec_from_peft_json(&read_peft_config(path)?, path)
+}
+
+/// The LoRA hyper-parameters of a parsed PEFT config `v`, read from `path` (named in errors).
+pub fn spec_from_peft_json(v: &serde_json::Value, path: &std::path::Path) -> Result<LoraSpec> {
     let bad = |reason: String| Error::Json {
         path: path.to_path_buf(),
         reason,
     };
-    let v = read_peft_config(path)?;
     if v["peft_type"] != "LORA" {
         return Err(bad(format!("peft_type is {}, not LORA", v["peft_type"])));
     }

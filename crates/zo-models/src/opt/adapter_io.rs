@@ -5,7 +5,7 @@ use candle_core::Tensor;
 use zo_core::ParamSet;
 
 use super::adapter::{
-    peft_config_json, read_peft_config, spec_from_peft_config, ADAPTER_CONFIG, ADAPTER_WEIGHTS,
+    peft_config_json, read_peft_config, spec_from_peft_json, ADAPTER_CONFIG, ADAPTER_WEIGHTS,
     PEFT_PREFIX,
 };
 use super::prefix::{self, PrefixSpec, PEFT_PREFIX_KEY, REPARAM_WEIGHTS};
@@ -57,7 +57,7 @@ impl super::OptModel {
         let config = dir.join(ADAPTER_CONFIG);
         let peft = read_peft_config(&config)?;
         match peft["peft_type"].as_str() {
-            Some("LORA") => self.load_lora(dir),
+            Some("LORA") => self.load_lora(dir, &peft),
             Some("PREFIX_TUNING") => self.load_prefix(dir, &peft),
             other => Err(Error::Json {
                 path: config,
@@ -66,8 +66,8 @@ impl super::OptModel {
         }
     }
 
-    fn load_lora(self, dir: &std::path::Path) -> Result<Self> {
-        let spec = spec_from_peft_config(&dir.join(ADAPTER_CONFIG))?;
+    fn load_lora(self, dir: &std::path::Path, peft: &serde_json::Value) -> Result<Self> {
+        let spec = spec_from_peft_json(peft, &dir.join(ADAPTER_CONFIG))?;
         let file = dir.join(ADAPTER_WEIGHTS);
         let tensors = super::load::read_safetensors_file(&file, self.device())?;
         let mut items = Vec::with_capacity(tensors.len());

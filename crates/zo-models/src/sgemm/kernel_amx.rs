@@ -31,6 +31,7 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 
 use super::driver::{Kernel, TileEpi};
+use super::kernel_bf16::pairs16;
 
 /// Micro-tile shape: 2 × 2 tiles of 16 × 16.
 const MR: usize = 32;
@@ -188,30 +189,6 @@ impl Kernel for Amx {
                 epi,
             )
         }
-    }
-}
-
-/// The 16 pair words of `row[e .. e + 32]` (zeros past `kc`) into `out`.
-///
-/// # Safety
-/// AVX-512F + AVX512-BF16 available; `row` readable for `kc` elements.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn pairs16(row: *const f32, e: usize, kc: usize) -> __m512i {
-    let left = kc - e;
-    let m_lo: __mmask16 = if left >= 16 { !0 } else { (1u16 << left) - 1 };
-    let m_hi: __mmask16 = if left >= 32 {
-        !0
-    } else if left > 16 {
-        (1u16 << (left - 16)) - 1
-    } else {
-        0
-    };
-    // SAFETY: masked loads touch only the `kc` elements of the row.
-    unsafe {
-        let lo = _mm512_maskz_loadu_ps(m_lo, row.add(e));
-        let hi = _mm512_maskz_loadu_ps(m_hi, row.add(e + 16));
-        std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
     }
 }
 
@@ -396,20 +373,7 @@ unsafe fn kernel_32x32(
                 let mut acc = [[_mm512_setzero_ps(); 2]; MR];
                 load_tile!(acc, tp, NR, 16, _mm512_loadu_ps);
                 let epi = Some(e);
-                store_tile!(
-                    acc,
-                    c,
-                    ldc,
-                    epi,
-                    16,
-                    _mm512_set1_ps,
-                    _mm512_setzero_ps,
-                    _mm512_loadu_ps,
-                    _mm512_storeu_ps,
-                    _mm512_fmadd_ps,
-                    _mm512_add_ps,
-                    _mm512_max_ps
-                );
+                store_tile_zmm!(acc, c, ldc, epi);
             }
         }
     }

@@ -114,19 +114,6 @@ unsafe fn kernel_mx32<const MR: usize>(
         for _ in 0..kc % 2 {
             step!();
         }
-        store_tile!(
-            acc,
-            c,
-            ldc,
-            epi,
-            16,
-            _mm512_set1_ps,
-            _mm512_setzero_ps,
-            _mm512_loadu_ps,
-            _mm512_storeu_ps,
-            _mm512_fmadd_ps,
-            _mm512_add_ps,
-            _mm512_max_ps
-        );
+        store_tile_zmm!(acc, c, ldc, epi);
     }
 }

@@ -96,23 +96,8 @@ unsafe fn pack_pairs<const R: usize>(
             let row = src.add(i * ld);
             let mut e = 0;
             while e < kc {
-                // 32 elements → 16 pair words, in order (low 16 lanes from `lo`).
-                let left = kc - e;
-                let m_lo: __mmask16 = if left >= 16 { !0 } else { (1u16 << left) - 1 };
-                let m_hi: __mmask16 = if left >= 32 {
-                    !0
-                } else if left > 16 {
-                    (1u16 << (left - 16)) - 1
-                } else {
-                    0
-                };
-                let lo = _mm512_maskz_loadu_ps(m_lo, row.add(e));
-                let hi = _mm512_maskz_loadu_ps(m_hi, row.add(e + 16));
-                let bf = _mm512_cvtne2ps_pbh(hi, lo);
-                _mm512_storeu_si512(
-                    words.as_mut_ptr().cast(),
-                    std::mem::transmute::<__m512bh, __m512i>(bf),
-                );
+                // 32 elements → 16 pair words, in order.
+                _mm512_storeu_si512(words.as_mut_ptr().cast(), pairs16(row, e, kc));
                 let p0 = e / 2;
                 for (q, &w) in words.iter().enumerate().take((pairs - p0).min(16)) {
                     *dst.add((p0 + q) * R + i) = w;
@@ -125,6 +110,30 @@ unsafe fn pack_pairs<const R: usize>(
                 *dst.add(p * R + i) = 0;
             }
         }
+    }
+}
+
+/// The 16 pair words of `row[e .. e + 32]` (zeros past `kc`) into `out`.
+///
+/// # Safety
+/// AVX-512F + AVX512-BF16 available; `row` readable for `kc` elements.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn pairs16(row: *const f32, e: usize, kc: usize) -> __m512i {
+    let left = kc - e;
+    let m_lo: __mmask16 = if left >= 16 { !0 } else { (1u16 << left) - 1 };
+    let m_hi: __mmask16 = if left >= 32 {
+        !0
+    } else if left > 16 {
+        (1u16 << (left - 16)) - 1
+    } else {
+        0
+    };
+    // SAFETY: masked loads touch only the `kc` elements of the row.
+    unsafe {
+        let lo = _mm512_maskz_loadu_ps(m_lo, row.add(e));
+        let hi = _mm512_maskz_loadu_ps(m_hi, row.add(e + 16));
+        std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
     }
 }
 
@@ -164,19 +173,6 @@ unsafe fn kernel_mx32<const MR: usize>(
             ap = ap.add(MR);
             bp = bp.add(NR);
         }
-        store_tile!(
-            acc,
-            c,
-            ldc,
-            epi,
-            16,
-            _mm512_set1_ps,
-            _mm512_setzero_ps,
-            _mm512_loadu_ps,
-            _mm512_storeu_ps,
-            _mm512_fmadd_ps,
-            _mm512_add_ps,
-            _mm512_max_ps
-        );
+        store_tile_zmm!(acc, c, ldc, epi);
     }
 }

@@ -335,32 +335,40 @@ fn bf16_kernel_is_the_f32_product_of_bf16_inputs() {
         return;
     }
     assert!(Compute::Bf16.isa().is_some_and(Isa::is_bf16));
-    for &(n, o, k) in &[
+    let shapes = [
         (1, 1, 1),
         (5, 33, 7),
         (37, 45, 77),
         (13, 64, 768),
         (130, 70, 1601),
         (200, 96, 2048),
-    ] {
+    ];
+    check_rounded_kernel(Isa::Avx512Bf16, &shapes, 7);
+}
+
+/// For each shape, with every epilogue: `isa`'s result is within `check`'s bound of the f64
+/// product of the bf16-rounded inputs and the same for 1 and 2 threads; for `k ≥ min_k` it is
+/// not the f32 kernels' bits.
+fn check_rounded_kernel(isa: Isa, shapes: &[(usize, usize, usize)], min_k: usize) {
+    for &(n, o, k) in shapes {
         let (a, w) = (data(n * k, 1), data(o * k, 2));
         let (bias, res) = (data(o, 3), data(n * o, 4));
         for epi in epilogues(&bias, &res) {
-            let got = ours(Isa::Avx512Bf16, n, o, k, &a, &w, &epi);
+            let got = ours(isa, n, o, k, &a, &w, &epi);
             check(n, o, k, &to_bf16(&a), &to_bf16(&w), &epi, &got);
-            let two = in_pool(2, || ours(Isa::Avx512Bf16, n, o, k, &a, &w, &epi));
-            let one = in_pool(1, || ours(Isa::Avx512Bf16, n, o, k, &a, &w, &epi));
+            let two = in_pool(2, || ours(isa, n, o, k, &a, &w, &epi));
+            let one = in_pool(1, || ours(isa, n, o, k, &a, &w, &epi));
             assert!(
                 same(&one, &two) && same(&one, &got),
                 "{n}×{o}×{k}: thread counts differ"
             );
         }
-        if k >= 7 {
+        if k >= min_k {
             let f32 = ours(Isa::best().unwrap(), n, o, k, &a, &w, &Epilogue::PLAIN);
-            let bf = ours(Isa::Avx512Bf16, n, o, k, &a, &w, &Epilogue::PLAIN);
+            let rounded = ours(isa, n, o, k, &a, &w, &Epilogue::PLAIN);
             assert!(
-                !same(&f32, &bf),
-                "{n}×{o}×{k}: the bf16 kernel gave the f32 bits"
+                !same(&f32, &rounded),
+                "{n}×{o}×{k}: the {isa:?} kernel gave the f32 bits"
             );
         }
     }
@@ -379,7 +387,7 @@ fn amx_kernel_is_the_f32_product_of_bf16_inputs() {
         return;
     }
     assert_eq!(Compute::Bf16.isa(), Some(Isa::AmxBf16));
-    for &(n, o, k) in &[
+    let shapes = [
         (1, 1, 16),
         (5, 33, 40),
         (37, 45, 77),
@@ -387,26 +395,8 @@ fn amx_kernel_is_the_f32_product_of_bf16_inputs() {
         (13, 64, 768),
         (130, 70, 1601),
         (200, 96, 2048),
-    ] {
-        let (a, w) = (data(n * k, 1), data(o * k, 2));
-        let (bias, res) = (data(o, 3), data(n * o, 4));
-        for epi in epilogues(&bias, &res) {
-            let got = ours(Isa::AmxBf16, n, o, k, &a, &w, &epi);
-            check(n, o, k, &to_bf16(&a), &to_bf16(&w), &epi, &got);
-            let two = in_pool(2, || ours(Isa::AmxBf16, n, o, k, &a, &w, &epi));
-            let one = in_pool(1, || ours(Isa::AmxBf16, n, o, k, &a, &w, &epi));
-            assert!(
-                same(&one, &two) && same(&one, &got),
-                "{n}×{o}×{k}: thread counts differ"
-            );
-        }
-        let f32 = ours(Isa::best().unwrap(), n, o, k, &a, &w, &Epilogue::PLAIN);
-        let amx = ours(Isa::AmxBf16, n, o, k, &a, &w, &Epilogue::PLAIN);
-        assert!(
-            !same(&f32, &amx),
-            "{n}×{o}×{k}: the AMX kernel gave the f32 bits"
-        );
-    }
+    ];
+    check_rounded_kernel(Isa::AmxBf16, &shapes, 0);
     // k = 7 (and a last block of 4 after 768): the AVX512-BF16 kernel runs.
     for &(n, o, k) in &[(9, 20, 7), (40, 33, 772)] {
         let (a, w) = (data(n * k, 5), data(o * k, 6));
