@@ -30,8 +30,14 @@ pub(super) trait Kernel {
     /// How many floats [`Kernel::pack_a`] may write past `kc·MR`.
     const A_SPILL: usize;
     /// Whether the driver prefetches the next tile of C (and of the residual) into L1 before
-    /// each kernel call.
+    /// each kernel call (only in the panel-outer order, `B_GROUP = 0`).
     const PREFETCH_C: bool;
+    /// The order of a task's kernel calls over its row block × panel group. `0`: panel-outer,
+    /// each packed B panel (`KC × NR`) stays in L1 while the block's A micro-panels stream
+    /// past it. `g > 0`: the panels are taken `g` at a time (an L2-resident group), and for
+    /// each A micro-panel (`MR × KC`, then the L1-resident one) the kernel runs over the
+    /// group's panels; for a `KC` whose B panel no longer fits L1.
+    const B_GROUP: usize = 0;
 
     /// `dst[p·MR + i] = src[i·ld + p]` for `i < rows ≤ MR`, `p < kc`; zero for `i ≥ rows`.
     ///
@@ -302,6 +308,31 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
                                     abuf.as_mut_ptr().add(ip * kc * mr),
                                 );
                             }
+                        }
+                        if shared_b && K::B_GROUP > 0 {
+                            const { assert!(K::B_GROUP == 0 || !K::PREFETCH_C) };
+                            for js in (jp0..jp1).step_by(K::B_GROUP) {
+                                for ip in 0..micro {
+                                    let i = i0 + ip * mr;
+                                    let ap = abuf[ip * kc * mr..].as_ptr();
+                                    for jp in js..(js + K::B_GROUP).min(jp1) {
+                                        let j = jc + jp * nr;
+                                        // SAFETY: as in the panel-outer order below.
+                                        unsafe {
+                                            tile::<K>(
+                                                kc,
+                                                ap,
+                                                bpack[jp * kc * nr..].as_ptr(),
+                                                out.get(),
+                                                (i, j, mr.min(n - i), nr.min(o - j), o),
+                                                pc > 0,
+                                                last.then_some((epi, bias_scaled)),
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                            return;
                         }
                         for jp in jp0..jp1 {
                             let j = jc + jp * nr;

@@ -12,27 +12,41 @@
 
 use std::arch::x86_64::*;
 
+use std::sync::OnceLock;
+
 use super::driver::{Kernel, TileEpi};
 use super::kernel_avx2::pack;
 
 /// Micro-tile columns: two 16-lane vectors of B per `k` step.
 const NR: usize = 32;
 
-/// The AVX-512F kernel with `MR × 32` tiles.
-pub(super) struct Avx512<const MR: usize>;
+/// The AVX-512F kernel with `MR × 32` tiles; `BIG_L2` picks the blocking for an L2 of 2 MB or
+/// more per core ([`big_l2`]: Intel Sapphire Rapids and later) over the one kept for smaller
+/// L2s (AMD Zen 4/5: 1 MB). The blocking changes no result (the driver's contract), only the
+/// speed.
+pub(super) struct Avx512<const MR: usize, const BIG_L2: bool>;
 
-impl<const MR: usize> Kernel for Avx512<MR> {
+impl<const MR: usize, const BIG_L2: bool> Kernel for Avx512<MR, BIG_L2> {
     const MR: usize = MR;
     const NR: usize = NR;
-    /// The constants were measured on a 2-core AVX-512 Xeon (48 KB L1d, 2 MB L2), see the
-    /// module doc of [`super`]: a `KC × 32` B panel is 48 KB, the `MC × KC` A block 144 KB.
-    const KC: usize = 384;
-    const MC_MAX: usize = 96;
-    /// The shared packed B buffer is `KC·NC·4` = 3 MB.
+    /// `BIG_L2 = false`: `KC = 384`, `MC = 96`, panel-outer order, measured on the round-6
+    /// 2-core AVX-512 Xeon (48 KB L1d, 2 MB L2; module doc of [`super`]): a `KC × 32` B panel
+    /// is 48 KB, the `MC × KC` A block 144 KB. It stays where L2 is 1 MB (Zen 4/5), which the
+    /// larger blocking would fill.
+    ///
+    /// `BIG_L2 = true` (measured on the Xeon with AMX of 2026-12-05, docs/BENCH.md round 10):
+    /// `KC = 768` (all of `k` for opt-125m's 768-wide inputs, so C is written once instead of
+    /// stored and reloaded per `k` block), `MC = 192`, and the micro-panel-outer order over
+    /// groups of 4 B panels ([`Kernel::B_GROUP`]): the A micro-panel (36 KB) stays in L1, the
+    /// group of B panels (384 KB) and the A block (576 KB) in L2.
+    const KC: usize = if BIG_L2 { 768 } else { 384 };
+    const MC_MAX: usize = if BIG_L2 { 192 } else { 96 };
+    /// The shared packed B buffer is `KC·NC·4` = 3 MB (6 MB with the larger `KC`).
     const NC: usize = 2048;
     const A_SPILL: usize = MR.div_ceil(8) * 8 - MR;
-    /// Measured a loss on that Xeon (the prefetches stall the issuing loop there).
+    /// Measured a loss on the round-6 Xeon (the prefetches stall the issuing loop there).
     const PREFETCH_C: bool = false;
+    const B_GROUP: usize = if BIG_L2 { 4 } else { 0 };
 
     unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
         // SAFETY: the trait's contract, which is `pack`'s (spill `8·⌈MR/8⌉ − MR`).
@@ -56,6 +70,18 @@ impl<const MR: usize> Kernel for Avx512<MR> {
         // SAFETY: the trait's contract, which is `kernel_mx32`'s.
         unsafe { kernel_mx32::<MR>(kc, a, b, c, ldc, accumulate, epi) }
     }
+}
+
+/// Whether the L2 cache is at least 2 MB per core (CPUID leaf `0x8000_0006`, ECX bits 31–16:
+/// the L2 size in KB, reported by Intel and AMD alike), which selects the larger blocking of
+/// [`Avx512`]. Read once.
+pub(super) fn big_l2() -> bool {
+    static BIG: OnceLock<bool> = OnceLock::new();
+    *BIG.get_or_init(|| {
+        use std::arch::x86_64::__cpuid;
+        // The extended leaf is read only where leaf 0x8000_0000 says it exists.
+        __cpuid(0x8000_0000).eax >= 0x8000_0006 && __cpuid(0x8000_0006).ecx >> 16 >= 2048
+    })
 }
 
 /// `C[MR × 32] (+)= Apanel · Bpanel` over `kc` steps, then either a plain store of the raw sums

@@ -408,3 +408,56 @@ fn amx_kernel_is_the_f32_product_of_bf16_inputs() {
         );
     }
 }
+
+/// The AVX-512 kernel's two blockings (`KC` 384 / 768, `MC` 96 / 192, panel-outer / grouped
+/// micro-panel-outer order) give the same bits as each other and as the dispatched kernel:
+/// several `k` blocks under both, several row blocks, edge tiles, every epilogue, 1–3 threads.
+#[test]
+fn avx512_blockings_bit_identical() {
+    use kernel_avx512::Avx512;
+    use std::mem::MaybeUninit;
+    if !Isa::Avx512.supported() {
+        println!("avx512_blockings_bit_identical: skipping (no AVX-512F)");
+        return;
+    }
+    fn run<K: driver::Kernel>(
+        n: usize,
+        o: usize,
+        k: usize,
+        a: &[f32],
+        w: &[f32],
+        epi: &Epilogue<'_>,
+    ) -> Vec<f32> {
+        let mut c = vec![MaybeUninit::new(f32::NAN); n * o];
+        let bs: Option<Vec<f32>> = epi.bias.map(|b| b.iter().map(|&v| v * epi.scale).collect());
+        let dense = driver::Dense { a, k };
+        // SAFETY: AVX-512F was checked above; the lengths match the shape; n, o, k > 0.
+        unsafe { driver::run::<K, _>(n, o, k, &dense, w, &mut c, epi, bs.as_deref()) };
+        // SAFETY: `run` initialises every element of C.
+        c.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+    }
+    for (si, &(n, o, k)) in [(401, 203, 1700), (37, 140, 768), (16, 70, 800)]
+        .iter()
+        .enumerate()
+    {
+        let a = data(n * k, 5 * si + 61);
+        let w = data(o * k, 5 * si + 62);
+        let bias = data(o, 5 * si + 63);
+        let res = data(n * o, 5 * si + 64);
+        for epi in epilogues(&bias, &res) {
+            let want = ours(Isa::Avx512, n, o, k, &a, &w, &epi);
+            for t in [1, 2, 3] {
+                let small = in_pool(t, || run::<Avx512<12, false>>(n, o, k, &a, &w, &epi));
+                let big = in_pool(t, || run::<Avx512<12, true>>(n, o, k, &a, &w, &epi));
+                assert!(
+                    same(&want, &small),
+                    "KC 384 differs at {n}x{o}x{k}, {t} threads, {epi:?}"
+                );
+                assert!(
+                    same(&want, &big),
+                    "KC 768 differs at {n}x{o}x{k}, {t} threads, {epi:?}"
+                );
+            }
+        }
+    }
+}
