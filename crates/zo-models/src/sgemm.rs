@@ -70,6 +70,15 @@
 //! `gemm` crate ran it at 35-40 GFLOP/s on 1 thread); prefetching W's rows in the packing
 //! routine and packing in the task (above) took ours to 43-46 (MKL 40-45) and 75-85 on 2
 //! threads (MKL 92-100).
+//!
+//! Where L2 is 2 MB or more per core (CPUID; Intel Sapphire Rapids and later) the AVX-512
+//! kernel takes a larger blocking (`kernel_avx512::Avx512`'s `BIG_L2`): `KC = 768`, `MC = 192`,
+//! and each task runs its A micro-panels outermost over L2-resident groups of 4 B panels
+//! (`driver::Kernel::B_GROUP`), so the A micro-panel stays in L1 and C is written once for
+//! `k ≤ 768`. On the Xeon with AMX of 2026-12-05 (docs/BENCH.md round 10; `sgemm_bench`,
+//! medians of 5 alternated runs, GFLOP/s on the five opt-125m products): 1 thread 160–176 →
+//! 179–186, 2 threads 293–315 → 340–348 (MKL through torch, same minutes: 190–197 and
+//! 338–387). Zen 4/5 (1 MB L2) keep the blocking above.
 
 // Without the x86 kernels, the scalar epilogue and the kernel enum's variants have no user.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -383,6 +392,25 @@ pub trait RowSource: Sync {
     /// possibly several times and from several threads; it must write the same values each
     /// time.
     fn gather(&self, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]);
+
+    /// The same block as runs of columns that are contiguous in memory for every row: calls
+    /// `f(q, len, ptrs)` for consecutive runs covering `p0 .. p0 + kc` in order, where
+    /// `ptrs[r]` (`r < rows`) points at `len` floats holding `A[i0 + r, q .. q + len]`, or is
+    /// null for zeros; then the kernels that can pack from row pointers skip [`gather`]'s copy.
+    /// Returns `false` without calling `f` when the source has no such runs (the default).
+    ///
+    /// [`gather`]: RowSource::gather
+    fn runs(
+        &self,
+        i0: usize,
+        rows: usize,
+        p0: usize,
+        kc: usize,
+        f: &mut dyn FnMut(usize, usize, &[*const f32]),
+    ) -> bool {
+        let _ = (i0, rows, p0, kc, f);
+        false
+    }
 }
 
 /// [`sgemm_nt_uninit`] with `A: [n, k]` given by `src` instead of a slice. Returns `false`

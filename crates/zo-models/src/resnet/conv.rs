@@ -191,6 +191,46 @@ impl RowSource for Patches<'_> {
             }
         }
     }
+
+    /// One run per tap (or the part of it inside the block): the tap's `c` channels of an
+    /// input pixel are contiguous in NHWC, and a pixel in the padding is a null (zero) row.
+    fn runs(
+        &self,
+        i0: usize,
+        rows: usize,
+        p0: usize,
+        kc: usize,
+        f: &mut dyn FnMut(usize, usize, &[*const f32]),
+    ) -> bool {
+        const MAX_ROWS: usize = 32;
+        if rows > MAX_ROWS {
+            return false;
+        }
+        let g = &self.g;
+        let (pix, c) = (g.oh * g.ow, g.c);
+        let mut ptrs = [std::ptr::null::<f32>(); MAX_ROWS];
+        let (end, mut q) = (p0 + kc, p0);
+        while q < end {
+            let (tap, c0) = (q / c, q % c);
+            let (ki, kj) = (tap / g.kw, tap % g.kw);
+            let len = (c - c0).min(end - q);
+            for (r, ptr) in ptrs[..rows].iter_mut().enumerate() {
+                let i = i0 + r;
+                let (img, p) = (i / pix, i % pix);
+                let (oy, ox) = (p / g.ow, p % g.ow);
+                let iy = (oy * g.stride + ki).wrapping_sub(g.pad);
+                let ix = (ox * g.stride + kj).wrapping_sub(g.pad);
+                *ptr = if iy < g.h && ix < g.w {
+                    self.x[((img * g.h + iy) * g.w + ix) * c + c0..][..len].as_ptr()
+                } else {
+                    std::ptr::null()
+                };
+            }
+            f(q, len, &ptrs[..rows]);
+            q += len;
+        }
+        true
+    }
 }
 
 /// `relu?(conv(x, W')·+ shift [+ residual])` over the NHWC batch `x` (zero padding `pad`,
@@ -485,6 +525,69 @@ mod tests {
                     .fold(0f32, f32::max);
                 assert!(d < 1e-4, "case {i}: max |Δ| = {d}");
             }
+        }
+    }
+
+    /// The kernels that pack straight from the input ([`RowSource::runs`]) give the bits of
+    /// the gather-then-pack path (what the bf16 kernels still use), on shapes whose `k` blocks
+    /// cut a tap, with padding, strides and edge tiles.
+    #[test]
+    fn runs_give_the_bits_of_gather() {
+        use crate::sgemm::sgemm_rows_uninit;
+        struct GatherOnly<'a>(Patches<'a>);
+        impl RowSource for GatherOnly<'_> {
+            fn gather(&self, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+                self.0.gather(i0, rows, p0, kc, dst)
+            }
+        }
+        if !crate::sgemm::available() {
+            return;
+        }
+        for (i, &(n, c, h, o, k, stride, pad)) in [
+            (3, 3, 13, 8, 3, 1, 1),
+            (5, 100, 6, 40, 3, 1, 1),
+            (2, 64, 9, 70, 3, 2, 1),
+            (1, 200, 5, 33, 3, 1, 1),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let x = values(n * h * h * c, 11 * i as u32 + 1);
+            let w = values(o * k * k * c, 11 * i as u32 + 2);
+            let oh = (h + 2 * pad - k) / stride + 1;
+            let g = Geometry {
+                h,
+                w: h,
+                c,
+                kw: k,
+                stride,
+                pad,
+                oh,
+                ow: oh,
+            };
+            let (rows, kk) = (n * oh * oh, k * k * c);
+            let product = |src: &dyn RowSource| {
+                let mut out = vec![MaybeUninit::new(f32::NAN); rows * o];
+                assert!(sgemm_rows_uninit(
+                    rows,
+                    o,
+                    kk,
+                    src,
+                    &w,
+                    &mut out,
+                    &Epilogue::PLAIN
+                ));
+                // SAFETY: the SGEMM returned true, so it initialised every value.
+                out.into_iter()
+                    .map(|v| unsafe { v.assume_init() }.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            let direct = product(&Patches { x: &x, g });
+            let gathered = product(&GatherOnly(Patches { x: &x, g }));
+            assert!(
+                direct == gathered,
+                "case {i}: the packing from runs changed the product"
+            );
         }
     }
 

@@ -45,6 +45,7 @@ impl Kernel for Avx2 {
     /// With it, our time relative to the `gemm` crate on 1024×768×3072 went from 1.2× to
     /// ~0.9× on Zen 3.
     const PREFETCH_C: bool = true;
+    const PACK_A_ROWS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = Some(pack_rows::<MR>);
 
     unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
         // SAFETY: the trait's contract, which is `pack`'s (spill `8 − 6 = 2`).
@@ -129,19 +130,55 @@ pub(super) unsafe fn pack<const R: usize>(
     kc: usize,
     dst: *mut f32,
 ) {
+    // SAFETY: the caller's contract; row `i < rows` starts at `src + i·ld`.
+    unsafe { pack_from::<R>(|i| src.wrapping_add(i * ld), rows, kc, dst) }
+}
+
+/// [`pack`] with each row's start given by a pointer of its own (`rows.len() ≤ R` rows; a
+/// null pointer is a row of zeros): packs a run of columns of an A that is not stored, such
+/// as an implicit im2col's (every row's run contiguous in the input), straight from the
+/// source. Consecutive runs of one panel may be packed by consecutive calls at
+/// `dst + q·R` (the spill of each call's last column is overwritten by the next call).
+///
+/// # Safety
+/// AVX2+FMA available; each non-null `rows[i]` valid for reading `kc` elements; `dst` as in
+/// [`pack`].
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn pack_rows<const R: usize>(rows: &[*const f32], kc: usize, dst: *mut f32) {
+    // SAFETY: the caller's contract.
+    unsafe { pack_from::<R>(|i| rows[i], rows.len(), kc, dst) }
+}
+
+/// The body of [`pack`] and [`pack_rows`]: row `i < rows` of the source starts at `row(i)`
+/// (null: zeros).
+///
+/// # Safety
+/// As [`pack_rows`].
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_from<const R: usize>(
+    row: impl Fn(usize) -> *const f32,
+    rows: usize,
+    kc: usize,
+    dst: *mut f32,
+) {
     let kv = kc / 8 * 8;
     let groups = R.div_ceil(8);
-    // SAFETY (whole body): reads stay in rows `< rows` and columns `< kc`; vector writes end
-    // at `(kv − 1)·R + 8·groups ≤ kc·R + 8·groups − R`, the tail's inside `kc·R`.
+    // SAFETY (whole body): reads stay in rows `< rows` (non-null) and columns `< kc`; vector
+    // writes end at `(kv − 1)·R + 8·groups ≤ kc·R + 8·groups − R`, the tail's inside `kc·R`.
     unsafe {
         let mut p = 0;
         while p < kv {
             for g in (0..groups).rev() {
                 let mut r = [_mm256_setzero_ps(); 8];
                 for (i, ri) in r.iter_mut().enumerate() {
-                    let row = g * 8 + i;
-                    if row < rows {
-                        let at = src.add(row * ld + p);
+                    let at = if g * 8 + i < rows {
+                        row(g * 8 + i)
+                    } else {
+                        std::ptr::null()
+                    };
+                    if !at.is_null() {
+                        let at = at.add(p);
                         if p % 16 == 0 && p + PF_AHEAD < kc {
                             _mm_prefetch::<_MM_HINT_T0>(at.add(PF_AHEAD) as *const i8);
                         }
@@ -155,9 +192,10 @@ pub(super) unsafe fn pack<const R: usize>(
             }
             p += 8;
         }
-        for p in kv..kc {
-            for i in 0..R {
-                *dst.add(p * R + i) = if i < rows { *src.add(i * ld + p) } else { 0.0 };
+        for i in 0..R {
+            let at = if i < rows { row(i) } else { std::ptr::null() };
+            for p in kv..kc {
+                *dst.add(p * R + i) = if at.is_null() { 0.0 } else { *at.add(p) };
             }
         }
     }
