@@ -66,6 +66,8 @@ def main():
          ("peer-r18-step-{r}.json", "step"), "<= 0.6"),
         ("ResNet-50 forward", ("zo-r50-b1-{r}.json", dict(figure="B1", classes=10)),
          ("peer-r50-fwd-{r}.json", "forward"), "<= 0.5"),
+        ("ResNet-50 GA step / MeZO step", ("zo-r50-b2-{r}.json", dict(figure="B2", classes=10, method="ga")),
+         ("peer-r50-step-{r}.json", "step"), "<= 0.45"),
     ]
     print(f"rounds: {rs}")
     print("| figure | zo s (per round) | peer s (per round) | zo / peer (per round) | of the medians | target |")

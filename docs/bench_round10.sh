@@ -2,7 +2,7 @@
 # Round 10 (docs/BENCH.md): every f32/bf16 figure of issues 17 and 20, zo then the peer, side by
 # side and alternated, ROUNDS times: opt-125m shapes (B16, T64) B1 forward + loss and B2 GA /
 # AS2P step (task loss) against mezo_torch_bench.py's forward and MeZO step in float32 and
-# bfloat16; ResNet-18 (B1, B2) and ResNet-50 (B1) at B128, 32×32, CIFAR stem, 10 classes,
+# bfloat16; ResNet-18 and ResNet-50 (B1, B2) at B128, 32×32, CIFAR stem, 10 classes,
 # against resnet_torch_bench.py. Summary: python3 docs/bench_round10.py OUTDIR.
 # Paths from ZO, PY, PEER (docs/bench_common.sh). Usage: bash docs/bench_round10.sh OUTDIR [ROUNDS]
 set -euo pipefail
@@ -31,5 +31,7 @@ for r in $(seq "$ROUNDS"); do
   log "resnet50 round $r"
   "$ZO" -q bench --model resnet50 --figure b1 --classes 10 --repeats 3 --threads 2 --json "$OUT/zo-r50-b1-$r.json" >/dev/null
   "$PY" "$RPEER" --depth 50 --mode forward --repeats 3 --threads 2 > "$OUT/peer-r50-fwd-$r.json" 2>&1
+  "$ZO" -q bench --model resnet50 --figure b2 --classes 10 --repeats 2 --threads 2 --json "$OUT/zo-r50-b2-$r.json" >/dev/null
+  "$PY" "$RPEER" --depth 50 --mode step --repeats 2 --threads 2 > "$OUT/peer-r50-step-$r.json" 2>&1
 done
 log done

@@ -76,9 +76,9 @@
 //! and each task runs its A micro-panels outermost over L2-resident groups of 4 B panels
 //! (`driver::Kernel::B_GROUP`), so the A micro-panel stays in L1 and C is written once for
 //! `k ≤ 768`. On the Xeon with AMX of 2026-12-05 (docs/BENCH.md round 10; `sgemm_bench`,
-//! medians of 5 alternated runs, GFLOP/s on the five opt-125m products): 1 thread 160–176 →
-//! 179–186, 2 threads 293–315 → 340–348 (MKL through torch, same minutes: 190–197 and
-//! 338–387). Zen 4/5 (1 MB L2) keep the blocking above.
+//! medians of 5 alternated runs, GFLOP/s on the five 1024-row opt-125m products): 1 thread
+//! 160–176 → 179–186, 2 threads 293–315 → 346–347 (MKL through torch, the same half hour:
+//! 158–197 and 286–387). Zen 4/5 (1 MB L2) keep the blocking above.
 
 // Without the x86 kernels, the scalar epilogue and the kernel enum's variants have no user.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
