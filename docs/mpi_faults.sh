@@ -8,13 +8,7 @@
 #     the start-up exchange, is stopped too.
 # (4) `zo replay` under mpirun is refused (it does not split its work over ranks).
 # Needs a `zo` built with `--features mpi` and OpenMPI. Usage: bash docs/mpi_faults.sh [zo]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-zo=$(realpath "${1:-target/debug/zo}")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpi="mpirun --allow-run-as-root --oversubscribe -np 2"
+. "$(dirname "$0")/mpi_common.sh"
 args="--config $PWD/configs/quickstart.toml --steps 5 --set train.eval_at_start=false --set train.eval_every=100000 -q"
 # Two sets of weights: the quickstart model after 2 steps with two seeds.
 "$zo" train $args --set train.steps=2 --set train.seed=1 --out "$tmp/a" >/dev/null

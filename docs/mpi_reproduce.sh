@@ -6,14 +6,8 @@
 # one process (resuming the stopped cell, training the others): the reference again.
 # Needs a `zo` built with `--features mpi` and OpenMPI.
 # Usage: bash docs/mpi_reproduce.sh [path/to/zo] [steps]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-zo=$(realpath "${1:-target/debug/zo}")
+. "$(dirname "$0")/mpi_common.sh"
 steps=${2:-100}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpi="mpirun --allow-run-as-root --oversubscribe -np 2"
 args="reproduce --table 6 --mini --tasks sst2 --seeds 1 --steps $steps --baselines -q"
 # Every cell's final weights, results (but for `sweeps`: a stop's checkpoint adds one sweep to
 # the count, as in one process) and test predictions, and the baselines.

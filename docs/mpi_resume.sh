@@ -8,14 +8,8 @@
 # a 2-rank mpirun: a checkpoint at the step every rank stopped after, resumed: the reference.
 # Needs a `zo` built with `--features mpi` and OpenMPI.
 # Usage: bash docs/mpi_resume.sh [path/to/zo] [steps]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-zo=$(realpath "${1:-target/debug/zo}")
+. "$(dirname "$0")/mpi_common.sh"
 steps=${2:-600}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpi="mpirun --allow-run-as-root --oversubscribe -np 2"
 args="--config configs/quickstart.toml --steps $steps --set train.checkpoint_every=50 --set train.eval_every=100 -q"
 # The final and best weights and results.json (the best checkpoint's evaluation).
 sha() { cat "$1/final/model.safetensors" "$1/best/model.safetensors" "$1/results.json" | sha256sum | cut -d' ' -f1; }

@@ -5,13 +5,8 @@
 # median of `exchange_ms`, rank 0's time inside the all-gathers of a step (waiting for rank 1
 # included). Needs a `zo` built with `--features mpi` and OpenMPI.
 # Usage: bash docs/mpi_scaling.sh [path/to/zo] [repeats]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-zo=$(realpath "${1:-target/debug/zo}")
+. "$(dirname "$0")/mpi_common.sh"
 reps=${2:-2}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 a="--config configs/quickstart.toml --steps 100 --set train.eval_at_start=false --set train.eval_every=1000 -q"
 med() {
   python3 -c "
@@ -29,7 +24,7 @@ for r in $(seq "$reps"); do
   med "$tmp/a$r/metrics.jsonl" "1 rank x 1 thread "
   RAYON_NUM_THREADS=2 "$zo" train $a --out "$tmp/b$r" >/dev/null
   med "$tmp/b$r/metrics.jsonl" "1 rank x 2 threads"
-  mpirun --allow-run-as-root --oversubscribe -np 2 -x RAYON_NUM_THREADS=1 \
+  $mpi -x RAYON_NUM_THREADS=1 \
     "$zo" train $a --out "$tmp/c$r" >/dev/null
   med "$tmp/c$r/metrics.jsonl" "2 ranks x 1 thread"
 done

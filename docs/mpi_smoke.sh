@@ -7,15 +7,10 @@
 # run records its number of ranks. Needs a `zo` built with `--features mpi` and OpenMPI.
 # Usage: bash docs/mpi_smoke.sh [path/to/zo] [optimizer] [ranks, default 2] [KEY=VALUE, a --set]
 # (e.g. task.objective=lm: the LM loss on the option tokens instead of the classification loss)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-zo=$(realpath "${1:-target/debug/zo}")
+. "$(dirname "$0")/mpi_common.sh"
 opt=${2:-as2p}
 np=${3:-2}
 set_extra=${4:-}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 extra=""
 [ "$opt" = ga ] && extra="--set optimizer.lr=1e-3"
 [ -n "$set_extra" ] && extra="$extra --set $set_extra"

@@ -4,12 +4,7 @@
 # one process and on 2 ranks; final/ and best/ weights, results.json and the test predictions
 # must be the same. Needs a `zo` built with `--features mpi` and OpenMPI.
 # Usage: bash docs/mpi_vision.sh [path/to/zo]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-zo=$(realpath "${1:-target/debug/zo}")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+. "$(dirname "$0")/mpi_common.sh"
 # CIFAR-10 binary batches: label i % 10, each channel a class level plus noise.
 python3 - "$tmp/cifar" <<'PY'
 import os, random, sys
@@ -34,7 +29,7 @@ args="train -q --set model.kind=resnet --set model.source=builtin:tiny-resnet --
   --set optimizer.method=as2p --set optimizer.eta_b=5 --set train.steps=10 --set train.batch_size=8
   --set train.eval_every=5 --set train.checkpoint_every=5"
 "$zo" $args --out "$tmp/one" >/dev/null
-mpirun --allow-run-as-root --oversubscribe -np 2 "$zo" $args --out "$tmp/two" >/dev/null
+$mpi "$zo" $args --out "$tmp/two" >/dev/null
 for f in $(cd "$tmp/one" && ls final/* best/* results.json predictions_test.jsonl); do
   cmp "$tmp/one/$f" "$tmp/two/$f" || { echo "resnet: $f differs between 1 and 2 ranks"; exit 1; }
 done

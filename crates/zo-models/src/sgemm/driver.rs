@@ -54,9 +54,9 @@ pub(super) trait Kernel {
 
     /// [`Kernel::pack_a`] from one pointer per row (null: zeros) for `kc` columns, composable
     /// over consecutive runs of columns (`dst + q·MR` for the run at `q`), where the kernel's
-    /// packing allows it (`kernel_avx2::pack_rows`); `None`: A that is not stored is gathered
-    /// into a buffer first. Same safety contract as `pack_rows`.
-    const PACK_A_ROWS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = None;
+    /// packing allows it (`kernel_avx2::pack_ptrs`); `None`: A that is not stored is gathered
+    /// into a buffer first. Same safety contract as `pack_ptrs`.
+    const PACK_A_PTRS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = None;
 
     /// `C[MR × NR] (+)= Apanel · Bpanel` over `kc` steps, then a plain store of the raw sums
     /// (`epi = None`) or the epilogue.
@@ -161,7 +161,7 @@ pub(super) struct Gathered<'a, S: ?Sized>(pub &'a S);
 
 impl<S: super::RowSource + ?Sized> PackA for Gathered<'_, S> {
     unsafe fn pack<K: Kernel>(&self, i: usize, rows: usize, pc: usize, kc: usize, dst: *mut f32) {
-        if let Some(pack_rows) = K::PACK_A_ROWS {
+        if let Some(pack_ptrs) = K::PACK_A_PTRS {
             // Straight from the source, run by run: no copy through a buffer.
             let mut at = pc;
             let whole = self.0.runs(i, rows, pc, kc, &mut |q, len, ptrs| {
@@ -169,7 +169,7 @@ impl<S: super::RowSource + ?Sized> PackA for Gathered<'_, S> {
                 // SAFETY: the source's pointers are readable for `len` floats (or null);
                 // `dst + (q − pc)·MR` holds the run's `len·MR` floats (the spill lands in the
                 // next run, packed after, or in the caller's `A_SPILL`).
-                unsafe { pack_rows(ptrs, len, dst.add((q - pc) * K::MR)) };
+                unsafe { pack_ptrs(ptrs, len, dst.add((q - pc) * K::MR)) };
                 at = q + len;
             });
             if whole {

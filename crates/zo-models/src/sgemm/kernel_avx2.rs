@@ -45,7 +45,7 @@ impl Kernel for Avx2 {
     /// With it, our time relative to the `gemm` crate on 1024×768×3072 went from 1.2× to
     /// ~0.9× on Zen 3.
     const PREFETCH_C: bool = true;
-    const PACK_A_ROWS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = Some(pack_rows::<MR>);
+    const PACK_A_PTRS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = Some(pack_ptrs::<MR>);
 
     unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
         // SAFETY: the trait's contract, which is `pack`'s (spill `8 − 6 = 2`).
@@ -144,16 +144,16 @@ pub(super) unsafe fn pack<const R: usize>(
 /// AVX2+FMA available; each non-null `rows[i]` valid for reading `kc` elements; `dst` as in
 /// [`pack`].
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn pack_rows<const R: usize>(rows: &[*const f32], kc: usize, dst: *mut f32) {
+pub(super) unsafe fn pack_ptrs<const R: usize>(rows: &[*const f32], kc: usize, dst: *mut f32) {
     // SAFETY: the caller's contract.
     unsafe { pack_from::<R>(|i| rows[i], rows.len(), kc, dst) }
 }
 
-/// The body of [`pack`] and [`pack_rows`]: row `i < rows` of the source starts at `row(i)`
+/// The body of [`pack`] and [`pack_ptrs`]: row `i < rows` of the source starts at `row(i)`
 /// (null: zeros).
 ///
 /// # Safety
-/// As [`pack_rows`].
+/// As [`pack_ptrs`].
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pack_from<const R: usize>(

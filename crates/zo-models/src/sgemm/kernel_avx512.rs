@@ -15,7 +15,7 @@ use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
 use super::driver::{Kernel, TileEpi};
-use super::kernel_avx2::{pack, pack_rows};
+use super::kernel_avx2::{pack, pack_ptrs};
 
 /// Micro-tile columns: two 16-lane vectors of B per `k` step.
 const NR: usize = 32;
@@ -47,7 +47,7 @@ impl<const MR: usize, const BIG_L2: bool> Kernel for Avx512<MR, BIG_L2> {
     /// Measured a loss on the round-6 Xeon (the prefetches stall the issuing loop there).
     const PREFETCH_C: bool = false;
     const B_GROUP: usize = if BIG_L2 { 4 } else { 0 };
-    const PACK_A_ROWS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = Some(pack_rows::<MR>);
+    const PACK_A_PTRS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = Some(pack_ptrs::<MR>);
 
     unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
         // SAFETY: the trait's contract, which is `pack`'s (spill `8·⌈MR/8⌉ − MR`).
