@@ -154,25 +154,53 @@ struct Patches<'a> {
     g: Geometry,
 }
 
+impl Patches<'_> {
+    /// Output row `i`'s patch: its image's offset in `x` and the padded input coordinates of
+    /// its tap (0, 0).
+    #[inline]
+    fn corner(&self, i: usize) -> (usize, usize, usize) {
+        let g = &self.g;
+        let (img, p) = (i / (g.oh * g.ow), i % (g.oh * g.ow));
+        (
+            img * g.h * g.w * g.c,
+            p / g.ow * g.stride,
+            p % g.ow * g.stride,
+        )
+    }
+
+    /// Where tap `(ki, kj)` of the patch at `corner` reads: the input column `ix` (wrapped
+    /// below zero: past the image in the left padding) and, when the pixel is inside the
+    /// image, the offset of its channel 0 in `x`.
+    #[inline]
+    fn tap(
+        &self,
+        (base, y, x): (usize, usize, usize),
+        ki: usize,
+        kj: usize,
+    ) -> (usize, Option<usize>) {
+        let g = &self.g;
+        let iy = (y + ki).wrapping_sub(g.pad);
+        let ix = (x + kj).wrapping_sub(g.pad);
+        let inside = iy < g.h && ix < g.w;
+        (ix, inside.then(|| base + (iy * g.w + ix) * g.c))
+    }
+}
+
 impl RowSource for Patches<'_> {
     fn gather(&self, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
         let g = &self.g;
-        let (pix, c) = (g.oh * g.ow, g.c);
+        let c = g.c;
         let end = p0 + kc;
         for (r, d) in dst.chunks_exact_mut(kc).take(rows).enumerate() {
-            let i = i0 + r;
-            let (img, p) = (i / pix, i % pix);
-            let (oy, ox) = (p / g.ow, p % g.ow);
-            let base = img * g.h * g.w * c;
+            let corner = self.corner(i0 + r);
             let mut q = p0;
             while q < end {
                 let (tap, c0) = (q / c, q % c);
                 let (ki, kj) = (tap / g.kw, tap % g.kw);
-                let iy = (oy * g.stride + ki).wrapping_sub(g.pad);
-                let ix = (ox * g.stride + kj).wrapping_sub(g.pad);
+                let (ix, at) = self.tap(corner, ki, kj);
                 let mut len = (c - c0).min(end - q);
                 let seg = &mut d[q - p0..];
-                if iy < g.h && ix < g.w {
+                if let Some(at) = at {
                     // At stride 1 the taps (ki, kj..) of one input row are contiguous: copy
                     // the run as far as it stays inside the row and the block.
                     if g.stride == 1 && len == c - c0 {
@@ -182,7 +210,7 @@ impl RowSource for Patches<'_> {
                             next += 1;
                         }
                     }
-                    let at = base + (iy * g.w + ix) * c + c0;
+                    let at = at + c0;
                     seg[..len].copy_from_slice(&self.x[at..at + len]);
                 } else {
                     seg[..len].fill(0.0);
@@ -206,8 +234,7 @@ impl RowSource for Patches<'_> {
         if rows > MAX_ROWS {
             return false;
         }
-        let g = &self.g;
-        let (pix, c) = (g.oh * g.ow, g.c);
+        let (g, c) = (&self.g, self.g.c);
         let mut ptrs = [std::ptr::null::<f32>(); MAX_ROWS];
         let (end, mut q) = (p0 + kc, p0);
         while q < end {
@@ -215,15 +242,9 @@ impl RowSource for Patches<'_> {
             let (ki, kj) = (tap / g.kw, tap % g.kw);
             let len = (c - c0).min(end - q);
             for (r, ptr) in ptrs[..rows].iter_mut().enumerate() {
-                let i = i0 + r;
-                let (img, p) = (i / pix, i % pix);
-                let (oy, ox) = (p / g.ow, p % g.ow);
-                let iy = (oy * g.stride + ki).wrapping_sub(g.pad);
-                let ix = (ox * g.stride + kj).wrapping_sub(g.pad);
-                *ptr = if iy < g.h && ix < g.w {
-                    self.x[((img * g.h + iy) * g.w + ix) * c + c0..][..len].as_ptr()
-                } else {
-                    std::ptr::null()
+                *ptr = match self.tap(self.corner(i0 + r), ki, kj).1 {
+                    Some(at) => self.x[at + c0..][..len].as_ptr(),
+                    None => std::ptr::null(),
                 };
             }
             f(q, len, &ptrs[..rows]);
