@@ -18,6 +18,17 @@
 //!       for each NR panel: for each MR micro-panel:  MR×NR micro-kernel (B panel in L1)
 //! ```
 //!
+//! An implicit im2col (a [`RowSource`] with runs: the convolutions) need not be packed at
+//! all: where the kernel has `driver::Kernel::KERNEL_RUNS` (the AVX-512 kernel under the
+//! 2 MB-L2 blocking), it broadcasts A straight from the input, one pointer per row and run,
+//! in the packed kernel's FMA order (the same bits). With ResNet's 64–128 output channels
+//! each packed A micro-panel served only 2–4 B panels, so the packing was ~12 % of the
+//! ResNet-18 forward; reading in place took the 64→64 3×3 convolution from 1.06–1.12 to
+//! 1.19–1.34 times zo's SGEMM on its stored im2col matrix (docs/BENCH.md round 11). A dense
+//! A read in place was slower (136–180 against 155–204 GFLOP/s on opt-125m's products: its
+//! micro-panel is reused over many B panels, and 12 rows 3 KB apart sit worse in L1 than one
+//! packed block), so dense A stays packed.
+//!
 //! With a single row block (few rows, e.g. the 16-row task head) each B panel has one user,
 //! so the task packs it itself right before use instead (no shared buffer, one parallel
 //! region per `KC` step). The row blocks deal the `MR`-row micro-panels out evenly, in a

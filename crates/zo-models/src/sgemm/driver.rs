@@ -58,6 +58,12 @@ pub(super) trait Kernel {
     /// into a buffer first. Same safety contract as `pack_ptrs`.
     const PACK_A_PTRS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = None;
 
+    /// [`Kernel::kernel`] on an A micro-panel read in place instead of packed: the `runs`
+    /// cover the `kc` columns in order, each giving one pointer per row (rows past the
+    /// micro-panel's read [`ZEROS`]). The same FMA chains in the same order, so the same
+    /// bits as packing the runs first. `None`: A is always packed.
+    const KERNEL_RUNS: Option<KernelRuns> = None;
+
     /// `C[MR × NR] (+)= Apanel · Bpanel` over `kc` steps, then a plain store of the raw sums
     /// (`epi = None`) or the epilogue.
     ///
@@ -76,6 +82,30 @@ pub(super) trait Kernel {
         epi: Option<&TileEpi>,
     );
 }
+
+/// The signature of [`Kernel::KERNEL_RUNS`]: `(runs, b, c, ldc, accumulate, epi)`, as
+/// [`Kernel::kernel`] with the A micro-panel given by its runs.
+///
+/// # Safety
+/// As [`Kernel::kernel`]; each run's `MR` pointers readable for its `len` floats.
+pub(super) type KernelRuns =
+    unsafe fn(&[ARun], *const f32, *mut f32, usize, bool, Option<&TileEpi>);
+
+/// `len` consecutive columns of an A micro-panel where row `r` reads `len` floats at
+/// `ptrs[r]` (rows past the micro-panel and zero rows point at [`ZEROS`]).
+#[derive(Clone, Copy)]
+pub(super) struct ARun {
+    pub len: usize,
+    pub ptrs: [*const f32; MAX_MR],
+}
+
+/// What an A row that is zeros (padding, or past the last row) reads in place; a run is at
+/// most this long ([`PackA::runs_into`]).
+pub(super) static ZEROS: [f32; 1024] = [0.0; 1024];
+
+/// Shortest mean run for which [`Kernel::KERNEL_RUNS`] reads A in place: shorter runs (the
+/// stem's 3 channels) pay the kernel's per-run set-up more often than the packing costs.
+const MIN_MEAN_RUN: usize = 16;
 
 /// Bounds on the kernels' tile shape (the size of the edge tiles' stack copy).
 pub(super) const MAX_MR: usize = 32;
@@ -128,6 +158,8 @@ thread_local! {
     static P_BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// The `MR × KC` rows of A a [`super::RowSource`] gathers before they are packed.
     static G_BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The runs of a row block's A micro-panels read in place, and where each panel's start.
+    static R_BUF: RefCell<(Vec<ARun>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Where the driver's A micro-panels come from.
@@ -139,6 +171,14 @@ pub(super) trait PackA: Sync {
     /// `K`'s CPU features are available; the rows and columns are inside A; `dst` writable
     /// for `kc·MR + A_SPILL` floats.
     unsafe fn pack<K: Kernel>(&self, i: usize, rows: usize, pc: usize, kc: usize, dst: *mut f32);
+
+    /// Appends rows `i .. i + rows`, columns `pc .. pc + kc` of A to `out` as runs read in
+    /// place ([`ARun`]), when A has runs at least [`MIN_MEAN_RUN`] long on average; `false`
+    /// (and `out` as it was) otherwise.
+    fn runs_into(&self, i: usize, rows: usize, pc: usize, kc: usize, out: &mut Vec<ARun>) -> bool {
+        let _ = (i, rows, pc, kc, out);
+        false
+    }
 }
 
 /// A dense row-major `[n, k]` A: packed straight from memory.
@@ -183,6 +223,30 @@ impl<S: super::RowSource + ?Sized> PackA for Gathered<'_, S> {
             // SAFETY: `t` holds `rows × kc` floats at row stride `kc`; `dst` as the caller's.
             unsafe { K::pack_a(t.as_ptr(), kc, rows, kc, dst) }
         })
+    }
+
+    fn runs_into(&self, i: usize, rows: usize, pc: usize, kc: usize, out: &mut Vec<ARun>) -> bool {
+        let start = out.len();
+        let mut fits = rows <= MAX_MR;
+        let whole = fits
+            && self.0.runs(i, rows, pc, kc, &mut |_, len, ptrs| {
+                fits &= len <= ZEROS.len();
+                let mut run = ARun {
+                    len,
+                    ptrs: [ZEROS.as_ptr(); MAX_MR],
+                };
+                for (d, &p) in run.ptrs.iter_mut().zip(ptrs) {
+                    if !p.is_null() {
+                        *d = p;
+                    }
+                }
+                out.push(run);
+            });
+        if whole && fits && (out.len() - start) * MIN_MEAN_RUN <= kc {
+            return true;
+        }
+        out.truncate(start);
+        false
     }
 }
 
@@ -315,28 +379,14 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
                         return;
                     }
                     let micro = m.div_ceil(mr);
-                    with_buf(&A_BUF, micro * kc * mr + K::A_SPILL, |abuf| {
-                        for ip in 0..micro {
-                            let i = i0 + ip * mr;
-                            // SAFETY: rows `i .. i + min(MR, n − i)` of `a: [n, k]`, columns
-                            // `pc .. pc + kc`, are in bounds; `abuf` holds
-                            // `micro·kc·MR + A_SPILL` floats, so the last spill fits.
-                            unsafe {
-                                a.pack::<K>(
-                                    i,
-                                    mr.min(n - i),
-                                    pc,
-                                    kc,
-                                    abuf.as_mut_ptr().add(ip * kc * mr),
-                                );
-                            }
-                        }
+                    // The block's kernel calls, A micro-panel `ip` given by `panel(ip)`.
+                    let calls = |panel: &dyn Fn(usize) -> APanel| {
                         if shared_b && K::B_GROUP > 0 {
                             const { assert!(K::B_GROUP == 0 || !K::PREFETCH_C) };
                             for js in (jp0..jp1).step_by(K::B_GROUP) {
                                 for ip in 0..micro {
                                     let i = i0 + ip * mr;
-                                    let ap = abuf[ip * kc * mr..].as_ptr();
+                                    let ap = panel(ip);
                                     for jp in js..(js + K::B_GROUP).min(jp1) {
                                         let j = jc + jp * nr;
                                         // SAFETY: as in the panel-outer order below.
@@ -363,7 +413,6 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
                                 for ip in 0..micro {
                                     let i = i0 + ip * mr;
                                     let rows = mr.min(n - i);
-                                    let ap = abuf[ip * kc * mr..].as_ptr();
                                     // The tile after this one: next micro-panel, or the first
                                     // of the next panel.
                                     let next = if ip + 1 < micro {
@@ -398,11 +447,11 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
                                     // inside `[n, o]` and written by this task only (tasks own
                                     // disjoint row blocks × panel groups), and already written
                                     // by the previous `k` block when `pc > 0`; packed panels
-                                    // hold `kc·MR` and `kc·NR` floats.
+                                    // hold `kc·MR` and `kc·NR` floats, runs cover `kc`.
                                     unsafe {
                                         tile::<K>(
                                             kc,
-                                            ap,
+                                            panel(ip),
                                             bp,
                                             out.get(),
                                             (i, j, rows, cols, o),
@@ -431,11 +480,108 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
                                 });
                             }
                         }
+                    };
+                    // A read in place where the kernel and A allow it (no packing), else
+                    // packed, micro-panel by micro-panel, into the thread's buffer.
+                    let in_place = K::KERNEL_RUNS.is_some()
+                        && with_runs(|runs, starts| {
+                            starts.push(0);
+                            for ip in 0..micro {
+                                let i = i0 + ip * mr;
+                                if !a.runs_into(i, mr.min(n - i), pc, kc, runs) {
+                                    return false;
+                                }
+                                starts.push(runs.len());
+                            }
+                            let runs = &*runs;
+                            calls(&|ip| APanel::runs(&runs[starts[ip]..starts[ip + 1]]));
+                            true
+                        });
+                    if in_place {
+                        return;
+                    }
+                    with_buf(&A_BUF, micro * kc * mr + K::A_SPILL, |abuf| {
+                        for ip in 0..micro {
+                            let i = i0 + ip * mr;
+                            // SAFETY: rows `i .. i + min(MR, n − i)` of `a: [n, k]`, columns
+                            // `pc .. pc + kc`, are in bounds; `abuf` holds
+                            // `micro·kc·MR + A_SPILL` floats, so the last spill fits.
+                            unsafe {
+                                a.pack::<K>(
+                                    i,
+                                    mr.min(n - i),
+                                    pc,
+                                    kc,
+                                    abuf.as_mut_ptr().add(ip * kc * mr),
+                                );
+                            }
+                        }
+                        let abuf = &*abuf;
+                        calls(&|ip| APanel::Packed(abuf[ip * kc * mr..].as_ptr()));
                     });
                 });
             }
         }
     });
+}
+
+/// An A micro-panel: packed (`kc·MR` floats), or read in place through its runs (a slice's
+/// pointer and length: the slice outlives the block's kernel calls).
+#[derive(Clone, Copy)]
+enum APanel {
+    Packed(*const f32),
+    Runs(*const ARun, usize),
+}
+
+impl APanel {
+    fn runs(runs: &[ARun]) -> Self {
+        APanel::Runs(runs.as_ptr(), runs.len())
+    }
+
+    /// [`Kernel::kernel`] or [`Kernel::KERNEL_RUNS`] on this micro-panel.
+    ///
+    /// # Safety
+    /// As [`Kernel::kernel`]; `Runs` only where `K::KERNEL_RUNS` is `Some`, its slice live.
+    #[inline]
+    unsafe fn kernel<K: Kernel>(
+        self,
+        kc: usize,
+        bp: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        epi: Option<&TileEpi>,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match (self, K::KERNEL_RUNS) {
+                (APanel::Packed(ap), _) => K::kernel(kc, ap, bp, c, ldc, accumulate, epi),
+                (APanel::Runs(runs, len), Some(f)) => f(
+                    std::slice::from_raw_parts(runs, len),
+                    bp,
+                    c,
+                    ldc,
+                    accumulate,
+                    epi,
+                ),
+                (APanel::Runs(..), None) => unreachable!("runs without a runs kernel"),
+            }
+        }
+    }
+}
+
+/// Runs `f` on the thread's reusable run buffers (cleared), or on new ones when they are
+/// already borrowed on this thread (a nested call, as [`with_buf`]).
+fn with_runs<R>(f: impl FnOnce(&mut Vec<ARun>, &mut Vec<usize>) -> R) -> R {
+    R_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => {
+            let (runs, starts) = &mut *v;
+            runs.clear();
+            starts.clear();
+            f(runs, starts)
+        }
+        Err(_) => f(&mut Vec::new(), &mut Vec::new()),
+    })
 }
 
 /// One `rows × cols` tile of C at `(i, j)` (row stride `ldc`): the kernel straight on C for a
@@ -446,7 +592,7 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
 #[allow(clippy::type_complexity)]
 unsafe fn tile<K: Kernel>(
     kc: usize,
-    ap: *const f32,
+    ap: APanel,
     bp: *const f32,
     c: *mut f32,
     (i, j, rows, cols, ldc): (usize, usize, usize, usize, usize),
@@ -467,7 +613,7 @@ unsafe fn tile<K: Kernel>(
                 ldr: ldc,
                 relu: e.relu,
             });
-            K::kernel(kc, ap, bp, ct, ldc, accumulate, te.as_ref());
+            ap.kernel::<K>(kc, bp, ct, ldc, accumulate, te.as_ref());
             return;
         }
         const { assert!(K::MR <= MAX_MR && K::NR <= MAX_NR) };
@@ -479,7 +625,7 @@ unsafe fn tile<K: Kernel>(
                 }
             }
         }
-        K::kernel(kc, ap, bp, tmp.as_mut_ptr(), nr, accumulate, None);
+        ap.kernel::<K>(kc, bp, tmp.as_mut_ptr(), nr, accumulate, None);
         for r in 0..rows {
             for q in 0..cols {
                 let v = tmp[r * nr + q];

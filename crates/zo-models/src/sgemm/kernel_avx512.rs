@@ -14,7 +14,7 @@ use std::arch::x86_64::*;
 
 use std::sync::OnceLock;
 
-use super::driver::{Kernel, TileEpi};
+use super::driver::{ARun, Kernel, KernelRuns, TileEpi};
 use super::kernel_avx2::{pack, pack_ptrs};
 
 /// Micro-tile columns: two 16-lane vectors of B per `k` step.
@@ -48,6 +48,14 @@ impl<const MR: usize, const BIG_L2: bool> Kernel for Avx512<MR, BIG_L2> {
     const PREFETCH_C: bool = false;
     const B_GROUP: usize = if BIG_L2 { 4 } else { 0 };
     const PACK_A_PTRS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = Some(pack_ptrs::<MR>);
+    /// A read in place (convolutions' runs, [`kernel_runs_mx32`]) under the blocking where it
+    /// was measured faster than packing (docs/BENCH.md round 11); the smaller-L2 blocking
+    /// (Zen 4/5), not measured, keeps packing.
+    const KERNEL_RUNS: Option<KernelRuns> = if BIG_L2 {
+        Some(kernel_runs_mx32::<MR>)
+    } else {
+        None
+    };
 
     unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
         // SAFETY: the trait's contract, which is `pack`'s (spill `8·⌈MR/8⌉ − MR`).
@@ -140,6 +148,67 @@ unsafe fn kernel_mx32<const MR: usize>(
         }
         for _ in 0..kc % 2 {
             step!();
+        }
+        store_tile_zmm!(acc, c, ldc, epi);
+    }
+}
+
+/// [`kernel_mx32`] with the A micro-panel read in place, run by run: at step `p` of a run,
+/// row `i` broadcasts `ptrs[i][p]` where the packed kernel broadcasts `a[p·MR + i]`. The
+/// same FMA chains in the same order, so the same bits as packing the runs and calling
+/// [`kernel_mx32`].
+///
+/// # Safety
+/// As [`kernel_mx32`], with `b` readable for `Σ len · 32` floats and each run's first `MR`
+/// pointers readable for its `len` floats.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn kernel_runs_mx32<const MR: usize>(
+    runs: &[ARun],
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    epi: Option<&TileEpi>,
+) {
+    // SAFETY (whole body): every pointer offset stays inside the extents listed above.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        if accumulate {
+            load_tile!(acc, c, ldc, 16, _mm512_loadu_ps);
+        } else {
+            for i in 0..MR {
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 16) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 31) as *const i8);
+            }
+        }
+        let mut bp = b;
+        for run in runs {
+            let mut rp: [*const f32; MR] = [std::ptr::null(); MR];
+            rp.copy_from_slice(&run.ptrs[..MR]);
+            macro_rules! step {
+                ($p:expr) => {{
+                    let b0 = _mm512_loadu_ps(bp);
+                    let b1 = _mm512_loadu_ps(bp.add(16));
+                    for (row, &r) in acc.iter_mut().zip(&rp) {
+                        let ai = _mm512_set1_ps(*r.add($p));
+                        row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
+                        row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
+                    }
+                    bp = bp.add(NR);
+                }};
+            }
+            let mut p = 0;
+            while p + 2 <= run.len {
+                _mm_prefetch::<_MM_HINT_T0>(bp.add(NR * 4) as *const i8);
+                step!(p);
+                _mm_prefetch::<_MM_HINT_T0>(bp.add(NR * 4 + 16) as *const i8);
+                step!(p + 1);
+                p += 2;
+            }
+            if p < run.len {
+                step!(p);
+            }
         }
         store_tile_zmm!(acc, c, ldc, epi);
     }

@@ -461,3 +461,145 @@ fn avx512_blockings_bit_identical() {
         }
     }
 }
+
+/// A read in place through its runs (`Kernel::KERNEL_RUNS`, the larger-L2 AVX-512 blocking)
+/// gives the bits of the same runs packed (the smaller-L2 blocking), of the gathered copy, and
+/// of the dense product: runs of several lengths (long ones read in place, short ones packed),
+/// zero rows, runs cut by `k` blocks, edge tiles, every epilogue, 1–3 threads.
+#[test]
+fn a_read_in_place_gives_the_bits_of_packing() {
+    use kernel_avx512::Avx512;
+    use std::mem::MaybeUninit;
+    if !Isa::Avx512.supported() {
+        println!("a_read_in_place_gives_the_bits_of_packing: skipping (no AVX-512F)");
+        return;
+    }
+    /// A dense `[n, k]` A cut into runs of `len` columns, where the run `q / len` of row `r`
+    /// is zeros when `(r + q / len) % 5 == 0` (a padding pixel of a convolution).
+    struct Cut<'a> {
+        a: &'a [f32],
+        k: usize,
+        len: usize,
+        /// Serve only `gather` (the packed copy), not `runs`.
+        gather_only: bool,
+    }
+    impl Cut<'_> {
+        fn zero(&self, r: usize, q: usize) -> bool {
+            (r + q / self.len).is_multiple_of(5)
+        }
+    }
+    impl RowSource for Cut<'_> {
+        fn gather(&self, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+            for (r, d) in dst.chunks_exact_mut(kc).take(rows).enumerate() {
+                for (p, v) in d.iter_mut().enumerate() {
+                    let (row, q) = (i0 + r, p0 + p);
+                    *v = if self.zero(row, q) {
+                        0.0
+                    } else {
+                        self.a[row * self.k + q]
+                    };
+                }
+            }
+        }
+        fn runs(
+            &self,
+            i0: usize,
+            rows: usize,
+            p0: usize,
+            kc: usize,
+            f: &mut dyn FnMut(usize, usize, &[*const f32]),
+        ) -> bool {
+            if self.gather_only {
+                return false;
+            }
+            let mut q = p0;
+            while q < p0 + kc {
+                let len = (self.len - q % self.len).min(p0 + kc - q);
+                let ptrs: Vec<*const f32> = (i0..i0 + rows)
+                    .map(|r| match self.zero(r, q) {
+                        true => std::ptr::null(),
+                        false => self.a[r * self.k + q..].as_ptr(),
+                    })
+                    .collect();
+                f(q, len, &ptrs);
+                q += len;
+            }
+            true
+        }
+    }
+    fn run<K: driver::Kernel>(
+        (n, o, k): (usize, usize, usize),
+        src: &Cut<'_>,
+        w: &[f32],
+        epi: &Epilogue<'_>,
+    ) -> Vec<f32> {
+        let mut c = vec![MaybeUninit::new(f32::NAN); n * o];
+        let bs: Option<Vec<f32>> = epi.bias.map(|b| b.iter().map(|&v| v * epi.scale).collect());
+        // SAFETY: AVX-512F was checked above; the lengths match the shape; n, o, k > 0.
+        unsafe {
+            driver::run::<K, _>(
+                n,
+                o,
+                k,
+                &driver::Gathered(src),
+                w,
+                &mut c,
+                epi,
+                bs.as_deref(),
+            )
+        };
+        // SAFETY: `run` initialises every element of C.
+        c.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+    }
+    for (si, &(n, o, k, len)) in [
+        (401, 70, 1700, 64),
+        (37, 140, 576, 100),
+        (250, 64, 800, 7),
+        (16, 33, 300, 300),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let a = data(n * k, 5 * si + 71);
+        let w = data(o * k, 5 * si + 72);
+        let bias = data(o, 5 * si + 73);
+        let res = data(n * o, 5 * si + 74);
+        let cut = |gather_only| Cut {
+            a: &a,
+            k,
+            len,
+            gather_only,
+        };
+        let zeroed: Vec<f32> = (0..n * k)
+            .map(|e| match cut(true).zero(e / k, e % k) {
+                true => 0.0,
+                false => a[e],
+            })
+            .collect();
+        for epi in epilogues(&bias, &res) {
+            let want = ours(Isa::Avx512, n, o, k, &zeroed, &w, &epi);
+            for t in [1, 2, 3] {
+                let shape = (n, o, k);
+                for (what, got) in [
+                    (
+                        "in place",
+                        in_pool(t, || run::<Avx512<12, true>>(shape, &cut(false), &w, &epi)),
+                    ),
+                    (
+                        "packed runs",
+                        in_pool(t, || run::<Avx512<12, false>>(shape, &cut(false), &w, &epi)),
+                    ),
+                    (
+                        "gathered",
+                        in_pool(t, || run::<Avx512<12, true>>(shape, &cut(true), &w, &epi)),
+                    ),
+                ] {
+                    assert!(
+                        same(&want, &got),
+                        "{what} differs at {n}x{o}x{k} (runs of {len}), {t} threads, {epi:?}"
+                    );
+                }
+            }
+        }
+    }
+}
