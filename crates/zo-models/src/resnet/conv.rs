@@ -236,13 +236,18 @@ impl RowSource for Patches<'_> {
         }
         let (g, c) = (&self.g, self.g.c);
         let mut ptrs = [std::ptr::null::<f32>(); MAX_ROWS];
+        // Each row's patch once (its divisions showed in the profile when done per tap).
+        let mut corners = [(0, 0, 0); MAX_ROWS];
+        for (r, corner) in corners[..rows].iter_mut().enumerate() {
+            *corner = self.corner(i0 + r);
+        }
         let (end, mut q) = (p0 + kc, p0);
         while q < end {
             let (tap, c0) = (q / c, q % c);
             let (ki, kj) = (tap / g.kw, tap % g.kw);
             let len = (c - c0).min(end - q);
-            for (r, ptr) in ptrs[..rows].iter_mut().enumerate() {
-                *ptr = match self.tap(self.corner(i0 + r), ki, kj).1 {
+            for (ptr, &corner) in ptrs[..rows].iter_mut().zip(&corners[..rows]) {
+                *ptr = match self.tap(corner, ki, kj).1 {
                     Some(at) => self.x[at + c0..][..len].as_ptr(),
                     None => std::ptr::null(),
                 };
