@@ -93,6 +93,25 @@ pub(super) fn big_l2() -> bool {
     })
 }
 
+/// `let mut $acc` = the accumulators of an `MR × 32` tile: C's values (`accumulate`) or
+/// zeros, with C's lines then prefetched for the final store. A macro, not a function, so
+/// that the 24 accumulators stay in registers (a `#[target_feature]` function returning them
+/// was not inlined and went through the stack).
+macro_rules! start_tile {
+    ($acc:ident, $c:ident, $ldc:ident, $accumulate:ident) => {
+        let mut $acc = [[_mm512_setzero_ps(); 2]; MR];
+        if $accumulate {
+            load_tile!($acc, $c, $ldc, 16, _mm512_loadu_ps);
+        } else {
+            for i in 0..MR {
+                _mm_prefetch::<_MM_HINT_T0>($c.add(i * $ldc) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>($c.add(i * $ldc + 16) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>($c.add(i * $ldc + 31) as *const i8);
+            }
+        }
+    };
+}
+
 /// `C[MR × 32] (+)= Apanel · Bpanel` over `kc` steps, then either a plain store of the raw sums
 /// (`epi = None`: more `k` blocks follow and continue from them) or the epilogue; as
 /// [`super::kernel_avx2`]'s 6×16 kernel, lane for lane.
@@ -114,16 +133,7 @@ unsafe fn kernel_mx32<const MR: usize>(
 ) {
     // SAFETY (whole body): every pointer offset stays inside the extents listed above.
     unsafe {
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-        if accumulate {
-            load_tile!(acc, c, ldc, 16, _mm512_loadu_ps);
-        } else {
-            for i in 0..MR {
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 16) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 31) as *const i8);
-            }
-        }
+        start_tile!(acc, c, ldc, accumulate);
         let (mut ap, mut bp) = (a, b);
         macro_rules! step {
             () => {{
@@ -172,16 +182,7 @@ unsafe fn kernel_runs_mx32<const MR: usize>(
 ) {
     // SAFETY (whole body): every pointer offset stays inside the extents listed above.
     unsafe {
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-        if accumulate {
-            load_tile!(acc, c, ldc, 16, _mm512_loadu_ps);
-        } else {
-            for i in 0..MR {
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 16) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 31) as *const i8);
-            }
-        }
+        start_tile!(acc, c, ldc, accumulate);
         let mut bp = b;
         for run in runs {
             let mut rp: [*const f32; MR] = [std::ptr::null(); MR];
