@@ -409,13 +409,30 @@ fn amx_kernel_is_the_f32_product_of_bf16_inputs() {
     }
 }
 
+/// The driver on kernel `K` (whatever this CPU's cache sizes would pick) for A from `a`.
+/// The caller has checked `K`'s CPU features.
+fn run_kernel<K: driver::Kernel, A: driver::PackA>(
+    (n, o, k): (usize, usize, usize),
+    a: &A,
+    w: &[f32],
+    epi: &Epilogue<'_>,
+) -> Vec<f32> {
+    use std::mem::MaybeUninit;
+    let mut c = vec![MaybeUninit::new(f32::NAN); n * o];
+    let bs: Option<Vec<f32>> = epi.bias.map(|b| b.iter().map(|&v| v * epi.scale).collect());
+    // SAFETY: the caller checked the kernel's features; the lengths match the shape; n, o,
+    // k > 0.
+    unsafe { driver::run::<K, _>(n, o, k, a, w, &mut c, epi, bs.as_deref()) };
+    // SAFETY: `run` initialises every element of C.
+    c.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+}
+
 /// The AVX-512 kernel's two blockings (`KC` 384 / 768, `MC` 96 / 192, panel-outer / grouped
 /// micro-panel-outer order) give the same bits as each other and as the dispatched kernel:
 /// several `k` blocks under both, several row blocks, edge tiles, every epilogue, 1–3 threads.
 #[test]
 fn avx512_blockings_bit_identical() {
     use kernel_avx512::Avx512;
-    use std::mem::MaybeUninit;
     if !Isa::Avx512.supported() {
         println!("avx512_blockings_bit_identical: skipping (no AVX-512F)");
         return;
@@ -428,13 +445,7 @@ fn avx512_blockings_bit_identical() {
         w: &[f32],
         epi: &Epilogue<'_>,
     ) -> Vec<f32> {
-        let mut c = vec![MaybeUninit::new(f32::NAN); n * o];
-        let bs: Option<Vec<f32>> = epi.bias.map(|b| b.iter().map(|&v| v * epi.scale).collect());
-        let dense = driver::Dense { a, k };
-        // SAFETY: AVX-512F was checked above; the lengths match the shape; n, o, k > 0.
-        unsafe { driver::run::<K, _>(n, o, k, &dense, w, &mut c, epi, bs.as_deref()) };
-        // SAFETY: `run` initialises every element of C.
-        c.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+        run_kernel::<K, _>((n, o, k), &driver::Dense { a, k }, w, epi)
     }
     for (si, &(n, o, k)) in [(401, 203, 1700), (37, 140, 768), (16, 70, 800)]
         .iter()
@@ -469,7 +480,6 @@ fn avx512_blockings_bit_identical() {
 #[test]
 fn a_read_in_place_gives_the_bits_of_packing() {
     use kernel_avx512::Avx512;
-    use std::mem::MaybeUninit;
     if !Isa::Avx512.supported() {
         println!("a_read_in_place_gives_the_bits_of_packing: skipping (no AVX-512F)");
         return;
@@ -528,28 +538,12 @@ fn a_read_in_place_gives_the_bits_of_packing() {
         }
     }
     fn run<K: driver::Kernel>(
-        (n, o, k): (usize, usize, usize),
+        shape: (usize, usize, usize),
         src: &Cut<'_>,
         w: &[f32],
         epi: &Epilogue<'_>,
     ) -> Vec<f32> {
-        let mut c = vec![MaybeUninit::new(f32::NAN); n * o];
-        let bs: Option<Vec<f32>> = epi.bias.map(|b| b.iter().map(|&v| v * epi.scale).collect());
-        // SAFETY: AVX-512F was checked above; the lengths match the shape; n, o, k > 0.
-        unsafe {
-            driver::run::<K, _>(
-                n,
-                o,
-                k,
-                &driver::Gathered(src),
-                w,
-                &mut c,
-                epi,
-                bs.as_deref(),
-            )
-        };
-        // SAFETY: `run` initialises every element of C.
-        c.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+        run_kernel::<K, _>(shape, &driver::Gathered(src), w, epi)
     }
     for (si, &(n, o, k, len)) in [
         (401, 70, 1700, 64),
