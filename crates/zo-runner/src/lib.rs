@@ -36,6 +36,7 @@ pub fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    keep_freed_activations();
     let args = cli::parse();
     cli::init_logging(&args.global);
     let result = commands::dispatch(args);
@@ -62,6 +63,26 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => ExitCode::from(err.code),
+    }
+}
+
+/// glibc's allocator, left as it is, hands a forward's activations (candle tensors of 3–13 MB
+/// at opt-125m's B16 × T64) fresh pages on every call: its dynamic mmap threshold and the heap
+/// trim at 2× that threshold give the freed buffers back to the kernel, and the next forward
+/// faults them in again, zeroed. On `zo bench --figure b2 --loss task` (opt-125m shapes) that was
+/// ≈ 66 000 page faults per optimizer step, ≈ 0.17 s of kernel CPU time per step
+/// (docs/BENCH.md round 12). Buffers under 32 MB (the most glibc's `mallopt` accepts) now come
+/// from the heap, and up to 1 GB of freed heap stays with the process for the next forward, so
+/// a step after the first faults in nothing. Freed memory is reused, not added to: the peak RSS
+/// is the live set's peak as before. Larger buffers (a 13B model's activations, the weights)
+/// are mapped and unmapped as before. Other allocators and libcs: nothing to set.
+fn keep_freed_activations() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets the allocator's parameters; it is called before any thread
+    // starts, and a refused value (return 0) leaves glibc's default in place.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
 
