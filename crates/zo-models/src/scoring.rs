@@ -75,9 +75,11 @@ pub struct SharedScores {
 /// up to float rounding (the rows differ in padding and blocking, ~1e-7).
 ///
 /// The shared prompt of an example is the longest common prefix of its candidates' ids, cut
-/// so that every candidate keeps at least one token and the position that predicts its first
-/// option token. Scored labels equal to the pad id are skipped, as in MeZO; a candidate with
-/// no scored token gets NaN.
+/// at the first option token of each: the prompt pass's last position predicts every
+/// candidate's first option token, so candidates with one-token options (SST-2, RTE, …) need
+/// no second pass at all. A candidate's last token predicts nothing and is never run. Scored
+/// labels equal to the pad id are skipped, as in MeZO; a candidate with no scored token gets
+/// NaN.
 pub fn mean_option_logprobs_shared(
     model: &OptModel,
     examples: &[Vec<Candidate<'_>>],
@@ -86,7 +88,8 @@ pub fn mean_option_logprobs_shared(
 }
 
 /// The padded widths of [`mean_option_logprobs_shared`]'s two passes over a batch: the
-/// longest shared prompt and the longest rest of a candidate after it.
+/// longest shared prompt and the longest rest of a candidate after it, its last token left out
+/// (0: the prompt pass scores every candidate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SharedWidths {
     pub prompt: usize,
@@ -94,8 +97,7 @@ pub struct SharedWidths {
 }
 
 /// Each example's shared prompt length: the longest common prefix of its candidates' ids, cut
-/// so that every candidate keeps at least one token and the position that predicts its first
-/// option token.
+/// at each candidate's first option token (before its last token when it has no option).
 fn shared_prefixes(examples: &[Vec<Candidate<'_>>]) -> Vec<usize> {
     examples
         .iter()
@@ -110,7 +112,7 @@ fn shared_prefixes(examples: &[Vec<Candidate<'_>>]) -> Vec<usize> {
                     .take_while(|(a, b)| a == b)
                     .count();
                 let keep = if c.option_len > 0 {
-                    (c.ids.len() - c.option_len).saturating_sub(1)
+                    c.ids.len() - c.option_len
                 } else {
                     c.ids.len().saturating_sub(1)
                 };
@@ -129,7 +131,7 @@ pub fn shared_widths(examples: &[Vec<Candidate<'_>>]) -> SharedWidths {
         .zip(&prefix)
         .flat_map(|(cs, &p)| {
             cs.iter()
-                .map(move |c| c.ids.len() - if prompt > 0 { p } else { 0 })
+                .map(move |c| (c.ids.len() - 1).saturating_sub(if prompt > 0 { p } else { 0 }))
         })
         .max()
         .unwrap_or(0);
@@ -173,11 +175,54 @@ pub fn mean_option_logprobs_shared_to(
         )));
     }
     let plen = w.prompt;
+    let clen = w.rest;
     let rows = cands.len();
+    let n = examples.len();
+    // Tokens of each candidate run by the prompt pass.
+    let skip_of = |e: usize| if plen > 0 { prefix[e] } else { 0 };
+    // Each scored token t is predicted by position t − 1's hidden state: the prompt's last
+    // position (t − 1 = skip − 1, the first option token) is the prompt pass's, every later one
+    // the rest pass's. The last token of a candidate predicts nothing, so it is not run.
+    let mut from_prompt: (Vec<u32>, Vec<u32>, Vec<usize>) = Default::default();
+    let mut from_rest: (Vec<u32>, Vec<u32>, Vec<usize>) = Default::default();
+    for (r, &(e, c)) in cands.iter().enumerate() {
+        let skip = skip_of(e);
+        for t in c.ids.len() - c.option_len..c.ids.len() {
+            if c.ids[t] == pad || t == 0 {
+                continue;
+            }
+            let (list, row) = if t == skip {
+                (&mut from_prompt, e)
+            } else if t > skip {
+                (&mut from_rest, r * clen + t - 1 - skip)
+            } else {
+                return Err(Error::Input(format!(
+                    "scoring: example {e}: a scored token inside the shared prompt"
+                )));
+            };
+            list.0.push(row as u32);
+            list.1.push(c.ids[t]);
+            list.2.push(r);
+        }
+    }
+    let mut sums = vec![(0f64, 0usize); rows];
+    let mut add = |hidden: &candle_core::Tensor,
+                   (idx, labels, of): (Vec<u32>, Vec<u32>, Vec<usize>)|
+     -> Result<()> {
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let idx = candle_core::Tensor::from_slice(&idx, idx.len(), hidden.device())?;
+        let nll = model.nll_from_hidden(&hidden.index_select(&idx, 0)?, &labels)?;
+        for (r, v) in of.into_iter().zip(nll) {
+            sums[r].0 -= v;
+            sums[r].1 += 1;
+        }
+        Ok(())
+    };
     let mut cache = KvCache::default();
     let mut tokens_run = 0;
     if plen > 0 {
-        let n = examples.len();
         let mut ids = vec![pad; n * plen];
         let mut mask = vec![0u8; n * plen];
         for (e, cs) in examples.iter().enumerate() {
@@ -188,42 +233,36 @@ pub fn mean_option_logprobs_shared_to(
             }
             tokens_run += p;
         }
-        model.forward_hidden_cached(&ids, &mask, n, plen, &mut cache)?;
-        let of_row: Vec<u32> = cands.iter().map(|(e, _)| *e as u32).collect();
-        cache = cache.select_rows(&of_row)?;
-    }
-    // The rest of each candidate, right-padded.
-    // Tokens of each candidate already in the cache.
-    let skip_of = |e: usize| if plen > 0 { prefix[e] } else { 0 };
-    let clen = w.rest;
-    let mut ids = vec![pad; rows * clen];
-    let mut mask = vec![0u8; rows * clen];
-    let mut label_rows = Vec::new();
-    let mut labels = Vec::new();
-    let mut label_of = Vec::new();
-    for (r, &(e, c)) in cands.iter().enumerate() {
-        let skip = skip_of(e);
-        let tail = &c.ids[skip..];
-        ids[r * clen..r * clen + tail.len()].copy_from_slice(tail);
-        mask[r * clen..r * clen + tail.len()].fill(1);
-        tokens_run += tail.len();
-        for t in c.ids.len() - c.option_len..c.ids.len() {
-            if c.ids[t] != pad && t > skip {
-                label_rows.push((r * clen + t - 1 - skip) as u32);
-                labels.push(c.ids[t]);
-                label_of.push(r);
-            }
+        // The hidden state at each prompt's last position. With no rest to run (one-token
+        // options: SST-2, RTE, …) the prompts are the only pass, and its last layer runs at
+        // those positions only; which path runs depends on the widths alone, so a slice padded
+        // to a batch's widths gets the batch's bits.
+        let last: Vec<u32> = (0..n).map(|e| (e * plen + plen - 1) as u32).collect();
+        let hidden_last = if clen == 0 {
+            model.forward_hidden_rows(&ids, &mask, n, plen, &last)?
+        } else {
+            let hidden = model.forward_hidden_cached(&ids, &mask, n, plen, &mut cache)?;
+            let last = candle_core::Tensor::from_slice(&last, n, hidden.device())?;
+            hidden.index_select(&last, 0)?
+        };
+        add(&hidden_last, from_prompt)?;
+        if clen > 0 {
+            let of_row: Vec<u32> = cands.iter().map(|(e, _)| *e as u32).collect();
+            cache = cache.select_rows(&of_row)?;
         }
     }
-    let hidden = model.forward_hidden_cached(&ids, &mask, rows, clen, &mut cache)?;
-    let mut sums = vec![(0f64, 0usize); rows];
-    if !labels.is_empty() {
-        let idx = candle_core::Tensor::from_slice(&label_rows, label_rows.len(), hidden.device())?;
-        let nll = model.nll_from_hidden(&hidden.index_select(&idx, 0)?, &labels)?;
-        for (r, v) in label_of.into_iter().zip(nll) {
-            sums[r].0 -= v;
-            sums[r].1 += 1;
+    if clen > 0 {
+        // The rest of each candidate but its last token, right-padded.
+        let mut ids = vec![pad; rows * clen];
+        let mut mask = vec![0u8; rows * clen];
+        for (r, &(e, c)) in cands.iter().enumerate() {
+            let tail = &c.ids[skip_of(e)..c.ids.len() - 1];
+            ids[r * clen..r * clen + tail.len()].copy_from_slice(tail);
+            mask[r * clen..r * clen + tail.len()].fill(1);
+            tokens_run += tail.len();
         }
+        let hidden = model.forward_hidden_cached(&ids, &mask, rows, clen, &mut cache)?;
+        add(&hidden, from_rest)?;
     }
     Ok(SharedScores {
         scores: sums.iter().map(|&(s, n)| s / n as f64).collect(),

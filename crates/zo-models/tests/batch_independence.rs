@@ -66,49 +66,56 @@ fn shared_prompt_slices_padded_to_the_batch_widths_give_the_full_batch_bits() {
     use zo_models::scoring::{classification_losses_shared, shared_widths, Candidate};
     let m = OptModel::random(&cfg(), 7, DType::F32, &Device::Cpu).unwrap();
     let (s, _) = seqs();
-    // Each sequence is a prompt; every example gets two candidates of 1 and 2 option tokens.
-    let cands: Vec<Vec<Vec<u32>>> = s
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            (0..2)
-                .map(|c| {
-                    let mut x = p.clone();
-                    x.extend((0..=c).map(|t| ((i * 7 + c * 3 + t) % 400 + 5) as u32));
-                    x
-                })
-                .collect()
-        })
-        .collect();
-    let examples: Vec<Vec<Candidate>> = cands
-        .iter()
-        .map(|cs| {
-            cs.iter()
-                .enumerate()
-                .map(|(c, ids)| Candidate {
-                    ids,
-                    option_len: c + 1,
-                })
-                .collect()
-        })
-        .collect();
-    let correct: Vec<usize> = (0..examples.len()).map(|i| i % 2).collect();
-    let w = shared_widths(&examples);
-    let whole = classification_losses_shared(&m, &examples, &correct, None).unwrap();
-    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    for parts in [2usize, 3, 6] {
-        let n = examples.len() / parts;
-        let mut joined = Vec::new();
-        for p in 0..parts {
-            let r = p * n..(p + 1) * n;
-            joined.extend(
-                classification_losses_shared(&m, &examples[r.clone()], &correct[r], Some(w))
-                    .unwrap(),
-            );
+    // Each sequence is a prompt; every example gets two candidates, of 1 and 2 option tokens
+    // (a prompt pass into a KV cache, then a pass over the second token of the longer option),
+    // then of 1 token each (the prompt pass alone, its last layer at the prompts' last rows).
+    for two_token in [true, false] {
+        let olen = |c: usize| if two_token { c + 1 } else { 1 };
+        let cands: Vec<Vec<Vec<u32>>> = s
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (0..2)
+                    .map(|c| {
+                        let mut x = p.clone();
+                        x.extend((0..olen(c)).map(|t| ((i * 7 + c * 3 + t) % 400 + 5) as u32));
+                        x
+                    })
+                    .collect()
+            })
+            .collect();
+        let examples: Vec<Vec<Candidate>> = cands
+            .iter()
+            .map(|cs| {
+                cs.iter()
+                    .enumerate()
+                    .map(|(c, ids)| Candidate {
+                        ids,
+                        option_len: olen(c),
+                    })
+                    .collect()
+            })
+            .collect();
+        let correct: Vec<usize> = (0..examples.len()).map(|i| i % 2).collect();
+        let w = shared_widths(&examples);
+        assert_eq!(w.rest, usize::from(two_token), "{w:?}");
+        let whole = classification_losses_shared(&m, &examples, &correct, None).unwrap();
+        assert!(whole.iter().all(|l| l.is_finite()), "{whole:?}");
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for parts in [2usize, 3, 6] {
+            let n = examples.len() / parts;
+            let mut joined = Vec::new();
+            for p in 0..parts {
+                let r = p * n..(p + 1) * n;
+                joined.extend(
+                    classification_losses_shared(&m, &examples[r.clone()], &correct[r], Some(w))
+                        .unwrap(),
+                );
+            }
+            assert_eq!(bits(&joined), bits(&whole), "{parts} slices differ");
         }
-        assert_eq!(bits(&joined), bits(&whole), "{parts} slices differ");
+        // Widths smaller than a slice's own are refused.
+        let small = zo_models::scoring::SharedWidths { prompt: 1, rest: 0 };
+        assert!(classification_losses_shared(&m, &examples, &correct, Some(small)).is_err());
     }
-    // Widths smaller than a slice's own are refused.
-    let small = zo_models::scoring::SharedWidths { prompt: 1, rest: 1 };
-    assert!(classification_losses_shared(&m, &examples, &correct, Some(small)).is_err());
 }

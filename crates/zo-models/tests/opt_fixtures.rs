@@ -220,13 +220,61 @@ fn shared_prompt_scoring_matches_transformers() {
         let got = mean_option_logprobs_shared(&model, &examples).unwrap();
         let d = max_abs_diff(&got.scores, &f64_vec(&g["mezo_mean_option_logprob"]));
         assert!(d <= TOL, "{name} shared scores: {d}");
-        // Shared prefixes: 5 tokens of rows 0-1 (their common 6 less the last, whose hidden
-        // state predicts each option), 3 of rows 2-3 (common 4 less one: row 2's option has
-        // 2 tokens), and row 4's prompt alone: run once instead of once per candidate.
+        // Shared prefixes: the common 6 tokens of rows 0-1 (their one-token options follow)
+        // and 4 of rows 2-3 (row 2's option, 2 tokens, starts there), run once instead of once
+        // per candidate; no candidate's last token runs (it predicts nothing).
         assert_eq!(got.tokens_unshared, 7 + 7 + 6 + 5 + 8);
-        assert_eq!(got.tokens_run, got.tokens_unshared - 5 - 3);
+        assert_eq!(got.tokens_run, got.tokens_unshared - 6 - 4 - 5);
         eprintln!("{name}: shared-prompt scores, max |Δ| vs transformers {d:.3e}");
     }
+}
+
+/// One-token options (SST-2's, RTE's): the prompts' pass alone scores every candidate (its
+/// last layer at the prompts' last positions only), and equals scoring each candidate whole.
+#[test]
+fn one_token_options_are_scored_by_the_prompt_pass_alone() {
+    let (model, _) = load("postln");
+    let pad = model.config().pad_token_id;
+    let mut state = 777u32;
+    let mut next = || {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        2 + (state >> 8) % 250
+    };
+    let plens = [3usize, 40, 17, 9];
+    let seqs: Vec<Vec<Vec<u32>>> = plens
+        .iter()
+        .map(|&p| {
+            let prompt: Vec<u32> = (0..p).map(|_| next()).collect();
+            (0..2)
+                .map(|_| {
+                    let mut s = prompt.clone();
+                    s.push(next());
+                    s
+                })
+                .collect()
+        })
+        .collect();
+    let examples: Vec<Vec<Candidate>> = seqs
+        .iter()
+        .map(|ss| {
+            ss.iter()
+                .map(|s| Candidate {
+                    ids: s,
+                    option_len: 1,
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(zo_models::scoring::shared_widths(&examples).rest, 0);
+    let shared = mean_option_logprobs_shared(&model, &examples).unwrap();
+    assert_eq!(shared.tokens_run, plens.iter().sum::<usize>());
+    let flat: Vec<Vec<u32>> = seqs.iter().flatten().cloned().collect();
+    let batch = Batch::left_padded(&flat, &vec![1; flat.len()], pad, None).unwrap();
+    let unshared = mean_option_logprobs(&model, &batch).unwrap();
+    let d = max_abs_diff(&shared.scores, &unshared);
+    assert!(d <= 1e-5, "one-token options, shared vs unshared: {d}");
+    // Two candidates of one example differ: each reads its own label's logit.
+    assert!(shared.scores[0] != shared.scores[1]);
 }
 
 #[test]
@@ -284,10 +332,10 @@ fn shared_prompt_scoring_equals_unshared_scoring() {
     let d = max_abs_diff(&shared.scores, &unshared);
     assert!(d <= 1e-5, "shared vs unshared: {d}");
     assert!(shared.scores.iter().all(|s| s.is_finite()));
-    // Each example's prompt but its last token ran once; the last token (whose hidden state
-    // predicts the option's first) and the option ran per candidate.
-    let prompts: usize = [3, 40, 17, 9, 25].iter().map(|p| p - 1).sum();
-    let per_candidate: usize = flat_olen.iter().map(|o| o + 1).sum();
+    // Each example's prompt ran once (its last position predicts every option's first token);
+    // per candidate only the option's tokens but its last.
+    let prompts: usize = [3, 40, 17, 9, 25].iter().sum();
+    let per_candidate: usize = flat_olen.iter().map(|o| o - 1).sum();
     assert_eq!(
         shared.tokens_unshared,
         flat_seqs.iter().map(Vec::len).sum::<usize>()

@@ -143,7 +143,8 @@ fn non_diff_terms(m: LossModel<'_>, features: &[&TrainFeature]) -> Result<Vec<f6
 /// (classification, generation) or one per scored option token (LM).
 ///
 /// The classification loss runs each example's prompt once for all its candidates
-/// ([`classification_losses_shared`]: SST-2's two one-token options cost one prompt, not two);
+/// ([`classification_losses_shared`]: SST-2's two one-token options cost one pass over the
+/// prompt, whose last position predicts both, instead of two whole sequences);
 /// MeZO runs every candidate's whole sequence, which gives the same loss up to float rounding.
 pub fn loss_terms(
     m: LossModel<'_>,
