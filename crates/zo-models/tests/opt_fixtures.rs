@@ -229,17 +229,38 @@ fn shared_prompt_scoring_matches_transformers() {
     }
 }
 
+/// Token ids from a fixed LCG seeded with `seed`, in `[2, 252)` (never the pad id).
+fn token_ids(seed: u32) -> impl FnMut() -> u32 {
+    let mut state = seed;
+    move || {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        2 + (state >> 8) % 250
+    }
+}
+
+/// The candidates of each example: its sequences with their option lengths.
+fn candidates<'a>(seqs: &'a [Vec<Vec<u32>>], olens: &[Vec<usize>]) -> Vec<Vec<Candidate<'a>>> {
+    seqs.iter()
+        .zip(olens)
+        .map(|(ss, os)| {
+            ss.iter()
+                .zip(os)
+                .map(|(s, &o)| Candidate {
+                    ids: s,
+                    option_len: o,
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// One-token options (SST-2's, RTE's): the prompts' pass alone scores every candidate (its
 /// last layer at the prompts' last positions only), and equals scoring each candidate whole.
 #[test]
 fn one_token_options_are_scored_by_the_prompt_pass_alone() {
     let (model, _) = load("postln");
     let pad = model.config().pad_token_id;
-    let mut state = 777u32;
-    let mut next = || {
-        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        2 + (state >> 8) % 250
-    };
+    let mut next = token_ids(777);
     let plens = [3usize, 40, 17, 9];
     let seqs: Vec<Vec<Vec<u32>>> = plens
         .iter()
@@ -254,17 +275,8 @@ fn one_token_options_are_scored_by_the_prompt_pass_alone() {
                 .collect()
         })
         .collect();
-    let examples: Vec<Vec<Candidate>> = seqs
-        .iter()
-        .map(|ss| {
-            ss.iter()
-                .map(|s| Candidate {
-                    ids: s,
-                    option_len: 1,
-                })
-                .collect()
-        })
-        .collect();
+    let olens: Vec<Vec<usize>> = seqs.iter().map(|ss| vec![1; ss.len()]).collect();
+    let examples = candidates(&seqs, &olens);
     assert_eq!(zo_models::scoring::shared_widths(&examples).rest, 0);
     let shared = mean_option_logprobs_shared(&model, &examples).unwrap();
     assert_eq!(shared.tokens_run, plens.iter().sum::<usize>());
@@ -284,11 +296,7 @@ fn shared_prompt_scoring_equals_unshared_scoring() {
     // Examples with prompts of 3-40 tokens and 1-4 candidates whose options have 1-3 tokens
     // (some options share their first token, so the common prefix runs into the option and is
     // cut back); ids from a fixed LCG, never the pad id.
-    let mut state = 12_345u32;
-    let mut next = || {
-        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        2 + (state >> 8) % 250
-    };
+    let mut next = token_ids(12_345);
     let mut seqs: Vec<Vec<Vec<u32>>> = Vec::new();
     let mut olens: Vec<Vec<usize>> = Vec::new();
     for (e, (plen, ncand)) in [(3, 2), (40, 4), (17, 1), (9, 3), (25, 2)]
@@ -311,19 +319,7 @@ fn shared_prompt_scoring_equals_unshared_scoring() {
         seqs.push(ss);
         olens.push(os);
     }
-    let examples: Vec<Vec<Candidate>> = seqs
-        .iter()
-        .zip(&olens)
-        .map(|(ss, os)| {
-            ss.iter()
-                .zip(os)
-                .map(|(s, &o)| Candidate {
-                    ids: s,
-                    option_len: o,
-                })
-                .collect()
-        })
-        .collect();
+    let examples = candidates(&seqs, &olens);
     let shared = mean_option_logprobs_shared(&model, &examples).unwrap();
     let flat_seqs: Vec<Vec<u32>> = seqs.iter().flatten().cloned().collect();
     let flat_olen: Vec<usize> = olens.iter().flatten().copied().collect();
