@@ -70,7 +70,7 @@ pub fn main() -> ExitCode {
 /// at opt-125m's B16 × T64) fresh pages on every call: its dynamic mmap threshold and the heap
 /// trim at 2× that threshold give the freed buffers back to the kernel, and the next forward
 /// faults them in again, zeroed. On `zo bench --figure b2 --loss task` (opt-125m shapes) that was
-/// ≈ 66 000 page faults per optimizer step, ≈ 0.17 s of kernel CPU time per step
+/// ≈ 62 000 page faults per optimizer step, ≈ 0.13–0.16 s of kernel CPU time per step
 /// (docs/BENCH.md round 12). Buffers under 32 MB (the most glibc's `mallopt` accepts) now come
 /// from the heap, and up to 1 GB of freed heap stays with the process for the next forward, so
 /// a step after the first faults in nothing. Freed memory is reused, not added to: the peak RSS
