@@ -8,17 +8,29 @@
 //! of `zo bench --figure b1`): the `gemm` crate's calls took 26 % of the forward's samples for
 //! 1 % of its FLOPs.
 //!
-//! Tiles are `R × L` (4 rows × 16 columns) accumulated in local arrays, which the compiler
-//! keeps in vector registers; the columns are the vector dimension (keys for `S`, through a
-//! transposed copy of `K`; features for `O`, read straight from `V`'s rows). Every element is
-//! one chain of fused multiply-adds in `p` (resp. `j`) order, started from the mask value
-//! (resp. 0), in the full-tile path and the edge path alike and on every ISA (`f32::mul_add`
-//! is always fused): the result does not depend on the tiling, the thread count or the CPU.
+//! Tiles are `R × L` accumulated in local arrays, which the compiler keeps in vector
+//! registers; the columns are the vector dimension (keys for `S`, through a transposed copy of
+//! `K`; features for `O`, read straight from `V`'s rows). The shapes are per ISA, as many
+//! accumulators as the registers hold with room for the operands: AVX-512 `S` in 8 × 16 tiles
+//! and `O` in 4 × 64 (then 4 × 16), AVX2 and the portable path 4 × 16 for both. Rows left over
+//! run as 1-row tiles, columns left over element by element.
+//!
+//! Work the mask makes useless is skipped: a causal mask hides half of `S` and, after the
+//! softmax, leaves half of `P` zero. A score whose mask value is at most [`ABSORBING`] is not
+//! computed (it stays the mask value, which is what computing it gives), and `O`'s sums run
+//! only over the keys where some row of the tile has a nonzero probability (a zero term leaves
+//! an FMA chain as it is).
+//!
+//! Every element is one chain of fused multiply-adds in `p` (resp. `j`) order, started from the
+//! mask value (resp. 0), in the full-tile path and the edge path alike and on every ISA
+//! (`f32::mul_add` is always fused): the result does not depend on the tiling, the thread
+//! count or the CPU.
 
-/// Rows per tile.
-const R: usize = 4;
-/// Columns per tile (one AVX-512 vector, two AVX2 vectors).
-const L: usize = 16;
+/// Mask values at or below `−2¹²⁰` absorb every product term: their ulp is at least `2⁹⁷`, so
+/// `m + y` rounds back to `m` for `|y| < 2⁹⁶`, and an FMA chain started from such an `m` ends at
+/// `m` (for finite operands whose products stay under `2⁹⁶`, i.e. every real activation).
+/// OPT's additive mask is `f32::MIN / 2` (bf16's `MIN / 2` in a bf16 model), far below.
+const ABSORBING: f32 = f32::from_bits(0xFB80_0000);
 
 /// `s[t × t] += q kᵀ` where `s` holds the additive mask on entry and `q`, `k` are `t × d`
 /// blocks with row stride `ld` (a head's columns of the `[b·t, heads·d]` projections).
@@ -48,7 +60,7 @@ pub(super) fn scores(
             return unsafe { scores_avx2(q, k, ld, t, d, kt, s) };
         }
     }
-    scores_impl(q, k, ld, t, d, kt, s)
+    scores_tiled::<4, 16>(q, k, ld, t, d, kt, s)
 }
 
 /// `out[t × d] = p v` for the row-stochastic `p` (`t × t`, contiguous) and `v` (`t × d`, row
@@ -81,7 +93,7 @@ pub(super) unsafe fn weighted_sum(
         }
     }
     // SAFETY: `out` as the caller guarantees.
-    unsafe { weighted_sum_impl(p, v, ld, t, d, out) }
+    unsafe { weighted_tiled::<4, 16>(p, v, ld, t, d, out) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -95,110 +107,210 @@ fn scores_avx512(
     kt: &mut [f32],
     s: &mut [f32],
 ) {
-    scores_impl(q, k, ld, t, d, kt, s)
+    scores_tiled::<8, 16>(q, k, ld, t, d, kt, s)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn scores_avx2(q: &[f32], k: &[f32], ld: usize, t: usize, d: usize, kt: &mut [f32], s: &mut [f32]) {
-    scores_impl(q, k, ld, t, d, kt, s)
+    scores_tiled::<4, 16>(q, k, ld, t, d, kt, s)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn weighted_sum_avx512(p: &[f32], v: &[f32], ld: usize, t: usize, d: usize, out: *mut f32) {
     // SAFETY: forwarded from the caller.
-    unsafe { weighted_sum_impl(p, v, ld, t, d, out) }
+    unsafe { weighted_tiled::<4, 64>(p, v, ld, t, d, out) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn weighted_sum_avx2(p: &[f32], v: &[f32], ld: usize, t: usize, d: usize, out: *mut f32) {
     // SAFETY: forwarded from the caller.
-    unsafe { weighted_sum_impl(p, v, ld, t, d, out) }
+    unsafe { weighted_tiled::<4, 16>(p, v, ld, t, d, out) }
 }
 
+/// [`scores`] in `R × L` tiles (rows left over in `1 × L` tiles).
 #[inline(always)]
-fn scores_impl(q: &[f32], k: &[f32], ld: usize, t: usize, d: usize, kt: &mut [f32], s: &mut [f32]) {
+fn scores_tiled<const R: usize, const L: usize>(
+    q: &[f32],
+    k: &[f32],
+    ld: usize,
+    t: usize,
+    d: usize,
+    kt: &mut [f32],
+    s: &mut [f32],
+) {
     for j in 0..t {
         for (p, &x) in k[j * ld..j * ld + d].iter().enumerate() {
             kt[p * t + j] = x;
         }
     }
-    for i in (0..t).step_by(R) {
-        let rows = R.min(t - i);
-        for j in (0..t).step_by(L) {
-            let cols = L.min(t - j);
-            if rows == R && cols == L {
-                let qr: [&[f32]; R] = std::array::from_fn(|r| &q[(i + r) * ld..][..d]);
-                let mut acc = [[0f32; L]; R];
-                for (r, a) in acc.iter_mut().enumerate() {
-                    a.copy_from_slice(&s[(i + r) * t + j..][..L]);
-                }
-                for p in 0..d {
-                    let kv: &[f32; L] = kt[p * t + j..][..L].try_into().expect("L columns");
-                    for (a, qrow) in acc.iter_mut().zip(&qr) {
-                        let x = qrow[p];
-                        for (y, &b) in a.iter_mut().zip(kv) {
-                            *y = x.mul_add(b, *y);
-                        }
-                    }
-                }
-                for (r, a) in acc.iter().enumerate() {
-                    s[(i + r) * t + j..][..L].copy_from_slice(a);
-                }
-            } else {
-                for r in i..i + rows {
-                    for c in j..j + cols {
-                        let mut y = s[r * t + c];
-                        for p in 0..d {
-                            y = q[r * ld + p].mul_add(kt[p * t + c], y);
-                        }
-                        s[r * t + c] = y;
+    let mut i = 0;
+    while i + R <= t {
+        score_rows::<R, L>(q, kt, ld, t, d, s, i);
+        i += R;
+    }
+    for i in i..t {
+        score_rows::<1, L>(q, kt, ld, t, d, s, i);
+    }
+}
+
+/// Rows `i .. i + R` of [`scores`].
+#[inline(always)]
+fn score_rows<const R: usize, const L: usize>(
+    q: &[f32],
+    kt: &[f32],
+    ld: usize,
+    t: usize,
+    d: usize,
+    s: &mut [f32],
+    i: usize,
+) {
+    let qr: [&[f32]; R] = std::array::from_fn(|r| &q[(i + r) * ld..][..d]);
+    let mut j = 0;
+    while j + L <= t {
+        let absorbed = (0..R).all(|r| s[(i + r) * t + j..][..L].iter().all(|&m| m <= ABSORBING));
+        if !absorbed {
+            let mut acc = [[0f32; L]; R];
+            for (r, a) in acc.iter_mut().enumerate() {
+                a.copy_from_slice(&s[(i + r) * t + j..][..L]);
+            }
+            for p in 0..d {
+                let kv: &[f32; L] = kt[p * t + j..][..L].try_into().expect("L columns");
+                for (a, qrow) in acc.iter_mut().zip(&qr) {
+                    let x = qrow[p];
+                    for (y, &b) in a.iter_mut().zip(kv) {
+                        *y = x.mul_add(b, *y);
                     }
                 }
             }
+            for (r, a) in acc.iter().enumerate() {
+                s[(i + r) * t + j..][..L].copy_from_slice(a);
+            }
+        }
+        j += L;
+    }
+    for (r, qrow) in qr.iter().enumerate() {
+        for c in j..t {
+            let mut y = s[(i + r) * t + c];
+            if y <= ABSORBING {
+                continue;
+            }
+            for (p, &x) in qrow.iter().enumerate() {
+                y = x.mul_add(kt[p * t + c], y);
+            }
+            s[(i + r) * t + c] = y;
         }
     }
 }
 
+/// [`weighted_sum`] in `R × L` tiles (then `R × 16` tiles for the columns left over, and rows
+/// left over as 1-row tiles).
+///
 /// # Safety
 /// As [`weighted_sum`].
 #[inline(always)]
-unsafe fn weighted_sum_impl(p: &[f32], v: &[f32], ld: usize, t: usize, d: usize, out: *mut f32) {
+unsafe fn weighted_tiled<const R: usize, const L: usize>(
+    p: &[f32],
+    v: &[f32],
+    ld: usize,
+    t: usize,
+    d: usize,
+    out: *mut f32,
+) {
     assert!(p.len() >= t * t && (t == 0 || v.len() >= (t - 1) * ld + d));
-    for i in (0..t).step_by(R) {
-        let rows = R.min(t - i);
-        for c in (0..d).step_by(L) {
-            let cols = L.min(d - c);
-            let mut acc = [[0f32; L]; R];
-            if rows == R && cols == L {
-                let pr: [&[f32]; R] = std::array::from_fn(|r| &p[(i + r) * t..][..t]);
-                for j in 0..t {
-                    let vv: &[f32; L] = v[j * ld + c..][..L].try_into().expect("L columns");
-                    for (a, prow) in acc.iter_mut().zip(&pr) {
-                        let x = prow[j];
-                        for (y, &b) in a.iter_mut().zip(vv) {
-                            *y = x.mul_add(b, *y);
-                        }
-                    }
-                }
-            } else {
-                for (r, a) in acc.iter_mut().enumerate().take(rows) {
-                    for (l, y) in a.iter_mut().enumerate().take(cols) {
-                        for j in 0..t {
-                            *y = p[(i + r) * t + j].mul_add(v[j * ld + c + l], *y);
-                        }
-                    }
-                }
+    let mut i = 0;
+    while i + R <= t {
+        // SAFETY: forwarded from the caller.
+        unsafe { weighted_rows::<R, L>(p, v, ld, t, d, out, i) };
+        i += R;
+    }
+    for i in i..t {
+        // SAFETY: forwarded from the caller.
+        unsafe { weighted_rows::<1, L>(p, v, ld, t, d, out, i) };
+    }
+}
+
+/// Rows `i .. i + R` of [`weighted_sum`], over the keys `lo .. hi` outside which every
+/// probability of these rows is zero.
+///
+/// # Safety
+/// As [`weighted_sum`]; `i + R <= t`.
+#[inline(always)]
+unsafe fn weighted_rows<const R: usize, const L: usize>(
+    p: &[f32],
+    v: &[f32],
+    ld: usize,
+    t: usize,
+    d: usize,
+    out: *mut f32,
+    i: usize,
+) {
+    let pr: [&[f32]; R] = std::array::from_fn(|r| &p[(i + r) * t..][..t]);
+    let lo = pr
+        .iter()
+        .map(|row| row.iter().position(|&x| x != 0.0).unwrap_or(t))
+        .min()
+        .unwrap_or(t);
+    let hi = pr
+        .iter()
+        .map(|row| row.iter().rposition(|&x| x != 0.0).map_or(0, |j| j + 1))
+        .max()
+        .unwrap_or(0)
+        .max(lo);
+    let mut c = 0;
+    while c + L <= d {
+        // SAFETY: columns c .. c + L < d of rows i .. i + R < t: inside the caller's block.
+        unsafe { weighted_tile::<R, L>(&pr, v, ld, lo, hi, out, i, c) };
+        c += L;
+    }
+    while c + 16 <= d {
+        // SAFETY: as above.
+        unsafe { weighted_tile::<R, 16>(&pr, v, ld, lo, hi, out, i, c) };
+        c += 16;
+    }
+    for (r, prow) in pr.iter().enumerate() {
+        for c in c..d {
+            let mut y = 0f32;
+            for j in lo..hi {
+                y = prow[j].mul_add(v[j * ld + c], y);
             }
-            for (r, a) in acc.iter().enumerate().take(rows) {
-                for (l, &y) in a.iter().enumerate().take(cols) {
-                    // SAFETY: row i + r < t, column c + l < d: inside the caller's block.
-                    unsafe { *out.add((i + r) * ld + c + l) = y };
-                }
+            // SAFETY: row i + r < t, column c < d: inside the caller's block.
+            unsafe { *out.add((i + r) * ld + c) = y };
+        }
+    }
+}
+
+/// One `R × L` tile of [`weighted_sum`]: rows `i ..`, columns `c ..`, keys `lo .. hi`.
+///
+/// # Safety
+/// The tile lies inside the caller's block of [`weighted_sum`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn weighted_tile<const R: usize, const L: usize>(
+    pr: &[&[f32]; R],
+    v: &[f32],
+    ld: usize,
+    lo: usize,
+    hi: usize,
+    out: *mut f32,
+    i: usize,
+    c: usize,
+) {
+    let mut acc = [[0f32; L]; R];
+    for j in lo..hi {
+        let vv: &[f32; L] = v[j * ld + c..][..L].try_into().expect("L columns");
+        for (a, prow) in acc.iter_mut().zip(pr) {
+            let x = prow[j];
+            for (y, &b) in a.iter_mut().zip(vv) {
+                *y = x.mul_add(b, *y);
             }
         }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(a.as_ptr(), out.add((i + r) * ld + c), L) };
     }
 }
 
@@ -244,7 +356,7 @@ mod tests {
             scores(&q, &k, ld, t, d, &mut kt, &mut s);
             let mut s_port = mask.clone();
             let mut kt2 = vec![0.0; t * d];
-            scores_impl(&q, &k, ld, t, d, &mut kt2, &mut s_port);
+            scores_tiled::<4, 16>(&q, &k, ld, t, d, &mut kt2, &mut s_port);
             assert_eq!(
                 s, s_port,
                 "scores: ISA path differs from the portable one (t={t}, d={d})"
@@ -268,7 +380,7 @@ mod tests {
             // SAFETY: `o` holds the t × d block at stride ld; single thread.
             unsafe {
                 weighted_sum(&s, &v, ld, t, d, o.as_mut_ptr());
-                weighted_sum_impl(&s, &v, ld, t, d, o_port.as_mut_ptr());
+                weighted_tiled::<4, 16>(&s, &v, ld, t, d, o_port.as_mut_ptr());
             }
             for i in 0..t {
                 for c in 0..d {
@@ -286,6 +398,110 @@ mod tests {
             // Columns outside the block are untouched.
             if ld > d {
                 assert!(o[d].is_nan());
+            }
+        }
+    }
+
+    /// Every FMA chain in full, nothing skipped: the products as [`scores`] and
+    /// [`weighted_sum`] define them.
+    fn naive(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        mask: &[f32],
+        ld: usize,
+        t: usize,
+        d: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let mut s = mask.to_vec();
+        for i in 0..t {
+            for j in 0..t {
+                let mut y = s[i * t + j];
+                for p in 0..d {
+                    y = q[i * ld + p].mul_add(k[j * ld + p], y);
+                }
+                s[i * t + j] = y;
+            }
+        }
+        crate::rows::softmax_rows(&mut s, t);
+        let mut o = vec![0f32; t * d];
+        for i in 0..t {
+            for c in 0..d {
+                let mut y = 0f32;
+                for j in 0..t {
+                    y = s[i * t + j].mul_add(v[j * ld + c], y);
+                }
+                o[i * d + c] = y;
+            }
+        }
+        (s, o)
+    }
+
+    /// Causal and left-padded masks (OPT's `f32::MIN / 2`, and −∞): skipping the masked
+    /// scores and the zero probabilities gives the bits of the full chains, on every tiling
+    /// (this CPU's, 4 × 16, 1-row tiles), including rows whose keys are all masked.
+    #[test]
+    fn skipping_masked_work_keeps_the_bits() {
+        let gen = |n: usize, s: u32| -> Vec<f32> {
+            (0..n)
+                .map(|i| {
+                    ((((i as u32).wrapping_mul(2654435761).wrapping_add(s) >> 8) as f32
+                        / 16777216.0)
+                        - 0.5)
+                        * 3.0
+                })
+                .collect()
+        };
+        for (t, d, ld, pad, neg) in [
+            (64, 64, 768, 0, f32::MIN / 2.0),
+            (64, 64, 768, 13, f32::MIN / 2.0),
+            (57, 80, 160, 9, f32::MIN / 2.0),
+            (23, 64, 64, 5, f32::NEG_INFINITY),
+            (9, 16, 16, 0, f32::MIN / 2.0),
+        ] {
+            let (q, k, v) = (
+                gen((t - 1) * ld + d, 11),
+                gen((t - 1) * ld + d, 12),
+                gen((t - 1) * ld + d, 13),
+            );
+            // Causal, the first `pad` keys padding (so the first `pad` query rows see nothing).
+            let mut mask = vec![neg; t * t];
+            for i in 0..t {
+                for j in pad..=i {
+                    mask[i * t + j] = 0.0;
+                }
+            }
+            let (s_ref, o_ref) = naive(&q, &k, &v, &mask, ld, t, d);
+            let mut kt = Vec::new();
+            let mut s_isa = mask.clone();
+            scores(&q, &k, ld, t, d, &mut kt, &mut s_isa);
+            let mut s_port = mask.clone();
+            let mut kt2 = vec![0.0; t * d];
+            scores_tiled::<4, 16>(&q, &k, ld, t, d, &mut kt2, &mut s_port);
+            let mut s_rows = mask.clone();
+            scores_tiled::<1, 16>(&q, &k, ld, t, d, &mut kt2, &mut s_rows);
+            for (name, mut s) in [("isa", s_isa), ("4x16", s_port), ("1x16", s_rows)] {
+                crate::rows::softmax_rows(&mut s, t);
+                let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&s), bits(&s_ref), "{name} scores, t={t} pad={pad}");
+                let mut o = vec![f32::NAN; (t - 1) * ld + d];
+                let mut o_port = o.clone();
+                // SAFETY: `o` holds the t × d block at stride ld; single thread.
+                unsafe {
+                    weighted_sum(&s, &v, ld, t, d, o.as_mut_ptr());
+                    weighted_tiled::<1, 16>(&s, &v, ld, t, d, o_port.as_mut_ptr());
+                }
+                for i in 0..t {
+                    for c in 0..d {
+                        let want = o_ref[i * d + c];
+                        assert_eq!(
+                            o[i * ld + c],
+                            want,
+                            "{name} output ({i},{c}) t={t} pad={pad}"
+                        );
+                        assert_eq!(o_port[i * ld + c], want, "{name} 1-row output ({i},{c})");
+                    }
+                }
             }
         }
     }
