@@ -153,6 +153,12 @@ fn softmax_rows_generic(rows: &mut [f32], width: usize) {
         let mut acc = [0f32; L];
         let mut chunks = row.chunks_exact_mut(L);
         for c in &mut chunks {
+            // Entries more than 87 under the max (the masked keys of a causal row) have
+            // probability 0 (see `exp_nonpos`); a chunk of them adds +0 to the lanes, a no-op.
+            if c.iter().all(|&x| x - m < -87.0) {
+                c.fill(0.0);
+                continue;
+            }
             for k in 0..L {
                 c[k] = exp_nonpos(c[k] - m);
                 acc[k] += c[k];
@@ -231,6 +237,59 @@ mod tests {
         }
         for row in rows.chunks(width) {
             assert!((row.iter().map(|&v| v as f64).sum::<f64>() - 1.0).abs() < 1e-5);
+        }
+    }
+
+    /// Skipping the chunks of masked entries (causal rows, padded rows, a fully masked row,
+    /// entries just above and below the cut at 87 under the max) gives the bits of the full
+    /// computation: every `exp` in its lane, the lanes then the rest, the division, the flush.
+    #[test]
+    fn softmax_skipping_masked_chunks_keeps_the_bits() {
+        let reference = |row: &mut [f32]| {
+            let m = max_lanes(row);
+            let mut acc = [0f32; L];
+            let n = row.len() / L * L;
+            for (i, x) in row[..n].iter_mut().enumerate() {
+                *x = exp_nonpos(*x - m);
+                acc[i % L] += *x;
+            }
+            let mut sum = acc.iter().sum::<f32>();
+            for x in &mut row[n..] {
+                *x = exp_nonpos(*x - m);
+                sum += *x;
+            }
+            for x in row.iter_mut() {
+                let y = *x / sum;
+                *x = if y < f32::MIN_POSITIVE { 0.0 } else { y };
+            }
+        };
+        let neg = f32::MIN / 2.0;
+        for width in [64, 57, 8, 3] {
+            let mut rows = Vec::new();
+            for i in 0..width {
+                // Causal row i with 2 padded keys in front.
+                rows.extend((0..width).map(|j| {
+                    if j < 2.min(i) || j > i {
+                        neg
+                    } else {
+                        ((i * 31 + j * 17) % 23) as f32 * 0.4 - 4.0
+                    }
+                }));
+            }
+            rows.extend(std::iter::repeat_n(neg, width));
+            // Entries near the cut, a chunk at a time: max 0, others at -86.99 (probability
+            // 1.7e-38, a normal float) / -87 / -87.01.
+            rows.extend((0..width).map(|j| match j {
+                0 => 0.0,
+                _ => [-86.99, -87.0, -87.01][(j / L) % 3],
+            }));
+            let mut want = rows.clone();
+            for row in want.chunks_mut(width) {
+                reference(row);
+            }
+            softmax_rows(&mut rows, width);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&rows), bits(&want), "width {width}");
         }
     }
 
