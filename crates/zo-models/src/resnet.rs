@@ -255,8 +255,8 @@ impl ResNet {
     }
 
     /// The same convolution on the f32 CPU path (`conv.rs`): BN folded into the weights, the
-    /// residual and ReLU in the GEMM's epilogue, NHWC activations.
-    fn conv_bn_nhwc(
+    /// residual and ReLU in the GEMM's epilogue, HWNC activations.
+    fn conv_bn_hwnc(
         &self,
         x: &conv::Act,
         (name, bn): (&str, &str),
@@ -300,7 +300,7 @@ impl ResNet {
             && self.device().is_cpu()
             && crate::sgemm::available();
         if fast {
-            return self.forward_nhwc(&x);
+            return self.forward_hwnc(&x);
         }
         let stem_stride = if self.cfg.stem == Stem::ImageNet {
             2
@@ -355,9 +355,9 @@ impl ResNet {
             .is_some()
     }
 
-    /// The forward on the f32 CPU path: NHWC activations, every convolution one SGEMM with BN,
+    /// The forward on the f32 CPU path: HWNC activations, every convolution one SGEMM with BN,
     /// residual and ReLU in its epilogue (`conv.rs`), the pooled head one more.
-    fn forward_nhwc(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward_hwnc(&self, x: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = x.dims4()?;
         let xv = x.flatten_all()?.to_vec1::<f32>()?;
         let input = conv::Act::from_nchw(&xv, n, c, h, w);
@@ -366,7 +366,7 @@ impl ResNet {
         } else {
             1
         };
-        let mut x = self.conv_bn_nhwc(&input, ("conv1", "bn1"), stem_stride, None, true)?;
+        let mut x = self.conv_bn_hwnc(&input, ("conv1", "bn1"), stem_stride, None, true)?;
         input.recycle();
         if self.cfg.stem == Stem::ImageNet {
             let pooled = conv::max_pool_3x3_s2(&x);
@@ -379,7 +379,7 @@ impl ResNet {
                 let stride = if i == 0 && s > 0 { 2 } else { 1 };
                 let down = if self.has_downsample(&p) {
                     let names = (format!("{p}.downsample.0"), format!("{p}.downsample.1"));
-                    Some(self.conv_bn_nhwc(&x, (&names.0, &names.1), stride, None, false)?)
+                    Some(self.conv_bn_hwnc(&x, (&names.0, &names.1), stride, None, false)?)
                 } else {
                     None
                 };
@@ -391,17 +391,17 @@ impl ResNet {
                     let (c1, b1) = name(1);
                     let (c2, b2) = name(2);
                     let (c3, b3) = name(3);
-                    let h1 = self.conv_bn_nhwc(&x, (&c1, &b1), 1, None, true)?;
-                    let h2 = self.conv_bn_nhwc(&h1, (&c2, &b2), stride, None, true)?;
+                    let h1 = self.conv_bn_hwnc(&x, (&c1, &b1), 1, None, true)?;
+                    let h2 = self.conv_bn_hwnc(&h1, (&c2, &b2), stride, None, true)?;
                     h1.recycle();
-                    let y = self.conv_bn_nhwc(&h2, (&c3, &b3), 1, Some(identity), true)?;
+                    let y = self.conv_bn_hwnc(&h2, (&c3, &b3), 1, Some(identity), true)?;
                     h2.recycle();
                     y
                 } else {
                     let (c1, b1) = name(1);
                     let (c2, b2) = name(2);
-                    let h = self.conv_bn_nhwc(&x, (&c1, &b1), stride, None, true)?;
-                    let y = self.conv_bn_nhwc(&h, (&c2, &b2), 1, Some(identity), true)?;
+                    let h = self.conv_bn_hwnc(&x, (&c1, &b1), stride, None, true)?;
+                    let y = self.conv_bn_hwnc(&h, (&c2, &b2), 1, Some(identity), true)?;
                     h.recycle();
                     y
                 };

@@ -1,5 +1,6 @@
-//! The f32 CPU forward of the ResNet, on zo's own SGEMM ([`crate::sgemm`]), activations in
-//! NHWC (`[image, y, x, channel]`, channels contiguous).
+//! The f32 CPU forward of the ResNet, on zo's own SGEMM ([`crate::sgemm`]), activations
+//! position-major, HWNC (`[y, x, image, channel]`, channels contiguous, then the images of one
+//! pixel position).
 //!
 //! A convolution with eval-mode BatchNorm, the block's residual add and ReLU is one GEMM
 //! `out[pixel, o] = relu?(patch[pixel, :] · W'[o, :] + shift[o] + residual[pixel, o])`, where
@@ -7,13 +8,22 @@
 //! (rebuilt every call, as ZO perturbs the weights between forwards), `shift` goes in the
 //! GEMM's bias and the residual and ReLU in its epilogue, so the output is written once.
 //!
-//! In NHWC the output of the GEMM is the next layer's input as it is, a 1×1 stride-1
+//! With channels last the output of the GEMM is the next layer's input as it is, a 1×1 stride-1
 //! convolution multiplies the activation itself (no copy), and the patch row of an output pixel
 //! is `kh·kw` contiguous runs of `c` channels. Those rows are not stored: the GEMM asks
 //! [`Patches`] for them `MR` rows × one `k` block at a time, right before packing them
 //! (implicit im2col through L1, [`crate::sgemm::RowSource`]), where a stored im2col matrix of a
 //! CIFAR batch would be 9× the input (300 MB for ResNet-18's first stage at B128) and cost a
 //! second pass over memory.
+//!
+//! Why position-major: the GEMM's rows are the output pixels in storage order, taken `MR`
+//! (12) at a time by the kernel. In HWNC those 12 rows are one pixel position of 12 images, so
+//! they share their padding: a tap that falls in the padding is zero for all 12 rows, and the
+//! kernel skips it (`ARun::zero`) instead of multiplying zeros. In NHWC the 12 rows were 12
+//! neighbouring pixels of one image, with different padding. On CIFAR's 3×3 convolutions the
+//! padding is 4 % of the taps at 32×32, 8 % at 16×16, 16 % at 8×8 and 31 % at 4×4 (ResNet-18's
+//! four stages, of equal FLOPs). The tap of 12 images at one pixel is also one contiguous block
+//! of `12·c` floats.
 //!
 //! Tried and not kept (2026-12-04, Intel Xeon, AVX-512): gathering the patch rows straight into
 //! row-major A micro-panels read by a strided variant of the AVX-512 kernel (skipping the
@@ -62,7 +72,7 @@ fn buffer(len: usize) -> Vec<f32> {
     })
 }
 
-/// A batch of activations, NHWC.
+/// A batch of activations, HWNC: pixel `(y, x)` of image `i` at `((y·w + x)·n + i)·c`.
 #[derive(Debug)]
 pub(crate) struct Act {
     pub n: usize,
@@ -82,15 +92,14 @@ impl Act {
     pub fn from_nchw(v: &[f32], n: usize, c: usize, h: usize, w: usize) -> Act {
         let mut data = buffer(n * h * w * c);
         data.resize(n * h * w * c, 0.0);
-        data.par_chunks_mut(h * w * c)
-            .zip(v.par_chunks(c * h * w))
-            .for_each(|(dst, src)| {
-                for (p, px) in dst.chunks_exact_mut(c).enumerate() {
-                    for (ch, d) in px.iter_mut().enumerate() {
-                        *d = src[ch * h * w + p];
-                    }
+        data.par_chunks_mut(n * c).enumerate().for_each(|(p, dst)| {
+            for (img, px) in dst.chunks_exact_mut(c).enumerate() {
+                let src = &v[img * c * h * w..];
+                for (ch, d) in px.iter_mut().enumerate() {
+                    *d = src[ch * h * w + p];
                 }
-            });
+            }
+        });
         Act { n, h, w, c, data }
     }
 }
@@ -134,9 +143,10 @@ impl Folded {
     }
 }
 
-/// Shape of one convolution over an NHWC batch.
+/// Shape of one convolution over an HWNC batch of `n` images.
 #[derive(Clone, Copy, Debug)]
 struct Geometry {
+    n: usize,
     h: usize,
     w: usize,
     c: usize,
@@ -147,7 +157,7 @@ struct Geometry {
     ow: usize,
 }
 
-/// The implicit im2col matrix of an NHWC batch: row `(image, oy, ox)`, column
+/// The implicit im2col matrix of an HWNC batch: row `(oy, ox, image)`, column
 /// `(ki, kj, ch)` holds `x[image, oy·s + ki − pad, ox·s + kj − pad, ch]`, 0 outside the image.
 struct Patches<'a> {
     x: &'a [f32],
@@ -155,17 +165,12 @@ struct Patches<'a> {
 }
 
 impl Patches<'_> {
-    /// Output row `i`'s patch: its image's offset in `x` and the padded input coordinates of
-    /// its tap (0, 0).
+    /// Output row `i`'s patch: its image and the padded input coordinates of its tap (0, 0).
     #[inline]
     fn corner(&self, i: usize) -> (usize, usize, usize) {
         let g = &self.g;
-        let (img, p) = (i / (g.oh * g.ow), i % (g.oh * g.ow));
-        (
-            img * g.h * g.w * g.c,
-            p / g.ow * g.stride,
-            p % g.ow * g.stride,
-        )
+        let (p, img) = (i / g.n, i % g.n);
+        (img, p / g.ow * g.stride, p % g.ow * g.stride)
     }
 
     /// Where tap `(ki, kj)` of the patch at `corner` reads: the input column `ix` (wrapped
@@ -174,7 +179,7 @@ impl Patches<'_> {
     #[inline]
     fn tap(
         &self,
-        (base, y, x): (usize, usize, usize),
+        (img, y, x): (usize, usize, usize),
         ki: usize,
         kj: usize,
     ) -> (usize, Option<usize>) {
@@ -182,7 +187,7 @@ impl Patches<'_> {
         let iy = (y + ki).wrapping_sub(g.pad);
         let ix = (x + kj).wrapping_sub(g.pad);
         let inside = iy < g.h && ix < g.w;
-        (ix, inside.then(|| base + (iy * g.w + ix) * g.c))
+        (ix, inside.then(|| ((iy * g.w + ix) * g.n + img) * g.c))
     }
 }
 
@@ -201,9 +206,9 @@ impl RowSource for Patches<'_> {
                 let mut len = (c - c0).min(end - q);
                 let seg = &mut d[q - p0..];
                 if let Some(at) = at {
-                    // At stride 1 the taps (ki, kj..) of one input row are contiguous: copy
-                    // the run as far as it stays inside the row and the block.
-                    if g.stride == 1 && len == c - c0 {
+                    // At stride 1 and one image the taps (ki, kj..) of one input row are
+                    // contiguous: copy the run as far as it stays inside the row and the block.
+                    if g.stride == 1 && g.n == 1 && len == c - c0 {
                         let mut next = kj + 1;
                         while next < g.kw && ix + (next - kj) < g.w && q + len < end {
                             len += c.min(end - q - len);
@@ -221,7 +226,7 @@ impl RowSource for Patches<'_> {
     }
 
     /// One run per tap (or the part of it inside the block): the tap's `c` channels of an
-    /// input pixel are contiguous in NHWC, and a pixel in the padding is a null (zero) row.
+    /// input pixel are contiguous, and a pixel in the padding is a null (zero) row.
     fn runs(
         &self,
         i0: usize,
@@ -259,8 +264,8 @@ impl RowSource for Patches<'_> {
     }
 }
 
-/// `relu?(conv(x, W')·+ shift [+ residual])` over the NHWC batch `x` (zero padding `pad`,
-/// stride `stride`, torch's cross-correlation); `residual` is NHWC of the output's shape.
+/// `relu?(conv(x, W')·+ shift [+ residual])` over the HWNC batch `x` (zero padding `pad`,
+/// stride `stride`, torch's cross-correlation); `residual` is HWNC of the output's shape.
 /// `None` when this CPU has no SGEMM kernel or a shape does not fit.
 pub(crate) fn conv_bn(
     x: &Act,
@@ -275,6 +280,7 @@ pub(crate) fn conv_bn(
         return None;
     }
     let g = Geometry {
+        n: x.n,
         h: x.h,
         w: x.w,
         c: x.c,
@@ -317,26 +323,20 @@ pub(crate) fn conv_bn(
 /// 3×3 stride-2 max-pool with padding 1 (torchvision's ImageNet stem), padding as −∞.
 pub(crate) fn max_pool_3x3_s2(x: &Act) -> Act {
     let (oh, ow, c) = ((x.h + 2 - 3) / 2 + 1, (x.w + 2 - 3) / 2 + 1, x.c);
-    let mut data = buffer(x.n * oh * ow * c);
-    data.resize(x.n * oh * ow * c, f32::NEG_INFINITY);
-    data.par_chunks_mut(oh * ow * c)
-        .enumerate()
-        .for_each(|(img, dst)| {
-            let src = &x.data[img * x.h * x.w * c..][..x.h * x.w * c];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let d = &mut dst[(oy * ow + ox) * c..][..c];
-                    for iy in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(x.h) {
-                        for ix in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(x.w) {
-                            let s = &src[(iy * x.w + ix) * c..][..c];
-                            for (a, &b) in d.iter_mut().zip(s) {
-                                *a = a.max(b);
-                            }
-                        }
-                    }
+    let n = x.n;
+    let mut data = buffer(n * oh * ow * c);
+    data.resize(n * oh * ow * c, f32::NEG_INFINITY);
+    data.par_chunks_mut(n * c).enumerate().for_each(|(p, dst)| {
+        let (oy, ox) = (p / ow, p % ow);
+        for iy in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(x.h) {
+            for ix in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(x.w) {
+                let src = &x.data[(iy * x.w + ix) * n * c..][..n * c];
+                for (a, &b) in dst.iter_mut().zip(src) {
+                    *a = a.max(b);
                 }
             }
-        });
+        }
+    });
     Act {
         n: x.n,
         h: oh,
@@ -353,7 +353,8 @@ pub(crate) fn head(x: &Act, fc_w: &[f32], fc_b: &[f32]) -> Option<Vec<f32>> {
     let classes = fc_b.len();
     let mut feats = vec![0f32; x.n * c];
     feats.par_chunks_mut(c).enumerate().for_each(|(img, f)| {
-        for px in x.data[img * hw * c..][..hw * c].chunks_exact(c) {
+        for p in 0..hw {
+            let px = &x.data[(p * x.n + img) * c..][..c];
             for (a, &b) in f.iter_mut().zip(px) {
                 *a += b;
             }
@@ -392,6 +393,7 @@ pub fn conv_vs_sgemm(
     let wv: Vec<f32> = (0..o * c * k * k).map(|i| (i % 5) as f32 * 0.01).collect();
     let f = Folded::new(&wv, (o, c, k, k), &vec![1.0; o], vec![0.1; o]);
     let g = Geometry {
+        n,
         h,
         w: h,
         c,
@@ -454,7 +456,7 @@ mod tests {
         Tensor::from_slice(v, shape, &Device::Cpu).unwrap()
     }
 
-    /// candle's ops for the same expression, NCHW in, NHWC values out.
+    /// candle's ops for the same expression, NCHW in, HWNC values out.
     #[allow(clippy::too_many_arguments)]
     fn reference(
         x: &Tensor,
@@ -480,16 +482,11 @@ mod tests {
         if relu {
             y = y.relu().unwrap();
         }
-        y.permute((0, 2, 3, 1))
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
+        hwnc(&y)
     }
 
-    fn nhwc(t: &Tensor) -> Vec<f32> {
-        t.permute((0, 2, 3, 1))
+    fn hwnc(t: &Tensor) -> Vec<f32> {
+        t.permute((2, 3, 0, 1))
             .unwrap()
             .flatten_all()
             .unwrap()
@@ -527,14 +524,14 @@ mod tests {
             let (scale, shift, res) = (t(&[o], &sc), t(&[o], &sh), t(&[n, o, oh, oh], &rv));
             let xa = Act::from_nchw(&xv, n, c, h, h);
             let f = Folded::new(&wv, (o, c, k, k), &sc, sh.clone());
-            let res_nhwc = nhwc(&res);
+            let res_hwnc = hwnc(&res);
             for (residual, relu) in [(None, false), (None, true), (Some(&res), true)] {
                 let got = conv_bn(
                     &xa,
                     &f,
                     stride,
                     pad,
-                    residual.map(|_| res_nhwc.as_slice()),
+                    residual.map(|_| res_hwnc.as_slice()),
                     relu,
                     Compute::F32,
                 )
@@ -582,6 +579,7 @@ mod tests {
             let w = values(o * k * k * c, 11 * i as u32 + 2);
             let oh = (h + 2 * pad - k) / stride + 1;
             let g = Geometry {
+                n,
                 h,
                 w: h,
                 c,
@@ -667,7 +665,7 @@ mod tests {
             .unwrap()
             .max_pool2d_with_stride(3, 2)
             .unwrap();
-        assert_eq!(got.data, nhwc(&want));
+        assert_eq!(got.data, hwnc(&want));
         let (fw, fb) = (values(3 * c, 12), values(3, 13));
         let logits = head(&got, &fw, &fb).unwrap();
         let want = want

@@ -97,6 +97,10 @@ pub(super) type KernelRuns =
 pub(super) struct ARun {
     pub len: usize,
     pub ptrs: [*const f32; MAX_MR],
+    /// Every row of the micro-panel reads zeros here (a convolution tap in the padding for all
+    /// of them): the kernel skips the run, whose terms would add `0·b` to each chain and leave
+    /// it as it is (up to the sign of a zero sum).
+    pub zero: bool,
 }
 
 /// What an A row that is zeros (padding, or past the last row) reads in place; a run is at
@@ -234,6 +238,7 @@ impl<S: super::RowSource + ?Sized> PackA for Gathered<'_, S> {
                 let mut run = ARun {
                     len,
                     ptrs: [ZEROS.as_ptr(); MAX_MR],
+                    zero: ptrs.iter().all(|p| p.is_null()),
                 };
                 for (d, &p) in run.ptrs.iter_mut().zip(ptrs) {
                     if !p.is_null() {

@@ -185,6 +185,10 @@ unsafe fn kernel_runs_mx32<const MR: usize>(
         start_tile!(acc, c, ldc, accumulate);
         let mut bp = b;
         for run in runs {
+            if run.zero {
+                bp = bp.add(run.len * NR);
+                continue;
+            }
             let mut rp: [*const f32; MR] = [std::ptr::null(); MR];
             rp.copy_from_slice(&run.ptrs[..MR]);
             macro_rules! step {
