@@ -1,7 +1,7 @@
 //! ResNet timings on CIFAR-shaped inputs (32×32, CIFAR stem), medians over alternated runs.
 //!
 //! cargo run --release -p zo-models --example resnet_bench -- [depth=18] [batch=128] [repeats=5]
-//!   the forward on the f32 CPU path (NHWC, convolutions on zo's SGEMM) against candle's ops,
+//!   the forward on the f32 CPU path (HWNC, convolutions on zo's SGEMM) against candle's ops,
 //!   interleaved (A, B, A, B, …) so machine noise hits both alike.
 //!
 //! cargo run --release -p zo-models --example resnet_bench -- convs [depth=18] [batch=32] [repeats=5]
