@@ -318,6 +318,38 @@ unsafe fn weighted_tile<const R: usize, const L: usize>(
 mod tests {
     use super::*;
 
+    /// `n` values in `[-scale/2, scale/2)` from a multiplicative hash of the index and `salt`.
+    fn values(n: usize, salt: u32, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                ((((i as u32).wrapping_mul(2654435761).wrapping_add(salt) >> 8) as f32
+                    / 16777216.0)
+                    - 0.5)
+                    * scale
+            })
+            .collect()
+    }
+
+    /// `O = P V` at stride `ld` (NaN outside the `t × d` block) by [`weighted_sum`] (this
+    /// CPU's path) and by `other`.
+    fn weighted_both(
+        p: &[f32],
+        v: &[f32],
+        ld: usize,
+        t: usize,
+        d: usize,
+        other: unsafe fn(&[f32], &[f32], usize, usize, usize, *mut f32),
+    ) -> (Vec<f32>, Vec<f32>) {
+        let mut o = vec![f32::NAN; (t - 1) * ld + d];
+        let mut o_other = o.clone();
+        // SAFETY: both buffers hold the t × d block at stride ld; single thread.
+        unsafe {
+            weighted_sum(p, v, ld, t, d, o.as_mut_ptr());
+            other(p, v, ld, t, d, o_other.as_mut_ptr());
+        }
+        (o, o_other)
+    }
+
     /// Higham's bound for an `n`-term f32 sum of products (inputs exact in f64):
     /// `γₙ Σ|terms|` with `γₙ = n·u / (1 − n·u)`, `u = 2⁻²⁴`.
     fn higham(n: usize, sum_abs: f64) -> f64 {
@@ -336,15 +368,7 @@ mod tests {
             (19, 80, 160),
             (64, 64, 768),
         ] {
-            let gen = |n: usize, s: u32| -> Vec<f32> {
-                (0..n)
-                    .map(|i| {
-                        (((i as u32).wrapping_mul(2654435761).wrapping_add(s) >> 8) as f32
-                            / 16777216.0)
-                            - 0.5
-                    })
-                    .collect()
-            };
+            let gen = |n: usize, s: u32| values(n, s, 1.0);
             let (q, k, v) = (
                 gen((t - 1) * ld + d, 1),
                 gen((t - 1) * ld + d, 2),
@@ -375,13 +399,7 @@ mod tests {
                     );
                 }
             }
-            let mut o = vec![f32::NAN; (t - 1) * ld + d];
-            let mut o_port = o.clone();
-            // SAFETY: `o` holds the t × d block at stride ld; single thread.
-            unsafe {
-                weighted_sum(&s, &v, ld, t, d, o.as_mut_ptr());
-                weighted_tiled::<4, 16>(&s, &v, ld, t, d, o_port.as_mut_ptr());
-            }
+            let (o, o_port) = weighted_both(&s, &v, ld, t, d, weighted_tiled::<4, 16>);
             for i in 0..t {
                 for c in 0..d {
                     let terms = (0..t).map(|j| s[i * t + j] as f64 * v[j * ld + c] as f64);
@@ -442,16 +460,7 @@ mod tests {
     /// (this CPU's, 4 × 16, 1-row tiles), including rows whose keys are all masked.
     #[test]
     fn skipping_masked_work_keeps_the_bits() {
-        let gen = |n: usize, s: u32| -> Vec<f32> {
-            (0..n)
-                .map(|i| {
-                    ((((i as u32).wrapping_mul(2654435761).wrapping_add(s) >> 8) as f32
-                        / 16777216.0)
-                        - 0.5)
-                        * 3.0
-                })
-                .collect()
-        };
+        let gen = |n: usize, s: u32| values(n, s, 3.0);
         for (t, d, ld, pad, neg) in [
             (64, 64, 768, 0, f32::MIN / 2.0),
             (64, 64, 768, 13, f32::MIN / 2.0),
@@ -484,13 +493,7 @@ mod tests {
                 crate::rows::softmax_rows(&mut s, t);
                 let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&s), bits(&s_ref), "{name} scores, t={t} pad={pad}");
-                let mut o = vec![f32::NAN; (t - 1) * ld + d];
-                let mut o_port = o.clone();
-                // SAFETY: `o` holds the t × d block at stride ld; single thread.
-                unsafe {
-                    weighted_sum(&s, &v, ld, t, d, o.as_mut_ptr());
-                    weighted_tiled::<1, 16>(&s, &v, ld, t, d, o_port.as_mut_ptr());
-                }
+                let (o, o_port) = weighted_both(&s, &v, ld, t, d, weighted_tiled::<1, 16>);
                 for i in 0..t {
                     for c in 0..d {
                         let want = o_ref[i * d + c];
