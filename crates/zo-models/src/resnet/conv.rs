@@ -17,9 +17,11 @@
 //! second pass over memory.
 //!
 //! Why position-major: the GEMM's rows are the output pixels in storage order, taken `MR`
-//! (12) at a time by the kernel. In HWNC those 12 rows are one pixel position of 12 images, so
-//! they share their padding: a tap that falls in the padding is zero for all 12 rows, and the
-//! kernel skips it (`ARun::zero`) instead of multiplying zeros. In NHWC the 12 rows were 12
+//! (12, or 6 with AVX2) at a time by the kernel. In HWNC those 12 rows are one pixel position
+//! of 12 images, so they share their padding: a tap that falls in the padding is zero for all
+//! 12 rows, and the kernel skips it instead of multiplying zeros, whether it reads A in place
+//! (`ARun::zero`) or packs it (`driver::Zeros`, the smaller-L2 AVX-512 blocking and AVX2).
+//! In NHWC the 12 rows were 12
 //! neighbouring pixels of one image, with different padding. On CIFAR's 3×3 convolutions the
 //! padding is 4 % of the taps at 32×32, 8 % at 16×16, 16 % at 8×8 and 31 % at 4×4 (ResNet-18's
 //! four stages, of equal FLOPs). The tap of 12 images at one pixel is also one contiguous block

@@ -103,6 +103,56 @@ pub(super) struct ARun {
     pub zero: bool,
 }
 
+/// The columns of a packed A micro-panel (relative to its `k` block) where every row is zero:
+/// a convolution tap in the padding for the whole micro-panel. With the kernels that pack
+/// from row pointers ([`Kernel::PACK_A_PTRS`], whose packed A is `kc` steps of `MR` floats and
+/// B `kc` steps of `NR`), the kernel runs over the other columns only ([`APanel::kernel`]):
+/// the skipped terms would add `0·b` to each chain and leave it as it is (a chain that starts
+/// at `+0` cannot reach `−0`), so the bits are the same.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Zeros {
+    /// Ranges `(start, len)`, in order, disjoint and not adjacent; `n` of them.
+    ranges: [(u32, u32); Zeros::MAX],
+    n: usize,
+    /// More ranges than fit: nothing is skipped.
+    overflow: bool,
+}
+
+impl Zeros {
+    const MAX: usize = 8;
+
+    /// Adds columns `q .. q + len` (after the ranges so far).
+    fn push(&mut self, q: usize, len: usize) {
+        let (q, len) = (q as u32, len as u32);
+        match self.n.checked_sub(1).map(|l| &mut self.ranges[l]) {
+            Some(last) if last.0 + last.1 == q => last.1 += len,
+            _ if self.n == Self::MAX => self.overflow = true,
+            _ => {
+                self.ranges[self.n] = (q, len);
+                self.n += 1;
+            }
+        }
+    }
+
+    /// The ranges of `0 .. kc` to compute (the complement), or `None` when nothing is
+    /// skipped.
+    fn segments(&self, kc: usize) -> Option<impl Iterator<Item = (usize, usize)> + '_> {
+        (self.n > 0 && !self.overflow).then(|| {
+            let mut from = 0;
+            let zeros = self.ranges[..self.n]
+                .iter()
+                .map(|&(q, l)| (q as usize, l as usize));
+            zeros
+                .chain(std::iter::once((kc, 0)))
+                .filter_map(move |(q, l)| {
+                    let seg = (from < q).then_some((from, q - from));
+                    from = q + l;
+                    seg
+                })
+        })
+    }
+}
+
 /// What an A row that is zeros (padding, or past the last row) reads in place; a run is at
 /// most this long ([`PackA::runs_into`]).
 pub(super) static ZEROS: [f32; 1024] = [0.0; 1024];
@@ -174,7 +224,18 @@ pub(super) trait PackA: Sync {
     /// # Safety
     /// `K`'s CPU features are available; the rows and columns are inside A; `dst` writable
     /// for `kc·MR + A_SPILL` floats.
-    unsafe fn pack<K: Kernel>(&self, i: usize, rows: usize, pc: usize, kc: usize, dst: *mut f32);
+    ///
+    /// Where `K` packs from row pointers ([`Kernel::PACK_A_PTRS`]), records in `zeros` the
+    /// columns where every row is zero.
+    unsafe fn pack<K: Kernel>(
+        &self,
+        i: usize,
+        rows: usize,
+        pc: usize,
+        kc: usize,
+        dst: *mut f32,
+        zeros: &mut Zeros,
+    );
 
     /// Appends rows `i .. i + rows`, columns `pc .. pc + kc` of A to `out` as runs read in
     /// place ([`ARun`]), when A has runs at least [`MIN_MEAN_RUN`] long on average; `false`
@@ -192,7 +253,15 @@ pub(super) struct Dense<'a> {
 }
 
 impl PackA for Dense<'_> {
-    unsafe fn pack<K: Kernel>(&self, i: usize, rows: usize, pc: usize, kc: usize, dst: *mut f32) {
+    unsafe fn pack<K: Kernel>(
+        &self,
+        i: usize,
+        rows: usize,
+        pc: usize,
+        kc: usize,
+        dst: *mut f32,
+        _zeros: &mut Zeros,
+    ) {
         // SAFETY: the caller's contract; rows `i .. i + rows`, columns `pc .. pc + kc` of the
         // `[n, k]` slice are in bounds.
         unsafe { K::pack_a(self.a.as_ptr().add(i * self.k + pc), self.k, rows, kc, dst) }
@@ -204,12 +273,24 @@ impl PackA for Dense<'_> {
 pub(super) struct Gathered<'a, S: ?Sized>(pub &'a S);
 
 impl<S: super::RowSource + ?Sized> PackA for Gathered<'_, S> {
-    unsafe fn pack<K: Kernel>(&self, i: usize, rows: usize, pc: usize, kc: usize, dst: *mut f32) {
+    unsafe fn pack<K: Kernel>(
+        &self,
+        i: usize,
+        rows: usize,
+        pc: usize,
+        kc: usize,
+        dst: *mut f32,
+        zeros: &mut Zeros,
+    ) {
         if let Some(pack_ptrs) = K::PACK_A_PTRS {
             // Straight from the source, run by run: no copy through a buffer.
             let mut at = pc;
+            *zeros = Zeros::default();
             let whole = self.0.runs(i, rows, pc, kc, &mut |q, len, ptrs| {
                 debug_assert!(q == at && ptrs.len() == rows);
+                if ptrs.iter().all(|p| p.is_null()) {
+                    zeros.push(q - pc, len);
+                }
                 // SAFETY: the source's pointers are readable for `len` floats (or null);
                 // `dst + (q − pc)·MR` holds the run's `len·MR` floats (the spill lands in the
                 // next run, packed after, or in the caller's `A_SPILL`).
@@ -220,6 +301,7 @@ impl<S: super::RowSource + ?Sized> PackA for Gathered<'_, S> {
                 debug_assert_eq!(at, pc + kc);
                 return;
             }
+            *zeros = Zeros::default();
         }
         with_buf(&G_BUF, K::MR * kc, |t| {
             let t = &mut t[..rows * kc];
@@ -506,7 +588,8 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
                         return;
                     }
                     with_buf(&A_BUF, micro * kc * mr + K::A_SPILL, |abuf| {
-                        for ip in 0..micro {
+                        let mut zeros = vec![Zeros::default(); micro];
+                        for (ip, z) in zeros.iter_mut().enumerate() {
                             let i = i0 + ip * mr;
                             // SAFETY: rows `i .. i + min(MR, n − i)` of `a: [n, k]`, columns
                             // `pc .. pc + kc`, are in bounds; `abuf` holds
@@ -518,11 +601,12 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
                                     pc,
                                     kc,
                                     abuf.as_mut_ptr().add(ip * kc * mr),
+                                    z,
                                 );
                             }
                         }
                         let abuf = &*abuf;
-                        calls(&|ip| APanel::Packed(abuf[ip * kc * mr..].as_ptr()));
+                        calls(&|ip| APanel::Packed(abuf[ip * kc * mr..].as_ptr(), zeros[ip]));
                     });
                 });
             }
@@ -534,7 +618,8 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
 /// pointer and length: the slice outlives the block's kernel calls).
 #[derive(Clone, Copy)]
 enum APanel {
-    Packed(*const f32),
+    /// With the columns where all its rows are zero.
+    Packed(*const f32, Zeros),
     Runs(*const ARun, usize),
 }
 
@@ -560,7 +645,28 @@ impl APanel {
         // SAFETY: the caller's contract.
         unsafe {
             match (self, K::KERNEL_RUNS) {
-                (APanel::Packed(ap), _) => K::kernel(kc, ap, bp, c, ldc, accumulate, epi),
+                (APanel::Packed(ap, zeros), _) => {
+                    let segments = zeros.segments(kc).filter(|_| K::PACK_A_PTRS.is_some());
+                    let Some(mut segments) = segments else {
+                        K::kernel(kc, ap, bp, c, ldc, accumulate, epi);
+                        return;
+                    };
+                    // The columns that are not zero in every row, each segment continuing
+                    // the chains of the one before; the epilogue with the last.
+                    let mut seg = segments.next();
+                    if seg.is_none() {
+                        // All zero: C as it is (or zero), then the epilogue.
+                        K::kernel(0, ap, bp, c, ldc, accumulate, epi);
+                    }
+                    let mut first = true;
+                    while let Some((q, len)) = seg {
+                        seg = segments.next();
+                        let e = if seg.is_none() { epi } else { None };
+                        let (a, b) = (ap.add(q * K::MR), bp.add(q * K::NR));
+                        K::kernel(len, a, b, c, ldc, accumulate || !first, e);
+                        first = false;
+                    }
+                }
                 (APanel::Runs(runs, len), Some(f)) => f(
                     std::slice::from_raw_parts(runs, len),
                     bp,

@@ -474,10 +474,11 @@ fn avx512_blockings_bit_identical() {
 }
 
 /// A read in place through its runs (`Kernel::KERNEL_RUNS`, the larger-L2 AVX-512 blocking)
-/// gives the bits of the same runs packed (the smaller-L2 blocking), of the gathered copy, and
-/// of the dense product: runs of several lengths (long ones read in place, short ones packed),
-/// zero rows, runs of zeros in every row (skipped), runs cut by `k` blocks, edge tiles, every
-/// epilogue, 1–3 threads.
+/// gives the bits of the same runs packed (the smaller-L2 blocking and the AVX2 kernel), of
+/// the gathered copy, and of the dense product: runs of several lengths (long ones read in
+/// place, short ones packed), zero rows, runs of zeros in every row (skipped, in place and
+/// packed; with runs of 7 more zero ranges than `driver::Zeros` holds, so none skipped), runs
+/// cut by `k` blocks, edge tiles, every epilogue, 1–3 threads.
 #[test]
 fn a_read_in_place_gives_the_bits_of_packing() {
     use kernel_avx512::Avx512;
@@ -590,6 +591,10 @@ fn a_read_in_place_gives_the_bits_of_packing() {
                     (
                         "gathered",
                         in_pool(t, || run::<Avx512<12, true>>(shape, &cut(true), &w, &epi)),
+                    ),
+                    (
+                        "packed runs, AVX2",
+                        in_pool(t, || run::<kernel_avx2::Avx2>(shape, &cut(false), &w, &epi)),
                     ),
                 ] {
                     assert!(
