@@ -356,10 +356,13 @@ unsafe fn kernel_32x32(
                 );
             }
             Some(e) => {
+                // The tiles go through a stack buffer (not zeroed: the stores fill it), and the
+                // epilogue reads it back 8 rows at a time: 16 `zmm`, which stay in registers
+                // (the whole 32 × 32 tile as one array went through a second stack copy).
                 #[repr(C, align(64))]
                 struct Tile([f32; MR * NR]);
-                let mut t = Tile([0.0; MR * NR]);
-                let tp = t.0.as_mut_ptr();
+                let mut t = std::mem::MaybeUninit::<Tile>::uninit();
+                let tp = t.as_mut_ptr().cast::<f32>();
                 asm!(
                     "tilestored [{c0} + {s}*1], tmm0",
                     "tilestored [{c1} + {s}*1], tmm1",
@@ -370,10 +373,26 @@ unsafe fn kernel_32x32(
                     s = in(reg) NR * 4,
                     options(nostack),
                 );
-                let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-                load_tile!(acc, tp, NR, 16, _mm512_loadu_ps);
-                let epi = Some(e);
-                store_tile_zmm!(acc, c, ldc, epi);
+                const ROWS: usize = 8;
+                let ldt = NR;
+                for r0 in (0..MR).step_by(ROWS) {
+                    let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
+                    let src = tp.add(r0 * NR);
+                    load_tile!(acc, src, ldt, 16, _mm512_load_ps);
+                    let part = TileEpi {
+                        scale: e.scale,
+                        bias: e.bias,
+                        res: if e.res.is_null() {
+                            e.res
+                        } else {
+                            e.res.add(r0 * e.ldr)
+                        },
+                        ldr: e.ldr,
+                        relu: e.relu,
+                    };
+                    let (cr, epi) = (c.add(r0 * ldc), Some(&part));
+                    store_tile_zmm!(acc, cr, ldc, epi);
+                }
             }
         }
     }
