@@ -477,8 +477,8 @@ fn avx512_blockings_bit_identical() {
 /// gives the bits of the same runs packed (the smaller-L2 blocking and the AVX2 kernel), of
 /// the gathered copy, and of the dense product: runs of several lengths (long ones read in
 /// place, short ones packed), zero rows, runs of zeros in every row (skipped, in place and
-/// packed; with runs of 7 more zero ranges than `driver::Zeros` holds, so none skipped), runs
-/// cut by `k` blocks, edge tiles, every epilogue, 1–3 threads.
+/// packed; with runs of 7 more zero ranges than `driver::Zeros` holds, so none skipped; whole
+/// `k` blocks of zeros, the last one too), runs cut by `k` blocks, edge tiles, every epilogue, 1–3 threads.
 #[test]
 fn a_read_in_place_gives_the_bits_of_packing() {
     use kernel_avx512::Avx512;
@@ -555,6 +555,8 @@ fn a_read_in_place_gives_the_bits_of_packing() {
         (37, 140, 576, 100),
         (250, 64, 800, 7),
         (16, 33, 300, 300),
+        // A run of zeros in every row that covers whole `k` blocks, the last one included.
+        (30, 40, 2100, 700),
     ]
     .iter()
     .enumerate()
