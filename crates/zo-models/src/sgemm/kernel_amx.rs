@@ -150,10 +150,23 @@ impl Kernel for Amx {
     /// opt-125m, B16, T64, two rounds each, CPU seconds per call: full LM loss 0.570 / 0.558
     /// with 768 against 0.654 / 0.626 with 256, task loss 0.418 / 0.396 against 0.482 /
     /// 0.456): the 16-row task head and the 4096-column slices of the LM head pass over C
-    /// once per `k` block. `MC_MAX` 64 / 128 / 256 tied.
+    /// once per `k` block.
     const KC: usize = 768;
-    const MC_MAX: usize = 128;
+    /// With [`Self::B_GROUP`]: a row block of 8 A micro-panels (384 KB of bf16 at `KC` 768).
+    const MC_MAX: usize = 256;
     const NC: usize = 2048;
+    /// Each A micro-panel runs over an L2-resident group of 8 B panels (384 KB) before the
+    /// next (the driver's grouped order) rather than each B panel over the row block's A
+    /// micro-panels. Neither a 48 KB A micro-panel nor a 48 KB B panel stays in the 48 KB L1
+    /// at `KC` 768, so the order decides which one is read from L2 and which from further
+    /// away. Measured against the panel-outer order with `MC_MAX` 128 (`sgemm_bench --kernels
+    /// amx --threads 2`, the variants alternated in one process, fastest of 25 samples each,
+    /// GFLOP/s on 1024 × 768 → 768 / 3072, 1024 × 3072 → 768, 1024 × 768 → 4096 / 50272):
+    /// 942 / 716 / 1127 / 636 / 885 against 982 / 881 / 1228 / 981 / 1282; groups of 4 with
+    /// `MC_MAX` 128 / 256 / 384 and of 8 / 16 with 256 / 384 came within noise of each other,
+    /// all ahead of panel-outer; `KC` 384 with either order was behind. The 16-row task head
+    /// (one row block: each panel packed by its one user) keeps the panel-outer order.
+    const B_GROUP: usize = 8;
     /// The packing stays within `kc·MR` floats for `kc ≥ 16` ([`shape_ok`]).
     const A_SPILL: usize = 0;
     const PREFETCH_C: bool = false;

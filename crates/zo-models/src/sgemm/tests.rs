@@ -376,7 +376,7 @@ fn check_rounded_kernel(isa: Isa, shapes: &[(usize, usize, usize)], min_k: usize
 
 /// The AMX kernel computes the f32-accumulated product of the bf16-rounded inputs (the error
 /// bound of `check` against the f64 product of the rounded inputs), for shapes with full and
-/// partial 32-`k` chunks, several `k` blocks, edge tiles and every epilogue; independently of
+/// partial 32-`k` chunks, several `k` blocks and row blocks, edge tiles and every epilogue; independently of
 /// the thread count; and not the f32 bits. Shapes whose `k` blocks do not suit the tiles go to
 /// the AVX512-BF16 kernel, with its bits.
 #[test]
@@ -395,6 +395,10 @@ fn amx_kernel_is_the_f32_product_of_bf16_inputs() {
         (13, 64, 768),
         (130, 70, 1601),
         (200, 96, 2048),
+        // Several row blocks, so the grouped order (`B_GROUP` panels per A micro-panel) with
+        // a last group of 2 panels, an edge panel of 2 columns, a last micro-panel of 12 rows
+        // and a second `k` block of one chunk.
+        (300, 290, 800),
     ];
     check_rounded_kernel(Isa::AmxBf16, &shapes, 0);
     // k = 7 (and a last block of 4 after 768): the AVX512-BF16 kernel runs.
