@@ -1,7 +1,9 @@
 //! Row kernels over f32 logits and scores: the max and Σ exp of a row (the log-sum-exp of the
 //! losses) and an in-place row softmax (attention), with a branch-free polynomial `exp` the
-//! compiler vectorises and a runtime AVX2 / AVX-512 dispatch. Every build computes the same
-//! bits, so results do not depend on the CPU or the thread count.
+//! compiler vectorises and a runtime AVX2 / AVX-512 dispatch; and the LayerNorm of rows. Every
+//! build computes the same bits, so results do not depend on the CPU or the thread count.
+
+use std::mem::MaybeUninit;
 
 /// `exp(x)` for `x ≤ 0`, max relative error ≈ 2e-7; exactly 0 below −87 (where `exp` leaves
 /// f32's normal range: flushed to zero, so a masked score gets probability 0, not a subnormal).
@@ -195,6 +197,96 @@ pub(crate) fn softmax_rows(rows: &mut [f32], width: usize) {
     softmax_rows_generic(rows, width)
 }
 
+/// Lanes of the LayerNorm sums (one AVX-512 register, two AVX2 ones).
+const LN_L: usize = 16;
+
+/// `Σ f(x)` over `row` in [`LN_L`] lanes (lane `k` adds `f(row[i])` for `i ≡ k (mod LN_L)` in
+/// increasing `i`), then the lanes in order, then the tail: a fixed order.
+#[inline(always)]
+fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; LN_L];
+    let chunks = row.chunks_exact(LN_L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..LN_L {
+            acc[k] += f(c[k]);
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().map(|&x| f(x)).sum::<f32>()
+}
+
+/// LayerNorm of one row into `dst`: the mean, then the (biased) variance as the mean of the
+/// squared deviations (two passes, as torch computes it; the one-pass `E[x²] − mean²` of
+/// candle's CPU kernel loses the variance to cancellation when the mean is large against the
+/// spread), then `(x − mean)·rstd·w + b` with `rstd = 1/√(var + eps)`.
+#[inline(always)]
+fn layer_norm_row_generic(x: &[f32], w: &[f32], b: &[f32], eps: f32, dst: &mut [MaybeUninit<f32>]) {
+    let n = x.len() as f32;
+    let mean = lane_sum(x, |v| v) / n;
+    let var = lane_sum(x, |v| (v - mean) * (v - mean)) / n;
+    let rstd = 1.0 / (var + eps).sqrt();
+    for (((d, &v), &wi), &bi) in dst.iter_mut().zip(x).zip(w).zip(b) {
+        d.write((v - mean) * rstd * wi + bi);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn layer_norm_row_avx2(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    eps: f32,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    layer_norm_row_generic(x, w, b, eps, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn layer_norm_row_avx512(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    eps: f32,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    layer_norm_row_generic(x, w, b, eps, dst)
+}
+
+/// [`layer_norm_row_generic`] of each `w.len()`-long row of `x` into the same row of `dst`,
+/// the AVX-512F or AVX2 build where the CPU has it: the same operations in the same order
+/// (plain `+ − × / √`, which the compiler never contracts), so the same bits on every CPU.
+/// Every element of `dst` is written.
+pub(crate) fn layer_norm_rows(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    eps: f32,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    let dim = w.len();
+    assert!(dim > 0 && b.len() == dim && x.len() == dst.len() && x.len() % dim == 0);
+    #[cfg(target_arch = "x86_64")]
+    let isa = if std::is_x86_feature_detected!("avx512f") {
+        2
+    } else {
+        u8::from(std::is_x86_feature_detected!("avx2"))
+    };
+    for (xr, dr) in x.chunks_exact(dim).zip(dst.chunks_exact_mut(dim)) {
+        #[cfg(target_arch = "x86_64")]
+        match isa {
+            // SAFETY: the CPU supports AVX-512F and AVX2 (checked above).
+            2 => unsafe { layer_norm_row_avx512(xr, w, b, eps, dr) },
+            // SAFETY: the CPU supports AVX2 (checked above).
+            1 => unsafe { layer_norm_row_avx2(xr, w, b, eps, dr) },
+            _ => layer_norm_row_generic(xr, w, b, eps, dr),
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        layer_norm_row_generic(xr, w, b, eps, dr);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,5 +458,100 @@ mod tests {
             .map(|&x| (x as f64 - generic.0 as f64).exp())
             .sum();
         assert!((generic.1 - want).abs() / want < 1e-6);
+    }
+
+    /// Runs a LayerNorm row build into a fresh vector.
+    fn ln_with(
+        f: impl Fn(&[f32], &[f32], &[f32], f32, &mut [MaybeUninit<f32>]),
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+    ) -> Vec<f32> {
+        let mut out = vec![MaybeUninit::new(f32::NAN); x.len()];
+        f(x, w, b, 1e-5, &mut out);
+        // SAFETY: initialised above (and overwritten by `f`).
+        out.into_iter()
+            .map(|v| unsafe { v.assume_init() })
+            .collect()
+    }
+
+    /// The LayerNorm of a row is within 2e-6 of the float64 two-pass LayerNorm, also where
+    /// the mean is 10⁴ times the spread (the case the one-pass `E[x²] − mean²` gets wrong),
+    /// for row lengths around the 16 lanes; the AVX-512, AVX2 and baseline builds and the
+    /// row-by-row driver give the same bits.
+    #[test]
+    fn layer_norm_is_the_two_pass_one_on_every_build() {
+        let mut state = 7u32;
+        let mut next = || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for (dim, offset) in [
+            (1, 0.0),
+            (15, 0.3),
+            (16, -2.0),
+            (37, 1.0),
+            (768, 0.1),
+            (768, 1e4),
+        ] {
+            let rows = 3;
+            let x: Vec<f32> = (0..rows * dim).map(|_| offset + next()).collect();
+            let w: Vec<f32> = (0..dim).map(|_| 1.0 + next()).collect();
+            let b: Vec<f32> = (0..dim).map(|_| next()).collect();
+            let got = ln_with(layer_norm_rows, &x, &w, &b);
+            for (r, (xr, gr)) in x.chunks(dim).zip(got.chunks(dim)).enumerate() {
+                let n = dim as f64;
+                let mean = xr.iter().map(|&v| v as f64).sum::<f64>() / n;
+                let var = xr.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+                let rstd = 1.0 / (var + 1e-5).sqrt();
+                for j in 0..dim {
+                    let want = (xr[j] as f64 - mean) * rstd * w[j] as f64 + b[j] as f64;
+                    // The input itself is rounded to ~ulp(offset); relative to the spread that
+                    // is 1e-3 at offset 1e4, which f32 cannot beat.
+                    let tol = 2e-6 + (offset as f64).abs() * 1.2e-7 * rstd * (w[j] as f64).abs();
+                    assert!(
+                        (gr[j] as f64 - want).abs() <= tol,
+                        "dim {dim} offset {offset} row {r} col {j}: {} vs {want}",
+                        gr[j]
+                    );
+                }
+            }
+            let generic = ln_with(
+                |x, w, b, e, d| {
+                    for (xr, dr) in x.chunks(w.len()).zip(d.chunks_mut(w.len())) {
+                        layer_norm_row_generic(xr, w, b, e, dr)
+                    }
+                },
+                &x,
+                &w,
+                &b,
+            );
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&generic), "dim {dim}: dispatched build");
+            #[cfg(target_arch = "x86_64")]
+            {
+                let per_row =
+                    |f: unsafe fn(&[f32], &[f32], &[f32], f32, &mut [MaybeUninit<f32>])| {
+                        move |x: &[f32],
+                              w: &[f32],
+                              b: &[f32],
+                              e: f32,
+                              d: &mut [MaybeUninit<f32>]| {
+                            for (xr, dr) in x.chunks(w.len()).zip(d.chunks_mut(w.len())) {
+                                // SAFETY: called only where the CPU has the build's features.
+                                unsafe { f(xr, w, b, e, dr) }
+                            }
+                        }
+                    };
+                if std::is_x86_feature_detected!("avx2") {
+                    let v = ln_with(per_row(layer_norm_row_avx2), &x, &w, &b);
+                    assert_eq!(bits(&v), bits(&generic), "dim {dim}: AVX2 build");
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    let v = ln_with(per_row(layer_norm_row_avx512), &x, &w, &b);
+                    assert_eq!(bits(&v), bits(&generic), "dim {dim}: AVX-512 build");
+                }
+            }
+        }
     }
 }

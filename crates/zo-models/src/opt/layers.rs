@@ -147,7 +147,11 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // candle-nn's fused kernel (one pass per row, f32 accumulation), no backprop node.
+        if let Some(y) = crate::cpu::layer_norm(x, &self.weight, &self.bias, LAYER_NORM_EPS as f32)?
+        {
+            return Ok(y);
+        }
+        // Elsewhere candle-nn's fused kernel (one pass per row, f32 accumulation).
         Ok(candle_nn::ops::layer_norm(
             &x.contiguous()?,
             &self.weight,
