@@ -266,7 +266,7 @@ pub(crate) fn layer_norm_rows(
     dst: &mut [MaybeUninit<f32>],
 ) {
     let dim = w.len();
-    assert!(dim > 0 && b.len() == dim && x.len() == dst.len() && x.len() % dim == 0);
+    assert!(dim > 0 && b.len() == dim && x.len() == dst.len() && x.len().is_multiple_of(dim));
     #[cfg(target_arch = "x86_64")]
     let isa = if std::is_x86_feature_detected!("avx512f") {
         2
@@ -460,6 +460,10 @@ mod tests {
         assert!((generic.1 - want).abs() / want < 1e-6);
     }
 
+    /// A LayerNorm row build.
+    #[cfg(target_arch = "x86_64")]
+    type RowFn = unsafe fn(&[f32], &[f32], &[f32], f32, &mut [MaybeUninit<f32>]);
+
     /// Runs a LayerNorm row build into a fresh vector.
     fn ln_with(
         f: impl Fn(&[f32], &[f32], &[f32], f32, &mut [MaybeUninit<f32>]),
@@ -530,19 +534,14 @@ mod tests {
             assert_eq!(bits(&got), bits(&generic), "dim {dim}: dispatched build");
             #[cfg(target_arch = "x86_64")]
             {
-                let per_row =
-                    |f: unsafe fn(&[f32], &[f32], &[f32], f32, &mut [MaybeUninit<f32>])| {
-                        move |x: &[f32],
-                              w: &[f32],
-                              b: &[f32],
-                              e: f32,
-                              d: &mut [MaybeUninit<f32>]| {
-                            for (xr, dr) in x.chunks(w.len()).zip(d.chunks_mut(w.len())) {
-                                // SAFETY: called only where the CPU has the build's features.
-                                unsafe { f(xr, w, b, e, dr) }
-                            }
+                let per_row = |f: RowFn| {
+                    move |x: &[f32], w: &[f32], b: &[f32], e: f32, d: &mut [MaybeUninit<f32>]| {
+                        for (xr, dr) in x.chunks(w.len()).zip(d.chunks_mut(w.len())) {
+                            // SAFETY: called only where the CPU has the build's features.
+                            unsafe { f(xr, w, b, e, dr) }
                         }
-                    };
+                    }
+                };
                 if std::is_x86_feature_detected!("avx2") {
                     let v = ln_with(per_row(layer_norm_row_avx2), &x, &w, &b);
                     assert_eq!(bits(&v), bits(&generic), "dim {dim}: AVX2 build");
