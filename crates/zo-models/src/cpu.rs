@@ -222,7 +222,8 @@ pub(crate) fn attention(
         return Ok(None);
     }
     let run = |q: &[f32], k: &[f32], v: &[f32], mask: &[f32]| -> Vec<f32> {
-        let mut out = vec![0f32; b * t * h];
+        // Not zero-filled: the tasks write every element (each its rows × head columns).
+        let mut out: Vec<f32> = Vec::with_capacity(b * t * h);
         let dst = SharedOut(out.as_mut_ptr());
         (0..b * heads).into_par_iter().for_each(|task| {
             let (bi, hi) = (task / heads, task % heads);
@@ -238,6 +239,9 @@ pub(crate) fn attention(
             // `out` (`[b·t, h]`) and is written by this task only.
             unsafe { attn::weighted_sum(&scores, &v[base..], h, t, d, dst.ptr().add(base)) };
         });
+        // SAFETY: the b·heads tasks wrote rows `bi·t ..` × columns `hi·d ..` of `[b·t, h]`,
+        // together every element of the capacity.
+        unsafe { out.set_len(b * t * h) };
         out
     };
     let out = with_f32(q, |q| {
