@@ -1,5 +1,5 @@
-//! f32 CPU fast paths of the OPT forward that call a GEMM directly, where candle's composite
-//! ops cost extra passes over memory. The projections and the lm_head use our
+//! f32 CPU fast paths of the OPT forward, where candle's composite ops cost extra passes over
+//! memory. The projections and the lm_head use our
 //! [`crate::sgemm::sgemm_nt`] (specialised for `x Wᵀ` with the Linear epilogue fused, faster
 //! than `gemm` on these shapes) where the CPU has AVX2+FMA or AVX-512F, and `gemm` (the GEMM
 //! library candle's CPU backend uses) elsewhere:
@@ -12,13 +12,15 @@
 //!   reading the heads as strided views of the `[b·t, h]` projections and writing the output in
 //!   place, instead of three head-splitting copies, 2·b·heads tiny GEMMs one after another on one
 //!   core, a mask pass, a softmax pass and a transposing copy; the two small products of a task
-//!   are register-tiled loops of our own (`attn`), not GEMM-library calls.
+//!   are register-tiled loops of our own (`attn`), not GEMM-library calls;
+//! - [`layer_norm`]: rows in parallel, each in two vectorised passes (`rows`), instead of
+//!   candle's scalar one-pass kernel into a zero-filled buffer.
 //!
 //! Every function returns `Ok(None)` when its inputs are not contiguous f32 CPU tensors, and the
 //! caller then runs the candle ops. Determinism: the GEMMs split a product between threads over
 //! output blocks only (the reduction over `k` runs in one order whatever the thread count), and
-//! each attention task is single-threaded and independent of the others, so results do not
-//! depend on the number of threads (tested in `tests`).
+//! each attention task and LayerNorm row is single-threaded and independent of the others, so
+//! results do not depend on the number of threads (tested in `tests`).
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use gemm::{gemm, Parallelism};
