@@ -183,6 +183,9 @@ pub struct Ctx<'a> {
     pub seed: u64,
     /// The kernel the products run on (`avx512bf16` for bf16 compute, else the f32 one).
     pub kernel: String,
+    /// Whether that kernel multiplies in bf16: the f32 FMA peak is then not the peak of the
+    /// arithmetic that ran, and the lines give no fraction of it.
+    pub bf16: bool,
     quiet: bool,
     out: &'a mut dyn Write,
     lines: Vec<String>,
@@ -289,6 +292,11 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
             warmup: args.warmup,
             seed: args.seed,
             kernel: format!("{:?}", args.compute.kernel().isa()),
+            bf16: args
+                .compute
+                .kernel()
+                .isa()
+                .is_some_and(zo_models::sgemm::Isa::is_bf16),
             quiet,
             out,
             lines: Vec::new(),
@@ -346,6 +354,11 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
         warmup: args.warmup,
         seed: args.seed,
         kernel: format!("{:?}", args.compute.kernel().isa()),
+        bf16: args
+            .compute
+            .kernel()
+            .isa()
+            .is_some_and(zo_models::sgemm::Isa::is_bf16),
         quiet,
         out,
         lines: Vec::new(),

@@ -41,6 +41,7 @@ fn test_ctx(model: String, seqs: Vec<usize>, seed: u64, out: &mut Vec<u8>) -> Ct
         seed,
         quiet: true,
         kernel: "test".into(),
+        bf16: false,
         out,
         lines: Vec::new(),
     }
@@ -253,4 +254,31 @@ fn lora_figures_sweep_the_adapter_only() {
         bytes(&lora),
         bytes(&full)
     );
+}
+
+/// With bf16 compute on a CPU whose products then run on a bf16 kernel, B1 gives no fraction
+/// of the f32 FMA peak (not the peak of that arithmetic); elsewhere (f32 products) it does.
+#[test]
+fn no_f32_peak_fraction_for_bf16_products() {
+    let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut a = args(Figure::B1);
+    a.compute = crate::settings::ComputeSetting::Bf16;
+    let mut buf = Vec::new();
+    run_to(&a, true, &mut buf).unwrap();
+    let bf16 = zo_models::sgemm::Compute::Bf16
+        .isa()
+        .is_some_and(zo_models::sgemm::Isa::is_bf16);
+    let b1: Vec<Value> = parse_lines(buf)
+        .into_iter()
+        .filter(|v| figure(v) == "B1")
+        .collect();
+    assert_eq!(b1.len(), 2);
+    for v in &b1 {
+        let f = &v["fraction_of_fma_peak"];
+        if bf16 {
+            assert!(f.is_null(), "{v}");
+        } else if super::measure::fma_peak_gflops().is_some() {
+            assert!(f.as_f64().is_some_and(|x| x > 0.0), "{v}");
+        }
+    }
 }
