@@ -416,7 +416,7 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
                             }
                         }
                         let abuf = &*abuf;
-                        calls(&|ip| APanel::Packed(abuf[ip * kc * mr..].as_ptr(), zeros[ip]));
+                        calls(&|ip| APanel::Packed(abuf[ip * kc * mr..].as_ptr(), &zeros[ip]));
                     });
                 });
             }
