@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use super::{finish, Epilogue};
 
 mod a_panels;
+pub(super) mod shared_a;
 
 use a_panels::{with_runs, APanel};
 pub(super) use a_panels::{ARun, Dense, Gathered, PackA, Zeros};
@@ -43,6 +44,11 @@ pub(super) trait Kernel {
     /// each A micro-panel (`MR × KC`, then the L1-resident one) the kernel runs over the
     /// group's panels; for a `KC` whose B panel no longer fits L1.
     const B_GROUP: usize = 0;
+    /// `r > 0`: dense products with several row blocks run in [`shared_a`]'s order where it
+    /// suits their shape ([`shared_a::suits`]): A packed once per `k` block, `r` rows at a
+    /// time, into a buffer all tasks read, each task's B panels packed by the task. `0`: the
+    /// default order.
+    const SHARED_A_ROWS: usize = 0;
 
     /// `dst[p·MR + i] = src[i·ld + p]` for `i < rows ≤ MR`, `p < kc`; zero for `i ≥ rows`.
     ///
@@ -226,6 +232,10 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
     let (mr, nr, kc_blk, nc_blk) = (K::MR, K::NR, K::KC, K::NC);
     let threads = rayon::current_num_threads().max(1);
     let (rb, micro_all) = row_blocks(n, threads, mr, K::MC_MAX);
+    if K::SHARED_A_ROWS > 0 && A::SHARED_ORDER && rb > 1 && shared_a::suits::<K>(n, o, threads) {
+        // SAFETY: the caller's contract, which is `shared_a::run`'s.
+        return unsafe { shared_a::run::<K, A>(n, o, k, a, w, c, epi, bias_scaled) };
+    }
     // Written only through this pointer, initialised values only: the first `k` block's
     // kernels (`accumulate = false`) write every element before any later block reads it.
     let out = OutPtr(c.as_mut_ptr().cast::<f32>());

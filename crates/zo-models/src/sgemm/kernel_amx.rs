@@ -167,6 +167,15 @@ impl Kernel for Amx {
     /// all ahead of panel-outer; `KC` 384 with either order was behind. The 16-row task head
     /// (one row block: each panel packed by its one user) keeps the panel-outer order.
     const B_GROUP: usize = 8;
+    /// Dense products take the driver's shared-A order, 1024 rows (1.5 MB of bf16 at `KC`
+    /// 768) at a time: A packed once, each task's 8 B panels packed into its own L2. In the
+    /// default order the 3 MB block of packed B went out to L3 and back for every row block,
+    /// and A was packed again for every 2048 columns. Measured against it (`sgemm_bench
+    /// --kernels amx --threads 2`, both orders alternated in one process, a temporary switch;
+    /// GFLOP per CPU-second, three runs, 1024 × 768 → 768 / 3072 / 4096 / 50272, 1024 × 3072
+    /// → 768): 1.00–1.01 / 1.10–1.14 / 1.11–1.14 / 1.12–1.35 / 0.97–1.02 times the default
+    /// order's; 512-row chunks or 4-panel tasks were behind.
+    const SHARED_A_ROWS: usize = 1024;
     /// The packing stays within `kc·MR` floats for `kc ≥ 16` ([`shape_ok`]).
     const A_SPILL: usize = 0;
     const PREFETCH_C: bool = false;

@@ -612,3 +612,5 @@ fn a_read_in_place_gives_the_bits_of_packing() {
         }
     }
 }
+
+mod shared_a;

@@ -111,6 +111,10 @@ pub(in crate::sgemm) trait PackA: Sync {
         let _ = (i, rows, pc, kc, out);
         false
     }
+
+    /// Whether the driver may use [`super::shared_a`]'s order for this A (where the kernel
+    /// asks for it): measured on dense products only; convolutions keep the default order.
+    const SHARED_ORDER: bool = false;
 }
 
 /// A dense row-major `[n, k]` A: packed straight from memory.
@@ -120,6 +124,8 @@ pub(in crate::sgemm) struct Dense<'a> {
 }
 
 impl PackA for Dense<'_> {
+    const SHARED_ORDER: bool = true;
+
     unsafe fn pack<K: Kernel>(
         &self,
         i: usize,
