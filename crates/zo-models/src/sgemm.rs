@@ -239,6 +239,16 @@ impl Isa {
         }
     }
 
+    /// The kernel's name in reports (`zo bench`'s `kernel` field).
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Avx512Bf16 => "avx512bf16",
+            Isa::AmxBf16 => "amx_bf16",
+        }
+    }
+
     /// Whether the kernel rounds its inputs to bf16.
     pub fn is_bf16(self) -> bool {
         matches!(self, Isa::Avx512Bf16 | Isa::AmxBf16)

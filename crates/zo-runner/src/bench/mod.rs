@@ -173,6 +173,13 @@ pub fn with_lora(model: OptModel, args: &BenchArgs) -> Result<OptModel> {
     crate::adapters::apply(model, &a, &[], false, args.seed, None)
 }
 
+/// The `kernel` field: the products' kernel (`amx_bf16` or `avx512bf16` for bf16 compute
+/// where the CPU has one, else the f32 one: `avx512`, `avx2`), or `candle` on a CPU with none
+/// of zo's kernels (candle's matmul runs the products).
+pub fn kernel_name(isa: Option<zo_models::sgemm::Isa>) -> String {
+    isa.map_or("candle", zo_models::sgemm::Isa::name).to_owned()
+}
+
 /// Settings shared by the figures, and where their lines go.
 pub struct Ctx<'a> {
     pub model: String,
@@ -181,7 +188,7 @@ pub struct Ctx<'a> {
     pub repeats: usize,
     pub warmup: usize,
     pub seed: u64,
-    /// The kernel the products run on (`avx512bf16` for bf16 compute, else the f32 one).
+    /// The kernel the products run on ([`kernel_name`]).
     pub kernel: String,
     /// Whether that kernel multiplies in bf16: the f32 FMA peak is then not the peak of the
     /// arithmetic that ran, and the lines give no fraction of it.
@@ -203,6 +210,7 @@ impl Ctx<'_> {
             ("B", json!(self.batch)),
             ("threads", json!(candle_core::utils::get_num_threads())),
             ("dtype", json!("f32")),
+            ("compute", json!(if self.bf16 { "bf16" } else { "f32" })),
             ("kernel", json!(self.kernel)),
         ];
         for (k, v) in defaults {
@@ -291,7 +299,7 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
             repeats: args.repeats,
             warmup: args.warmup,
             seed: args.seed,
-            kernel: format!("{:?}", args.compute.kernel().isa()),
+            kernel: kernel_name(args.compute.kernel().isa()),
             bf16: args
                 .compute
                 .kernel()
@@ -353,7 +361,7 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
         repeats: args.repeats,
         warmup: args.warmup,
         seed: args.seed,
-        kernel: format!("{:?}", args.compute.kernel().isa()),
+        kernel: kernel_name(args.compute.kernel().isa()),
         bf16: args
             .compute
             .kernel()

@@ -47,6 +47,17 @@ fn test_ctx(model: String, seqs: Vec<usize>, seed: u64, out: &mut Vec<u8>) -> Ct
     }
 }
 
+/// Kernel names as the `kernel` field prints them (not Rust's `Debug` form).
+#[test]
+fn kernel_names_are_plain() {
+    use zo_models::sgemm::Isa;
+    assert_eq!(super::kernel_name(Some(Isa::AmxBf16)), "amx_bf16");
+    assert_eq!(super::kernel_name(Some(Isa::Avx512Bf16)), "avx512bf16");
+    assert_eq!(super::kernel_name(Some(Isa::Avx512)), "avx512");
+    assert_eq!(super::kernel_name(Some(Isa::Avx2)), "avx2");
+    assert_eq!(super::kernel_name(None), "candle");
+}
+
 fn parse_lines(buf: Vec<u8>) -> Vec<Value> {
     let text = String::from_utf8(buf).unwrap();
     text.lines()
@@ -258,6 +269,7 @@ fn lora_figures_sweep_the_adapter_only() {
 
 /// With bf16 compute on a CPU whose products then run on a bf16 kernel, B1 gives no fraction
 /// of the f32 FMA peak (not the peak of that arithmetic); elsewhere (f32 products) it does.
+/// Its lines name the arithmetic (`compute`) and the kernel.
 #[test]
 fn no_f32_peak_fraction_for_bf16_products() {
     let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -273,7 +285,12 @@ fn no_f32_peak_fraction_for_bf16_products() {
         .filter(|v| figure(v) == "B1")
         .collect();
     assert_eq!(b1.len(), 2);
+    let kernel = super::kernel_name(zo_models::sgemm::Compute::Bf16.isa());
     for v in &b1 {
+        // Which arithmetic ran, by name: the weights' `dtype` stays f32 under bf16 compute.
+        assert_eq!(v["compute"], if bf16 { "bf16" } else { "f32" }, "{v}");
+        assert_eq!(v["kernel"], kernel.as_str(), "{v}");
+        assert_eq!(v["dtype"], "f32", "{v}");
         let f = &v["fraction_of_fma_peak"];
         if bf16 {
             assert!(f.is_null(), "{v}");
