@@ -5,6 +5,45 @@
 
 use std::mem::MaybeUninit;
 
+/// `$vis fn $name(args)`: `$generic` compiled twice more, for AVX-512F (`$avx512`) and for
+/// AVX2 (`$avx2`), and dispatched at run time to the widest build the CPU has. The builds
+/// run the same code, with plain `+ − × / √` only (the compiler never contracts them into
+/// FMA), so they compute the same bits; the tests compare each build with `$generic`.
+macro_rules! isa_builds {
+    (
+        $(#[$doc:meta])*
+        $vis:vis fn $name:ident = $generic:ident, $avx512:ident, $avx2:ident
+        ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
+    ) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx2")]
+        unsafe fn $avx512($($arg: $ty),*) $(-> $ret)? {
+            $generic($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2($($arg: $ty),*) $(-> $ret)? {
+            $generic($($arg),*)
+        }
+
+        $(#[$doc])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (checked just above), and so AVX2.
+                return unsafe { $avx512($($arg),*) };
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                return unsafe { $avx2($($arg),*) };
+            }
+            $generic($($arg),*)
+        }
+    };
+}
+
 /// `exp(x)` for `x ≤ 0`, max relative error ≈ 2e-7; exactly 0 below −87 (where `exp` leaves
 /// f32's normal range: flushed to zero, so a masked score gets probability 0, not a subnormal).
 /// Cody–Waite reduction `x = n·ln2 + r`, `|r| ≤ ln2/2`, then a degree-6 Taylor polynomial for
@@ -129,36 +168,11 @@ fn max_sumexp_generic(row: &[f32]) -> (f32, f64) {
     (m, total)
 }
 
-/// The same code compiled for AVX2 (8-wide registers); same bits as the baseline build since
-/// no FMA is written and the compiler contracts none.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn max_sumexp_avx2(row: &[f32]) -> (f32, f64) {
-    max_sumexp_generic(row)
-}
-
-/// The same code compiled for AVX-512F (the 16 `exp`s of [`sumexp_block`]'s main loop in one
-/// register); same bits, for the same reason as the AVX2 build.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2")]
-unsafe fn max_sumexp_avx512(row: &[f32]) -> (f32, f64) {
-    max_sumexp_generic(row)
-}
-
-/// `(max(row), Σ exp(row − max))`; dispatches to the AVX-512F or AVX2 build when the CPU has
-/// it.
-pub(crate) fn max_sumexp(row: &[f32]) -> (f32, f64) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F (checked just above) and so AVX2.
-        return unsafe { max_sumexp_avx512(row) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { max_sumexp_avx2(row) };
-    }
-    max_sumexp_generic(row)
+isa_builds! {
+    /// `(max(row), Σ exp(row − max))`, on the AVX-512F build (the 16 `exp`s of
+    /// [`sumexp_block`]'s main loop in one register), the AVX2 one or the baseline one.
+    pub(crate) fn max_sumexp = max_sumexp_generic, max_sumexp_avx512, max_sumexp_avx2
+        (row: &[f32]) -> (f32, f64)
 }
 
 /// In-place softmax of each `width`-long row of `rows`: `exp(x − max) / Σ exp(x − max)`, as
@@ -218,20 +232,11 @@ fn softmax_rows_generic(rows: &mut [f32], width: usize) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn softmax_rows_avx2(rows: &mut [f32], width: usize) {
-    softmax_rows_generic(rows, width)
-}
-
-/// See [`softmax_rows_generic`]; the AVX2 build when the CPU has it (same bits).
-pub(crate) fn softmax_rows(rows: &mut [f32], width: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { softmax_rows_avx2(rows, width) };
-    }
-    softmax_rows_generic(rows, width)
+isa_builds! {
+    /// See [`softmax_rows_generic`]; on the widest build the CPU has (same bits). (The
+    /// AVX-512 build was measured level with the AVX2 one on the causal 64 × 64 block.)
+    pub(crate) fn softmax_rows = softmax_rows_generic, softmax_rows_avx512, softmax_rows_avx2
+        (rows: &mut [f32], width: usize)
 }
 
 /// Lanes of the LayerNorm sums (one AVX-512 register, two AVX2 ones).
@@ -267,35 +272,9 @@ fn layer_norm_row_generic(x: &[f32], w: &[f32], b: &[f32], eps: f32, dst: &mut [
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn layer_norm_row_avx2(
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    eps: f32,
-    dst: &mut [MaybeUninit<f32>],
-) {
-    layer_norm_row_generic(x, w, b, eps, dst)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2")]
-unsafe fn layer_norm_row_avx512(
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    eps: f32,
-    dst: &mut [MaybeUninit<f32>],
-) {
-    layer_norm_row_generic(x, w, b, eps, dst)
-}
-
-/// [`layer_norm_row_generic`] of each `w.len()`-long row of `x` into the same row of `dst`,
-/// the AVX-512F or AVX2 build where the CPU has it: the same operations in the same order
-/// (plain `+ − × / √`, which the compiler never contracts), so the same bits on every CPU.
-/// Every element of `dst` is written.
-pub(crate) fn layer_norm_rows(
+/// [`layer_norm_row_generic`] of each `w.len()`-long row of `x` into the same row of `dst`.
+#[inline(always)]
+fn layer_norm_rows_generic(
     x: &[f32],
     w: &[f32],
     b: &[f32],
@@ -304,24 +283,18 @@ pub(crate) fn layer_norm_rows(
 ) {
     let dim = w.len();
     assert!(dim > 0 && b.len() == dim && x.len() == dst.len() && x.len().is_multiple_of(dim));
-    #[cfg(target_arch = "x86_64")]
-    let isa = if std::is_x86_feature_detected!("avx512f") {
-        2
-    } else {
-        u8::from(std::is_x86_feature_detected!("avx2"))
-    };
     for (xr, dr) in x.chunks_exact(dim).zip(dst.chunks_exact_mut(dim)) {
-        #[cfg(target_arch = "x86_64")]
-        match isa {
-            // SAFETY: the CPU supports AVX-512F and AVX2 (checked above).
-            2 => unsafe { layer_norm_row_avx512(xr, w, b, eps, dr) },
-            // SAFETY: the CPU supports AVX2 (checked above).
-            1 => unsafe { layer_norm_row_avx2(xr, w, b, eps, dr) },
-            _ => layer_norm_row_generic(xr, w, b, eps, dr),
-        }
-        #[cfg(not(target_arch = "x86_64"))]
         layer_norm_row_generic(xr, w, b, eps, dr);
     }
+}
+
+isa_builds! {
+    /// [`layer_norm_row_generic`] of each `w.len()`-long row of `x` into the same row of
+    /// `dst`, on the widest build the CPU has: the same operations in the same order, so the
+    /// same bits on every CPU. Every element of `dst` is written.
+    pub(crate) fn layer_norm_rows = layer_norm_rows_generic, layer_norm_rows_avx512,
+        layer_norm_rows_avx2
+        (x: &[f32], w: &[f32], b: &[f32], eps: f32, dst: &mut [MaybeUninit<f32>])
 }
 
 #[cfg(test)]
@@ -454,6 +427,35 @@ mod tests {
                 assert_eq!(unsafe { max_sumexp_avx512(&row) }, generic);
             }
         }
+        // The softmax builds too, on rows of 37 (every tail length of the lanes) with entries
+        // far under the maximum (skipped chunks).
+        let mut want = row[..37 * 200].to_vec();
+        for (i, x) in want.iter_mut().enumerate() {
+            if i % 37 < 20 && i % 7 == 0 {
+                *x -= 200.0;
+            }
+        }
+        let scores = want.clone();
+        softmax_rows_generic(&mut want, 37);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let mut got = scores.clone();
+        softmax_rows(&mut got, 37);
+        assert_eq!(bits(&got), bits(&want), "dispatched softmax");
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                let mut got = scores.clone();
+                // SAFETY: the CPU supports AVX2.
+                unsafe { softmax_rows_avx2(&mut got, 37) };
+                assert_eq!(bits(&got), bits(&want), "AVX2 softmax");
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                let mut got = scores.clone();
+                // SAFETY: the CPU supports AVX-512F and AVX2.
+                unsafe { softmax_rows_avx512(&mut got, 37) };
+                assert_eq!(bits(&got), bits(&want), "AVX-512 softmax");
+            }
+        }
         // Values of one magnitude in a scrambled order (an LCG), so that any other order of
         // the additions gives other bits.
         let mut state = 0x2545_f491_u32;
@@ -497,11 +499,11 @@ mod tests {
         assert!((generic.1 - want).abs() / want < 1e-6);
     }
 
-    /// A LayerNorm row build.
+    /// A build of `layer_norm_rows`.
     #[cfg(target_arch = "x86_64")]
-    type RowFn = unsafe fn(&[f32], &[f32], &[f32], f32, &mut [MaybeUninit<f32>]);
+    type RowsFn = unsafe fn(&[f32], &[f32], &[f32], f32, &mut [MaybeUninit<f32>]);
 
-    /// Runs a LayerNorm row build into a fresh vector.
+    /// Runs a LayerNorm over rows into a fresh vector.
     fn ln_with(
         f: impl Fn(&[f32], &[f32], &[f32], f32, &mut [MaybeUninit<f32>]),
         x: &[f32],
@@ -557,34 +559,23 @@ mod tests {
                     );
                 }
             }
-            let generic = ln_with(
-                |x, w, b, e, d| {
-                    for (xr, dr) in x.chunks(w.len()).zip(d.chunks_mut(w.len())) {
-                        layer_norm_row_generic(xr, w, b, e, dr)
-                    }
-                },
-                &x,
-                &w,
-                &b,
-            );
+            let generic = ln_with(layer_norm_rows_generic, &x, &w, &b);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&generic), "dim {dim}: dispatched build");
             #[cfg(target_arch = "x86_64")]
             {
-                let per_row = |f: RowFn| {
+                let build = |f: RowsFn| {
                     move |x: &[f32], w: &[f32], b: &[f32], e: f32, d: &mut [MaybeUninit<f32>]| {
-                        for (xr, dr) in x.chunks(w.len()).zip(d.chunks_mut(w.len())) {
-                            // SAFETY: called only where the CPU has the build's features.
-                            unsafe { f(xr, w, b, e, dr) }
-                        }
+                        // SAFETY: called only where the CPU has the build's features.
+                        unsafe { f(x, w, b, e, d) }
                     }
                 };
                 if std::is_x86_feature_detected!("avx2") {
-                    let v = ln_with(per_row(layer_norm_row_avx2), &x, &w, &b);
+                    let v = ln_with(build(layer_norm_rows_avx2), &x, &w, &b);
                     assert_eq!(bits(&v), bits(&generic), "dim {dim}: AVX2 build");
                 }
                 if std::is_x86_feature_detected!("avx512f") {
-                    let v = ln_with(per_row(layer_norm_row_avx512), &x, &w, &b);
+                    let v = ln_with(build(layer_norm_rows_avx512), &x, &w, &b);
                     assert_eq!(bits(&v), bits(&generic), "dim {dim}: AVX-512 build");
                 }
             }

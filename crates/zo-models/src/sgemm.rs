@@ -43,6 +43,15 @@
 //! machine). On the AVX-512 Xeon that prefetch was a loss (see below), so the AVX-512 kernel
 //! goes without.
 //!
+//! The AMX kernel multiplies a pair of packed panels in a fraction of the time it takes to
+//! move them, so its dense products take another order (`driver::shared_a`): per `KC` step, A
+//! is packed once (1024 rows at a time) into a buffer every task reads, and each task packs
+//! the few B panels it owns into its own L2 right before using them. Nothing packed then goes
+//! out to L3 and back but the shared A, and A is not packed again per `NC` columns: 1.10–1.35
+//! times the default order on the wide products (FC1, the LM head), level on the 768-wide
+//! ones (docs/BENCH.md round 16). Packing the next panels a little at a time between kernel
+//! calls, so as to overlap it with the tile unit's work, was slower (0.77–0.95).
+//!
 //! Tried and not kept: packing the next step's B panels as extra tasks of the current step's
 //! parallel region (double-buffered B, one barrier per `KC` step instead of two): on the shared
 //! machine our ratio to the `gemm` crate over the four body shapes was 1.12 with it against
