@@ -413,9 +413,22 @@ fn amx_kernel_is_the_f32_product_of_bf16_inputs() {
     }
 }
 
-/// The driver on kernel `K` (whatever this CPU's cache sizes would pick) for A from `a`.
-/// The caller has checked `K`'s CPU features.
-fn run_kernel<K: driver::Kernel, A: driver::PackA>(
+/// A driver entry point (`driver::run` or one of its orders) on some kernel.
+type Driver<A> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    &A,
+    &[f32],
+    &mut [std::mem::MaybeUninit<f32>],
+    &Epilogue<'_>,
+    Option<&[f32]>,
+);
+
+/// `run` (a [`Driver`]) on a fresh C, the epilogue's bias pre-scaled as `sgemm_nt` does. The
+/// caller has checked the kernel's CPU features.
+fn run_driver<A: driver::PackA>(
+    run: Driver<A>,
     (n, o, k): (usize, usize, usize),
     a: &A,
     w: &[f32],
@@ -426,9 +439,20 @@ fn run_kernel<K: driver::Kernel, A: driver::PackA>(
     let bs: Option<Vec<f32>> = epi.bias.map(|b| b.iter().map(|&v| v * epi.scale).collect());
     // SAFETY: the caller checked the kernel's features; the lengths match the shape; n, o,
     // k > 0.
-    unsafe { driver::run::<K, _>(n, o, k, a, w, &mut c, epi, bs.as_deref()) };
-    // SAFETY: `run` initialises every element of C.
+    unsafe { run(n, o, k, a, w, &mut c, epi, bs.as_deref()) };
+    // SAFETY: the drivers initialise every element of C.
     c.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+}
+
+/// The driver on kernel `K` (whatever this CPU's cache sizes would pick) for A from `a`.
+/// The caller has checked `K`'s CPU features.
+fn run_kernel<K: driver::Kernel, A: driver::PackA>(
+    shape: (usize, usize, usize),
+    a: &A,
+    w: &[f32],
+    epi: &Epilogue<'_>,
+) -> Vec<f32> {
+    run_driver::<A>(driver::run::<K, A>, shape, a, w, epi)
 }
 
 /// The AVX-512 kernel's two blockings (`KC` 384 / 768, `MC` 96 / 192, panel-outer / grouped

@@ -44,30 +44,19 @@ impl<K: driver::Kernel, const R: usize> driver::Kernel for SharedA<K, R> {
 
 /// [`driver::shared_a::run`] on `K`, whatever `suits` would say.
 fn run_shared<K: driver::Kernel>(
-    (n, o, k): (usize, usize, usize),
+    shape: (usize, usize, usize),
     a: &[f32],
     w: &[f32],
     epi: &Epilogue<'_>,
 ) -> Vec<f32> {
-    use std::mem::MaybeUninit;
-    let mut c = vec![MaybeUninit::new(f32::NAN); n * o];
-    let bs: Option<Vec<f32>> = epi.bias.map(|b| b.iter().map(|&v| v * epi.scale).collect());
-    // SAFETY: the caller checked the kernel's features; the lengths match the shape; n, o,
-    // k > 0.
-    unsafe {
-        driver::shared_a::run::<K, _>(
-            n,
-            o,
-            k,
-            &driver::Dense { a, k },
-            w,
-            &mut c,
-            epi,
-            bs.as_deref(),
-        )
-    };
-    // SAFETY: `run` initialises every element of C.
-    c.into_iter().map(|v| unsafe { v.assume_init() }).collect()
+    let k = shape.2;
+    run_driver(
+        driver::shared_a::run::<K, _>,
+        shape,
+        &driver::Dense { a, k },
+        w,
+        epi,
+    )
 }
 
 /// The shared-A order (A packed once per `k` block and row chunk, column tasks packing their
