@@ -47,10 +47,11 @@
 //! move them, so its dense products take another order (`driver::shared_a`): per `KC` step, A
 //! is packed once (1024 rows at a time) into a buffer every task reads, and each task packs
 //! the few B panels it owns into its own L2 right before using them. Nothing packed then goes
-//! out to L3 and back but the shared A, and A is not packed again per `NC` columns: 1.10–1.35
-//! times the default order on the wide products (FC1, the LM head), level on the 768-wide
-//! ones (docs/BENCH.md round 16). Packing the next panels a little at a time between kernel
-//! calls, so as to overlap it with the tile unit's work, was slower (0.77–0.95).
+//! out to L3 and back but the shared A, and A is not packed again per `NC` columns: 1.02–1.35
+//! times the default order per CPU-second on the wide products (FC1, the LM head), level on
+//! the 768-wide ones (docs/BENCH.md round 16). Packing the next panels a little at a time
+//! between kernel calls, so as to overlap it with the tile unit's work, was behind on most
+//! shapes.
 //!
 //! Tried and not kept: packing the next step's B panels as extra tasks of the current step's
 //! parallel region (double-buffered B, one barrier per `KC` step instead of two): on the shared

@@ -165,16 +165,23 @@ impl Kernel for Amx {
     /// 942 / 716 / 1127 / 636 / 885 against 982 / 881 / 1228 / 981 / 1282; groups of 4 with
     /// `MC_MAX` 128 / 256 / 384 and of 8 / 16 with 256 / 384 came within noise of each other,
     /// all ahead of panel-outer; `KC` 384 with either order was behind. The 16-row task head
-    /// (one row block: each panel packed by its one user) keeps the panel-outer order.
+    /// (one row block: each panel packed by its one user) keeps the panel-outer order. The
+    /// grouped default order now serves only the products that the shared-A order below does
+    /// not take (convolutions, more than 2048 rows, fewer than two panels per thread); that
+    /// order too runs each A micro-panel over 8 panels at a time.
     const B_GROUP: usize = 8;
     /// Dense products take the driver's shared-A order, 1024 rows (1.5 MB of bf16 at `KC`
     /// 768) at a time: A packed once, each task's 8 B panels packed into its own L2. In the
     /// default order the 3 MB block of packed B went out to L3 and back for every row block,
     /// and A was packed again for every 2048 columns. Measured against it (`sgemm_bench
     /// --kernels amx --threads 2`, both orders alternated in one process, a temporary switch;
-    /// GFLOP per CPU-second, three runs, 1024 × 768 → 768 / 3072 / 4096 / 50272, 1024 × 3072
-    /// → 768): 1.00–1.01 / 1.10–1.14 / 1.11–1.14 / 1.12–1.35 / 0.97–1.02 times the default
-    /// order's; 512-row chunks or 4-panel tasks were behind.
+    /// GFLOP per CPU-second, four runs, 1024 × 768 → 768 / 3072 / 4096 / 50272, 1024 × 3072
+    /// → 768): 0.98–1.01 / 1.08–1.14 / 1.02–1.14 / 1.12–1.35 / 0.97–1.02 times the default
+    /// order's; 512-row chunks or 4-panel tasks were behind, and `KC` 384 in this order was
+    /// 0.55–0.9 times `KC` 768 (builds alternated 4 times, docs/BENCH.md round 16). Also measured and kept on the tiles: a
+    /// `tileloadd` from a 64-byte aligned address took 3.3 ns here, 16 bytes off ~19 ns, so
+    /// every packed buffer is 64-byte aligned (`driver::with_buf`); the output C's alignment
+    /// made no difference (its tiles are stored once per call).
     const SHARED_A_ROWS: usize = 1024;
     /// The packing stays within `kc·MR` floats for `kc ≥ 16` ([`shape_ok`]).
     const A_SPILL: usize = 0;
