@@ -5,8 +5,8 @@
 //!
 //! In the default order ([`super::run`]) the `NC`-column block of packed B (3 MB in bf16 at
 //! `KC` 768, more than a 2 MB L2) is written out by a parallel packing pass and read back from
-//! L3 by every row block, and each row block re-packs its A for every column block (25 times
-//! over the 50 272-column LM head). The tile unit multiplies a packed panel pair in a fraction
+//! L3 by every row block, and each row block re-packs its A for every column block (twice per
+//! 4096-column slice of the LM head). The tile unit multiplies a packed panel pair in a fraction
 //! of the time that moving the panels takes, so here nothing packed leaves the L2 of the core
 //! that uses it but the shared A, which is packed once.
 //!
