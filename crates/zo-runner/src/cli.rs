@@ -49,8 +49,19 @@ pub enum Command {
     /// Fold a LoRA adapter into its base model: a full Hugging Face checkpoint.
     Merge(MergeArgs),
     /// Speed and memory figures (B1-B5 of docs/PERFORMANCE.md) on a random OPT, as JSON lines.
+    #[command(after_long_help = BENCH_FIELDS)]
     Bench(crate::bench::BenchArgs),
 }
+
+/// What every `zo bench` line carries besides its figure's own fields (`zo bench --help`).
+const BENCH_FIELDS: &str = "\
+Every line also has: figure (B1..B5, or probe: the quiet-machine check, a 1024x768x3072 f32 \
+GEMM on 1 and on all threads, printed before and after the figures), model, B (batch), threads, \
+dtype (the weights' type: f32), compute (the arithmetic the products ran in: f32 or bf16; \
+bf16 needs a bf16 kernel, else the products stay f32) and kernel (amx_bf16, avx512bf16, \
+avx512, avx2, or candle where none of zo's kernels fits the CPU). Timed figures give \
+median_s (wall-clock seconds, the median of --repeats) with samples_s, and cpu_s_per_call, \
+the process's CPU time per call (about threads x median_s when the cores were not shared).";
 
 /// Shorthands of the common config keys for `zo train`. Each is the same as `--set KEY=VALUE`
 /// for the key it names; they apply over `--config`, and `--set` applies over them.
