@@ -167,7 +167,7 @@ impl Kernel for Amx {
     /// all ahead of panel-outer; `KC` 384 with either order was behind. The 16-row task head
     /// (one row block: each panel packed by its one user) keeps the panel-outer order. The
     /// grouped default order now serves only the products that the shared-A order below does
-    /// not take (convolutions, more than 2048 rows, fewer than two panels per thread); that
+    /// not take (convolutions, more than 1024 rows, fewer than two panels per thread); that
     /// order too runs each A micro-panel over 8 panels at a time.
     const B_GROUP: usize = 8;
     /// Dense products take the driver's shared-A order, 1024 rows (1.5 MB of bf16 at `KC`

@@ -22,10 +22,12 @@ use crate::sgemm::Epilogue;
 
 /// Whether a product of `n` rows and `o` columns runs in this order on `threads` threads: at
 /// least two column panels per thread (with fewer, some threads would idle: the tasks split
-/// only the columns), and at most two row chunks (each row chunk packs all of W again; the
-/// default order packs A again per `NC`-column block instead, which is cheaper for tall A).
-pub(super) fn suits<K: Kernel>(n: usize, o: usize, threads: usize) -> bool {
-    o.div_ceil(K::NR) >= 2 * threads && n <= 2 * K::SHARED_A_ROWS
+/// only the columns), and one row chunk (each row chunk packs all of W again, where the
+/// default order packs A again per `NC`-column block: with 2048 rows the 768-wide products
+/// and the 3072-deep one were 0.83–0.97 times the default order per CPU-second, the wider
+/// ones 1.06–1.13; with 4096 and 8192 rows 0.87–1.02; docs/BENCH.md round 16).
+pub(in crate::sgemm) fn suits<K: Kernel>(n: usize, o: usize, threads: usize) -> bool {
+    o.div_ceil(K::NR) >= 2 * threads && n <= K::SHARED_A_ROWS
 }
 
 /// Panels `(first, end)` of column task `t` of `tasks`: the `panels` dealt out evenly.

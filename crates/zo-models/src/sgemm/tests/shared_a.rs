@@ -145,3 +145,16 @@ fn column_tasks_cover_the_panels_evenly() {
         }
     }
 }
+
+/// Which products take the shared-A order: one row chunk at most, two panels per thread at
+/// least.
+#[test]
+fn shared_a_order_suits_one_chunk_and_enough_panels() {
+    use driver::shared_a::suits;
+    use kernel_amx::Amx;
+    assert!(suits::<Amx>(1024, 768, 2));
+    assert!(suits::<Amx>(300, 128, 2));
+    assert!(!suits::<Amx>(1025, 768, 2), "two row chunks");
+    assert!(!suits::<Amx>(1024, 96, 2), "3 panels for 2 threads");
+    assert!(!suits::<Amx>(1024, 768, 16), "24 panels for 16 threads");
+}
