@@ -232,7 +232,7 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
     let (mr, nr, kc_blk, nc_blk) = (K::MR, K::NR, K::KC, K::NC);
     let threads = rayon::current_num_threads().max(1);
     let (rb, micro_all) = row_blocks(n, threads, mr, K::MC_MAX);
-    if K::SHARED_A_ROWS > 0 && A::SHARED_ORDER && rb > 1 && shared_a::suits::<K>(n, o, threads) {
+    if shared_a::suits::<K, A>(n, o, rb, threads) {
         // SAFETY: the caller's contract, which is `shared_a::run`'s.
         return unsafe { shared_a::run::<K, A>(n, o, k, a, w, c, epi, bias_scaled) };
     }

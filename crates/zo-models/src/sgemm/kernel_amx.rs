@@ -178,10 +178,10 @@ impl Kernel for Amx {
     /// GFLOP per CPU-second, four runs, 1024 × 768 → 768 / 3072 / 4096 / 50272, 1024 × 3072
     /// → 768): 0.98–1.01 / 1.08–1.14 / 1.02–1.14 / 1.12–1.35 / 0.97–1.02 times the default
     /// order's; 512-row chunks or 4-panel tasks were behind, and `KC` 384 in this order was
-    /// 0.55–0.9 times `KC` 768 (builds alternated 4 times, docs/BENCH.md round 16). Also measured and kept on the tiles: a
-    /// `tileloadd` from a 64-byte aligned address took 3.3 ns here, 16 bytes off ~19 ns, so
-    /// every packed buffer is 64-byte aligned (`driver::with_buf`); the output C's alignment
-    /// made no difference (its tiles are stored once per call).
+    /// 0.55–0.9 times `KC` 768 (builds alternated 4 times, docs/BENCH.md round 16). Also
+    /// measured on the tiles: a `tileloadd` from a 64-byte aligned address took 3.3 ns here,
+    /// 16 bytes off ~19 ns, so every packed buffer is 64-byte aligned (`driver::with_buf`);
+    /// the output C's alignment made no difference (its tiles are stored once per call).
     const SHARED_A_ROWS: usize = 1024;
     /// The packing stays within `kc·MR` floats for `kc ≥ 16` ([`shape_ok`]).
     const A_SPILL: usize = 0;

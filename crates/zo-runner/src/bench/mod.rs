@@ -198,7 +198,33 @@ pub struct Ctx<'a> {
     lines: Vec<String>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of a run with `args`: `default_batch` where `-B` is not given; the kernel
+    /// is the one `--compute` picks on this CPU.
+    fn new(
+        args: &BenchArgs,
+        model: String,
+        default_batch: usize,
+        seqs: Vec<usize>,
+        quiet: bool,
+        out: &'a mut dyn Write,
+    ) -> Self {
+        let isa = args.compute.kernel().isa();
+        Ctx {
+            model,
+            batch: args.batch.unwrap_or(default_batch),
+            seqs,
+            repeats: args.repeats,
+            warmup: args.warmup,
+            seed: args.seed,
+            kernel: kernel_name(isa),
+            bf16: isa.is_some_and(zo_models::sgemm::Isa::is_bf16),
+            quiet,
+            out,
+            lines: Vec::new(),
+        }
+    }
+
     /// Prints one figure line (adding the fields every line carries), and a short human
     /// summary on stderr unless quiet.
     pub fn emit(&mut self, mut line: Value) -> Result<()> {
@@ -292,23 +318,7 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
     anyhow::ensure!(args.repeats >= 1, "--repeats must be at least 1");
     if let Some(preset) = resnet::preset(&args.model) {
         anyhow::ensure!(!args.child, "--child is for OPT models");
-        let mut ctx = Ctx {
-            model: args.model.clone(),
-            batch: args.batch.unwrap_or(128),
-            seqs: Vec::new(),
-            repeats: args.repeats,
-            warmup: args.warmup,
-            seed: args.seed,
-            kernel: kernel_name(args.compute.kernel().isa()),
-            bf16: args
-                .compute
-                .kernel()
-                .isa()
-                .is_some_and(zo_models::sgemm::Isa::is_bf16),
-            quiet,
-            out,
-            lines: Vec::new(),
-        };
+        let mut ctx = Ctx::new(args, args.model.clone(), 128, Vec::new(), quiet, out);
         let classes = if args.classes.is_empty() {
             vec![10, 100]
         } else {
@@ -354,23 +364,7 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
         vec![64, 128]
     };
     anyhow::ensure!(seqs.iter().all(|&t| t >= 2), "-T values must be at least 2");
-    let mut ctx = Ctx {
-        model: spec.name(),
-        batch: args.batch.unwrap_or(16),
-        seqs,
-        repeats: args.repeats,
-        warmup: args.warmup,
-        seed: args.seed,
-        kernel: kernel_name(args.compute.kernel().isa()),
-        bf16: args
-            .compute
-            .kernel()
-            .isa()
-            .is_some_and(zo_models::sgemm::Isa::is_bf16),
-        quiet,
-        out,
-        lines: Vec::new(),
-    };
+    let mut ctx = Ctx::new(args, spec.name(), 16, seqs, quiet, out);
     probe_line(&mut ctx, "before")?;
     let figures = match args.figure {
         Figure::All => vec![Figure::B1, Figure::B2, Figure::B3, Figure::B4],

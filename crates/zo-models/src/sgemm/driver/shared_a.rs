@@ -20,14 +20,26 @@ use rayon::prelude::*;
 use super::{tile, with_buf, APanel, Kernel, OutPtr, PackA, Zeros, A_BUF, P_BUF};
 use crate::sgemm::Epilogue;
 
-/// Whether a product of `n` rows and `o` columns runs in this order on `threads` threads: at
-/// least two column panels per thread (with fewer, some threads would idle: the tasks split
+/// Whether a product of `n` rows and `o` columns, cut into `rb` row blocks by the default
+/// order, runs in this order on `threads` threads: where the kernel asks for it
+/// ([`Kernel::SHARED_A_ROWS`]) and A is dense ([`PackA::SHARED_ORDER`]), with several row
+/// blocks (with one, the default order already packs each panel by its one user), at least
+/// two column panels per thread (with fewer, some threads would idle: the tasks split
 /// only the columns), and one row chunk (each row chunk packs all of W again, where the
 /// default order packs A again per `NC`-column block: with 2048 rows the 768-wide products
 /// and the 3072-deep one were 0.83–0.97 times the default order per CPU-second, the wider
 /// ones 1.06–1.13; with 4096 and 8192 rows 0.87–1.02; docs/BENCH.md round 16).
-pub(in crate::sgemm) fn suits<K: Kernel>(n: usize, o: usize, threads: usize) -> bool {
-    o.div_ceil(K::NR) >= 2 * threads && n <= K::SHARED_A_ROWS
+pub(in crate::sgemm) fn suits<K: Kernel, A: PackA>(
+    n: usize,
+    o: usize,
+    rb: usize,
+    threads: usize,
+) -> bool {
+    K::SHARED_A_ROWS > 0
+        && A::SHARED_ORDER
+        && rb > 1
+        && o.div_ceil(K::NR) >= 2 * threads
+        && n <= K::SHARED_A_ROWS
 }
 
 /// Panels `(first, end)` of column task `t` of `tasks`: the `panels` dealt out evenly.
@@ -44,6 +56,8 @@ pub(in crate::sgemm) fn column_tasks(panels: usize, group: usize, threads: usize
 }
 
 /// The product on `K` in the shared-A order (module docs); same contract as [`super::run`].
+/// Any `n` is computed right, in chunks of [`Kernel::SHARED_A_ROWS`] rows, though [`suits`]
+/// sends it one chunk at most.
 ///
 /// # Safety
 /// As [`super::run`].

@@ -152,9 +152,14 @@ fn column_tasks_cover_the_panels_evenly() {
 fn shared_a_order_suits_one_chunk_and_enough_panels() {
     use driver::shared_a::suits;
     use kernel_amx::Amx;
-    assert!(suits::<Amx>(1024, 768, 2));
-    assert!(suits::<Amx>(300, 128, 2));
-    assert!(!suits::<Amx>(1025, 768, 2), "two row chunks");
-    assert!(!suits::<Amx>(1024, 96, 2), "3 panels for 2 threads");
-    assert!(!suits::<Amx>(1024, 768, 16), "24 panels for 16 threads");
+    type D<'a> = driver::Dense<'a>;
+    assert!(suits::<Amx, D>(1024, 768, 4, 2));
+    assert!(suits::<Amx, D>(300, 128, 2, 2));
+    assert!(!suits::<Amx, D>(1025, 768, 4, 2), "two row chunks");
+    assert!(!suits::<Amx, D>(1024, 96, 4, 2), "3 panels for 2 threads");
+    assert!(
+        !suits::<Amx, D>(1024, 768, 16, 16),
+        "24 panels for 16 threads"
+    );
+    assert!(!suits::<Amx, D>(1024, 768, 1, 2), "one row block");
 }
