@@ -10,8 +10,8 @@
 //! `mul_add`); `aesenc`/`aesenclast` are the AES rounds `ars.rs` computes in software.
 
 /// The shared kernel. Expects in scope: `VI`, `VF`, `M`, `AS` (AES state of one vector), `AK`
-/// (a round key), `LANES`, and the primitives `si sf bcast128 lane_blocks add_i sub_i xor_i
-/// and_i or_i srli srai slli cvt mul sub fma sqrt sel_sign to_f to_i load store aes_in
+/// (a round key), `LANES`, and the primitives `si sf bcast128 lane_blocks add_i xor_i
+/// and_i or_i srli srai slli cvt exponent mul sub fma sqrt sel_sign to_f to_i load store aes_in
 /// aes_out aes_key aesenc aesenclast`, all with the target features `$feat`.
 macro_rules! kernel {
     ($feat:literal) => {
@@ -126,30 +126,29 @@ macro_rules! kernel {
 
         /// Mirrors `scalar::normal_pair` on M independent vectors in lockstep (each statement
         /// for all M before the next, so the M dependency chains overlap): returns
-        /// (R cos θ, R sin θ) per vector.
+        /// (R cos θ, R sin θ) per vector. M is a constant so that the M chains live in
+        /// registers (a slice length known only at run time cost a compare and branch per
+        /// statement and kept the chains in memory).
         #[inline]
         #[target_feature(enable = $feat)]
-        fn normal_pairs(a: &[VI], b: &[VI], zc: &mut [VF], zs: &mut [VF]) {
-            const MAX: usize = 8;
-            let m_len = a.len();
-            assert!(m_len <= MAX && b.len() == m_len && zc.len() == m_len && zs.len() == m_len);
-            let mut r = [sf(0.0); MAX];
-            let r = &mut r[..m_len];
-            let mut x = [sf(0.0); MAX];
-            let x = &mut x[..m_len];
-            let mut ef = [sf(0.0); MAX];
-            let ef = &mut ef[..m_len];
+        fn normal_pairs<const M: usize>(a: [VI; M], b: [VI; M]) -> ([VF; M], [VF; M]) {
+            let mut r = [sf(0.0); M];
+            let mut x = [sf(0.0); M];
+            let mut ef = [sf(0.0); M];
+            let mut zc = [sf(0.0); M];
+            let mut zs = [sf(0.0); M];
 
             // ln_unit, lockstep. The bits of u₁ = k·2⁻²⁴ (k = ⌊a/2⁸⌋ + 1) are those of the float
             // k with 24 taken off the exponent: folded into the integer constant (exact, u₁ is
             // normal), so no multiply.
-            for i in 0..m_len {
+            for i in 0..M {
                 let k = cvt(add_i(srli::<8>(a[i]), si(1)));
                 let ix = add_i(
                     to_i(k),
                     si((0x3f80_0000 - SQRTHF_BITS).wrapping_sub(24 << 23)),
                 );
-                ef[i] = cvt(sub_i(srli::<23>(ix), si(127)));
+                // e = (ix >> 23) − 127 as a float (ix is a positive normal float's bits).
+                ef[i] = exponent(ix);
                 // x' = −2·(m − 1) = 2 − 2m, exact (Sterbenz); 2m is m with the exponent + 1, in
                 // the integer constant. (A subtraction rather than an FMA: the FMA pipes are
                 // the busy ones, with the AES rounds.)
@@ -165,14 +164,13 @@ macro_rules! kernel {
             // constant of `ln_unit` is scaled by a power of two (`LOG_PH`), so every intermediate
             // is exactly a power of two times the scalar one (rounding commutes with that): the
             // same bits as `ln_unit(u) * -2.0` with no final multiply.
-            let mut p = [sf(LOG_PH[0]); MAX];
-            let p = &mut p[..m_len];
+            let mut p = [sf(LOG_PH[0]); M];
             for c in &LOG_PH[1..] {
-                for i in 0..m_len {
+                for i in 0..M {
                     p[i] = fma(p[i], x[i], sf(*c));
                 }
             }
-            for i in 0..m_len {
+            for i in 0..M {
                 let q = fma(p[i], x[i], sf(0.25));
                 let y = fma(q, mul(x[i], x[i]), x[i]);
                 let l = fma(ef[i], sf(-2.0 * LOG_Q2), fma(ef[i], sf(-2.0 * LOG_Q1), y));
@@ -181,10 +179,14 @@ macro_rules! kernel {
             // sincos_turn, lockstep. With c = b + 2²⁹ the quadrant is q = c >> 30, so
             // q << 30 = c & 0xC000_0000; q odd ⇔ bit 30 of c (the swap: sign bit of c << 1);
             // sin's sign bit is bit 1 of q = bit 31 of c, cos's is bit 1 of q + 1 = bit 31 of
-            // c + 2³⁰. Same integers as the scalar code, fewer operations.
-            for i in 0..m_len {
+            // c + 2³⁰. And b − (q << 30), as i32, is the low 30 bits of b read as a signed
+            // 30-bit number (write b = Q·2³⁰ + L: q = Q and the difference is L when L < 2²⁹,
+            // else q = Q + 1 and it is L − 2³⁰), i.e. (b << 2) >> 2 arithmetic; with the
+            // scalar code's >> 8 that is (b << 2) >> 10. Same integers as the scalar code,
+            // fewer operations.
+            for i in 0..M {
                 let c = add_i(b[i], si(1 << 29));
-                let ri = srai::<8>(sub_i(b[i], and_i(c, si(0xC000_0000))));
+                let ri = srai::<10>(slli::<2>(b[i]));
                 // (ri·2⁻²⁴)·2π rounds once, as ri·(2π·2⁻²⁴) does (2⁻²⁴ scaling is exact).
                 let t = mul(cvt(ri), sf(TWO_PI * INV_2_24));
                 let z = mul(t, t);
@@ -205,6 +207,7 @@ macro_rules! kernel {
                 zc[i] = mul(r[i], cs);
                 zs[i] = mul(r[i], sn);
             }
+            (zc, zs)
         }
 
         /// Mirrors `scalar::rademacher`.
@@ -246,8 +249,9 @@ macro_rules! kernel {
             let mut z = [sf(0.0); N];
             match dist {
                 Distribution::Normal => {
-                    // Runs of 2·NP vectors: the first NP give radii, the next NP angles; up to
-                    // LOCKSTEP pair vectors at a time.
+                    // Runs of 2·NP vectors: the first NP give radii, the next NP angles;
+                    // LOCKSTEP pair vectors at a time (a last, partial set computes on zero
+                    // words in the unused places and drops those results).
                     for p0 in (0..N / 2).step_by(LOCKSTEP) {
                         let m = LOCKSTEP.min(N / 2 - p0);
                         let mut a = [si(0); LOCKSTEP];
@@ -257,9 +261,7 @@ macro_rules! kernel {
                             a[q] = w[ra];
                             b[q] = w[rb];
                         }
-                        let mut zc = [sf(0.0); LOCKSTEP];
-                        let mut zs = [sf(0.0); LOCKSTEP];
-                        normal_pairs(&a[..m], &b[..m], &mut zc[..m], &mut zs[..m]);
+                        let (zc, zs) = normal_pairs::<LOCKSTEP>(a, b);
                         for q in 0..m {
                             let (ra, rb) = pair_vectors(p0 + q);
                             z[ra] = zc[q];

@@ -76,6 +76,12 @@ macro_rules! avx2_prims {
         fn cvt(a: VI) -> VF {
             _mm256_cvtepi32_ps(a)
         }
+        /// `(ix >> 23) − 127` as a float for the bits `ix` of a positive normal float.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn exponent(ix: VI) -> VF {
+            cvt(sub_i(srli::<23>(ix), si(127)))
+        }
         #[inline]
         #[target_feature(enable = $feat)]
         fn mul(a: VF, b: VF) -> VF {

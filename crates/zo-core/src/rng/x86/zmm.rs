@@ -66,11 +66,6 @@ pub(in crate::rng) mod avx512 {
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
-    fn sub_i(a: VI, b: VI) -> VI {
-        _mm512_sub_epi32(a, b)
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
     fn xor_i(a: VI, b: VI) -> VI {
         _mm512_xor_si512(a, b)
     }
@@ -103,6 +98,13 @@ pub(in crate::rng) mod avx512 {
     #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
     fn cvt(a: VI) -> VF {
         _mm512_cvtepi32_ps(a)
+    }
+    /// `(ix >> 23) − 127` as a float for the bits `ix` of a positive normal float: its
+    /// exponent, which `vgetexpps` gives in one operation (exact).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
+    fn exponent(ix: VI) -> VF {
+        _mm512_getexp_ps(_mm512_castsi512_ps(ix))
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma,aes,vaes")]
