@@ -3,7 +3,7 @@
 //! one-term normal sweep (adds the streaming x += c·z pass). Figures are CPU-time medians scaled
 //! to 125 239 296 elements (opt-125m), so they compare directly with `sweep_bench`.
 //!
-//! Run: `cargo run --release -p zo-core --example rng_micro [-- --repeats 7]`. For an A/B of two
+//! Run: `cargo run --release -p zo-core --example rng_micro [-- --repeats 7] [--isa avx2]`. For an A/B of two
 //! builds, run the two binaries alternately and compare the medians of one run.
 
 use candle_core::{DType, Device, Tensor};
@@ -48,7 +48,20 @@ fn main() -> zo_core::Result<()> {
         .position(|a| a == "--repeats")
         .and_then(|i| args.get(i + 1))
         .map_or(7, |s| s.parse().expect("--repeats N"));
-    let isa = Isa::detect();
+    // `--isa scalar|avx2|avx2_vaes|avx512` forces a path (e.g. the AVX2 kernels of the Zen
+    // machines measured on an AVX-512 host); default: the one the dispatch picks.
+    let isa = match args.iter().position(|a| a == "--isa").and_then(|i| args.get(i + 1)) {
+        None => Isa::detect(),
+        Some(name) => {
+            let isa = Isa::ALL
+                .into_iter()
+                .find(|i| format!("{i:?}").eq_ignore_ascii_case(&name.replace('_', "")))
+                .unwrap_or_else(|| panic!("--isa {name}: one of scalar, avx2, avx2_vaes, avx512"));
+            assert!(isa.is_available(), "--isa {name}: not available on this CPU");
+            isa
+        }
+    };
+    println!("isa {isa:?}");
     let key = Key::new(1, 0);
     let mut buf = vec![0.0f32; 4096];
     let fills = N / buf.len();
