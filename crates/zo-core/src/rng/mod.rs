@@ -50,9 +50,10 @@
 //! of a ymm), [`Isa::Avx2Vaes`] (the same kernel with one VAES `vaesenc` per ymm) and
 //! [`Isa::Avx512`] (AVX-512F + VAES on zmm) run the same operations in the same order: AES
 //! rounds and integer ops are exact, every float op is one IEEE-754 correctly-rounded
-//! `+ − × √` or a fused multiply-add (`f32::mul_add` in the scalar code, `vfmadd` in the SIMD
-//! code), so all produce bit-identical values (tested by forcing each path). The runtime
-//! dispatch ([`Isa::detect`]) picks the widest one the CPU has.
+//! `+ − × √`, a fused multiply-add (`f32::mul_add` in the scalar code, `vfmadd` in the SIMD
+//! code) or exact (an integer converted to float; `vgetexpps`' exponent), so all produce
+//! bit-identical values (tested by forcing each path). The runtime dispatch
+//! ([`Isa::detect`]) picks the widest one the CPU has.
 //!
 //! Caveat (2026-11): the development machine has AVX2 and VAES but no AVX-512, so the AVX-512
 //! kernel is compiled but has not been executed here; `rng::tests::simd_paths_bit_identical_to_scalar`
