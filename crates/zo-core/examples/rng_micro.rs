@@ -50,14 +50,21 @@ fn main() -> zo_core::Result<()> {
         .map_or(7, |s| s.parse().expect("--repeats N"));
     // `--isa scalar|avx2|avx2_vaes|avx512` forces a path (e.g. the AVX2 kernels of the Zen
     // machines measured on an AVX-512 host); default: the one the dispatch picks.
-    let isa = match args.iter().position(|a| a == "--isa").and_then(|i| args.get(i + 1)) {
+    let isa = match args
+        .iter()
+        .position(|a| a == "--isa")
+        .and_then(|i| args.get(i + 1))
+    {
         None => Isa::detect(),
         Some(name) => {
             let isa = Isa::ALL
                 .into_iter()
                 .find(|i| format!("{i:?}").eq_ignore_ascii_case(&name.replace('_', "")))
                 .unwrap_or_else(|| panic!("--isa {name}: one of scalar, avx2, avx2_vaes, avx512"));
-            assert!(isa.is_available(), "--isa {name}: not available on this CPU");
+            assert!(
+                isa.is_available(),
+                "--isa {name}: not available on this CPU"
+            );
             isa
         }
     };

@@ -6,9 +6,12 @@
 use std::mem::MaybeUninit;
 
 /// `$vis fn $name(args)`: `$generic` compiled twice more, for AVX-512F (`$avx512`) and for
-/// AVX2 (`$avx2`), and dispatched at run time to the widest build the CPU has. The builds
-/// run the same code, with plain `+ − × / √` only (the compiler never contracts them into
-/// FMA), so they compute the same bits; the tests compare each build with `$generic`.
+/// AVX2 + FMA (`$avx2`), and dispatched at run time to the widest build the CPU has. The
+/// builds run the same code, with plain `+ − × / √` (the compiler never contracts them into
+/// FMA) and explicit `mul_add`s (one rounding on every build: `vfmadd` in the AVX builds,
+/// libm's exact `fmaf` in the baseline one), so they compute the same bits; the tests compare
+/// each build with `$generic`. (FMA is in the AVX2 build's features: without it each
+/// `mul_add` there was a call to `fmaf`.)
 macro_rules! isa_builds {
     (
         $(#[$doc:meta])*
@@ -22,7 +25,7 @@ macro_rules! isa_builds {
         }
 
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
+        #[target_feature(enable = "avx2,fma")]
         unsafe fn $avx2($($arg: $ty),*) $(-> $ret)? {
             $generic($($arg),*)
         }
@@ -35,8 +38,8 @@ macro_rules! isa_builds {
                 return unsafe { $avx512($($arg),*) };
             }
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above).
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
                 return unsafe { $avx2($($arg),*) };
             }
             $generic($($arg),*)
@@ -431,8 +434,8 @@ mod tests {
         assert_eq!(max_sumexp(&row), generic);
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2.
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports AVX2 and FMA.
                 assert_eq!(unsafe { max_sumexp_avx2(&row) }, generic);
             }
             if std::is_x86_feature_detected!("avx512f") {
@@ -456,9 +459,9 @@ mod tests {
         assert_eq!(bits(&got), bits(&want), "dispatched softmax");
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx2") {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                 let mut got = scores.clone();
-                // SAFETY: the CPU supports AVX2.
+                // SAFETY: the CPU supports AVX2 and FMA.
                 unsafe { softmax_rows_avx2(&mut got, 37) };
                 assert_eq!(bits(&got), bits(&want), "AVX2 softmax");
             }
@@ -583,7 +586,7 @@ mod tests {
                         unsafe { f(x, w, b, e, d) }
                     }
                 };
-                if std::is_x86_feature_detected!("avx2") {
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                     let v = ln_with(build(layer_norm_rows_avx2), &x, &w, &b);
                     assert_eq!(bits(&v), bits(&generic), "dim {dim}: AVX2 build");
                 }
