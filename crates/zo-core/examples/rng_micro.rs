@@ -3,8 +3,9 @@
 //! one-term normal sweep (adds the streaming x += c·z pass). Figures are CPU-time medians scaled
 //! to 125 239 296 elements (opt-125m), so they compare directly with `sweep_bench`.
 //!
-//! Run: `cargo run --release -p zo-core --example rng_micro [-- --repeats 7] [--isa avx2]`. For an A/B of two
-//! builds, run the two binaries alternately and compare the medians of one run.
+//! Run: `cargo run --release -p zo-core --example rng_micro [-- --repeats 7] [--isa avx2]`.
+//! For an A/B of two builds, run the two binaries alternately and compare the medians of one
+//! run.
 
 use candle_core::{DType, Device, Tensor};
 use zo_core::perturb::{apply_with, Sweep, Term};
@@ -56,17 +57,20 @@ fn main() -> zo_core::Result<()> {
         .and_then(|i| args.get(i + 1))
     {
         None => Isa::detect(),
-        Some(name) => {
-            let isa = Isa::ALL
-                .into_iter()
-                .find(|i| format!("{i:?}").eq_ignore_ascii_case(&name.replace('_', "")))
-                .unwrap_or_else(|| panic!("--isa {name}: one of scalar, avx2, avx2_vaes, avx512"));
-            assert!(
-                isa.is_available(),
-                "--isa {name}: not available on this CPU"
-            );
-            isa
-        }
+        Some(name) => match Isa::ALL
+            .into_iter()
+            .find(|i| format!("{i:?}").eq_ignore_ascii_case(&name.replace('_', "")))
+        {
+            Some(isa) if isa.is_available() => isa,
+            Some(_) => {
+                eprintln!("rng_micro: --isa {name}: not available on this CPU");
+                std::process::exit(2);
+            }
+            None => {
+                eprintln!("rng_micro: --isa {name}: one of scalar, avx2, avx2_vaes, avx512");
+                std::process::exit(2);
+            }
+        },
     };
     println!("isa {isa:?}");
     let key = Key::new(1, 0);
