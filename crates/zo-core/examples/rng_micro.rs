@@ -57,20 +57,23 @@ fn main() -> zo_core::Result<()> {
         .and_then(|i| args.get(i + 1))
     {
         None => Isa::detect(),
-        Some(name) => match Isa::ALL
-            .into_iter()
-            .find(|i| format!("{i:?}").eq_ignore_ascii_case(&name.replace('_', "")))
-        {
-            Some(isa) if isa.is_available() => isa,
-            Some(_) => {
+        Some(name) => {
+            let isa = match name.as_str() {
+                "scalar" => Isa::Scalar,
+                "avx2" => Isa::Avx2,
+                "avx2_vaes" => Isa::Avx2Vaes,
+                "avx512" => Isa::Avx512,
+                _ => {
+                    eprintln!("rng_micro: --isa {name}: one of scalar, avx2, avx2_vaes, avx512");
+                    std::process::exit(2);
+                }
+            };
+            if !isa.is_available() {
                 eprintln!("rng_micro: --isa {name}: not available on this CPU");
                 std::process::exit(2);
             }
-            None => {
-                eprintln!("rng_micro: --isa {name}: one of scalar, avx2, avx2_vaes, avx512");
-                std::process::exit(2);
-            }
-        },
+            isa
+        }
     };
     println!("isa {isa:?}");
     let key = Key::new(1, 0);
