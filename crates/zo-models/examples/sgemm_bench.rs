@@ -5,7 +5,8 @@
 //!     cargo run --release -p zo-models --example sgemm_bench -- [--threads 2] [--samples 9] [--min-s 0.2] [--shape n,k,o] [--kernels best,gemm]
 //!
 //! `--kernels` lists the contenders, compared in turn: `best` (what `sgemm_nt` picks), `avx2`,
-//! `avx512` (12×32), `avx512bf16` (12×32, bf16 inputs) (the kernels forced through `sgemm_nt_with`),
+//! `avx512` (12×32), `avx512bf16` (12×32, bf16 inputs), `avx512_fma_bf16` (bf16 inputs on the
+//! f32 kernel), `amx` (the kernels forced through `sgemm_nt_with`),
 //! `gemm` (the crate), and `alloc-zeroed` / `alloc-uninit` (`best` into a freshly allocated
 //! output, `vec![0.0; n·o]` or `Vec::with_capacity` + `sgemm_nt_uninit`: what `cpu::linear`
 //! pays per call).
@@ -96,7 +97,8 @@ fn main() -> Result<(), String> {
              [--kernels best,gemm]\n\
              GFLOP/s of zo_models::sgemm::sgemm_nt's kernels vs the gemm crate, \
              C[n×o] = A[n×k]·Wᵀ;\n\
-             kernels: best avx2 avx512 avx512bf16 (bf16 inputs) gemm alloc-zeroed alloc-uninit;\n\
+             kernels: best avx2 avx512 avx512bf16 avx512_fma_bf16 amx (the last three: bf16 inputs) \
+             gemm alloc-zeroed alloc-uninit;\n\
              one JSON line per shape (default: the opt-125m forward's shapes)."
         );
         return Ok(());
@@ -159,6 +161,7 @@ fn main() -> Result<(), String> {
             "avx2" => Some(Isa::Avx2),
             "avx512" => Some(Isa::Avx512),
             "avx512bf16" => Some(Isa::Avx512Bf16),
+            "avx512_fma_bf16" => Some(Isa::Avx512FmaBf16),
             "amx" => Some(Isa::AmxBf16),
             _ => None,
         };

@@ -191,6 +191,8 @@ mod kernel_avx2;
 mod kernel_avx512;
 #[cfg(target_arch = "x86_64")]
 mod kernel_bf16;
+#[cfg(target_arch = "x86_64")]
+mod kernel_fma_bf16;
 
 /// A micro-kernel of [`sgemm_nt_with`] (what [`sgemm_nt`] picks: [`Isa::best`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,6 +204,10 @@ pub enum Isa {
     /// AVX512-BF16, 12×32 tiles, inputs rounded to bf16 (not bit-identical to the f32
     /// kernels: only used when asked for, by [`Compute::Bf16`]).
     Avx512Bf16,
+    /// The f32 AVX-512 kernel on inputs rounded to bf16 as [`Isa::Avx512Bf16`]'s, for Intel
+    /// CPUs without AMX, where `vdpbf16ps` runs at half the f32 FMA's rate
+    /// (`kernel_fma_bf16`).
+    Avx512FmaBf16,
     /// AMX-BF16 tiles (Intel Sapphire Rapids and later), 32×32 micro-tiles, inputs rounded to
     /// bf16 as [`Isa::Avx512Bf16`]'s; a product whose `k` blocks do not suit the tiles (`k < 16`,
     /// a last block under 16) runs on [`Isa::Avx512Bf16`] instead.
@@ -219,13 +225,40 @@ pub enum Compute {
 
 impl Compute {
     /// The kernel this setting runs on this CPU: for bf16, AMX where the CPU has it, else
-    /// AVX512-BF16, else the best f32 kernel.
+    /// AVX512-BF16 (`vdpbf16ps` on AMD, the rounded inputs on the f32 FMA kernel on Intel:
+    /// [`dpbf16_is_slow`]), else the best f32 kernel.
     pub fn isa(self) -> Option<Isa> {
         match self {
             Compute::Bf16 if Isa::AmxBf16.supported() => Some(Isa::AmxBf16),
+            Compute::Bf16 if Isa::Avx512Bf16.supported() && dpbf16_is_slow() => {
+                Some(Isa::Avx512FmaBf16)
+            }
             Compute::Bf16 if Isa::Avx512Bf16.supported() => Some(Isa::Avx512Bf16),
             _ => Isa::best(),
         }
+    }
+}
+
+/// Whether this CPU's `vdpbf16ps` is slower than computing its products with f32 FMAs: on
+/// Intel (CPUID vendor "GenuineIntel"). Measured on two Intel Xeons: the Sapphire Rapids class
+/// part of 2026-12-04 ran the bf16 kernel at 97–103 GFLOP/s against 151–173 for the f32 one
+/// (one thread, opt-125m shapes), the Emerald Rapids one of 2026-12-06 issued `vdpbf16ps zmm`
+/// at a quarter of the rate of `vfmadd231ps zmm` (0.75 against 0.19 ns); on AMD Zen 4 the bf16
+/// kernel took 0.55× the f32 time (docs/BENCH.md, rounds 9 and 18).
+pub fn dpbf16_is_slow() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // CPUID leaf 0: the vendor string in EBX, EDX, ECX.
+        let r = std::arch::x86_64::__cpuid(0);
+        let mut vendor = [0u8; 12];
+        for (d, w) in vendor.chunks_exact_mut(4).zip([r.ebx, r.edx, r.ecx]) {
+            d.copy_from_slice(&w.to_le_bytes());
+        }
+        &vendor == b"GenuineIntel"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -239,7 +272,9 @@ impl Isa {
             match self {
                 Isa::Avx2 => avx2,
                 Isa::Avx512 => avx2 && has!("avx512f"),
-                Isa::Avx512Bf16 => avx2 && has!("avx512f") && has!("avx512bf16"),
+                Isa::Avx512Bf16 | Isa::Avx512FmaBf16 => {
+                    avx2 && has!("avx512f") && has!("avx512bf16")
+                }
                 Isa::AmxBf16 => avx2 && kernel_amx::supported(),
             }
         }
@@ -255,12 +290,19 @@ impl Isa {
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
             Isa::Avx512Bf16 => "avx512bf16",
+            Isa::Avx512FmaBf16 => "avx512_fma_bf16",
             Isa::AmxBf16 => "amx_bf16",
         }
     }
 
     /// Whether the kernel rounds its inputs to bf16.
     pub fn is_bf16(self) -> bool {
+        matches!(self, Isa::Avx512Bf16 | Isa::Avx512FmaBf16 | Isa::AmxBf16)
+    }
+
+    /// Whether the kernel multiplies on bf16 units (`vdpbf16ps`, AMX tiles), whose peak is not
+    /// the f32 FMA's; [`Isa::Avx512FmaBf16`] rounds its inputs but multiplies with f32 FMAs.
+    pub fn bf16_units(self) -> bool {
         matches!(self, Isa::Avx512Bf16 | Isa::AmxBf16)
     }
 
@@ -522,6 +564,7 @@ fn run_src<A: driver::PackA>(
     use kernel_avx2::Avx2;
     use kernel_avx512::Avx512;
     use kernel_bf16::Avx512Bf16;
+    use kernel_fma_bf16::Avx512FmaBf16;
     let bs = bias_scaled.as_deref();
     // SAFETY: the kernel's CPU features were checked above, `a` is `[n, k]` (checked by the
     // callers), the other lengths match the shape and `n, o, k > 0`.
@@ -533,6 +576,10 @@ fn run_src<A: driver::PackA>(
             }
             Isa::Avx512 => go::<Avx512<12, false>, A>(n, o, k, a, w, c, epi, bs),
             Isa::Avx512Bf16 => go::<Avx512Bf16<12>, A>(n, o, k, a, w, c, epi, bs),
+            Isa::Avx512FmaBf16 if kernel_avx512::big_l2() => {
+                go::<Avx512FmaBf16<12, true>, A>(n, o, k, a, w, c, epi, bs)
+            }
+            Isa::Avx512FmaBf16 => go::<Avx512FmaBf16<12, false>, A>(n, o, k, a, w, c, epi, bs),
             Isa::AmxBf16 if kernel_amx::shape_ok(k) => go::<Amx, A>(n, o, k, a, w, c, epi, bs),
             Isa::AmxBf16 => go::<Avx512Bf16<12>, A>(n, o, k, a, w, c, epi, bs),
         }

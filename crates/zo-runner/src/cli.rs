@@ -59,7 +59,8 @@ Every line also has: figure (B1..B5, or probe: the quiet-machine check, a 1024x7
 GEMM on 1 and on all threads, printed before and after the figures), model, B (batch), threads, \
 dtype (the weights' type: f32), compute (the arithmetic the products ran in: f32 or bf16; \
 bf16 needs a bf16 kernel, else the products stay f32) and kernel (amx_bf16, avx512bf16, \
-avx512, avx2, or candle where none of zo's kernels fits the CPU). Timed figures give \
+avx512_fma_bf16 (bf16 inputs on f32 FMAs, Intel without AMX), avx512, avx2, or candle where \
+none of zo's kernels fits the CPU). Timed figures give \
 median_s (wall-clock seconds, the median of --repeats) with samples_s, and cpu_s_per_call, \
 the process's CPU time per call (about threads x median_s when the cores were not shared).";
 

@@ -176,7 +176,8 @@ pub struct ModelSettings {
     /// Seed of the random initialisation of `builtin:*` models.
     pub init_seed: u64,
     /// Arithmetic of the OPT forward's products on the CPU: `f32`, or `bf16` (inputs rounded to
-    /// bf16, f32 accumulation; AMX or AVX512-BF16 CPUs, f32 elsewhere). The weights stay `dtype`.
+    /// bf16, f32 accumulation; AMX or AVX512-BF16 CPUs, f32 elsewhere; see
+    /// `zo_models::sgemm::Compute::isa`). The weights stay `dtype`.
     #[serde(default)]
     pub compute: ComputeSetting,
     /// Give the OPT its own `lm_head.weight`, a copy of the embeddings (MeZO's `--untie_emb`),
@@ -203,15 +204,21 @@ impl ComputeSetting {
     }
 
     /// [`ComputeSetting::kernel`], warning once per model load when bf16 was asked for on a
-    /// CPU without AMX-BF16 or AVX512-BF16 (the products then run in f32).
+    /// CPU without AMX-BF16 or AVX512-BF16 (the products then run in f32), and saying when the
+    /// bf16 products run on the f32 FMA units (Intel without AMX: no faster than f32).
     pub fn kernel_for_this_cpu(self) -> zo_models::sgemm::Compute {
+        use zo_models::sgemm::{Compute, Isa};
         let compute = self.kernel();
-        if compute == zo_models::sgemm::Compute::Bf16
-            && !compute.isa().is_some_and(zo_models::sgemm::Isa::is_bf16)
-        {
-            tracing::warn!(
-                "model.compute = \"bf16\": this CPU has no AVX512-BF16 (nor AMX-BF16); the products run in f32"
-            );
+        if compute == Compute::Bf16 {
+            match compute.isa() {
+                Some(Isa::Avx512FmaBf16) => tracing::info!(
+                    "model.compute = \"bf16\": this Intel CPU has no AMX (or does not let zo use it) and its vdpbf16ps runs at half the f32 FMA rate, so the bf16 products run on the f32 FMA units: no faster than compute = \"f32\""
+                ),
+                isa if !isa.is_some_and(Isa::is_bf16) => tracing::warn!(
+                    "model.compute = \"bf16\": this CPU has no AVX512-BF16 (nor AMX-BF16); the products run in f32"
+                ),
+                _ => {}
+            }
         }
         compute
     }

@@ -637,4 +637,5 @@ fn a_read_in_place_gives_the_bits_of_packing() {
     }
 }
 
+mod fma_bf16;
 mod shared_a;

@@ -19,7 +19,7 @@ pub(super) fn gflops(flops: f64, seconds: f64) -> f64 {
 /// B1: forward + loss, for every T and each loss kind.
 pub fn b1(ctx: &mut Ctx, model: &OptModel, kinds: &[LossKind]) -> Result<()> {
     // The machine's f32 FMA peak (a probe of the vector units, not of any GEMM), measured once:
-    // each line gives the fraction of it that the forward reached (null with a bf16 kernel,
+    // each line gives the fraction of it that the forward reached (null on bf16 units,
     // whose peak it is not).
     let peak = super::measure::fma_peak_gflops();
     for &t in &ctx.seqs.clone() {
@@ -48,7 +48,7 @@ pub fn b1(ctx: &mut Ctx, model: &OptModel, kinds: &[LossKind]) -> Result<()> {
                 "gflops_per_s": gflops(counted as f64, s.median_s),
                 "fma_peak_gflops": peak.map(|p| p.round()),
                 "fraction_of_fma_peak": peak
-                    .filter(|_| !ctx.bf16)
+                    .filter(|_| !ctx.bf16_units)
                     .map(|p| (gflops(counted as f64, s.median_s) / p * 1000.0).round() / 1000.0),
                 "loss_value": value,
             });

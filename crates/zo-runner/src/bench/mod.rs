@@ -94,7 +94,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Arithmetic of the forward's products: f32, or bf16 (inputs rounded to bf16, f32
-    /// accumulation, on AMX tiles or AVX512-BF16 where the CPU has them; f32 elsewhere). B1, B2, B3 and B5.
+    /// accumulation, where the CPU has AMX or AVX512-BF16; f32 elsewhere). B1, B2, B3 and B5.
     #[arg(long, value_enum, default_value = "f32")]
     pub compute: crate::settings::ComputeSetting,
     /// B1/B2/B4/B5 with a LoRA adapter (MeZO's defaults: r 8, α 16 on q_proj and v_proj): the
@@ -173,9 +173,9 @@ pub fn with_lora(model: OptModel, args: &BenchArgs) -> Result<OptModel> {
     crate::adapters::apply(model, &a, &[], false, args.seed, None)
 }
 
-/// The `kernel` field: the products' kernel (`amx_bf16` or `avx512bf16` for bf16 compute
-/// where the CPU has one, else the f32 one: `avx512`, `avx2`), or `candle` on a CPU with none
-/// of zo's kernels (candle's matmul runs the products).
+/// The `kernel` field: the products' kernel (`amx_bf16`, `avx512bf16` or `avx512_fma_bf16`
+/// for bf16 compute where the CPU has one, else the f32 one: `avx512`, `avx2`), or `candle` on
+/// a CPU with none of zo's kernels (candle's matmul runs the products).
 pub fn kernel_name(isa: Option<zo_models::sgemm::Isa>) -> String {
     isa.map_or("candle", zo_models::sgemm::Isa::name).to_owned()
 }
@@ -190,9 +190,11 @@ pub struct Ctx<'a> {
     pub seed: u64,
     /// The kernel the products run on ([`kernel_name`]).
     pub kernel: String,
-    /// Whether that kernel multiplies in bf16: the f32 FMA peak is then not the peak of the
-    /// arithmetic that ran, and the lines give no fraction of it.
+    /// Whether that kernel rounds the products' inputs to bf16 (`compute` = bf16).
     pub bf16: bool,
+    /// Whether it multiplies on bf16 units: the f32 FMA peak is then not the peak of the
+    /// arithmetic that ran, and the lines give no fraction of it.
+    pub bf16_units: bool,
     quiet: bool,
     out: &'a mut dyn Write,
     lines: Vec<String>,
@@ -219,6 +221,7 @@ impl<'a> Ctx<'a> {
             seed: args.seed,
             kernel: kernel_name(isa),
             bf16: isa.is_some_and(zo_models::sgemm::Isa::is_bf16),
+            bf16_units: isa.is_some_and(zo_models::sgemm::Isa::bf16_units),
             quiet,
             out,
             lines: Vec::new(),

@@ -87,12 +87,12 @@ pub fn run(
         let flops = model.config().forward_flops(ctx.batch, SIDE, SIDE);
         let (images, labels) = inputs(ctx.batch, c, ctx.seed);
         // GFLOP/s and fraction of the peak of one forward taking `seconds`.
-        let bf16 = ctx.bf16;
+        let bf16_units = ctx.bf16_units;
         let rates = |seconds: f64| {
             let g = gflops(flops as f64, seconds);
             // No fraction of the f32 peak for products on a bf16 kernel (not their peak).
             let frac = peak
-                .filter(|_| !bf16)
+                .filter(|_| !bf16_units)
                 .map(|p| (g / p * 1000.0).round() / 1000.0);
             (g, frac)
         };

@@ -1,0 +1,126 @@
+//! bf16 inputs on the f32 AVX-512 kernel ([`super::Isa::Avx512FmaBf16`]): `model.compute =
+//! "bf16"` on Intel CPUs that have AVX512-BF16 but no usable AMX (a hypervisor that hides the
+//! tile unit, or a part without one).
+//!
+//! There `vdpbf16ps` is slow: on the 2-vCPU Emerald Rapids Xeon of 2026-12-06 (AVX512-BF16,
+//! AMX not exposed), twelve independent chains of `vdpbf16ps zmm` ran at 0.75 ns per
+//! instruction against 0.19 ns for `vfmadd231ps zmm`, so its two products per lane give half
+//! the f32 FMA's rate, and `zo bench --figure b1 --compute bf16` took 1.83–1.87 s against
+//! 0.94–1.00 s in f32 (docs/BENCH.md, round 18). This kernel gives the same arithmetic,
+//! bf16-rounded inputs and f32 accumulation, at the f32 kernel's speed: the packing rounds
+//! every value to bf16 (`vcvtneps2bf16`, the rounding of the other bf16 kernels' packing) and
+//! widens it back to f32, and the f32 AVX-512 kernel multiplies the packed panels. A product of
+//! two bf16 values is exact in f32, so each FMA of the chain rounds only the sum.
+//!
+//! Determinism: each element of C is the f32 kernels' FMA chain over the rounded inputs,
+//! whatever the blocking or the thread count. The packing also swaps the two `k` of each pair
+//! (`2p`, `2p + 1`), so that the chain adds their products in the order of `vdpbf16ps` on Intel,
+//! which adds the odd one's first (SDM; each sum rounded to nearest even, the product being
+//! exact): on Intel this kernel gives the AVX512-BF16 kernel's bits (tested), so which of the
+//! two runs changes no number there; except where a sum or an input is subnormal, which
+//! `vdpbf16ps` flushes to zero, and for an odd `k`, whose last `k` `vdpbf16ps` pairs with a
+//! zero product added first (which turns a sum of exactly −0 into +0). The `KC` of both
+//! blockings is even, so every pair lies within one `k` block.
+//!
+//! Every function here is `unsafe` and requires AVX-512F, AVX512-BF16, AVX2 and FMA.
+
+use std::arch::x86_64::*;
+
+use super::driver::{Kernel, TileEpi};
+use super::kernel_avx512::Avx512;
+
+/// The f32 AVX-512 kernel `Avx512<MR, BIG_L2>` on bf16-rounded packed panels.
+pub(super) struct Avx512FmaBf16<const MR: usize, const BIG_L2: bool>;
+
+/// The kernel whose blocking and micro-kernel this one takes.
+type Inner<const MR: usize, const BIG_L2: bool> = Avx512<MR, BIG_L2>;
+
+impl<const MR: usize, const BIG_L2: bool> Kernel for Avx512FmaBf16<MR, BIG_L2> {
+    const MR: usize = MR;
+    const NR: usize = Inner::<MR, BIG_L2>::NR;
+    const KC: usize = Inner::<MR, BIG_L2>::KC;
+    const MC_MAX: usize = Inner::<MR, BIG_L2>::MC_MAX;
+    const NC: usize = Inner::<MR, BIG_L2>::NC;
+    const A_SPILL: usize = Inner::<MR, BIG_L2>::A_SPILL;
+    const PREFETCH_C: bool = Inner::<MR, BIG_L2>::PREFETCH_C;
+    const B_GROUP: usize = Inner::<MR, BIG_L2>::B_GROUP;
+    const SHARED_A_ROWS: usize = Inner::<MR, BIG_L2>::SHARED_A_ROWS;
+    // A not stored (a convolution's) is gathered, then packed by `pack_a`: the pair swap needs
+    // whole pairs, which runs of columns packed one by one do not give. A is never read in
+    // place: every value must be rounded.
+    const PACK_A_PTRS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = None;
+    const KERNEL_RUNS: Option<super::driver::KernelRuns> = None;
+
+    unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
+        // SAFETY: the trait's contract, which is the inner kernel's; the rounding stays in the
+        // `kc·MR` packed values.
+        unsafe {
+            Inner::<MR, BIG_L2>::pack_a(src, ld, rows, kc, dst);
+            round_swap_pairs(dst, kc, MR);
+        }
+    }
+
+    unsafe fn pack_b(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
+        // SAFETY: as `pack_a`, `kc·NR` packed values.
+        unsafe {
+            Inner::<MR, BIG_L2>::pack_b(src, ld, rows, kc, dst);
+            round_swap_pairs(dst, kc, Self::NR);
+        }
+    }
+
+    unsafe fn kernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        epi: Option<&TileEpi>,
+    ) {
+        // SAFETY: the trait's contract, the inner kernel's.
+        unsafe { Inner::<MR, BIG_L2>::kernel(kc, a, b, c, ldc, accumulate, epi) }
+    }
+}
+
+/// A packed panel of `kc` steps of `r` floats (step `p` at `p·r`): every value rounded to the
+/// nearest bf16 ([`round16`]), and steps `2q` and `2q + 1` swapped (the order of `vdpbf16ps`'s
+/// products; an odd last step stays).
+///
+/// # Safety
+/// AVX-512F + AVX512-BF16 available; `p` valid for reading and writing `kc·r` floats.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn round_swap_pairs(p: *mut f32, kc: usize, r: usize) {
+    // SAFETY (whole body): every access is inside step `< kc`'s `r` floats (masked to them).
+    unsafe {
+        for c in (0..r).step_by(16) {
+            let m: __mmask16 = if r - c >= 16 {
+                !0
+            } else {
+                (1u16 << (r - c)) - 1
+            };
+            let mut s = 0;
+            while s + 1 < kc {
+                let (x, y) = (p.add(s * r + c), p.add((s + 1) * r + c));
+                let (vx, vy) = (_mm512_maskz_loadu_ps(m, x), _mm512_maskz_loadu_ps(m, y));
+                _mm512_mask_storeu_ps(x, m, round16(vy));
+                _mm512_mask_storeu_ps(y, m, round16(vx));
+                s += 2;
+            }
+            if s < kc {
+                let x = p.add(s * r + c);
+                _mm512_mask_storeu_ps(x, m, round16(_mm512_maskz_loadu_ps(m, x)));
+            }
+        }
+    }
+}
+
+/// 16 floats rounded to the nearest bf16 (ties to even; `vcvtneps2bf16`, the rounding of the
+/// other bf16 kernels' packing), kept as f32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bf16")]
+fn round16(v: __m512) -> __m512 {
+    let h = _mm512_cvtneps_pbh(v);
+    // SAFETY: `__m256bh` and `__m256i` are both 256 bits of plain data.
+    let h = unsafe { std::mem::transmute::<__m256bh, __m256i>(h) };
+    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+}
