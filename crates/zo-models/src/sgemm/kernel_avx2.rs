@@ -131,7 +131,29 @@ pub(super) unsafe fn pack<const R: usize>(
     dst: *mut f32,
 ) {
     // SAFETY: the caller's contract; row `i < rows` starts at `src + i·ld`.
-    unsafe { pack_from::<R>(|i| src.wrapping_add(i * ld), rows, kc, dst) }
+    unsafe { pack_from::<R, false>(|i| src.wrapping_add(i * ld), rows, kc, dst, |v| v) }
+}
+
+/// [`pack`] with every value mapped by `map` on its way (8 at a time; it must map a value the
+/// same way in any lane and map 0 to 0) and, with `SWAP`, columns `2q` and `2q + 1` of the
+/// source swapped (an odd last column stays): `dst[p·R + i] = map(src[i·ld + (p ^ 1)])`. For
+/// the bf16-rounding kernel ([`super::kernel_fma_bf16`]), whose function with more target
+/// features inlines this one and its `map`.
+///
+/// # Safety
+/// As [`pack`].
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn pack_mapped<const R: usize, const SWAP: bool>(
+    src: *const f32,
+    ld: usize,
+    rows: usize,
+    kc: usize,
+    dst: *mut f32,
+    map: impl Fn(__m256) -> __m256,
+) {
+    // SAFETY: as `pack`.
+    unsafe { pack_from::<R, SWAP>(|i| src.wrapping_add(i * ld), rows, kc, dst, map) }
 }
 
 /// [`pack`] with each row's start given by a pointer of its own (`rows.len() ≤ R` rows; a
@@ -146,21 +168,23 @@ pub(super) unsafe fn pack<const R: usize>(
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn pack_ptrs<const R: usize>(rows: &[*const f32], kc: usize, dst: *mut f32) {
     // SAFETY: the caller's contract.
-    unsafe { pack_from::<R>(|i| rows[i], rows.len(), kc, dst) }
+    unsafe { pack_from::<R, false>(|i| rows[i], rows.len(), kc, dst, |v| v) }
 }
 
-/// The body of [`pack`] and [`pack_ptrs`]: row `i < rows` of the source starts at `row(i)`
-/// (null: zeros).
+/// The body of [`pack`], [`pack_mapped`] and [`pack_ptrs`]: row `i < rows` of the source starts
+/// at `row(i)` (null: zeros); each value mapped by `map`, and with `SWAP` columns `2q` and
+/// `2q + 1` swapped (see [`pack_mapped`]).
 ///
 /// # Safety
 /// As [`pack_ptrs`].
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pack_from<const R: usize>(
+unsafe fn pack_from<const R: usize, const SWAP: bool>(
     row: impl Fn(usize) -> *const f32,
     rows: usize,
     kc: usize,
     dst: *mut f32,
+    map: impl Fn(__m256) -> __m256,
 ) {
     let kv = kc / 8 * 8;
     let groups = R.div_ceil(8);
@@ -182,12 +206,14 @@ unsafe fn pack_from<const R: usize>(
                         if p % 16 == 0 && p + PF_AHEAD < kc {
                             _mm_prefetch::<_MM_HINT_T0>(at.add(PF_AHEAD) as *const i8);
                         }
-                        *ri = _mm256_loadu_ps(at);
+                        *ri = map(_mm256_loadu_ps(at));
                     }
                 }
                 transpose8(&mut r);
                 for (q, rq) in r.iter().enumerate() {
-                    _mm256_storeu_ps(dst.add((p + q) * R + g * 8), *rq);
+                    // Column p + q goes to step p + q, or p + (q ^ 1) (p is even).
+                    let to = p + if SWAP { q ^ 1 } else { q };
+                    _mm256_storeu_ps(dst.add(to * R + g * 8), *rq);
                 }
             }
             p += 8;
@@ -195,7 +221,13 @@ unsafe fn pack_from<const R: usize>(
         for i in 0..R {
             let at = if i < rows { row(i) } else { std::ptr::null() };
             for p in kv..kc {
-                *dst.add(p * R + i) = if at.is_null() { 0.0 } else { *at.add(p) };
+                // The column packed at step p (kv is even: pairs stay inside the tail).
+                let from = if SWAP && (p ^ 1) < kc { p ^ 1 } else { p };
+                *dst.add(p * R + i) = if at.is_null() {
+                    0.0
+                } else {
+                    _mm256_cvtss_f32(map(_mm256_set1_ps(*at.add(from))))
+                };
             }
         }
     }

@@ -3,14 +3,15 @@
 //! tile unit, or a part without one).
 //!
 //! There `vdpbf16ps` is slow: on the 2-vCPU Emerald Rapids Xeon of 2026-12-06 (AVX512-BF16,
-//! AMX not exposed), twelve independent chains of `vdpbf16ps zmm` ran at 0.75 ns per
-//! instruction against 0.19 ns for `vfmadd231ps zmm`, so its two products per lane give half
-//! the f32 FMA's rate, and `zo bench --figure b1 --compute bf16` took 1.83–1.87 s against
-//! 0.94–1.00 s in f32 (docs/BENCH.md, round 18). This kernel gives the same arithmetic,
-//! bf16-rounded inputs and f32 accumulation, at the f32 kernel's speed: the packing rounds
-//! every value to bf16 (`vcvtneps2bf16`, the rounding of the other bf16 kernels' packing) and
-//! widens it back to f32, and the f32 AVX-512 kernel multiplies the packed panels. A product of
-//! two bf16 values is exact in f32, so each FMA of the chain rounds only the sum.
+//! AMX not exposed), independent chains of `vdpbf16ps zmm` ran at 0.75 ns per instruction
+//! against 0.19 ns for `vfmadd231ps zmm` (`docs/tools/dpbf16_vs_fma.c`), so its two products
+//! per lane give half the f32 FMA's rate, and `zo bench --figure b1 --compute bf16` took
+//! 1.83–1.87 s against 0.94–1.00 s in f32 (docs/BENCH.md, round 18). This kernel gives the same
+//! arithmetic, bf16-rounded inputs and f32 accumulation, at the f32 kernel's speed: the packing
+//! rounds every value to bf16 as it packs it (`vcvtneps2bf16`, the rounding of the other bf16
+//! kernels' packing) and widens it back to f32, and the f32 AVX-512 kernel multiplies the
+//! packed panels. A product of two bf16 values is exact in f32, so each FMA of the chain rounds
+//! only the sum.
 //!
 //! Determinism: each element of C is the f32 kernels' FMA chain over the rounded inputs,
 //! whatever the blocking or the thread count. The packing also swaps the two `k` of each pair
@@ -22,11 +23,12 @@
 //! zero product added first (which turns a sum of exactly −0 into +0). The `KC` of both
 //! blockings is even, so every pair lies within one `k` block.
 //!
-//! Every function here is `unsafe` and requires AVX-512F, AVX512-BF16, AVX2 and FMA.
+//! Every function here requires AVX-512F, AVX512-BF16, AVX512-VL, AVX2 and FMA.
 
 use std::arch::x86_64::*;
 
 use super::driver::{Kernel, TileEpi};
+use super::kernel_avx2::pack_mapped;
 use super::kernel_avx512::Avx512;
 
 /// The f32 AVX-512 kernel `Avx512<MR, BIG_L2>` on bf16-rounded packed panels.
@@ -52,19 +54,17 @@ impl<const MR: usize, const BIG_L2: bool> Kernel for Avx512FmaBf16<MR, BIG_L2> {
     const KERNEL_RUNS: Option<super::driver::KernelRuns> = None;
 
     unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
-        // SAFETY: the trait's contract, which is the inner kernel's; the rounding stays in the
-        // `kc·MR` packed values.
+        // SAFETY: the trait's contract, which is the inner kernel's packing's (`pack`, spill
+        // `8·⌈MR/8⌉ − MR`).
         unsafe {
-            Inner::<MR, BIG_L2>::pack_a(src, ld, rows, kc, dst);
-            round_swap_pairs(dst, kc, MR);
+            pack_rounded::<MR>(src, ld, rows, kc, dst);
         }
     }
 
     unsafe fn pack_b(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
-        // SAFETY: as `pack_a`, `kc·NR` packed values.
+        // SAFETY: as `pack_a` (no spill: 32 is a multiple of 8).
         unsafe {
-            Inner::<MR, BIG_L2>::pack_b(src, ld, rows, kc, dst);
-            round_swap_pairs(dst, kc, Self::NR);
+            pack_rounded::<32>(src, ld, rows, kc, dst);
         }
     }
 
@@ -82,45 +82,33 @@ impl<const MR: usize, const BIG_L2: bool> Kernel for Avx512FmaBf16<MR, BIG_L2> {
     }
 }
 
-/// A packed panel of `kc` steps of `r` floats (step `p` at `p·r`): every value rounded to the
-/// nearest bf16 ([`round16`]), and steps `2q` and `2q + 1` swapped (the order of `vdpbf16ps`'s
-/// products; an odd last step stays).
+/// The inner kernel's packing ([`super::kernel_avx2::pack`], here [`pack_mapped`]) with every
+/// value rounded to the nearest bf16 ([`round8`]) and columns `2q` and `2q + 1` swapped (the
+/// order of `vdpbf16ps`'s products; an odd last column stays), in the same pass.
 ///
 /// # Safety
-/// AVX-512F + AVX512-BF16 available; `p` valid for reading and writing `kc·r` floats.
-#[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn round_swap_pairs(p: *mut f32, kc: usize, r: usize) {
-    // SAFETY (whole body): every access is inside step `< kc`'s `r` floats (masked to them).
-    unsafe {
-        for c in (0..r).step_by(16) {
-            let m: __mmask16 = if r - c >= 16 {
-                !0
-            } else {
-                (1u16 << (r - c)) - 1
-            };
-            let mut s = 0;
-            while s + 1 < kc {
-                let (x, y) = (p.add(s * r + c), p.add((s + 1) * r + c));
-                let (vx, vy) = (_mm512_maskz_loadu_ps(m, x), _mm512_maskz_loadu_ps(m, y));
-                _mm512_mask_storeu_ps(x, m, round16(vy));
-                _mm512_mask_storeu_ps(y, m, round16(vx));
-                s += 2;
-            }
-            if s < kc {
-                let x = p.add(s * r + c);
-                _mm512_mask_storeu_ps(x, m, round16(_mm512_maskz_loadu_ps(m, x)));
-            }
-        }
-    }
+/// As [`super::kernel_avx2::pack`], and AVX-512F, AVX512-BF16 and AVX512-VL available.
+#[target_feature(enable = "avx512f,avx512bf16,avx512vl,avx2,fma")]
+unsafe fn pack_rounded<const R: usize>(
+    src: *const f32,
+    ld: usize,
+    rows: usize,
+    kc: usize,
+    dst: *mut f32,
+) {
+    // SAFETY: the caller's contract; the closure runs inside this function, whose features
+    // include `round8`'s (and it inherits them, so `round8` inlines).
+    unsafe { pack_mapped::<R, true>(src, ld, rows, kc, dst, |v| round8(v)) }
 }
 
-/// 16 floats rounded to the nearest bf16 (ties to even; `vcvtneps2bf16`, the rounding of the
-/// other bf16 kernels' packing), kept as f32.
+/// 8 floats rounded to the nearest bf16 (ties to even; `vcvtneps2bf16`, the rounding of the
+/// other bf16 kernels' packing, which also flushes subnormals to zero), kept as f32. Maps 0
+/// to 0, as [`pack_mapped`] asks.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bf16")]
-fn round16(v: __m512) -> __m512 {
-    let h = _mm512_cvtneps_pbh(v);
-    // SAFETY: `__m256bh` and `__m256i` are both 256 bits of plain data.
-    let h = unsafe { std::mem::transmute::<__m256bh, __m256i>(h) };
-    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+#[target_feature(enable = "avx512f,avx512bf16,avx512vl")]
+fn round8(v: __m256) -> __m256 {
+    let h = _mm256_cvtneps_pbh(v);
+    // SAFETY: `__m128bh` and `__m128i` are both 128 bits of plain data.
+    let h = unsafe { std::mem::transmute::<__m128bh, __m128i>(h) };
+    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
 }
