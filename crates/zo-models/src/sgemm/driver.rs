@@ -69,6 +69,12 @@ pub(super) trait Kernel {
     /// into a buffer first. Same safety contract as `pack_ptrs`.
     const PACK_A_PTRS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = None;
 
+    /// Whether [`Kernel::PACK_A_PTRS`] works on pairs of columns (`kernel_fma_bf16`, which swaps
+    /// the two of each pair): then it is used only where every run starts at an even column of
+    /// the `k` block and has an even length (the block's last run excepted), and A is gathered
+    /// elsewhere.
+    const PACK_A_PTRS_PAIRS: bool = false;
+
     /// [`Kernel::kernel`] on an A micro-panel read in place instead of packed: the `runs`
     /// cover the `kc` columns in order, each giving one pointer per row (rows past the
     /// micro-panel's read [`a_panels::ZEROS`]). The same FMA chains in the same order, so the same

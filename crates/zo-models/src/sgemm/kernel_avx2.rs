@@ -171,6 +171,22 @@ pub(super) unsafe fn pack_ptrs<const R: usize>(rows: &[*const f32], kc: usize, d
     unsafe { pack_from::<R, false>(|i| rows[i], rows.len(), kc, dst, |v| v) }
 }
 
+/// [`pack_ptrs`] with [`pack_mapped`]'s `map` and `SWAP` (each call's run swapped on its own).
+///
+/// # Safety
+/// As [`pack_ptrs`].
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn pack_ptrs_mapped<const R: usize, const SWAP: bool>(
+    rows: &[*const f32],
+    kc: usize,
+    dst: *mut f32,
+    map: impl Fn(__m256) -> __m256,
+) {
+    // SAFETY: as `pack_ptrs`.
+    unsafe { pack_from::<R, SWAP>(|i| rows[i], rows.len(), kc, dst, map) }
+}
+
 /// The body of [`pack`], [`pack_mapped`] and [`pack_ptrs`]: row `i < rows` of the source starts
 /// at `row(i)` (null: zeros); each value mapped by `map`, and with `SWAP` columns `2q` and
 /// `2q + 1` swapped (see [`pack_mapped`]).

@@ -28,7 +28,7 @@
 use std::arch::x86_64::*;
 
 use super::driver::{Kernel, TileEpi};
-use super::kernel_avx2::pack_mapped;
+use super::kernel_avx2::{pack_mapped, pack_ptrs_mapped};
 use super::kernel_avx512::Avx512;
 
 /// The f32 AVX-512 kernel `Avx512<MR, BIG_L2>` on bf16-rounded packed panels.
@@ -47,10 +47,12 @@ impl<const MR: usize, const BIG_L2: bool> Kernel for Avx512FmaBf16<MR, BIG_L2> {
     const PREFETCH_C: bool = Inner::<MR, BIG_L2>::PREFETCH_C;
     const B_GROUP: usize = Inner::<MR, BIG_L2>::B_GROUP;
     const SHARED_A_ROWS: usize = Inner::<MR, BIG_L2>::SHARED_A_ROWS;
-    // A not stored (a convolution's) is gathered, then packed by `pack_a`: the pair swap needs
-    // whole pairs, which runs of columns packed one by one do not give. A is never read in
-    // place: every value must be rounded.
-    const PACK_A_PTRS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = None;
+    // A not stored (a convolution's) is packed from its rows' runs where they keep the pairs
+    // whole (even starts and lengths: every layer but the 3-channel stem), else gathered and
+    // packed by `pack_a`. A is never read in place: every value must be rounded.
+    const PACK_A_PTRS: Option<unsafe fn(&[*const f32], usize, *mut f32)> =
+        Some(pack_ptrs_rounded::<MR>);
+    const PACK_A_PTRS_PAIRS: bool = true;
     const KERNEL_RUNS: Option<super::driver::KernelRuns> = None;
 
     unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
@@ -99,6 +101,17 @@ unsafe fn pack_rounded<const R: usize>(
     // SAFETY: the caller's contract; the closure runs inside this function, whose features
     // include `round8`'s (and it inherits them, so `round8` inlines).
     unsafe { pack_mapped::<R, true>(src, ld, rows, kc, dst, |v| round8(v)) }
+}
+
+/// [`pack_rounded`] from row pointers ([`super::kernel_avx2::pack_ptrs`]), for one run whose
+/// pairs of columns are whole ([`Kernel::PACK_A_PTRS_PAIRS`]).
+///
+/// # Safety
+/// As [`super::kernel_avx2::pack_ptrs`], and AVX-512F, AVX512-BF16 and AVX512-VL available.
+#[target_feature(enable = "avx512f,avx512bf16,avx512vl,avx2,fma")]
+unsafe fn pack_ptrs_rounded<const R: usize>(rows: &[*const f32], kc: usize, dst: *mut f32) {
+    // SAFETY: the caller's contract; the closure as in `pack_rounded`.
+    unsafe { pack_ptrs_mapped::<R, true>(rows, kc, dst, |v| round8(v)) }
 }
 
 /// 8 floats rounded to the nearest bf16 (ties to even; `vcvtneps2bf16`, the rounding of the

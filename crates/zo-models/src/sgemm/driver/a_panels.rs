@@ -155,7 +155,15 @@ impl<S: crate::sgemm::RowSource + ?Sized> PackA for Gathered<'_, S> {
         dst: *mut f32,
         zeros: &mut Zeros,
     ) {
-        if let Some(pack_ptrs) = K::PACK_A_PTRS {
+        // A kernel that packs pairs of columns takes runs that keep the pairs whole.
+        let pairs_whole = || {
+            let mut ok = true;
+            let whole = self.0.runs(i, rows, pc, kc, &mut |q, len, _| {
+                ok &= (q - pc).is_multiple_of(2) && (len.is_multiple_of(2) || q + len == pc + kc);
+            });
+            whole && ok
+        };
+        if let Some(pack_ptrs) = K::PACK_A_PTRS.filter(|_| !K::PACK_A_PTRS_PAIRS || pairs_whole()) {
             // Straight from the source, run by run: no copy through a buffer.
             let mut at = pc;
             *zeros = Zeros::default();

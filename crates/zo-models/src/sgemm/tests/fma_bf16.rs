@@ -56,7 +56,8 @@ fn swap_pairs(x: &[f32], k: usize) -> Vec<f32> {
 /// The kernel gives exactly the f32 kernels' bits on the bf16-rounded inputs with the two `k`
 /// of each pair swapped (its packing rounds as the other bf16 kernels, nearest even, and
 /// swaps; the f32 kernel multiplies), under both
-/// blockings, dense and through row pointers or a gathered copy, with every epilogue, edge
+/// blockings, dense and through row pointers (runs that keep the pairs whole) or a gathered
+/// copy (runs that do not, or no runs), with every epilogue, edge
 /// tiles, several `k` and row blocks, on 1–3 threads; and not the f32 bits of the unrounded
 /// inputs.
 #[test]
@@ -82,10 +83,12 @@ fn fma_bf16_kernel_is_the_f32_kernel_on_rounded_inputs() {
             let want = ours(Isa::Avx512, n, o, k, &ar, &wr, &epi);
             for t in [1, 2, 3] {
                 let dense = driver::Dense { a: &a, k };
-                let runs = |gather_only| Runs {
+                // Runs of 50 columns keep the pairs whole (packed from the row pointers), runs
+                // of 7 do not (gathered).
+                let runs = |len, gather_only| Runs {
                     a: &a,
                     k,
-                    len: 50,
+                    len,
                     gather_only,
                 };
                 let shape = (n, o, k);
@@ -109,14 +112,21 @@ fn fma_bf16_kernel_is_the_f32_kernel_on_rounded_inputs() {
                     (
                         "row pointers",
                         in_pool(t, || {
-                            let src = driver::Gathered(&runs(false));
+                            let src = driver::Gathered(&runs(50, false));
+                            run_kernel::<Avx512FmaBf16<12, true>, _>(shape, &src, &w, &epi)
+                        }),
+                    ),
+                    (
+                        "odd runs",
+                        in_pool(t, || {
+                            let src = driver::Gathered(&runs(7, false));
                             run_kernel::<Avx512FmaBf16<12, true>, _>(shape, &src, &w, &epi)
                         }),
                     ),
                     (
                         "gathered",
                         in_pool(t, || {
-                            let src = driver::Gathered(&runs(true));
+                            let src = driver::Gathered(&runs(50, true));
                             run_kernel::<Avx512FmaBf16<12, false>, _>(shape, &src, &w, &epi)
                         }),
                     ),

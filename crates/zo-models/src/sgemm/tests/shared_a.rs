@@ -16,6 +16,7 @@ impl<K: driver::Kernel, const R: usize> driver::Kernel for SharedA<K, R> {
     const B_GROUP: usize = K::B_GROUP;
     const SHARED_A_ROWS: usize = R;
     const PACK_A_PTRS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = K::PACK_A_PTRS;
+    const PACK_A_PTRS_PAIRS: bool = K::PACK_A_PTRS_PAIRS;
     const KERNEL_RUNS: Option<driver::KernelRuns> = K::KERNEL_RUNS;
 
     unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
