@@ -58,16 +58,13 @@ impl<const MR: usize, const BIG_L2: bool> Kernel for Avx512FmaBf16<MR, BIG_L2> {
     unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
         // SAFETY: the trait's contract, which is the inner kernel's packing's (`pack`, spill
         // `8·⌈MR/8⌉ − MR`).
-        unsafe {
-            pack_rounded::<MR>(src, ld, rows, kc, dst);
-        }
+        unsafe { pack_rounded::<MR>(src, ld, rows, kc, dst) }
     }
 
     unsafe fn pack_b(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
+        const { assert!(Inner::<MR, BIG_L2>::NR == 32) };
         // SAFETY: as `pack_a` (no spill: 32 is a multiple of 8).
-        unsafe {
-            pack_rounded::<32>(src, ld, rows, kc, dst);
-        }
+        unsafe { pack_rounded::<32>(src, ld, rows, kc, dst) }
     }
 
     unsafe fn kernel(
