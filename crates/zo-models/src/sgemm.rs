@@ -248,13 +248,17 @@ impl Compute {
 pub fn dpbf16_is_slow() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        // CPUID leaf 0: the vendor string in EBX, EDX, ECX.
-        let r = std::arch::x86_64::__cpuid(0);
-        let mut vendor = [0u8; 12];
-        for (d, w) in vendor.chunks_exact_mut(4).zip([r.ebx, r.edx, r.ecx]) {
-            d.copy_from_slice(&w.to_le_bytes());
-        }
-        &vendor == b"GenuineIntel"
+        // Read once: CPUID exits to the hypervisor in a VM, and every product asks.
+        static INTEL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *INTEL.get_or_init(|| {
+            // CPUID leaf 0: the vendor string in EBX, EDX, ECX.
+            let r = std::arch::x86_64::__cpuid(0);
+            let mut vendor = [0u8; 12];
+            for (d, w) in vendor.chunks_exact_mut(4).zip([r.ebx, r.edx, r.ecx]) {
+                d.copy_from_slice(&w.to_le_bytes());
+            }
+            &vendor == b"GenuineIntel"
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
