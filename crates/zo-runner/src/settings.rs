@@ -203,22 +203,23 @@ impl ComputeSetting {
         }
     }
 
-    /// [`ComputeSetting::kernel`], warning once per model load when bf16 was asked for on a
-    /// CPU without AMX-BF16 or AVX512-BF16 (the products then run in f32), and saying when the
-    /// bf16 products run on the f32 FMA units (Intel without AMX: no faster than f32).
+    /// [`ComputeSetting::kernel`], warning once per process when bf16 was asked for on a CPU
+    /// without AMX-BF16 or AVX512-BF16 (the products then run in f32), or where the bf16
+    /// products run on the f32 FMA units (Intel without AMX: no faster than f32).
     pub fn kernel_for_this_cpu(self) -> zo_models::sgemm::Compute {
         use zo_models::sgemm::{Compute, Isa};
+        static SAID: std::sync::Once = std::sync::Once::new();
         let compute = self.kernel();
         if compute == Compute::Bf16 {
-            match compute.isa() {
-                Some(Isa::Avx512FmaBf16) => tracing::info!(
+            SAID.call_once(|| match compute.isa() {
+                Some(Isa::Avx512FmaBf16) => tracing::warn!(
                     "model.compute = \"bf16\": this Intel CPU has no AMX (or does not let zo use it) and its vdpbf16ps runs at half the f32 FMA rate, so the bf16 products run on the f32 FMA units: no faster than compute = \"f32\""
                 ),
                 isa if !isa.is_some_and(Isa::is_bf16) => tracing::warn!(
                     "model.compute = \"bf16\": this CPU has no AVX512-BF16 (nor AMX-BF16); the products run in f32"
                 ),
                 _ => {}
-            }
+            });
         }
         compute
     }
