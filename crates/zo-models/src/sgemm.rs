@@ -276,8 +276,10 @@ impl Isa {
             match self {
                 Isa::Avx2 => avx2,
                 Isa::Avx512 => avx2 && has!("avx512f"),
-                Isa::Avx512Bf16 | Isa::Avx512FmaBf16 => {
-                    avx2 && has!("avx512f") && has!("avx512bf16")
+                Isa::Avx512Bf16 => avx2 && has!("avx512f") && has!("avx512bf16"),
+                // Its rounding is the 256-bit `vcvtneps2bf16` (AVX512-VL).
+                Isa::Avx512FmaBf16 => {
+                    avx2 && has!("avx512f") && has!("avx512bf16") && has!("avx512vl")
                 }
                 Isa::AmxBf16 => avx2 && kernel_amx::supported(),
             }

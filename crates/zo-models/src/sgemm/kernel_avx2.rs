@@ -134,28 +134,6 @@ pub(super) unsafe fn pack<const R: usize>(
     unsafe { pack_from::<R, false>(|i| src.wrapping_add(i * ld), rows, kc, dst, |v| v) }
 }
 
-/// [`pack`] with every value mapped by `map` on its way (8 at a time; it must map a value the
-/// same way in any lane and map 0 to 0) and, with `SWAP`, columns `2q` and `2q + 1` of the
-/// source swapped (an odd last column stays): `dst[p·R + i] = map(src[i·ld + (p ^ 1)])`. For
-/// the bf16-rounding kernel ([`super::kernel_fma_bf16`]), whose function with more target
-/// features inlines this one and its `map`.
-///
-/// # Safety
-/// As [`pack`].
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn pack_mapped<const R: usize, const SWAP: bool>(
-    src: *const f32,
-    ld: usize,
-    rows: usize,
-    kc: usize,
-    dst: *mut f32,
-    map: impl Fn(__m256) -> __m256,
-) {
-    // SAFETY: as `pack`.
-    unsafe { pack_from::<R, SWAP>(|i| src.wrapping_add(i * ld), rows, kc, dst, map) }
-}
-
 /// [`pack`] with each row's start given by a pointer of its own (`rows.len() ≤ R` rows; a
 /// null pointer is a row of zeros): packs a run of columns of an A that is not stored, such
 /// as an implicit im2col's (every row's run contiguous in the input), straight from the
@@ -171,31 +149,19 @@ pub(super) unsafe fn pack_ptrs<const R: usize>(rows: &[*const f32], kc: usize, d
     unsafe { pack_from::<R, false>(|i| rows[i], rows.len(), kc, dst, |v| v) }
 }
 
-/// [`pack_ptrs`] with [`pack_mapped`]'s `map` and `SWAP` (each call's run swapped on its own).
+/// The body of [`pack`] and [`pack_ptrs`]: row `i < rows` of the source starts at `row(i)`
+/// (null: zeros). Each value is mapped by `map` on its way (8 at a time; it must map a value
+/// the same way in any lane and map 0 to 0), and with `SWAP` columns `2q` and `2q + 1` of the
+/// source trade places (an odd last column stays): `dst[p·R + i] = map(src[i][p ^ 1])`. [`pack`]
+/// and [`pack_ptrs`] map nothing and swap nothing; the bf16-rounding kernel
+/// ([`super::kernel_fma_bf16`]) rounds and swaps, from a function with more target features
+/// that inlines this one and its `map`.
 ///
 /// # Safety
 /// As [`pack_ptrs`].
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn pack_ptrs_mapped<const R: usize, const SWAP: bool>(
-    rows: &[*const f32],
-    kc: usize,
-    dst: *mut f32,
-    map: impl Fn(__m256) -> __m256,
-) {
-    // SAFETY: as `pack_ptrs`.
-    unsafe { pack_from::<R, SWAP>(|i| rows[i], rows.len(), kc, dst, map) }
-}
-
-/// The body of [`pack`], [`pack_mapped`] and [`pack_ptrs`]: row `i < rows` of the source starts
-/// at `row(i)` (null: zeros); each value mapped by `map`, and with `SWAP` columns `2q` and
-/// `2q + 1` swapped (see [`pack_mapped`]).
-///
-/// # Safety
-/// As [`pack_ptrs`].
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn pack_from<const R: usize, const SWAP: bool>(
+pub(super) unsafe fn pack_from<const R: usize, const SWAP: bool>(
     row: impl Fn(usize) -> *const f32,
     rows: usize,
     kc: usize,

@@ -28,7 +28,7 @@
 use std::arch::x86_64::*;
 
 use super::driver::{Kernel, TileEpi};
-use super::kernel_avx2::{pack_mapped, pack_ptrs_mapped};
+use super::kernel_avx2::pack_from;
 use super::kernel_avx512::Avx512;
 
 /// The f32 AVX-512 kernel `Avx512<MR, BIG_L2>` on bf16-rounded packed panels.
@@ -81,7 +81,7 @@ impl<const MR: usize, const BIG_L2: bool> Kernel for Avx512FmaBf16<MR, BIG_L2> {
     }
 }
 
-/// The inner kernel's packing ([`super::kernel_avx2::pack`], here [`pack_mapped`]) with every
+/// The inner kernel's packing ([`super::kernel_avx2::pack`], its body [`pack_from`]) with every
 /// value rounded to the nearest bf16 ([`round8`]) and columns `2q` and `2q + 1` swapped (the
 /// order of `vdpbf16ps`'s products; an odd last column stays), in the same pass.
 ///
@@ -95,9 +95,10 @@ unsafe fn pack_rounded<const R: usize>(
     kc: usize,
     dst: *mut f32,
 ) {
-    // SAFETY: the caller's contract; the closure runs inside this function, whose features
-    // include `round8`'s (and it inherits them, so `round8` inlines).
-    unsafe { pack_mapped::<R, true>(src, ld, rows, kc, dst, |v| round8(v)) }
+    // SAFETY: the caller's contract (`pack`'s: row `i < rows` starts at `src + i·ld`); the
+    // closure runs inside this function, whose features include `round8`'s (and it inherits
+    // them, so `round8` inlines).
+    unsafe { pack_from::<R, true>(|i| src.wrapping_add(i * ld), rows, kc, dst, |v| round8(v)) }
 }
 
 /// [`pack_rounded`] from row pointers ([`super::kernel_avx2::pack_ptrs`]), for one run whose
@@ -107,13 +108,13 @@ unsafe fn pack_rounded<const R: usize>(
 /// As [`super::kernel_avx2::pack_ptrs`], and AVX-512F, AVX512-BF16 and AVX512-VL available.
 #[target_feature(enable = "avx512f,avx512bf16,avx512vl,avx2,fma")]
 unsafe fn pack_ptrs_rounded<const R: usize>(rows: &[*const f32], kc: usize, dst: *mut f32) {
-    // SAFETY: the caller's contract; the closure as in `pack_rounded`.
-    unsafe { pack_ptrs_mapped::<R, true>(rows, kc, dst, |v| round8(v)) }
+    // SAFETY: the caller's contract (`pack_ptrs`'); the closure as in `pack_rounded`.
+    unsafe { pack_from::<R, true>(|i| rows[i], rows.len(), kc, dst, |v| round8(v)) }
 }
 
 /// 8 floats rounded to the nearest bf16 (ties to even; `vcvtneps2bf16`, the rounding of the
 /// other bf16 kernels' packing, which also flushes subnormals to zero), kept as f32. Maps 0
-/// to 0, as [`pack_mapped`] asks.
+/// to 0, as [`pack_from`] asks.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bf16,avx512vl")]
 fn round8(v: __m256) -> __m256 {

@@ -501,6 +501,65 @@ fn avx512_blockings_bit_identical() {
     }
 }
 
+/// A dense `[n, k]` A cut into runs of `len` columns (an implicit im2col's rows), where, with
+/// `zeros`, the run `q / len` of row `r` is zeros when `(r + q / len) % 5 == 0` (a padding
+/// pixel of a convolution), and in every row when `q / len % 4 == 2` (a tap in the padding for
+/// the whole micro-panel, which the in-place kernel skips).
+pub(super) struct Cut<'a> {
+    pub a: &'a [f32],
+    pub k: usize,
+    pub len: usize,
+    /// Serve only `gather` (the packed copy), not `runs`.
+    pub gather_only: bool,
+    /// Put the runs of zeros in.
+    pub zeros: bool,
+}
+impl Cut<'_> {
+    pub fn zero(&self, r: usize, q: usize) -> bool {
+        let run = q / self.len;
+        self.zeros && (run % 4 == 2 || (r + run).is_multiple_of(5))
+    }
+}
+impl RowSource for Cut<'_> {
+    fn gather(&self, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+        for (r, d) in dst.chunks_exact_mut(kc).take(rows).enumerate() {
+            for (p, v) in d.iter_mut().enumerate() {
+                let (row, q) = (i0 + r, p0 + p);
+                *v = if self.zero(row, q) {
+                    0.0
+                } else {
+                    self.a[row * self.k + q]
+                };
+            }
+        }
+    }
+    fn runs(
+        &self,
+        i0: usize,
+        rows: usize,
+        p0: usize,
+        kc: usize,
+        f: &mut dyn FnMut(usize, usize, &[*const f32]),
+    ) -> bool {
+        if self.gather_only {
+            return false;
+        }
+        let mut q = p0;
+        while q < p0 + kc {
+            let len = (self.len - q % self.len).min(p0 + kc - q);
+            let ptrs: Vec<*const f32> = (i0..i0 + rows)
+                .map(|r| match self.zero(r, q) {
+                    true => std::ptr::null(),
+                    false => self.a[r * self.k + q..].as_ptr(),
+                })
+                .collect();
+            f(q, len, &ptrs);
+            q += len;
+        }
+        true
+    }
+}
+
 /// A read in place through its runs (`Kernel::KERNEL_RUNS`, the larger-L2 AVX-512 blocking)
 /// gives the bits of the same runs packed (the smaller-L2 blocking and the AVX2 kernel), of
 /// the gathered copy, and of the dense product: runs of several lengths (long ones read in
@@ -513,62 +572,6 @@ fn a_read_in_place_gives_the_bits_of_packing() {
     if !Isa::Avx512.supported() {
         println!("a_read_in_place_gives_the_bits_of_packing: skipping (no AVX-512F)");
         return;
-    }
-    /// A dense `[n, k]` A cut into runs of `len` columns, where the run `q / len` of row `r`
-    /// is zeros when `(r + q / len) % 5 == 0` (a padding pixel of a convolution), and in
-    /// every row when `q / len % 4 == 2` (a tap in the padding for the whole micro-panel,
-    /// which the in-place kernel skips).
-    struct Cut<'a> {
-        a: &'a [f32],
-        k: usize,
-        len: usize,
-        /// Serve only `gather` (the packed copy), not `runs`.
-        gather_only: bool,
-    }
-    impl Cut<'_> {
-        fn zero(&self, r: usize, q: usize) -> bool {
-            let run = q / self.len;
-            run % 4 == 2 || (r + run).is_multiple_of(5)
-        }
-    }
-    impl RowSource for Cut<'_> {
-        fn gather(&self, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
-            for (r, d) in dst.chunks_exact_mut(kc).take(rows).enumerate() {
-                for (p, v) in d.iter_mut().enumerate() {
-                    let (row, q) = (i0 + r, p0 + p);
-                    *v = if self.zero(row, q) {
-                        0.0
-                    } else {
-                        self.a[row * self.k + q]
-                    };
-                }
-            }
-        }
-        fn runs(
-            &self,
-            i0: usize,
-            rows: usize,
-            p0: usize,
-            kc: usize,
-            f: &mut dyn FnMut(usize, usize, &[*const f32]),
-        ) -> bool {
-            if self.gather_only {
-                return false;
-            }
-            let mut q = p0;
-            while q < p0 + kc {
-                let len = (self.len - q % self.len).min(p0 + kc - q);
-                let ptrs: Vec<*const f32> = (i0..i0 + rows)
-                    .map(|r| match self.zero(r, q) {
-                        true => std::ptr::null(),
-                        false => self.a[r * self.k + q..].as_ptr(),
-                    })
-                    .collect();
-                f(q, len, &ptrs);
-                q += len;
-            }
-            true
-        }
     }
     fn run<K: driver::Kernel>(
         shape: (usize, usize, usize),
@@ -598,6 +601,7 @@ fn a_read_in_place_gives_the_bits_of_packing() {
             k,
             len,
             gather_only,
+            zeros: true,
         };
         let zeroed: Vec<f32> = (0..n * k)
             .map(|e| match cut(true).zero(e / k, e % k) {

@@ -3,45 +3,6 @@
 use super::*;
 use kernel_fma_bf16::Avx512FmaBf16;
 
-/// `A: [n, k]` served as runs of `len` columns (the row-pointer packing,
-/// [`driver::Kernel::PACK_A_PTRS`]), or copied by `gather` only.
-struct Runs<'a> {
-    a: &'a [f32],
-    k: usize,
-    len: usize,
-    gather_only: bool,
-}
-
-impl RowSource for Runs<'_> {
-    fn gather(&self, i0: usize, rows: usize, p0: usize, kc: usize, dst: &mut [f32]) {
-        for (r, d) in dst.chunks_exact_mut(kc).take(rows).enumerate() {
-            d.copy_from_slice(&self.a[(i0 + r) * self.k + p0..][..kc]);
-        }
-    }
-    fn runs(
-        &self,
-        i0: usize,
-        rows: usize,
-        p0: usize,
-        kc: usize,
-        f: &mut dyn FnMut(usize, usize, &[*const f32]),
-    ) -> bool {
-        if self.gather_only {
-            return false;
-        }
-        let mut q = p0;
-        while q < p0 + kc {
-            let len = (self.len - q % self.len).min(p0 + kc - q);
-            let ptrs: Vec<*const f32> = (i0..i0 + rows)
-                .map(|r| self.a[r * self.k + q..].as_ptr())
-                .collect();
-            f(q, len, &ptrs);
-            q += len;
-        }
-        true
-    }
-}
-
 /// Rows of `k` values with columns `2q` and `2q + 1` swapped (an odd last one stays).
 fn swap_pairs(x: &[f32], k: usize) -> Vec<f32> {
     let mut y = x.to_vec();
@@ -85,11 +46,12 @@ fn fma_bf16_kernel_is_the_f32_kernel_on_rounded_inputs() {
                 let dense = driver::Dense { a: &a, k };
                 // Runs of 50 columns keep the pairs whole (packed from the row pointers), runs
                 // of 7 do not (gathered).
-                let runs = |len, gather_only| Runs {
+                let runs = |len, gather_only| Cut {
                     a: &a,
                     k,
                     len,
                     gather_only,
+                    zeros: false,
                 };
                 let shape = (n, o, k);
                 for (what, got) in [
