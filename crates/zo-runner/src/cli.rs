@@ -56,7 +56,8 @@ pub enum Command {
 /// What every `zo bench` line carries besides its figure's own fields (`zo bench --help`).
 const BENCH_FIELDS: &str = "\
 Every line also has: figure (B1..B5, or probe: the quiet-machine check, a 1024x768x3072 f32 \
-GEMM on 1 and on all threads, printed before and after the figures), model, B (batch), threads, \
+GEMM on 1 and on all threads through candle's matmul, not zo's kernels, printed before and \
+after the figures; its kernel field says so), model, B (batch), threads, \
 dtype (the weights' type: f32), compute (the arithmetic the products ran in: f32 or bf16; \
 bf16 needs a bf16 kernel, else the products stay f32) and kernel (amx_bf16, avx512bf16, \
 avx512_fma_bf16 (bf16 inputs on f32 FMAs, Intel without AMX), avx512, avx2, or candle where \

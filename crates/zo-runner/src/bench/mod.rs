@@ -415,6 +415,9 @@ fn run_figures(
     Ok(())
 }
 
+/// What the probe line names as its kernel.
+const PROBE_KERNEL: &str = "gemm crate (candle matmul)";
+
 /// The probe as a line of its own (and a warning on stderr when the cores were shared).
 fn probe_line(ctx: &mut Ctx, when: &str) -> Result<()> {
     let p = measure::probe()?;
@@ -431,6 +434,10 @@ fn probe_line(ctx: &mut Ctx, when: &str) -> Result<()> {
     let obj = v.as_object_mut().context("probe object")?;
     obj.insert("figure".into(), json!("probe"));
     obj.insert("when".into(), json!(when));
+    // The probe's GEMM is candle's (the gemm crate, with its own kernel choice: its AVX2 one
+    // on some AVX-512 CPUs), not zo's: the line says so instead of carrying the figures' kernel,
+    // so its GFLOP/s are not read as zo's kernel's.
+    obj.insert("kernel".into(), json!(PROBE_KERNEL));
     ctx.emit(v)
 }
 

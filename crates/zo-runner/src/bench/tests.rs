@@ -154,6 +154,10 @@ fn run_to_b5_writes_probes_and_the_json_file() {
         assert_eq!(num(v, "sweeps_per_step"), 2.0, "{v}");
     }
     assert!(num(&all[0], "gflops_1t") > 0.0);
+    for probe in [&all[0], &all[3]] {
+        assert_eq!(probe["kernel"], PROBE_KERNEL, "{probe}");
+    }
+    assert_ne!(all[1]["kernel"], PROBE_KERNEL);
     let saved = std::fs::read_to_string(&file).unwrap();
     assert_eq!(saved.lines().count(), 4);
 }
