@@ -230,6 +230,26 @@ fn eval_of_saved_model_equals_the_in_memory_evaluation() {
     let b = fs::read_to_string(d.path().join("p.jsonl")).unwrap();
     assert_eq!(a, b);
     assert_eq!(a.lines().count(), 200);
+    // The file named bare, from its own directory: that directory, not an empty hub id.
+    let o = run_in(
+        &d.path().join("runs/quickstart/final"),
+        &[
+            "eval",
+            "--model",
+            "model.safetensors",
+            "--task",
+            "sst2",
+            "--data",
+            "builtin:quickstart",
+            "--set",
+            "model.tokenizer=builtin:tiny",
+            "--split",
+            "test",
+        ],
+    );
+    assert_code(&o, 0);
+    let bare: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(bare["accuracy"], res["accuracy"]);
 }
 
 #[test]

@@ -14,12 +14,17 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use zo_core::trainer::TrainerState;
 
+/// The directory holding `path`: its parent, or `.` for a bare name (whose parent is the
+/// empty path).
+pub fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -196,10 +201,7 @@ pub fn read_checkpoint_state(dir: &Path) -> Result<CheckpointState> {
 
 /// The names beside `dir` that [`replace_dir`] uses: (`.NAME.tmp`, `.NAME.old`).
 pub fn replacement_names(dir: &Path) -> (PathBuf, PathBuf) {
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = parent_dir(dir);
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -251,10 +253,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// Where the exchange is unavailable `dir` is renamed to `.NAME.old` and `tmp` into place;
 /// a stop between the two leaves `.NAME.old`, which [`recover_dir`] restores.
 pub fn replace_dir(tmp: &Path, dir: &Path) -> Result<()> {
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = parent_dir(dir);
     sync_tree(tmp).with_context(|| format!("{}: cannot write", tmp.display()))?;
     let (_, old) = replacement_names(dir);
     if dir.exists() {
@@ -305,6 +304,20 @@ fn exchange(_a: &Path, _b: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_file_name_lies_in_the_current_directory() {
+        assert_eq!(parent_dir(Path::new("model.safetensors")), Path::new("."));
+        assert_eq!(parent_dir(Path::new("./model.safetensors")), Path::new("."));
+        assert_eq!(
+            parent_dir(Path::new("out/model.safetensors")),
+            Path::new("out")
+        );
+        assert_eq!(
+            parent_dir(Path::new("/m/model.safetensors")),
+            Path::new("/m")
+        );
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp() {

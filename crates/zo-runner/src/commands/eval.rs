@@ -1,14 +1,14 @@
 //! `zo eval`: evaluate a base model, a run directory or a saved model on a task split, as MeZO
 //! does (candidate scoring or greedy generation), printing and writing MeZO's metric names.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 
 use super::{failed, usage, CmdResult};
 use crate::cli::{EvalArgs, EvalSplit, Global};
 use crate::pipeline::workload::Workload;
-use crate::rundir::{write_atomic, JsonlWriter};
+use crate::rundir::{parent_dir, write_atomic, JsonlWriter};
 use crate::settings::{resolve, ModelKind, Settings, Sources, DEFAULTS};
 
 /// The settings of an evaluation: a run's own settings (`--run`) or the defaults, then
@@ -57,12 +57,8 @@ fn settings(a: &EvalArgs) -> Result<(Settings, Option<PathBuf>)> {
     // a ResNet checkpoint is a file of its own.
     if let Some(m) = &a.model {
         if m.is_file() && s.model.kind == ModelKind::Opt {
-            s.model.source = m
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default()
-                .display()
-                .to_string();
+            // A bare file name's directory is `.`, not the empty path (an empty hub id).
+            s.model.source = parent_dir(m).display().to_string();
         }
     }
     Ok((s, weights))
