@@ -204,12 +204,12 @@ fn eval_of_saved_model_equals_the_in_memory_evaluation() {
     assert_code(&o, 0);
     let res: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(res["evaluated"], "final");
-    let o = run_in(
-        d.path(),
-        &[
+    // `zo eval` of the saved file on the test split, from `cwd`, with `extra` options.
+    let eval = |cwd: &std::path::Path, model: &str, extra: &[&str]| {
+        let mut a = vec![
             "eval",
             "--model",
-            "runs/quickstart/final/model.safetensors",
+            model,
             "--task",
             "sst2",
             "--data",
@@ -218,12 +218,14 @@ fn eval_of_saved_model_equals_the_in_memory_evaluation() {
             "model.tokenizer=builtin:tiny",
             "--split",
             "test",
-            "--predictions",
-            "p.jsonl",
-        ],
-    );
-    assert_code(&o, 0);
-    let ev: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        ];
+        a.extend_from_slice(extra);
+        let o = run_in(cwd, &a);
+        assert_code(&o, 0);
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()
+    };
+    let file = "runs/quickstart/final/model.safetensors";
+    let ev = eval(d.path(), file, &["--predictions", "p.jsonl"]);
     assert_eq!(ev["accuracy"], res["accuracy"]);
     // Per-example scores are identical too (weights are stored exactly).
     let a = fs::read_to_string(d.path().join("runs/quickstart/predictions_test.jsonl")).unwrap();
@@ -231,24 +233,11 @@ fn eval_of_saved_model_equals_the_in_memory_evaluation() {
     assert_eq!(a, b);
     assert_eq!(a.lines().count(), 200);
     // The file named bare, from its own directory: that directory, not an empty hub id.
-    let o = run_in(
+    let bare = eval(
         &d.path().join("runs/quickstart/final"),
-        &[
-            "eval",
-            "--model",
-            "model.safetensors",
-            "--task",
-            "sst2",
-            "--data",
-            "builtin:quickstart",
-            "--set",
-            "model.tokenizer=builtin:tiny",
-            "--split",
-            "test",
-        ],
+        "model.safetensors",
+        &[],
     );
-    assert_code(&o, 0);
-    let bare: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(bare["accuracy"], res["accuracy"]);
 }
 
