@@ -126,8 +126,8 @@ impl FromStr for ModelSpec {
                 let p = PathBuf::from(dir);
                 anyhow::ensure!(
                     p.is_dir(),
-                    "--model {dir:?}: neither a built-in model (tiny-opt, opt-125m, opt-350m) \
-                     nor a model directory"
+                    "--model {dir:?}: neither a built-in model (tiny-opt, opt-125m, opt-350m; \
+                     tiny-resnet, resnet18|34|50|101|152) nor a model directory"
                 );
                 ModelSpec::Dir(p)
             }

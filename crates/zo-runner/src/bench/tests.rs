@@ -164,7 +164,21 @@ fn run_to_b5_writes_probes_and_the_json_file() {
 
 #[test]
 fn bad_model_and_sizes_are_errors() {
-    assert!("no/such/dir".parse::<ModelSpec>().is_err());
+    let err = "no/such/dir".parse::<ModelSpec>().unwrap_err().to_string();
+    // Every built-in a user can name, the ResNets (resolved before this parse) included.
+    for name in [
+        "tiny-opt",
+        "opt-125m",
+        "opt-350m",
+        "tiny-resnet",
+        "resnet18",
+    ] {
+        assert!(err.contains(name), "{err}");
+        assert!(
+            name.parse::<ModelSpec>().is_ok() || resnet::preset(name).is_some(),
+            "{name}"
+        );
+    }
     assert_eq!("opt-350m".parse::<ModelSpec>().unwrap(), ModelSpec::Opt350m);
     let mut a = args(Figure::B1);
     a.seq = vec![1];
