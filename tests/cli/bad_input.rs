@@ -50,6 +50,19 @@ fn wrong_type_is_named_with_its_key() {
         &["train", "--set", "optimizer.rho=-1", "--dry-run"],
         &["rho"],
     );
+    // Non-finite values through the shorthands meet the optimizer's check, not a type error.
+    for (flag, key) in [
+        ("--lr=nan", "lr"),
+        ("--rho=NaN", "rho"),
+        ("--lr=inf", "lr"),
+        ("--rho=-inf", "rho"),
+    ] {
+        expect_usage_error(
+            d.path(),
+            &["train", flag, "--dry-run"],
+            &[&format!("{key}`: must be a finite number > 0")],
+        );
+    }
 }
 
 #[test]

@@ -138,9 +138,18 @@ impl TrainFlags {
             ("model.dtype", &self.dtype),
             ("model.device", &self.device),
         ];
+        // TOML spells the non-finite floats `nan` and `inf` (Rust's `NaN` would be no value at
+        // all), so that `--lr nan` meets the optimizer's own check instead of a type error.
+        fn float(x: f64) -> String {
+            if x.is_finite() {
+                format!("{x:e}")
+            } else {
+                toml::Value::Float(x).to_string()
+            }
+        }
         let numbers = [
-            ("optimizer.lr", self.lr.map(|x| format!("{x:e}"))),
-            ("optimizer.rho", self.rho.map(|x| format!("{x:e}"))),
+            ("optimizer.lr", self.lr.map(float)),
+            ("optimizer.rho", self.rho.map(float)),
             ("train.steps", self.steps.map(|x| x.to_string())),
             ("train.max_queries", self.max_queries.map(|x| x.to_string())),
             ("train.batch_size", self.batch_size.map(|x| x.to_string())),
