@@ -144,7 +144,13 @@ fn report_errors_are_usage_errors_naming_the_file() {
     fake_run(&d.path().join("as2p"), "as2p", "cosine", &[1.0, 0.5]);
     let o = run_in(d.path(), &["report", "as2p"]);
     assert_code(&o, 2);
-    assert!(crate::common::stderr(&o).contains("no run labelled `GA`"));
+    let err = crate::common::stderr(&o);
+    assert!(err.contains("no run labelled `GA`"), "{err}");
+    assert!(err.contains("pass --base AS2P"), "{err}");
+    // As the message says: the run's own label as the base.
+    let o = run_in(d.path(), &["report", "as2p", "--base", "AS2P"]);
+    assert_code(&o, 0);
+    assert!(d.path().join("report/report.md").is_file());
     fs::write(d.path().join("as2p/metrics.jsonl"), "{\"kind\":\"step\"\n").unwrap();
     let o = run_in(d.path(), &["report", "as2p", "--base", "AS2P"]);
     assert_code(&o, 2);

@@ -302,12 +302,14 @@ pub fn build_tables(
     for (task, rs) in by_task {
         let bases: Vec<&RunSummary> = rs.iter().copied().filter(|r| r.label == base).collect();
         if bases.is_empty() {
+            let mut labels: Vec<&str> = rs.iter().map(|r| r.label.as_str()).collect();
+            labels.sort_unstable();
+            labels.dedup();
             bail!(
-                "task {task}: no run labelled `{base}` to use as the base (labels: {})",
-                rs.iter()
-                    .map(|r| r.label.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "task {task}: no run labelled `{base}` to use as the base (labels: {}); \
+                 pass --base {} to measure against that one",
+                labels.join(", "),
+                labels[0]
             );
         }
         if bases.len() > 1 {
