@@ -230,7 +230,8 @@ impl Compute {
     pub fn isa(self) -> Option<Isa> {
         match self {
             Compute::Bf16 if Isa::AmxBf16.supported() => Some(Isa::AmxBf16),
-            Compute::Bf16 if Isa::Avx512Bf16.supported() && dpbf16_is_slow() => {
+            // The kernel picked is the one whose features are checked (it needs AVX512-VL too).
+            Compute::Bf16 if Isa::Avx512FmaBf16.supported() && dpbf16_is_slow() => {
                 Some(Isa::Avx512FmaBf16)
             }
             Compute::Bf16 if Isa::Avx512Bf16.supported() => Some(Isa::Avx512Bf16),
