@@ -298,12 +298,20 @@ fn resume_after_sigkill_gives_the_uninterrupted_weights() {
     assert_code(&run_in(d.path(), &args(&full)), 0);
 
     let o = kill_and_resume(d.path(), &quick(steps, &settings), "cut", 15);
-    let a = fs::read(d.path().join("full/final/model.safetensors")).unwrap();
-    let b = fs::read(d.path().join("cut/final/model.safetensors")).unwrap();
-    assert!(a == b, "resumed weights differ from the uninterrupted run");
-    // The logs agree too (apart from wall times).
+    assert_same_run(d.path(), "full", "cut");
+    let _ = stderr(&o);
+}
+
+/// Two run directories under `root` hold the same run: final weights, step lines (apart from
+/// wall times) and trajectory, bit for bit.
+fn assert_same_run(root: &Path, a: &str, b: &str) {
+    let weights = |dir: &str| fs::read(root.join(dir).join("final/model.safetensors")).unwrap();
+    assert!(
+        weights(a) == weights(b),
+        "{a} and {b}: the final weights differ"
+    );
     let strip = |dir: &str| -> Vec<String> {
-        steps_of(&d.path().join(dir))
+        steps_of(&root.join(dir))
             .into_iter()
             .map(|mut v| {
                 v.as_object_mut().unwrap().remove("ms");
@@ -312,15 +320,43 @@ fn resume_after_sigkill_gives_the_uninterrupted_weights() {
             })
             .collect()
     };
-    let (a, b) = (strip("full"), strip("cut"));
-    assert_eq!(a.len(), b.len(), "step lines");
-    for (x, y) in a.iter().zip(&b) {
+    let (la, lb) = (strip(a), strip(b));
+    assert_eq!(la.len(), lb.len(), "step lines");
+    for (x, y) in la.iter().zip(&lb) {
         assert_eq!(x, y, "first differing step line");
     }
-    let ta = fs::read(d.path().join("full/trajectory.jsonl")).unwrap();
-    let tb = fs::read(d.path().join("cut/trajectory.jsonl")).unwrap();
-    assert!(ta == tb, "trajectories differ");
-    let _ = stderr(&o);
+    let trajectory = |dir: &str| fs::read(root.join(dir).join("trajectory.jsonl")).unwrap();
+    assert!(trajectory(a) == trajectory(b), "trajectories differ");
+}
+
+#[test]
+fn the_thread_count_is_the_users_and_changes_no_bit_of_a_run() {
+    let d = tempfile::tempdir().unwrap();
+    for n in ["1", "3"] {
+        let mut a = quick(6, &[]);
+        // -v instead of -q: the training's first log line names the thread count.
+        a[1] = "-v".into();
+        a.extend([
+            "--threads".into(),
+            n.into(),
+            "--out".into(),
+            format!("t{n}"),
+        ]);
+        let o = run_in(d.path(), &args(&a));
+        assert_code(&o, 0);
+        // Plain text: stderr is a pipe here, so the log has no colour codes.
+        assert!(
+            stderr(&o).contains(&format!("threads={n}")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_same_run(d.path(), "t1", "t3");
+    for bad in ["0", "-1", "two"] {
+        let o = run_in(d.path(), &["quickstart", &format!("--threads={bad}")]);
+        assert_code(&o, 2);
+        assert!(stderr(&o).contains("--threads"), "{}", stderr(&o));
+    }
 }
 
 #[test]

@@ -28,6 +28,23 @@ pub struct Global {
     /// No progress bar and only warnings on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Worker threads for the products, the attention and the weight sweeps (default: every
+    /// core; sets RAYON_NUM_THREADS for the process). Results do not depend on it: the same
+    /// seed gives the same bits with any count, so a run may resume with another. Under MPI it
+    /// is per rank (two ranks on a 2-core machine: --threads 1).
+    #[arg(long, global = true, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
+impl Global {
+    /// Applies `--threads` to this process: called before anything starts a thread pool
+    /// (rayon reads RAYON_NUM_THREADS when its global pool starts, candle on every matmul).
+    pub fn apply_threads(&self) {
+        if let Some(n) = self.threads {
+            std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -413,7 +430,9 @@ pub fn parse() -> Cli {
 }
 
 /// tracing to stderr: warnings by default, -v/-vv/-vvv for more, RUST_LOG wins when set.
+/// Colours only on a terminal: a log redirected to a file or a pipe holds plain text.
 pub fn init_logging(g: &Global) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let level = match (g.quiet, g.verbose) {
         (true, _) => "warn",
@@ -426,6 +445,7 @@ pub fn init_logging(g: &Global) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

@@ -38,6 +38,7 @@ pub fn main() -> ExitCode {
     }
     keep_freed_activations();
     let args = cli::parse();
+    args.global.apply_threads();
     cli::init_logging(&args.global);
     let result = commands::dispatch(args);
     if let Err(err) = &result {

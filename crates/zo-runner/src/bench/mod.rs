@@ -80,9 +80,9 @@ pub struct BenchArgs {
     /// Untimed calls before the timed ones.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
-    /// Threads for candle's matmul and the sweeps (sets RAYON_NUM_THREADS for this process).
-    /// Default: all cores.
-    #[arg(long)]
+    /// The global `--threads` (`zo --help`), which the probe's and the figures' `threads`
+    /// fields report.
+    #[arg(skip)]
     pub threads: Option<usize>,
     /// Also write the JSON lines to this file (atomically, when the run ends).
     #[arg(long, value_name = "FILE")]
@@ -304,12 +304,6 @@ pub fn merge(mut line: Value, summary: &measure::Summary) -> Result<Value> {
 
 /// `zo bench`: JSON lines on stdout.
 pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
-    if let Some(n) = args.threads {
-        anyhow::ensure!(n >= 1, "--threads must be at least 1");
-        // Read by rayon when its global pool starts (nothing has used it yet in this process)
-        // and by candle on every matmul.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     run_to(args, quiet, &mut lock)

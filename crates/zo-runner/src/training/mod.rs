@@ -60,6 +60,7 @@ pub fn run_loop(
     tracing::info!(
         rank = world.rank(),
         size = world.size(),
+        threads = candle_core::utils::get_num_threads(),
         "training batches split over the ranks"
     );
     // Ctrl-C / SIGTERM reach every rank, but not necessarily between the same two steps. With
