@@ -103,6 +103,14 @@ impl KvCache {
     }
 }
 
+/// Whether [`OptModel::forward_hidden_rows`], asked for `rows` of `tokens` positions, runs its
+/// last layer's queries, attention output, MLP and `project_out` at those rows only (at most a
+/// quarter of the positions); else it runs the whole forward and selects the rows. What `zo
+/// bench` counts as the FLOPs of a forward follows it.
+pub fn last_layer_at_rows_only(rows: usize, tokens: usize) -> bool {
+    rows * 4 <= tokens
+}
+
 /// The additive mask value: half of the dtype's most negative finite value, so that
 /// `score + mask` never overflows to -inf (a fully masked row, e.g. a left-padding query, then
 /// stays finite instead of turning into NaN that would leak through `0 · NaN` in `probs · v`).
@@ -399,7 +407,7 @@ impl OptModel {
     }
 
     /// Hidden states `[rows.len(), E]` at the given flat rows (`b·seq + t`) only. When few rows
-    /// are asked for (at most a quarter), the last layer computes queries, attention output and
+    /// are asked for (at most a quarter: [`last_layer_at_rows_only`]), the last layer computes queries, attention output and
     /// MLP only there (its keys and values still cover every position): the SST-2 task loss
     /// needs one row per sequence. Equal to `forward_hidden(...).index_select(rows)` up to
     /// float rounding.
@@ -418,7 +426,7 @@ impl OptModel {
             )));
         }
         let rows_t = Tensor::from_slice(rows, rows.len(), &self.device)?;
-        if rows.len() * 4 > batch * seq || self.layers.is_empty() {
+        if !last_layer_at_rows_only(rows.len(), batch * seq) || self.layers.is_empty() {
             return Ok(self
                 .forward_hidden(ids, mask, batch, seq)?
                 .index_select(&rows_t, 0)?);

@@ -32,11 +32,13 @@ pub fn b1(ctx: &mut Ctx, model: &OptModel, kinds: &[LossKind]) -> Result<()> {
                 Ok(())
             })?;
             // The peer's count for the full LM loss (it runs the lm_head at all B·T positions,
-            // zo at the B·(T−1) it reads); for the task loss, the lm_head FLOPs of the
-            // positions not computed are subtracted (docs/PERFORMANCE.md B1).
+            // zo at the B·(T−1) it reads); for the task loss, what zo computes: the peer's
+            // count less the lm_head and the last layer's work at the positions the loss does
+            // not read (docs/PERFORMANCE.md B1).
+            let computed = fl.at_rows(inputs.logit_rows(kind));
             let counted = match kind {
                 LossKind::FullLm => fl.forward_flops,
-                LossKind::Task => fl.with_logit_rows(inputs.logit_rows(kind)),
+                LossKind::Task => computed,
             };
             let line = json!({
                 "figure": "B1",
@@ -44,7 +46,7 @@ pub fn b1(ctx: &mut Ctx, model: &OptModel, kinds: &[LossKind]) -> Result<()> {
                 "T": t,
                 "tokens_per_s": (fl.tokens as f64 / s.median_s).round(),
                 "flops": counted,
-                "flops_computed": fl.with_logit_rows(inputs.logit_rows(kind)),
+                "flops_computed": computed,
                 "gflops_per_s": gflops(counted as f64, s.median_s),
                 "fma_peak_gflops": peak.map(|p| p.round()),
                 "fraction_of_fma_peak": peak

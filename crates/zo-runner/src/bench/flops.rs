@@ -7,6 +7,10 @@
 //! V·E (the tied lm_head), and the attention term counting the full T×T square per head (QKᵀ and
 //! P·V), which is what sdpa/eager compute on CPU. Biases, LayerNorm, softmax and the loss are
 //! not counted (as in the peer). Using the peer's count makes GFLOP/s comparable across the two.
+//!
+//! What zo computes is counted the same way ([`Flops::at_rows`]): where a loss reads few
+//! positions, the lm_head runs there only, and so do the last layer's queries, attention output,
+//! MLP and `project_out` (its keys and values cover every position).
 
 use serde::Serialize;
 use zo_models::OptConfig;
@@ -26,6 +30,14 @@ pub struct Flops {
     pub attention_flops: u64,
     /// linear + attention: the peer's `forward_flops`.
     pub forward_flops: u64,
+    /// Of one token's linear FLOPs, those of the last layer that run at every position when
+    /// the loss reads few (its key and value projections): 2·2H² (0 without layers).
+    last_kv_per_token: u64,
+    /// Of one token's linear FLOPs, those of the last layer and `project_out` that run only at
+    /// the rows read: 2·(2H² + 2HF) + 2·H·E (E ≠ H), 0 without layers.
+    last_rest_per_token: u64,
+    /// T·H: per query row and layer, the attention term is 4·T·H.
+    keys_times_h: u64,
 }
 
 /// The peer's count for `cfg` at batch `b`, length `t`.
@@ -45,6 +57,8 @@ pub fn forward_flops(cfg: &OptConfig, b: usize, t: usize) -> Flops {
     let linear_weights = layer_linear + proj + lm_head;
     let linear_flops = 2 * n * linear_weights;
     let attention_flops = 4 * l * b * t * t * h;
+    let has_layers = u64::from(l > 0);
+    let project_out = if e == h { 0 } else { 2 * h * e };
     Flops {
         tokens: n,
         linear_weights,
@@ -52,6 +66,9 @@ pub fn forward_flops(cfg: &OptConfig, b: usize, t: usize) -> Flops {
         lm_head_flops: 2 * n * lm_head,
         attention_flops,
         forward_flops: linear_flops + attention_flops,
+        last_kv_per_token: has_layers * 2 * 2 * h * h,
+        last_rest_per_token: has_layers * (2 * (2 * h * h + 2 * h * f) + project_out),
+        keys_times_h: t * h,
     }
 }
 
@@ -62,6 +79,23 @@ impl Flops {
         let per_row = self.lm_head_flops / self.tokens.max(1);
         self.forward_flops - per_row * self.tokens.saturating_sub(rows)
     }
+
+    /// What zo computes for a loss that reads `rows` positions: [`Self::with_logit_rows`], less,
+    /// where the model runs its last layer at those rows only
+    /// ([`zo_models::opt::model::last_layer_at_rows_only`]), that layer's queries, attention
+    /// (`rows` queries against the `T` keys of their sequence), attention output, MLP and
+    /// `project_out` at the other positions.
+    pub fn at_rows(&self, rows: u64) -> u64 {
+        let counted = self.with_logit_rows(rows);
+        let (n, rows) = (self.tokens, rows.min(self.tokens));
+        if self.last_rest_per_token == 0
+            || !zo_models::opt::model::last_layer_at_rows_only(rows as usize, n as usize)
+        {
+            return counted;
+        }
+        let skipped_rows = n - rows;
+        counted - skipped_rows * (self.last_rest_per_token + 4 * self.keys_times_h)
+    }
 }
 
 #[cfg(test)]
@@ -71,8 +105,8 @@ mod tests {
 
     /// docs/peer/README.md: "FLOPs of one 125m forward at B×T = N tokens:
     /// 2·N·123,543,552 (linear layers, of which the lm_head is 2·N·38,608,896) +
-    /// 4·12·B·T²·768", and docs/PERFORMANCE.md's 255 GFLOP at B16 T64 (176 without the lm_head on
-    /// the positions the loss ignores).
+    /// 4·12·B·T²·768", docs/PERFORMANCE.md's 255 GFLOP at B16 T64, and its 165.5 GFLOP for
+    /// the task loss (what zo computes when the loss reads one position per sequence).
     #[test]
     fn opt125m_matches_the_readme() {
         let cfg = OptConfig::preset(Preset::Opt125m);
@@ -89,6 +123,24 @@ mod tests {
         let task = f.with_logit_rows(16) as f64 / 1e9;
         assert!((176.0..178.5).contains(&task), "{task}");
         assert_eq!(f.with_logit_rows(f.tokens), f.forward_flops);
+        // What zo computes for it: 11 whole layers; the last one's keys and values at all 1024
+        // positions, the rest of it at the 16 rows (attention: 16 queries × 64 keys); the
+        // lm_head at the 16 rows.
+        let (n, h, ffn, v) = (1024u64, 768u64, 3072u64, 50_272u64);
+        let layer = 2 * (4 * h * h + 2 * h * ffn);
+        let expected = 11 * n * layer
+            + n * 2 * 2 * h * h
+            + 16 * 2 * (2 * h * h + 2 * h * ffn)
+            + 11 * 4 * 16 * 64 * 64 * h
+            + 4 * 16 * 64 * h
+            + 2 * 16 * v * h;
+        assert_eq!(f.at_rows(16), expected);
+        assert_eq!(expected, 165_508_546_560);
+        // The full LM loss reads 1008 of 1024 positions: the whole forward runs.
+        assert_eq!(f.at_rows(1008), f.with_logit_rows(1008));
+        // The boundary is the model's: a quarter of the positions still runs at the rows.
+        assert!(f.at_rows(256) < f.with_logit_rows(256));
+        assert_eq!(f.at_rows(257), f.with_logit_rows(257));
     }
 
     /// opt-350m: E = 512 ≠ H = 1024, so project_in/out count and the lm_head is V·512.
@@ -98,5 +150,9 @@ mod tests {
         let f = forward_flops(&cfg, 1, 1);
         let layers = 24 * (4 * 1024 * 1024 + 2 * 1024 * 4096);
         assert_eq!(f.linear_weights, layers + 2 * 1024 * 512 + 50_272 * 512);
+        // At one row of four (B1, T4), project_out runs there only, with the last layer.
+        let f = forward_flops(&cfg, 1, 4);
+        let skipped = 3 * (2 * (2 * 1024 * 1024 + 2 * 1024 * 4096) + 2 * 1024 * 512 + 4 * 4 * 1024);
+        assert_eq!(f.at_rows(1), f.with_logit_rows(1) - skipped);
     }
 }

@@ -120,8 +120,15 @@ fn tiny_figures_emit_well_formed_json_lines() {
             );
         }
     }
-    // The task loss computes the lm_head at 2 rows instead of 2·8.
+    // The task loss computes the lm_head at 2 rows instead of 2·8, and at 2 of 16 positions
+    // the last layer's queries, attention output and MLP there only: its count is what zo
+    // computes, below the peer's count less the lm_head.
     assert!(num(b1[1], "flops") < num(b1[0], "flops"));
+    let model = load_model(&spec, a.seed).unwrap();
+    let fl = super::flops::forward_flops(model.config(), 2, num(b1[1], "T") as usize);
+    assert_eq!(num(b1[1], "flops") as u64, fl.at_rows(2), "{}", b1[1]);
+    assert_eq!(num(b1[1], "flops_computed") as u64, fl.at_rows(2));
+    assert!(fl.at_rows(2) < fl.with_logit_rows(2));
     let b2: Vec<&Value> = all.iter().filter(|v| figure(v) == "B2").collect();
     assert_eq!(b2.len(), 4, "GA and AS2P × two losses");
     for v in &b2 {
