@@ -80,7 +80,13 @@ bf16 needs a bf16 kernel, else the products stay f32) and kernel (amx_bf16, avx5
 avx512_fma_bf16 (bf16 inputs on f32 FMAs, Intel without AMX), avx512, avx2, or candle where \
 none of zo's kernels fits the CPU). Timed figures give \
 median_s (wall-clock seconds, the median of --repeats) with samples_s, and cpu_s_per_call, \
-the process's CPU time per call (about threads x median_s when the cores were not shared).";
+the process's CPU time per call (about threads x median_s when the cores were not shared). \
+B1 lines count FLOPs as the peer does (2 x tokens x linear weights, lm_head included, plus the \
+whole T x T attention square; biases, norms, softmax and the loss not counted): flops is that \
+count for the full LM loss and, for the task loss, the count of what zo computes (the lm_head \
+and the last layer's queries, attention and MLP only where the loss reads); flops_computed is \
+the latter for both; gflops_per_s = flops / median_s, and fraction_of_fma_peak = gflops_per_s \
+/ fma_peak_gflops (the probed f32 FMA peak).";
 
 /// Shorthands of the common config keys for `zo train`. Each is the same as `--set KEY=VALUE`
 /// for the key it names; they apply over `--config`, and `--set` applies over them.
