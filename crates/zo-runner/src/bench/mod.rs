@@ -66,7 +66,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_name = "N")]
     pub classes: Vec<usize>,
     /// ResNet: the machine's f32 FMA peak in GFLOP/s for the threads used (e.g. what
-    /// docs/peer/peak_fma.c prints), the denominator of `fma_peak_fraction`. Default: measured
+    /// docs/peer/peak_fma.c prints), the denominator of `fraction_of_fma_peak`. Default: measured
     /// at the start of the run (reads low on a shared machine).
     #[arg(long, value_name = "GFLOPS")]
     pub fma_peak: Option<f64>,

@@ -239,7 +239,7 @@ fn tiny_resnet_figures_emit_well_formed_json_lines() {
             "{v}"
         );
         if has_peak {
-            let f = num(v, "fma_peak_fraction");
+            let f = num(v, "fraction_of_fma_peak");
             assert!(f > 0.0 && f < 1.5, "{v}");
         }
     }
