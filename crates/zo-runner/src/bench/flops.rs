@@ -30,11 +30,9 @@ pub struct Flops {
     pub attention_flops: u64,
     /// linear + attention: the peer's `forward_flops`.
     pub forward_flops: u64,
-    /// Of one token's linear FLOPs, those of the last layer that run at every position when
-    /// the loss reads few (its key and value projections): 2·2H² (0 without layers).
-    last_kv_per_token: u64,
     /// Of one token's linear FLOPs, those of the last layer and `project_out` that run only at
-    /// the rows read: 2·(2H² + 2HF) + 2·H·E (E ≠ H), 0 without layers.
+    /// the rows read when the loss reads few (all but the key and value projections):
+    /// 2·(2H² + 2HF) + 2·H·E (E ≠ H), 0 without layers.
     last_rest_per_token: u64,
     /// T·H: per query row and layer, the attention term is 4·T·H.
     keys_times_h: u64,
@@ -66,7 +64,6 @@ pub fn forward_flops(cfg: &OptConfig, b: usize, t: usize) -> Flops {
         lm_head_flops: 2 * n * lm_head,
         attention_flops,
         forward_flops: linear_flops + attention_flops,
-        last_kv_per_token: has_layers * 2 * 2 * h * h,
         last_rest_per_token: has_layers * (2 * (2 * h * h + 2 * h * f) + project_out),
         keys_times_h: t * h,
     }
