@@ -352,11 +352,35 @@ fn the_thread_count_is_the_users_and_changes_no_bit_of_a_run() {
         );
     }
     assert_same_run(d.path(), "t1", "t3");
-    for bad in ["0", "-1", "two"] {
+    // 1025 and more: a typo's thousands of threads would stall the machine before any step.
+    for bad in ["0", "-1", "two", "1025", "100000"] {
         let o = run_in(d.path(), &["quickstart", &format!("--threads={bad}")]);
         assert_code(&o, 2);
         assert!(stderr(&o).contains("--threads"), "{}", stderr(&o));
     }
+    // The same bound on rayon's own variable; --threads overrides it.
+    let o = zo()
+        .current_dir(d.path())
+        .env("RAYON_NUM_THREADS", "5000")
+        .args(["quickstart", "-q", "--steps", "1", "--out", "env"])
+        .output()
+        .unwrap();
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains("RAYON_NUM_THREADS=5000"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.path().join("env").exists());
+    let mut a = quick(1, &[]);
+    a.extend(["--threads".into(), "1".into(), "--out".into(), "env".into()]);
+    let o = zo()
+        .current_dir(d.path())
+        .env("RAYON_NUM_THREADS", "5000")
+        .args(args(&a))
+        .output()
+        .unwrap();
+    assert_code(&o, 0);
 }
 
 #[test]

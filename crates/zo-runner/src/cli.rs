@@ -31,18 +31,32 @@ pub struct Global {
     /// Worker threads for the products, the attention and the weight sweeps (default: every
     /// core; sets RAYON_NUM_THREADS for the process). Results do not depend on it: the same
     /// seed gives the same bits with any count, so a run may resume with another. Under MPI it
-    /// is per rank (two ranks on a 2-core machine: --threads 1).
+    /// is per rank (two ranks on a 2-core machine: --threads 1). At most 1024.
     #[arg(long, global = true, value_name = "N",
-          value_parser = clap::value_parser!(u16).range(1..))]
+          value_parser = clap::value_parser!(u16).range(1..=MAX_THREADS as i64))]
     pub threads: Option<u16>,
 }
+
+/// The most worker threads `--threads` (and RAYON_NUM_THREADS) may ask for.
+pub const MAX_THREADS: usize = 1024;
 
 impl Global {
     /// Applies `--threads` to this process: called before anything starts a thread pool
     /// (rayon reads RAYON_NUM_THREADS when its global pool starts, candle on every matmul).
-    pub fn apply_threads(&self) {
+    /// Without it, a RAYON_NUM_THREADS above [`MAX_THREADS`] is refused (thousands of threads
+    /// would stall the machine before the first step, or abort when the system refuses them);
+    /// other values are rayon's (0 or not a number: every core).
+    pub fn apply_threads(&self) -> Result<(), String> {
         if let Some(n) = self.threads {
             std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+            return Ok(());
+        }
+        let asked = std::env::var("RAYON_NUM_THREADS").ok();
+        match asked.as_deref().map(|v| (v, v.trim().parse::<usize>())) {
+            Some((v, Ok(n))) if n > MAX_THREADS => Err(format!(
+                "RAYON_NUM_THREADS={v}: at most {MAX_THREADS} threads (--threads N sets it)"
+            )),
+            _ => Ok(()),
         }
     }
 }

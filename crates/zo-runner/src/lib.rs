@@ -38,7 +38,10 @@ pub fn main() -> ExitCode {
     }
     keep_freed_activations();
     let args = cli::parse();
-    args.global.apply_threads();
+    if let Err(msg) = args.global.apply_threads() {
+        eprintln!("zo: {msg}");
+        return ExitCode::from(2);
+    }
     cli::init_logging(&args.global);
     let result = commands::dispatch(args);
     if let Err(err) = &result {
