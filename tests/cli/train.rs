@@ -359,12 +359,12 @@ fn the_thread_count_is_the_users_and_changes_no_bit_of_a_run() {
         assert!(stderr(&o).contains("--threads"), "{}", stderr(&o));
     }
     // The same bound on rayon's own variable; --threads overrides it.
-    let o = zo()
-        .current_dir(d.path())
-        .env("RAYON_NUM_THREADS", "5000")
-        .args(["quickstart", "-q", "--steps", "1", "--out", "env"])
-        .output()
-        .unwrap();
+    let with_5000 = |a: &[&str]| {
+        let mut c = zo();
+        c.current_dir(d.path()).env("RAYON_NUM_THREADS", "5000");
+        c.args(a).output().unwrap()
+    };
+    let o = with_5000(&["quickstart", "-q", "--steps", "1", "--out", "env"]);
     assert_code(&o, 2);
     assert!(
         stderr(&o).contains("RAYON_NUM_THREADS=5000"),
@@ -374,13 +374,7 @@ fn the_thread_count_is_the_users_and_changes_no_bit_of_a_run() {
     assert!(!d.path().join("env").exists());
     let mut a = quick(1, &[]);
     a.extend(["--threads".into(), "1".into(), "--out".into(), "env".into()]);
-    let o = zo()
-        .current_dir(d.path())
-        .env("RAYON_NUM_THREADS", "5000")
-        .args(args(&a))
-        .output()
-        .unwrap();
-    assert_code(&o, 0);
+    assert_code(&with_5000(&args(&a)), 0);
 }
 
 #[test]

@@ -407,9 +407,9 @@ impl OptModel {
     }
 
     /// Hidden states `[rows.len(), E]` at the given flat rows (`b·seq + t`) only. When few rows
-    /// are asked for (at most a quarter: [`last_layer_at_rows_only`]), the last layer computes queries, attention output and
-    /// MLP only there (its keys and values still cover every position): the SST-2 task loss
-    /// needs one row per sequence. Equal to `forward_hidden(...).index_select(rows)` up to
+    /// are asked for (at most a quarter: [`last_layer_at_rows_only`]), the last layer computes
+    /// queries, attention output and MLP only there (its keys and values still cover every
+    /// position): the SST-2 task loss needs one row per sequence. Equal to `forward_hidden(...).index_select(rows)` up to
     /// float rounding.
     pub fn forward_hidden_rows(
         &self,

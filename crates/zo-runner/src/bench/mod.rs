@@ -80,10 +80,6 @@ pub struct BenchArgs {
     /// Untimed calls before the timed ones.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
-    /// The global `--threads` (`zo --help`), which the probe's and the figures' `threads`
-    /// fields report.
-    #[arg(skip)]
-    pub threads: Option<usize>,
     /// Also write the JSON lines to this file (atomically, when the run ends).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -97,9 +97,8 @@ pub fn b4(ctx: &mut Ctx, args: &BenchArgs, kinds: &[LossKind]) -> Result<()> {
             .args(["--warmup", &ctx.warmup.to_string()])
             .args(["--seed", &ctx.seed.to_string()])
             .args(["--loss", kind_name(kind)]);
-        if let Some(n) = args.threads {
-            cmd.args(["--threads", &n.to_string()]);
-        }
+        // The thread count goes with the environment: `--threads` set RAYON_NUM_THREADS for
+        // this process at its start, and the child inherits it.
         if args.lora {
             cmd.arg("--lora");
         }

@@ -20,7 +20,6 @@ fn args(figure: Figure) -> BenchArgs {
         seq: vec![8],
         repeats: 1,
         warmup: 0,
-        threads: None,
         json: None,
         loss: None,
         seed: 3,
