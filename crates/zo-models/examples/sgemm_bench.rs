@@ -2,14 +2,19 @@
 //! previous fast paths call) on the opt-125m forward's product shapes, `C[n×o] = A[n×k] Wᵀ`
 //! with `W: [o, k]`:
 //!
-//!     cargo run --release -p zo-models --example sgemm_bench -- [--threads 2] [--samples 9] [--min-s 0.2] [--shape n,k,o] [--kernels best,gemm]
+//!     cargo run --release -p zo-models --example sgemm_bench -- [--threads 2] [--samples 9] [--min-s 0.2] [--cold-mb 0] [--shape n,k,o] [--kernels best,gemm]
 //!
 //! `--kernels` lists the contenders, compared in turn: `best` (what `sgemm_nt` picks), `avx2`,
-//! `avx512` (12×32), `avx512bf16` (12×32, bf16 inputs), `avx512_fma_bf16` (bf16 inputs on the
-//! f32 kernel), `amx` (the kernels forced through `sgemm_nt_with`),
+//! `avx512` (12×32; up to 128 rows, the few-row order), `avx512_packed` (the same kernel in the
+//! packed order whatever the rows), `avx512bf16` (12×32, bf16 inputs), `avx512_fma_bf16` (bf16
+//! inputs on the f32 kernel), `amx` (the kernels forced through `sgemm_nt_with`),
 //! `gemm` (the crate), and `alloc-zeroed` / `alloc-uninit` (`best` into a freshly allocated
 //! output, `vec![0.0; n·o]` or `Vec::with_capacity` + `sgemm_nt_uninit`: what `cpu::linear`
 //! pays per call).
+//!
+//! `--cold-mb M`: W is replicated into copies totalling at least M MB, used in turn, so that
+//! each call reads W from memory (as a forward reads its weights) and not from the cache the
+//! previous call left it in.
 //!
 //! Each sample times a loop of calls lasting at least `--min-s` seconds; the contenders'
 //! samples alternate (A/B in one process, so all see the same machine load). Prints one JSON
@@ -22,7 +27,9 @@
 use std::time::Instant;
 
 use gemm::{gemm, Parallelism};
-use zo_models::sgemm::{sgemm_nt, sgemm_nt_uninit, sgemm_nt_with, Epilogue, Isa};
+use zo_models::sgemm::{
+    sgemm_nt, sgemm_nt_packed_with, sgemm_nt_uninit, sgemm_nt_with, Epilogue, Isa,
+};
 
 fn process_cpu_s() -> f64 {
     // Sum of the per-thread run times in /proc/self/task/*/schedstat (nanoseconds; first
@@ -89,15 +96,16 @@ fn sample(min_s: f64, mut f: impl FnMut()) -> (f64, f64) {
 fn main() -> Result<(), String> {
     let (mut threads, mut samples, mut min_s) = (2usize, 9usize, 0.2f64);
     let mut only: Option<(usize, usize, usize)> = None;
+    let mut cold_mb = 0usize;
     let mut kernels: Vec<String> = vec!["best".into(), "gemm".into()];
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "sgemm_bench [--threads 2] [--samples 9] [--min-s 0.2] [--shape n,k,o] \
+            "sgemm_bench [--threads 2] [--samples 9] [--min-s 0.2] [--cold-mb 0] [--shape n,k,o] \
              [--kernels best,gemm]\n\
              GFLOP/s of zo_models::sgemm::sgemm_nt's kernels vs the gemm crate, \
              C[n×o] = A[n×k]·Wᵀ;\n\
-             kernels: best avx2 avx512 avx512bf16 avx512_fma_bf16 amx (the last three: bf16 inputs) \
+             kernels: best avx2 avx512 avx512_packed avx512bf16 avx512_fma_bf16 amx (the last three: bf16 inputs) \
              gemm alloc-zeroed alloc-uninit;\n\
              one JSON line per shape (default: the opt-125m forward's shapes)."
         );
@@ -110,6 +118,7 @@ fn main() -> Result<(), String> {
             "--threads" => threads = v.parse().map_err(|e| bad(&e))?,
             "--samples" => samples = v.parse().map_err(|e| bad(&e))?,
             "--min-s" => min_s = v.parse().map_err(|e| bad(&e))?,
+            "--cold-mb" => cold_mb = v.parse().map_err(|e| bad(&e))?,
             "--shape" => {
                 let d: Vec<usize> = v
                     .split(',')
@@ -123,7 +132,7 @@ fn main() -> Result<(), String> {
             "--kernels" => kernels = v.split(',').map(str::to_owned).collect(),
             o => {
                 return Err(format!(
-                    "unknown argument {o} (--threads, --samples, --min-s, --shape, --kernels)"
+                    "unknown argument {o} (--threads, --samples, --min-s, --cold-mb, --shape, --kernels)"
                 ))
             }
         }
@@ -152,7 +161,13 @@ fn main() -> Result<(), String> {
                 .map(|i| ((i.wrapping_mul(2_654_435_761) ^ salt) % 2001) as f32 / 1000.0 - 1.0)
                 .collect()
         };
-        let (a, w) = (gen(n * k, 1), gen(o * k, 2));
+        let a = gen(n * k, 1);
+        // With `--cold-mb M`, copies of W totalling at least M MB, used in turn, so that each
+        // call reads its W from memory as a forward does (not from the cache the previous call
+        // left it in).
+        let copies = (cold_mb * 1_000_000).div_ceil(o * k * 4).max(1);
+        let ws: Vec<Vec<f32>> = (0..copies).map(|_| gen(o * k, 2)).collect();
+        let mut turn = 0usize;
         let mut c = vec![0f32; n * o];
         let flop = 2.0 * (n * k * o) as f64;
         let mut wall = vec![vec![]; kernels.len()];
@@ -170,6 +185,10 @@ fn main() -> Result<(), String> {
                 if !isa.supported() {
                     return Err(format!("{name}: not supported by this CPU"));
                 }
+            } else if name == "avx512_packed" {
+                if !Isa::Avx512.supported() {
+                    return Err(format!("{name}: not supported by this CPU"));
+                }
             } else if !["best", "gemm", "alloc-zeroed", "alloc-uninit"].contains(&name.as_str()) {
                 return Err(format!("unknown kernel {name}"));
             }
@@ -177,41 +196,55 @@ fn main() -> Result<(), String> {
         pool.install(|| {
             for s in 0..samples + 1 {
                 for (ki, name) in kernels.iter().enumerate() {
-                    let x = sample(min_s, || match name.as_str() {
-                        "gemm" => gemm_crate(n, o, k, &a, &w, &mut c, threads),
-                        "best" => assert!(sgemm_nt(n, o, k, &a, &w, &mut c, &Epilogue::PLAIN)),
-                        "alloc-zeroed" => {
-                            let mut out = vec![0f32; n * o];
-                            assert!(sgemm_nt(n, o, k, &a, &w, &mut out, &Epilogue::PLAIN));
-                            std::hint::black_box(out);
-                        }
-                        "alloc-uninit" => {
-                            let mut out: Vec<f32> = Vec::with_capacity(n * o);
-                            assert!(sgemm_nt_uninit(
+                    let x = sample(min_s, || {
+                        let w = &ws[turn % copies];
+                        turn += 1;
+                        match name.as_str() {
+                            "gemm" => gemm_crate(n, o, k, &a, w, &mut c, threads),
+                            "best" => assert!(sgemm_nt(n, o, k, &a, w, &mut c, &Epilogue::PLAIN)),
+                            "alloc-zeroed" => {
+                                let mut out = vec![0f32; n * o];
+                                assert!(sgemm_nt(n, o, k, &a, w, &mut out, &Epilogue::PLAIN));
+                                std::hint::black_box(out);
+                            }
+                            "alloc-uninit" => {
+                                let mut out: Vec<f32> = Vec::with_capacity(n * o);
+                                assert!(sgemm_nt_uninit(
+                                    n,
+                                    o,
+                                    k,
+                                    &a,
+                                    w,
+                                    &mut out.spare_capacity_mut()[..n * o],
+                                    &Epilogue::PLAIN
+                                ));
+                                // SAFETY: `sgemm_nt_uninit` returned true: all `n·o` are written.
+                                unsafe { out.set_len(n * o) };
+                                std::hint::black_box(out);
+                            }
+                            "avx512_packed" => assert!(sgemm_nt_packed_with(
+                                Isa::Avx512,
                                 n,
                                 o,
                                 k,
                                 &a,
-                                &w,
-                                &mut out.spare_capacity_mut()[..n * o],
-                                &Epilogue::PLAIN
-                            ));
-                            // SAFETY: `sgemm_nt_uninit` returned true: all `n·o` are written.
-                            unsafe { out.set_len(n * o) };
-                            std::hint::black_box(out);
-                        }
-                        other => {
-                            let isa = forced(other).expect("checked above");
-                            assert!(sgemm_nt_with(
-                                isa,
-                                n,
-                                o,
-                                k,
-                                &a,
-                                &w,
+                                w,
                                 &mut c,
                                 &Epilogue::PLAIN
-                            ));
+                            )),
+                            other => {
+                                let isa = forced(other).expect("checked above");
+                                assert!(sgemm_nt_with(
+                                    isa,
+                                    n,
+                                    o,
+                                    k,
+                                    &a,
+                                    w,
+                                    &mut c,
+                                    &Epilogue::PLAIN
+                                ));
+                            }
                         }
                     });
                     if s > 0 {

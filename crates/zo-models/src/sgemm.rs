@@ -29,9 +29,12 @@
 //! micro-panel is reused over many B panels, and 12 rows 3 KB apart sit worse in L1 than one
 //! packed block), so dense A stays packed.
 //!
-//! With a single row block (few rows, e.g. the 16-row task head) each B panel has one user,
-//! so the task packs it itself right before use instead (no shared buffer, one parallel
-//! region per `KC` step). The row blocks deal the `MR`-row micro-panels out evenly, in a
+//! With a single row block (few rows: with the AVX2 kernel, in bf16, or a convolution's
+//! gathered A) each B panel has one user, so the task packs it itself right before use
+//! instead (no shared buffer, one parallel region per `KC` step). Dense products of up to 128
+//! rows on the f32 AVX-512F kernel skip packing altogether (`driver::few_rows`: W read in
+//! place and broadcast, A's rows in the lanes; a task-head slice 16×768→4096 at 1.5–2.3× the
+//! packed order's GFLOP/s, greedy decoding's steps in 0.54–0.71 of the time; the same bits). The row blocks deal the `MR`-row micro-panels out evenly, in a
 //! multiple of the thread count: rounding a block up to a multiple of `MR` rows had left
 //! 1024 rows in 11 blocks on 2 threads, and dealing them evenly took the AVX-512 kernel from
 //! ~300 to ~345 GFLOP/s on the 1024-row body products (2 threads, idle machine).
@@ -86,7 +89,8 @@
 //! 512}` × `MC ∈ {48, 72, 96, 144, 192, 384}` were within the noise of each other (166-193)
 //! with `KC = 384`, `MC = 96` at the top of it in repeated sweeps (179-193); `NC` 1024, 2048,
 //! 4096 tied (2048 keeps the shared B buffer at 3 MB); skipping the driver's C prefetch gave
-//! 179-195 against 172-194 with it. The 16-row task head (16×768→50272) streams 154 MB of W
+//! 179-195 against 172-194 with it. The 16-row task head (16×768→50272, before the few-row
+//! order) streams 154 MB of W
 //! for 1.2 GFLOP: it is bound by packing W, not by the kernel (every kernel, MKL and the
 //! `gemm` crate ran it at 35-40 GFLOP/s on 1 thread); prefetching W's rows in the packing
 //! routine and packing in the task (above) took ours to 43-46 (MKL 40-45) and 75-85 on 2
@@ -396,7 +400,7 @@ pub fn sgemm_nt_uninit_compute(
     epi: &Epilogue<'_>,
 ) -> bool {
     match compute.isa() {
-        Some(isa) => run(isa, n, o, k, a, w, c, epi),
+        Some(isa) => run(isa, n, o, k, a, w, c, epi, true),
         None => false,
     }
 }
@@ -435,9 +439,31 @@ pub fn sgemm_nt_with(
     // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and `run` writes only initialised
     // values, so `c` stays initialised.
     let c = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
-    run(isa, n, o, k, a, w, c, epi)
+    run(isa, n, o, k, a, w, c, epi, true)
 }
 
+/// [`sgemm_nt_with`] in the packed order even where the product has few rows (for tests and
+/// benchmarks: the few-row order, which the f32 AVX-512F kernel takes up to 128 rows, gives
+/// the same bits).
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_nt_packed_with(
+    isa: Isa,
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [f32],
+    epi: &Epilogue<'_>,
+) -> bool {
+    // SAFETY: as in `sgemm_nt_with`.
+    let c = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    run(isa, n, o, k, a, w, c, epi, false)
+}
+
+/// The dense product on `isa`; `few_rows`: whether products with few rows may take the
+/// few-row order (`driver::few_rows`).
 #[allow(clippy::too_many_arguments)]
 fn run(
     isa: Isa,
@@ -448,17 +474,18 @@ fn run(
     w: &[f32],
     c: &mut [MaybeUninit<f32>],
     epi: &Epilogue<'_>,
+    few_rows: bool,
 ) -> bool {
     if a.len() != n * k {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
     {
-        run_src(isa, n, o, k, &driver::Dense { a, k }, w, c, epi)
+        run_src(isa, n, o, k, &driver::Dense { a, k }, w, c, epi, few_rows)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (isa, o, w, c, epi);
+        let _ = (isa, o, w, c, epi, few_rows);
         false
     }
 }
@@ -525,7 +552,7 @@ pub fn sgemm_rows_uninit_compute<S: RowSource + ?Sized>(
     };
     #[cfg(target_arch = "x86_64")]
     {
-        run_src(isa, n, o, k, &driver::Gathered(src), w, c, epi)
+        run_src(isa, n, o, k, &driver::Gathered(src), w, c, epi, false)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -545,6 +572,7 @@ fn run_src<A: driver::PackA>(
     w: &[f32],
     c: &mut [MaybeUninit<f32>],
     epi: &Epilogue<'_>,
+    few_rows: bool,
 ) -> bool {
     let shapes_ok = w.len() == o * k
         && c.len() == n * o
@@ -573,6 +601,13 @@ fn run_src<A: driver::PackA>(
     use kernel_bf16::Avx512Bf16;
     use kernel_fma_bf16::Avx512FmaBf16;
     let bs = bias_scaled.as_deref();
+    if let (true, Isa::Avx512, Some(dense)) =
+        (few_rows && n <= driver::few_rows::MAX_ROWS, isa, a.dense())
+    {
+        // SAFETY: AVX-512F (with AVX2 and FMA) was checked above; the shapes are as below.
+        unsafe { driver::few_rows::run(n, o, k, dense, w, c, epi, bs) };
+        return true;
+    }
     // SAFETY: the kernel's CPU features were checked above, `a` is `[n, k]` (checked by the
     // callers), the other lengths match the shape and `n, o, k > 0`.
     unsafe {

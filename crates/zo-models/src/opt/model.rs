@@ -522,9 +522,22 @@ impl OptModel {
     }
 
     /// Logits `[n, vocab]` for hidden-state rows `[n, E]`, through the lm_head
-    /// (`embed_tokens.weight` when tied), in the model's dtype.
+    /// (`embed_tokens.weight` when tied), in the model's dtype: on CPU in f32 our GEMM (a
+    /// decoding step's few rows take its few-row order), elsewhere candle's matmul.
     pub fn logits_from_hidden(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(hidden.matmul(&self.head().t()?)?)
+        let head = self.head();
+        let fused = crate::cpu::linear(
+            hidden,
+            head,
+            None,
+            1.0,
+            crate::cpu::Epilogue::None,
+            self.compute,
+        )?;
+        Ok(match fused {
+            Some(y) => y,
+            None => hidden.matmul(&head.t()?)?,
+        })
     }
 
     /// Logits `[rows.len(), vocab]` of the given rows (`b·seq + t`) of a `forward_hidden`

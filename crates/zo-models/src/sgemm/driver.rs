@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use super::{finish, Epilogue};
 
 mod a_panels;
+pub(super) mod few_rows;
 pub(super) mod shared_a;
 
 use a_panels::{with_runs, APanel};
@@ -248,7 +249,7 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
     let kc_max = kc_blk.min(k);
     let nc_max = nc_blk.min(o).div_ceil(nr) * nr;
     // With several row blocks, every B panel is used by several tasks: it is packed once,
-    // shared, before them. With one (few rows, e.g. the 16-row task head), each panel has
+    // shared, before them. With one (few rows where `few_rows` does not run), each panel has
     // one user, which packs it right before use into its own small buffer: the packed panel
     // stays in L1 instead of going through L3, and there is one parallel region per `k` step
     // instead of two (16×768→50272: 67 → 70 GFLOP/s on 2 threads, 37 → 38.7 on 1, alternated runs).

@@ -641,5 +641,6 @@ fn a_read_in_place_gives_the_bits_of_packing() {
     }
 }
 
+mod few_rows;
 mod fma_bf16;
 mod shared_a;

@@ -115,6 +115,11 @@ pub(in crate::sgemm) trait PackA: Sync {
     /// Whether the driver may use [`super::shared_a`]'s order for this A (where the kernel
     /// asks for it): measured on dense products only; convolutions keep the default order.
     const SHARED_ORDER: bool = false;
+
+    /// A as a row-major `[n, k]` slice, where it is one ([`super::few_rows`] reads only that).
+    fn dense(&self) -> Option<&[f32]> {
+        None
+    }
 }
 
 /// A dense row-major `[n, k]` A: packed straight from memory.
@@ -125,6 +130,10 @@ pub(in crate::sgemm) struct Dense<'a> {
 
 impl PackA for Dense<'_> {
     const SHARED_ORDER: bool = true;
+
+    fn dense(&self) -> Option<&[f32]> {
+        Some(self.a)
+    }
 
     unsafe fn pack<K: Kernel>(
         &self,

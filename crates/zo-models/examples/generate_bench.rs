@@ -1,0 +1,78 @@
+//! Greedy decoding (`scoring::greedy_generate_batch`, what `zo eval` runs for SQuAD and
+//! DROP) on opt-125m shapes with random weights: a batch of prompts, then one token per row
+//! per step with the KV cache, where every product has one row per sequence:
+//!
+//!     cargo run --release -p zo-models --example generate_bench -- [batch] [prompt_len] [new_tokens] [repeats]
+//!
+//! Defaults: 16 prompts of 64 tokens, 32 new tokens each (no stop token, so every step runs),
+//! 5 repeats after one warm-up. Prints one JSON line: the median seconds per call, the decoding
+//! steps' share (the call less a prompt pass timed alone) and new tokens per second. Token ids
+//! come from a fixed LCG.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use zo_models::opt::{Config, Preset};
+use zo_models::scoring::{greedy_generate_batch, GenerateOptions};
+use zo_models::OptModel;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse::<usize>())
+        .collect::<Result<_, _>>()?;
+    let arg = |i: usize, d: usize| args.get(i).copied().unwrap_or(d);
+    let (b, plen, new, repeats) = (arg(0, 16), arg(1, 64), arg(2, 32), arg(3, 5).max(1));
+    let model = OptModel::random(
+        &Config::preset(Preset::Opt125m),
+        0,
+        DType::F32,
+        &Device::Cpu,
+    )?;
+    let mut state = 11u32;
+    let prompts: Vec<Vec<u32>> = (0..b)
+        .map(|_| {
+            (0..plen)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    3 + (state >> 8) % 50_000
+                })
+                .collect()
+        })
+        .collect();
+    let opts = |n| GenerateOptions {
+        max_new_tokens: n,
+        stop_ids: Vec::new(),
+    };
+    let (mut whole, mut prompt_only) = (Vec::new(), Vec::new());
+    let mut tokens = 0;
+    for r in 0..=repeats {
+        let t0 = Instant::now();
+        let out = greedy_generate_batch(&model, &prompts, &opts(new))?;
+        let t1 = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        greedy_generate_batch(&model, &prompts, &opts(1))?;
+        let t2 = t0.elapsed().as_secs_f64();
+        if r > 0 {
+            whole.push(t1);
+            prompt_only.push(t2);
+            tokens = out.iter().map(Vec::len).sum::<usize>();
+        }
+    }
+    let (w, p) = (median(&mut whole), median(&mut prompt_only));
+    let decode = (w - p).max(0.0);
+    println!(
+        "{{\"bench\":\"generate\",\"batch\":{b},\"prompt_len\":{plen},\"new_tokens\":{new},\
+         \"threads\":{},\"median_s\":{w:.4},\"prompt_pass_s\":{p:.4},\"decode_s\":{decode:.4},\
+         \"decode_ms_per_step\":{:.2},\"new_tokens_per_s\":{:.1}}}",
+        rayon::current_num_threads(),
+        1e3 * decode / (new.max(2) - 1) as f64,
+        (tokens.saturating_sub(b)) as f64 / decode.max(1e-9),
+    );
+    Ok(())
+}

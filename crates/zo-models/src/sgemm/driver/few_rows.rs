@@ -1,0 +1,264 @@
+//! Products with few rows (`n ≤` [`MAX_ROWS`]: the task head's 16 rows over the vocabulary,
+//! a decoding step's one row per sequence, a candidate's continuation after its cached
+//! prompt) on the f32 AVX-512F FMAs, in the other orientation: W is read in place and
+//! broadcast, the rows of A go in the vector lanes.
+//!
+//! With few rows each weight serves few FMAs, and the packed order pays for it: W's rows are
+//! read from memory, transposed into panels, written and read again (at ≈ 7 GB/s per thread,
+//! docs/BENCH.md round 20), and its 12-row micro-tiles waste lanes (16 rows are a 12-row tile
+//! and a 12-row tile holding 4). Here a tile is 16 rows of W (16 columns of C) × 16 or 32 rows
+//! of A: A is packed once per product, transposed (`k` steps of 16 lanes per group of 16
+//! rows), and at step `p` each accumulator (one per row of W and group) takes
+//! `fma(broadcast(W[j, p]), A[·, p], acc)`. W is read straight from its rows, once per pair of
+//! groups, with no packing; the tile's 16 × 16 blocks are transposed in registers and stored
+//! row by row through the epilogue.
+//!
+//! Each element of C is the same in-order chain `fma(a[i, p], w[j, p], acc)` over
+//! `p = 0 .. k` from `+0.0`, followed by the same epilogue operations, as in every other
+//! kernel ([`super::Kernel`]'s contract; the product is exact inside the FMA, so which operand
+//! is broadcast changes nothing): the bits are the packed order's for any `n`, thread count
+//! and slice of rows (tested).
+//!
+//! Measured on the 2-core Emerald Rapids Xeon (`examples/sgemm_bench.rs`, GFLOP/s on 2
+//! threads against the packed order, docs/BENCH.md round 21): 16×768→4096 (a task-head slice)
+//! 82 → 187 with W in cache and 74 → 111 with W from memory (`--cold-mb 600`), 16×768→768
+//! 73 → 155, 32×768→3072 139 → 225, 128×768→3072 173 → 271; level from ≈ 192 rows to 1024,
+//! hence [`MAX_ROWS`] = 128. Greedy decoding's steps (one row per sequence) took 0.54–0.71 of
+//! their time.
+
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::super::kernel_amx;
+use super::super::kernel_avx2::pack;
+use super::super::Epilogue;
+use super::{with_buf, OutPtr};
+
+/// Products with at most this many rows take this order (where the f32 kernel is AVX-512F;
+/// measured level with the packed order from ≈ 192 rows up: see the module docs).
+pub(in crate::sgemm) const MAX_ROWS: usize = 128;
+
+/// Rows of A (lanes) and of W (accumulators) per tile.
+const T: usize = 16;
+
+thread_local! {
+    /// A transposed: `⌈n/16⌉` groups of `k` steps of 16 lanes.
+    static AT_BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The epilogue of one tile: `max?(scale·acc + bias[j] + res[i, j], 0)`, as
+/// [`super::super::finish`].
+struct Epi {
+    scale: f32,
+    /// The tile's first column of the pre-scaled bias, or null.
+    bias: *const f32,
+    /// The tile's first element of the residual (row stride `ldc`), or null.
+    res: *const f32,
+    relu: bool,
+}
+
+/// In-register transpose of a 16 × 16 tile: `r[i]` lane `j` goes to `r[j]` lane `i`
+/// ([`kernel_amx::transpose16`]'s, on floats).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: &mut [__m512; 16]) {
+    let t = kernel_amx::transpose16(&r.map(|x| _mm512_castps_si512(x)));
+    *r = t.map(|x| _mm512_castsi512_ps(x));
+}
+
+/// `C[rows × cols] = epi(A · Wᵀ)` for one tile and `G` groups of 16 rows of A: `at` is A's
+/// groups transposed (`k` steps of 16 lanes each, `16·k` floats apart), `w0` the tile's first
+/// row of W (stride `k`), `c` the tile's first element of C (stride `ldc`). The 16 rows of W
+/// are taken 8 at a time (8 row pointers stay in registers; 16 did not, and their reloads
+/// from the stack took a load per FMA: 97 against 194 GFLOP/s on 16×768→4096 in cache, 2
+/// threads). With `PF`, the `16·k` floats from `next` (the next tile's rows, which may lie
+/// past W: a prefetch does not fault) are prefetched into L2 along the way.
+///
+/// # Safety
+/// AVX-512F available; `at` readable for `G·16·k` floats; rows `0 .. cols` of W readable for
+/// `k` floats each from `w0`; `c` writable (and the epilogue's pointers readable) for `rows`
+/// rows of `cols ≤ 16` floats at stride `ldc`; `k > 0`, `1 ≤ cols ≤ 16`,
+/// `16·(G − 1) < rows ≤ 16·G`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const G: usize, const PF: bool>(
+    k: usize,
+    at: *const f32,
+    w0: *const f32,
+    next: *const f32,
+    cols: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    epi: &Epi,
+) {
+    // SAFETY (whole body): every offset stays inside the extents listed above; the columns
+    // past `cols` read row `cols − 1` again and are not stored.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); T]; G];
+        for half in 0..2 {
+            let rp: [*const f32; 8] =
+                std::array::from_fn(|q| w0.add((8 * half + q).min(cols - 1) * k));
+            let mut h = [[_mm512_setzero_ps(); 8]; G];
+            macro_rules! step {
+                ($p:expr) => {{
+                    let b: [__m512; G] =
+                        std::array::from_fn(|g| _mm512_loadu_ps(at.add(g * T * k + $p * T)));
+                    for (q, &r) in rp.iter().enumerate() {
+                        let x = _mm512_set1_ps(*r.add($p));
+                        for g in 0..G {
+                            h[g][q] = _mm512_fmadd_ps(x, b[g], h[g][q]);
+                        }
+                    }
+                }};
+            }
+            let mut p = 0;
+            // The next tile's 16 rows (`16·k` floats, contiguous) are prefetched while this
+            // one computes: two lines per 4 steps cover them over the two halves.
+            let mut pf = next.wrapping_add(half * 8 * k);
+            while p + 4 <= k {
+                if PF {
+                    _mm_prefetch::<_MM_HINT_T1>(pf as *const i8);
+                    _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(16) as *const i8);
+                    pf = pf.wrapping_add(32);
+                }
+                step!(p);
+                step!(p + 1);
+                step!(p + 2);
+                step!(p + 3);
+                p += 4;
+            }
+            while p < k {
+                step!(p);
+                p += 1;
+            }
+            for g in 0..G {
+                acc[g][8 * half..8 * half + 8].copy_from_slice(&h[g]);
+            }
+        }
+        let mask: __mmask16 = ((1u32 << cols) - 1) as __mmask16;
+        let s = _mm512_set1_ps(epi.scale);
+        let zero = _mm512_setzero_ps();
+        let bias = if epi.bias.is_null() {
+            zero
+        } else {
+            _mm512_maskz_loadu_ps(mask, epi.bias)
+        };
+        for (g, a) in acc.iter_mut().enumerate() {
+            transpose16(a);
+            for (i, &x) in a.iter().enumerate().take(rows - g * T) {
+                let r = g * T + i;
+                let mut y = _mm512_fmadd_ps(x, s, bias);
+                if !epi.res.is_null() {
+                    y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, epi.res.add(r * ldc)));
+                }
+                if epi.relu {
+                    y = _mm512_max_ps(y, zero);
+                }
+                _mm512_mask_storeu_ps(c.add(r * ldc), mask, y);
+            }
+        }
+    }
+}
+
+/// Packs A's rows `16g .. 16g + 16` transposed into group `g` of `at`.
+///
+/// # Safety
+/// AVX2 and FMA available; `a` is `[n, k]`; `at` holds `⌈n/16⌉·16·k` floats.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_at(n: usize, k: usize, a: &[f32], at: &mut [f32]) {
+    for g in 0..n.div_ceil(T) {
+        let rows = T.min(n - g * T);
+        // SAFETY: rows `16g .. 16g + rows` of `a` are in bounds; group `g` holds `16·k`
+        // floats (`pack::<16>` writes no spill).
+        unsafe {
+            pack::<T>(
+                a.as_ptr().add(g * T * k),
+                k,
+                rows,
+                k,
+                at.as_mut_ptr().add(g * T * k),
+            )
+        };
+    }
+}
+
+/// `c[n × o] = epilogue(a[n × k] · wᵀ)` in the few-row order; `bias_scaled` is the bias times
+/// the epilogue's scale. `c` is fully initialised when this returns.
+///
+/// # Safety
+/// AVX-512F, AVX2 and FMA available; `a: [n, k]`, `w: [o, k]`, `c: [n, o]`, bias `[o]` and
+/// residual `[n, o]`; `n, o, k > 0`.
+#[allow(clippy::too_many_arguments)]
+pub(in crate::sgemm) unsafe fn run(
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [MaybeUninit<f32>],
+    epi: &Epilogue<'_>,
+    bias_scaled: Option<&[f32]>,
+) {
+    let groups = n.div_ceil(T);
+    with_buf(&AT_BUF, groups * T * k, |at| {
+        // SAFETY: the caller's contract; `at` holds `groups·16·k` floats.
+        unsafe { pack_at(n, k, a, at) };
+        let at = &*at;
+        let out = OutPtr(c.as_mut_ptr().cast::<f32>());
+        let tiles = o.div_ceil(T);
+        // About 8 tasks per thread (work stealing evens out the rest), each a run of tiles.
+        let per_task = tiles.div_ceil(8 * rayon::current_num_threads().max(1));
+        // Prefetching the next tile's rows paid where they are short (k = 768: one task-head
+        // slice 16×768→4096 at 88–97 → 98–116 GFLOP/s, W from memory) and there is one pair
+        // of groups; with k = 3072 (16×3072→768: 110–121 → 93–106) and 64 rows (220–232 →
+        // 189–227) it cost (docs/BENCH.md round 21).
+        let prefetch = k <= 1024 && groups <= 2;
+        (0..tiles.div_ceil(per_task)).into_par_iter().for_each(|t| {
+            for tl in t * per_task..((t + 1) * per_task).min(tiles) {
+                let j0 = tl * T;
+                let cols = T.min(o - j0);
+                // Groups of A in pairs (each W row read once per pair), the last alone.
+                let mut g = 0;
+                while g < groups {
+                    let two = g + 1 < groups;
+                    let i0 = g * T;
+                    let e = Epi {
+                        scale: epi.scale,
+                        bias: bias_scaled.map_or(std::ptr::null(), |b| b[j0..].as_ptr()),
+                        res: epi
+                            .residual
+                            .map_or(std::ptr::null(), |r| r[i0 * o + j0..].as_ptr()),
+                        relu: epi.relu,
+                    };
+                    let (at, w0) = (at[g * T * k..].as_ptr(), w[j0 * k..].as_ptr());
+                    let next = w0.wrapping_add(T * k);
+                    let rows = (if two { 2 * T } else { T }).min(n - i0);
+                    let c0 = out.get().wrapping_add(i0 * o + j0);
+                    // SAFETY: rows `j0 .. j0 + cols` of W, the groups' `16·k` floats of `at`,
+                    // rows `i0 .. i0 + rows` and columns `j0 .. j0 + cols` of C (and of the
+                    // residual) are in bounds; tasks write disjoint columns of C; the features
+                    // are the caller's.
+                    unsafe {
+                        match (two, prefetch) {
+                            (true, true) => tile::<2, true>(k, at, w0, next, cols, c0, o, rows, &e),
+                            (true, false) => {
+                                tile::<2, false>(k, at, w0, next, cols, c0, o, rows, &e)
+                            }
+                            (false, true) => {
+                                tile::<1, true>(k, at, w0, next, cols, c0, o, rows, &e)
+                            }
+                            (false, false) => {
+                                tile::<1, false>(k, at, w0, next, cols, c0, o, rows, &e)
+                            }
+                        }
+                    }
+                    g += if two { 2 } else { 1 };
+                }
+            }
+        });
+    });
+}

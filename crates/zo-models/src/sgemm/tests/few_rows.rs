@@ -1,0 +1,87 @@
+//! The few-row order ([`driver::few_rows`]) against the packed order and the f64 reference.
+
+use super::*;
+
+fn packed(n: usize, o: usize, k: usize, a: &[f32], w: &[f32], epi: &Epilogue<'_>) -> Vec<f32> {
+    let mut c = vec![f32::NAN; n * o];
+    assert!(sgemm_nt_packed_with(
+        Isa::Avx512,
+        n,
+        o,
+        k,
+        a,
+        w,
+        &mut c,
+        epi
+    ));
+    c
+}
+
+#[test]
+fn few_row_order_gives_the_bits_of_the_packed_order() {
+    if !Isa::Avx512.supported() {
+        println!("few_row_order_gives_the_bits_of_the_packed_order: no AVX-512F here, skipped");
+        return;
+    }
+    // Rows: one, under a group, one group, a pair of groups and one more, the most this order
+    // takes (and one past it, which the packed order runs); columns: under a tile, a tile
+    // and an edge; `k`: under the 4-step unroll, odd, and opt-125m's.
+    let rows = [
+        1,
+        5,
+        16,
+        17,
+        32,
+        33,
+        48,
+        100,
+        driver::few_rows::MAX_ROWS,
+        129,
+    ];
+    let shapes = [(7, 1), (16, 3), (17, 4), (50, 77), (33, 768)];
+    for (si, &n) in rows.iter().enumerate() {
+        for (sj, &(o, k)) in shapes.iter().enumerate() {
+            let salt = 10 * si + sj;
+            let a = data(n * k, salt + 51);
+            let w = data(o * k, salt + 52);
+            let bias = data(o, salt + 53);
+            let res = data(n * o, salt + 54);
+            for epi in epilogues(&bias, &res) {
+                let got = ours(Isa::Avx512, n, o, k, &a, &w, &epi);
+                assert!(
+                    same(&got, &packed(n, o, k, &a, &w, &epi)),
+                    "few-row and packed orders differ at {n}x{o}x{k}, {epi:?}"
+                );
+                check(n, o, k, &a, &w, &epi, &got);
+            }
+        }
+    }
+}
+
+#[test]
+fn few_row_order_is_the_same_on_any_thread_count_and_for_any_slice_of_rows() {
+    if !Isa::Avx512.supported() {
+        println!("few_row_order_is_the_same_…: no AVX-512F here, skipped");
+        return;
+    }
+    let (n, o, k) = (40, 1000, 300);
+    let a = data(n * k, 61);
+    let w = data(o * k, 62);
+    let whole = in_pool(1, || ours(Isa::Avx512, n, o, k, &a, &w, &Epilogue::PLAIN));
+    for t in [2, 3] {
+        let got = in_pool(t, || ours(Isa::Avx512, n, o, k, &a, &w, &Epilogue::PLAIN));
+        assert!(same(&whole, &got), "1 vs {t} threads differ");
+    }
+    // A row's values do not depend on the rows around it (a slice of a batch gives the bits
+    // of the whole batch): rows 3..20 alone.
+    let part = ours(
+        Isa::Avx512,
+        17,
+        o,
+        k,
+        &a[3 * k..20 * k],
+        &w,
+        &Epilogue::PLAIN,
+    );
+    assert!(same(&whole[3 * o..20 * o], &part));
+}
