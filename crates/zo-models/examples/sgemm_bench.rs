@@ -5,8 +5,8 @@
 //!     cargo run --release -p zo-models --example sgemm_bench -- [--threads 2] [--samples 9] [--min-s 0.2] [--cold-mb 0] [--shape n,k,o] [--kernels best,gemm]
 //!
 //! `--kernels` lists the contenders, compared in turn: `best` (what `sgemm_nt` picks), `avx2`,
-//! `avx512` (12×32; up to 128 rows, the few-row order), `avx512_packed` (the same kernel in the
-//! packed order whatever the rows), `avx512bf16` (12×32, bf16 inputs), `avx512_fma_bf16` (bf16
+//! `avx512` (12×32; up to 128 rows, the few-row order), `avx512_packed` and `avx2_packed` (the
+//! same kernels in the packed order whatever the rows), `avx512bf16` (12×32, bf16 inputs), `avx512_fma_bf16` (bf16
 //! inputs on the f32 kernel), `amx` (the kernels forced through `sgemm_nt_with`),
 //! `gemm` (the crate), and `alloc-zeroed` / `alloc-uninit` (`best` into a freshly allocated
 //! output, `vec![0.0; n·o]` or `Vec::with_capacity` + `sgemm_nt_uninit`: what `cpu::linear`
@@ -105,7 +105,7 @@ fn main() -> Result<(), String> {
              [--kernels best,gemm]\n\
              GFLOP/s of zo_models::sgemm::sgemm_nt's kernels vs the gemm crate, \
              C[n×o] = A[n×k]·Wᵀ;\n\
-             kernels: best avx2 avx512 avx512_packed avx512bf16 avx512_fma_bf16 amx (the last three: bf16 inputs) \
+             kernels: best avx2 avx2_packed avx512 avx512_packed avx512bf16 avx512_fma_bf16 amx (the last three: bf16 inputs) \
              gemm alloc-zeroed alloc-uninit;\n\
              one JSON line per shape (default: the opt-125m forward's shapes)."
         );
@@ -185,8 +185,13 @@ fn main() -> Result<(), String> {
                 if !isa.supported() {
                     return Err(format!("{name}: not supported by this CPU"));
                 }
-            } else if name == "avx512_packed" {
-                if !Isa::Avx512.supported() {
+            } else if name == "avx512_packed" || name == "avx2_packed" {
+                let isa = if name == "avx2_packed" {
+                    Isa::Avx2
+                } else {
+                    Isa::Avx512
+                };
+                if !isa.supported() {
                     return Err(format!("{name}: not supported by this CPU"));
                 }
             } else if !["best", "gemm", "alloc-zeroed", "alloc-uninit"].contains(&name.as_str()) {
@@ -222,8 +227,12 @@ fn main() -> Result<(), String> {
                                 unsafe { out.set_len(n * o) };
                                 std::hint::black_box(out);
                             }
-                            "avx512_packed" => assert!(sgemm_nt_packed_with(
-                                Isa::Avx512,
+                            "avx512_packed" | "avx2_packed" => assert!(sgemm_nt_packed_with(
+                                if name == "avx2_packed" {
+                                    Isa::Avx2
+                                } else {
+                                    Isa::Avx512
+                                },
                                 n,
                                 o,
                                 k,

@@ -29,14 +29,15 @@
 //! micro-panel is reused over many B panels, and 12 rows 3 KB apart sit worse in L1 than one
 //! packed block), so dense A stays packed.
 //!
-//! With a single row block (few rows: with the AVX2 kernel, in bf16, or a convolution's
-//! gathered A) each B panel has one user, so the task packs it itself right before use
-//! instead (no shared buffer, one parallel region per `KC` step). Dense products of up to 128
-//! rows on the f32 AVX-512F kernel skip packing altogether (`driver::few_rows`: W read in
-//! place and broadcast, A's rows in the lanes; a task-head slice 16×768→4096 at 1.5–2.3× the
-//! packed order's GFLOP/s, greedy decoding's steps in 0.54–0.71 of the time; the same bits). The row blocks deal the `MR`-row micro-panels out evenly, in a
-//! multiple of the thread count: rounding a block up to a multiple of `MR` rows had left
-//! 1024 rows in 11 blocks on 2 threads, and dealing them evenly took the AVX-512 kernel from
+//! With a single row block (few rows: in bf16, or a convolution's gathered A) each B panel
+//! has one user, so the task packs it itself right before use instead (no shared buffer, one
+//! parallel region per `KC` step). Dense f32 products of up to 128 rows on the AVX-512F
+//! kernel (64 on the AVX2 one) skip packing altogether (`driver::few_rows`: W read in place
+//! and broadcast, A's rows in the lanes; a task-head slice 16×768→4096 at 1.5–2.3× the packed
+//! order's GFLOP/s, greedy decoding's steps in 0.54–0.71 of the time; the same bits). The row
+//! blocks deal the `MR`-row micro-panels out evenly, in a multiple of the thread count:
+//! rounding a block up to a multiple of `MR` rows had left 1024 rows in 11 blocks on 2
+//! threads, and dealing them evenly took the AVX-512 kernel from
 //! ~300 to ~345 GFLOP/s on the 1024-row body products (2 threads, idle machine).
 //!
 //! C is `n × o` floats (megabytes) and every `KC` block revisits all of it, so with the AVX2
@@ -601,12 +602,18 @@ fn run_src<A: driver::PackA>(
     use kernel_bf16::Avx512Bf16;
     use kernel_fma_bf16::Avx512FmaBf16;
     let bs = bias_scaled.as_deref();
-    if let (true, Isa::Avx512, Some(dense)) =
-        (few_rows && n <= driver::few_rows::MAX_ROWS, isa, a.dense())
-    {
-        // SAFETY: AVX-512F (with AVX2 and FMA) was checked above; the shapes are as below.
-        unsafe { driver::few_rows::run(n, o, k, dense, w, c, epi, bs) };
-        return true;
+    match (few_rows, isa, a.dense()) {
+        (true, Isa::Avx512, Some(dense)) if n <= driver::few_rows::MAX_ROWS => {
+            // SAFETY: AVX-512F (with AVX2 and FMA) was checked above; the shapes are as below.
+            unsafe { driver::few_rows::run(n, o, k, dense, w, c, epi, bs) };
+            return true;
+        }
+        (true, Isa::Avx2, Some(dense)) if n <= driver::few_rows::MAX_ROWS_AVX2 => {
+            // SAFETY: AVX2 and FMA were checked above; the shapes are as below.
+            unsafe { driver::few_rows::run_avx2(n, o, k, dense, w, c, epi, bs) };
+            return true;
+        }
+        _ => {}
     }
     // SAFETY: the kernel's CPU features were checked above, `a` is `[n, k]` (checked by the
     // callers), the other lengths match the shape and `n, o, k > 0`.

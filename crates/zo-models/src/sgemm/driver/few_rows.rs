@@ -1,7 +1,8 @@
 //! Products with few rows (`n ≤` [`MAX_ROWS`]: the task head's 16 rows over the vocabulary,
 //! a decoding step's one row per sequence, a candidate's continuation after its cached
 //! prompt) on the f32 AVX-512F FMAs, in the other orientation: W is read in place and
-//! broadcast, the rows of A go in the vector lanes.
+//! broadcast, the rows of A go in the vector lanes. [`run_avx2`] does the same on the AVX2
+//! kernel (`n ≤` [`MAX_ROWS_AVX2`]) with tiles of 6 columns × 16 rows in 8-lane vectors.
 //!
 //! With few rows each weight serves few FMAs, and the packed order pays for it: W's rows are
 //! read from memory, transposed into panels, written and read again (at ≈ 7 GB/s per thread,
@@ -34,12 +35,17 @@ use rayon::prelude::*;
 
 use super::super::kernel_amx;
 use super::super::kernel_avx2::pack;
-use super::super::Epilogue;
+use super::super::{finish, Epilogue};
 use super::{with_buf, OutPtr};
 
 /// Products with at most this many rows take this order (where the f32 kernel is AVX-512F;
 /// measured level with the packed order from ≈ 192 rows up: see the module docs).
 pub(in crate::sgemm) const MAX_ROWS: usize = 128;
+
+/// The same for the AVX2 kernel ([`run_avx2`]): measured on the Emerald Rapids Xeon with the
+/// AVX2 kernels forced, 1.3–1.9× the packed order up to 64 rows, level at 128 and 192
+/// (docs/BENCH.md round 21); not measured on an AVX2-only CPU (Zen 3).
+pub(in crate::sgemm) const MAX_ROWS_AVX2: usize = 64;
 
 /// Rows of A (lanes) and of W (accumulators) per tile.
 const T: usize = 16;
@@ -164,26 +170,143 @@ unsafe fn tile<const G: usize, const PF: bool>(
     }
 }
 
-/// Packs A's rows `16g .. 16g + 16` transposed into group `g` of `at`.
+/// Packs A's rows `L·g .. L·g + L` transposed into group `g` of `at` (`L` lanes per group).
 ///
 /// # Safety
-/// AVX2 and FMA available; `a` is `[n, k]`; `at` holds `⌈n/16⌉·16·k` floats.
+/// AVX2 and FMA available; `a` is `[n, k]`; `at` holds `⌈n/L⌉·L·k` floats.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pack_at(n: usize, k: usize, a: &[f32], at: &mut [f32]) {
-    for g in 0..n.div_ceil(T) {
-        let rows = T.min(n - g * T);
-        // SAFETY: rows `16g .. 16g + rows` of `a` are in bounds; group `g` holds `16·k`
-        // floats (`pack::<16>` writes no spill).
+unsafe fn pack_at<const L: usize>(n: usize, k: usize, a: &[f32], at: &mut [f32]) {
+    for g in 0..n.div_ceil(L) {
+        let rows = L.min(n - g * L);
+        // SAFETY: rows `L·g .. L·g + rows` of `a` are in bounds; group `g` holds `L·k` floats
+        // (`pack::<L>` writes no spill for `L` a multiple of 8).
         unsafe {
-            pack::<T>(
-                a.as_ptr().add(g * T * k),
+            pack::<L>(
+                a.as_ptr().add(g * L * k),
                 k,
                 rows,
                 k,
-                at.as_mut_ptr().add(g * T * k),
+                at.as_mut_ptr().add(g * L * k),
             )
         };
     }
+}
+
+/// Columns of C (rows of W) per tile of the AVX2 order: 6 row pointers, and `6 × 2`
+/// accumulators of 8 lanes with the two A vectors and a broadcast fill the 16 `ymm`.
+const T2: usize = 6;
+
+/// The AVX2 tile: raw sums `out[q·8G + i] = Σ_p W[j0 + q, p]·A[i, p]` (the chain of every
+/// kernel) for `q < 6` and `G` groups of 8 rows of A; `at` is A's groups transposed (`k` steps
+/// of 8 lanes, `8·k` floats apart), `w0` the tile's first row of W (stride `k`).
+///
+/// # Safety
+/// AVX2 and FMA available; `at` readable for `G·8·k` floats; rows `0 .. cols` of W readable
+/// for `k` floats each from `w0`; `k > 0`, `1 ≤ cols ≤ 6`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<const G: usize>(
+    k: usize,
+    at: *const f32,
+    w0: *const f32,
+    cols: usize,
+    out: &mut [[f32; 16]; T2],
+) {
+    // SAFETY (whole body): every offset stays inside the extents listed above; the rows past
+    // `cols` read row `cols − 1` again and are not stored.
+    unsafe {
+        let rp: [*const f32; T2] = std::array::from_fn(|q| w0.add(q.min(cols - 1) * k));
+        let mut acc = [[_mm256_setzero_ps(); G]; T2];
+        macro_rules! step {
+            ($p:expr) => {{
+                let b: [__m256; G] =
+                    std::array::from_fn(|g| _mm256_loadu_ps(at.add(g * 8 * k + $p * 8)));
+                for (row, &r) in acc.iter_mut().zip(&rp) {
+                    let x = _mm256_set1_ps(*r.add($p));
+                    for g in 0..G {
+                        row[g] = _mm256_fmadd_ps(x, b[g], row[g]);
+                    }
+                }
+            }};
+        }
+        let mut p = 0;
+        while p + 4 <= k {
+            step!(p);
+            step!(p + 1);
+            step!(p + 2);
+            step!(p + 3);
+            p += 4;
+        }
+        while p < k {
+            step!(p);
+            p += 1;
+        }
+        for (o, row) in out.iter_mut().zip(&acc) {
+            for (g, &v) in row.iter().enumerate() {
+                _mm256_storeu_ps(o[8 * g..].as_mut_ptr(), v);
+            }
+        }
+    }
+}
+
+/// The few-row order on the AVX2 kernel (see [`run`]): tiles of 6 columns of C × 16 rows of A
+/// (two groups of 8 lanes), the epilogue applied by [`finish`] on the stored sums.
+///
+/// # Safety
+/// AVX2 and FMA available; shapes as [`run`]'s.
+#[allow(clippy::too_many_arguments)]
+pub(in crate::sgemm) unsafe fn run_avx2(
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [MaybeUninit<f32>],
+    epi: &Epilogue<'_>,
+    bias_scaled: Option<&[f32]>,
+) {
+    const L: usize = 8;
+    let groups = n.div_ceil(L);
+    with_buf(&AT_BUF, groups * L * k, |at| {
+        // SAFETY: the caller's contract; `at` holds `groups·8·k` floats.
+        unsafe { pack_at::<L>(n, k, a, at) };
+        let at = &*at;
+        let out = OutPtr(c.as_mut_ptr().cast::<f32>());
+        let tiles = o.div_ceil(T2);
+        let per_task = tiles.div_ceil(8 * rayon::current_num_threads().max(1));
+        (0..tiles.div_ceil(per_task)).into_par_iter().for_each(|t| {
+            let mut sums = [[0f32; 16]; T2];
+            for tl in t * per_task..((t + 1) * per_task).min(tiles) {
+                let j0 = tl * T2;
+                let cols = T2.min(o - j0);
+                let mut g = 0;
+                while g < groups {
+                    let two = g + 1 < groups;
+                    let (atg, w0) = (at[g * L * k..].as_ptr(), w[j0 * k..].as_ptr());
+                    // SAFETY: rows `j0 .. j0 + cols` of W and the groups' `8·k` floats of
+                    // `at` are in bounds; the features are the caller's.
+                    unsafe {
+                        if two {
+                            tile_avx2::<2>(k, atg, w0, cols, &mut sums);
+                        } else {
+                            tile_avx2::<1>(k, atg, w0, cols, &mut sums);
+                        }
+                    }
+                    let rows = (if two { 2 * L } else { L }).min(n - g * L);
+                    for (q, col) in sums.iter().enumerate().take(cols) {
+                        for (r, &v) in col.iter().enumerate().take(rows) {
+                            let (i, j) = (g * L + r, j0 + q);
+                            // SAFETY: `(i, j)` is inside C, written by this task only (tasks
+                            // own disjoint columns).
+                            unsafe {
+                                *out.get().add(i * o + j) = finish(v, epi, bias_scaled, i, j, o)
+                            };
+                        }
+                    }
+                    g += if two { 2 } else { 1 };
+                }
+            }
+        });
+    });
 }
 
 /// `c[n × o] = epilogue(a[n × k] · wᵀ)` in the few-row order; `bias_scaled` is the bias times
@@ -206,7 +329,7 @@ pub(in crate::sgemm) unsafe fn run(
     let groups = n.div_ceil(T);
     with_buf(&AT_BUF, groups * T * k, |at| {
         // SAFETY: the caller's contract; `at` holds `groups·16·k` floats.
-        unsafe { pack_at(n, k, a, at) };
+        unsafe { pack_at::<T>(n, k, a, at) };
         let at = &*at;
         let out = OutPtr(c.as_mut_ptr().cast::<f32>());
         let tiles = o.div_ceil(T);

@@ -85,3 +85,51 @@ fn few_row_order_is_the_same_on_any_thread_count_and_for_any_slice_of_rows() {
     );
     assert!(same(&whole[3 * o..20 * o], &part));
 }
+
+#[test]
+fn avx2_few_row_order_gives_the_bits_of_the_packed_order() {
+    if !Isa::Avx2.supported() {
+        println!("avx2_few_row_order_…: no AVX2 here, skipped");
+        return;
+    }
+    let rows = [
+        1,
+        7,
+        8,
+        9,
+        16,
+        17,
+        24,
+        40,
+        driver::few_rows::MAX_ROWS_AVX2,
+        129,
+    ];
+    let shapes = [(5, 1), (6, 3), (13, 4), (50, 77), (33, 768)];
+    for (si, &n) in rows.iter().enumerate() {
+        for (sj, &(o, k)) in shapes.iter().enumerate() {
+            let salt = 10 * si + sj;
+            let a = data(n * k, salt + 71);
+            let w = data(o * k, salt + 72);
+            let bias = data(o, salt + 73);
+            let res = data(n * o, salt + 74);
+            for epi in epilogues(&bias, &res) {
+                let got = ours(Isa::Avx2, n, o, k, &a, &w, &epi);
+                let mut want = vec![f32::NAN; n * o];
+                assert!(sgemm_nt_packed_with(
+                    Isa::Avx2,
+                    n,
+                    o,
+                    k,
+                    &a,
+                    &w,
+                    &mut want,
+                    &epi
+                ));
+                assert!(
+                    same(&got, &want),
+                    "AVX2 few-row and packed orders differ at {n}x{o}x{k}, {epi:?}"
+                );
+            }
+        }
+    }
+}
