@@ -91,11 +91,10 @@
 //! with `KC = 384`, `MC = 96` at the top of it in repeated sweeps (179-193); `NC` 1024, 2048,
 //! 4096 tied (2048 keeps the shared B buffer at 3 MB); skipping the driver's C prefetch gave
 //! 179-195 against 172-194 with it. The 16-row task head (16×768→50272, before the few-row
-//! order) streams 154 MB of W
-//! for 1.2 GFLOP: it is bound by packing W, not by the kernel (every kernel, MKL and the
-//! `gemm` crate ran it at 35-40 GFLOP/s on 1 thread); prefetching W's rows in the packing
-//! routine and packing in the task (above) took ours to 43-46 (MKL 40-45) and 75-85 on 2
-//! threads (MKL 92-100).
+//! order) streams 154 MB of W for 1.2 GFLOP: it is bound by packing W, not by the kernel
+//! (every kernel, MKL and the `gemm` crate ran it at 35-40 GFLOP/s on 1 thread); prefetching
+//! W's rows in the packing routine and packing in the task (above) took ours to 43-46 (MKL
+//! 40-45) and 75-85 on 2 threads (MKL 92-100).
 //!
 //! Where L2 is 2 MB or more per core (CPUID; Intel Sapphire Rapids and later) the AVX-512
 //! kernel takes a larger blocking (`kernel_avx512::Avx512`'s `BIG_L2`): `KC = 768`, `MC = 192`,
@@ -444,8 +443,8 @@ pub fn sgemm_nt_with(
 }
 
 /// [`sgemm_nt_with`] in the packed order even where the product has few rows (for tests and
-/// benchmarks: the few-row order, which the f32 AVX-512F kernel takes up to 128 rows, gives
-/// the same bits).
+/// benchmarks: the few-row order, which the f32 AVX-512F kernel takes up to 128 rows and the
+/// AVX2 one up to 64, gives the same bits).
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_nt_packed_with(

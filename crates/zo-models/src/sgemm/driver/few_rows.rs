@@ -78,9 +78,9 @@ fn transpose16(r: &mut [__m512; 16]) {
 /// `C[rows × cols] = epi(A · Wᵀ)` for one tile and `G` groups of 16 rows of A: `at` is A's
 /// groups transposed (`k` steps of 16 lanes each, `16·k` floats apart), `w0` the tile's first
 /// row of W (stride `k`), `c` the tile's first element of C (stride `ldc`). The 16 rows of W
-/// are taken 8 at a time (8 row pointers stay in registers; 16 did not, and their reloads
-/// from the stack took a load per FMA: 97 against 194 GFLOP/s on 16×768→4096 in cache, 2
-/// threads). With `PF`, the `16·k` floats from `next` (the next tile's rows, which may lie
+/// are taken 8 at a time: 8 row pointers stay in registers; with 16, the compiler reloaded
+/// them from the stack, a load per FMA, and the kernel ran at about half the FMA rate (97
+/// GFLOP/s on one thread with W in L2, 16×768→240). With `PF`, the `16·k` floats from `next` (the next tile's rows, which may lie
 /// past W: a prefetch does not fault) are prefetched into L2 along the way.
 ///
 /// # Safety
@@ -196,8 +196,8 @@ unsafe fn pack_at<const L: usize>(n: usize, k: usize, a: &[f32], at: &mut [f32])
 /// accumulators of 8 lanes with the two A vectors and a broadcast fill the 16 `ymm`.
 const T2: usize = 6;
 
-/// The AVX2 tile: raw sums `out[q·8G + i] = Σ_p W[j0 + q, p]·A[i, p]` (the chain of every
-/// kernel) for `q < 6` and `G` groups of 8 rows of A; `at` is A's groups transposed (`k` steps
+/// The AVX2 tile: raw sums `out[q][8g + i] = Σ_p W[j0 + q, p]·A[8g + i, p]` (the chain of
+/// every kernel, in order) for `q < 6` and `G` groups of 8 rows of A; `at` is A's groups transposed (`k` steps
 /// of 8 lanes, `8·k` floats apart), `w0` the tile's first row of W (stride `k`).
 ///
 /// # Safety
