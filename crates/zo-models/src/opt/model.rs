@@ -51,8 +51,9 @@ pub struct OptModel {
 }
 
 /// Keys/values of every layer plus the attention mask of the cached positions, for greedy
-/// decoding one token at a time.
-#[derive(Clone, Debug, Default)]
+/// decoding one token at a time. Not `Clone` (its layers write into their buffers in place);
+/// [`KvCache::select_rows`] makes an independent copy.
+#[derive(Debug, Default)]
 pub struct KvCache {
     layers: Vec<LayerCache>,
     /// `[batch, past_len]` attention mask of the cached positions, row-major.
@@ -93,7 +94,7 @@ impl KvCache {
                     .map(|l| l.select_rows(&idx))
                     .collect::<Result<_>>()?
             }
-            None => self.layers.clone(),
+            None => self.layers.iter().map(|_| LayerCache::default()).collect(),
         };
         Ok(KvCache {
             layers,
@@ -342,7 +343,7 @@ impl OptModel {
         match cache {
             Some(cache) => {
                 if cache.layers.len() != self.layers.len() {
-                    cache.layers = vec![LayerCache::default(); self.layers.len()];
+                    cache.layers = self.layers.iter().map(|_| LayerCache::default()).collect();
                 }
                 for (i, (layer, lc)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate()
                 {

@@ -140,11 +140,11 @@ impl OptModel {
         let mut items = Vec::with_capacity(2 * self.layers.len());
         for (i, lc) in cache.layers.iter().enumerate() {
             let (k, v) = lc
-                .kv()
+                .kv()?
                 .ok_or_else(|| Error::Input("empty KV cache after a forward".into()))?;
             let a = format!("model.decoder.layers.{i}.self_attn");
-            items.push((format!("{a}.prefix_keys"), flat(k)?));
-            items.push((format!("{a}.prefix_values"), flat(v)?));
+            items.push((format!("{a}.prefix_keys"), flat(&k)?));
+            items.push((format!("{a}.prefix_values"), flat(&v)?));
         }
         Ok(ParamSet::new(items)?)
     }

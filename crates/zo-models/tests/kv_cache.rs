@@ -1,0 +1,82 @@
+//! The KV cache written in place ([`zo_models::opt::KvCache`]: buffers grown by doubling, new
+//! positions appended where they go): a sequence fed in pieces of every size, through several
+//! reallocations, gives the hidden states of one forward over the whole sequence, and a cache
+//! split by `select_rows` serves each row's continuation as its own forward would.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use zo_models::opt::KvCache;
+use zo_models::OptModel;
+
+fn tiny() -> OptModel {
+    OptModel::from_dir(&common::tiny_opt(), DType::F32, &Device::Cpu).unwrap()
+}
+
+fn vec_of(t: &Tensor) -> Vec<f64> {
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+#[test]
+fn pieces_through_reallocations_give_the_whole_forward() {
+    let m = tiny();
+    let ids: Vec<u32> = (0..23).map(|i| 4 + (i * 37) % 90).collect();
+    let full = m.forward_hidden(&ids, &[1; 23], 1, 23).unwrap();
+    // 5 positions, then single steps and a few longer pieces: the buffers grow 5 → 10 → 20 → 40.
+    let mut cache = KvCache::default();
+    let mut parts = Vec::new();
+    let mut at = 0;
+    for len in [5, 1, 1, 1, 1, 1, 3, 1, 6, 1, 2] {
+        let h = m
+            .forward_hidden_cached(&ids[at..at + len], &vec![1; len], 1, len, &mut cache)
+            .unwrap();
+        parts.push(h);
+        at += len;
+        assert_eq!(cache.len(), at);
+    }
+    assert_eq!(at, 23);
+    let both = Tensor::cat(&parts.iter().collect::<Vec<_>>(), 0).unwrap();
+    let d = common::max_abs_diff(&vec_of(&both), &vec_of(&full));
+    assert!(
+        d < 1e-4,
+        "the cached pieces differ from the whole forward by {d}"
+    );
+}
+
+#[test]
+fn selected_rows_continue_as_their_own_forwards() {
+    let m = tiny();
+    let a: Vec<u32> = (0..9).map(|i| 5 + (i * 13) % 80).collect();
+    let b: Vec<u32> = (0..9).map(|i| 7 + (i * 29) % 80).collect();
+    // Both prompts (6 tokens) in one cache, then rows [1, 0, 1], each continued by 3 tokens.
+    let mut cache = KvCache::default();
+    let ids: Vec<u32> = a[..6].iter().chain(&b[..6]).copied().collect();
+    m.forward_hidden_cached(&ids, &[1; 12], 2, 6, &mut cache)
+        .unwrap();
+    let mut sel = cache.select_rows(&[1, 0, 1]).unwrap();
+    let next: Vec<u32> = b[6..]
+        .iter()
+        .chain(&a[6..])
+        .chain(&b[6..])
+        .copied()
+        .collect();
+    let h = m
+        .forward_hidden_cached(&next, &[1; 9], 3, 3, &mut sel)
+        .unwrap();
+    for (r, seq) in [&b, &a, &b].into_iter().enumerate() {
+        let whole = m.forward_hidden(seq, &[1; 9], 1, 9).unwrap();
+        let d = common::max_abs_diff(
+            &vec_of(&h.narrow(0, 3 * r, 3).unwrap()),
+            &vec_of(&whole.narrow(0, 6, 3).unwrap()),
+        );
+        assert!(d < 1e-4, "row {r} differs by {d}");
+    }
+    // The original cache is untouched by the selection's appends.
+    assert_eq!(cache.len(), 6);
+    assert_eq!(sel.len(), 9);
+}
