@@ -13,15 +13,6 @@ fn tiny() -> OptModel {
     OptModel::from_dir(&common::tiny_opt(), DType::F32, &Device::Cpu).unwrap()
 }
 
-fn vec_of(t: &Tensor) -> Vec<f64> {
-    t.flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
 #[test]
 fn pieces_through_reallocations_give_the_whole_forward() {
     let m = tiny();
@@ -41,7 +32,7 @@ fn pieces_through_reallocations_give_the_whole_forward() {
     }
     assert_eq!(at, 23);
     let both = Tensor::cat(&parts.iter().collect::<Vec<_>>(), 0).unwrap();
-    let d = common::max_abs_diff(&vec_of(&both), &vec_of(&full));
+    let d = common::max_abs_diff(&common::vec_of(&both), &common::vec_of(&full));
     assert!(
         d < 1e-4,
         "the cached pieces differ from the whole forward by {d}"
@@ -71,8 +62,8 @@ fn selected_rows_continue_as_their_own_forwards() {
     for (r, seq) in [&b, &a, &b].into_iter().enumerate() {
         let whole = m.forward_hidden(seq, &[1; 9], 1, 9).unwrap();
         let d = common::max_abs_diff(
-            &vec_of(&h.narrow(0, 3 * r, 3).unwrap()),
-            &vec_of(&whole.narrow(0, 6, 3).unwrap()),
+            &common::vec_of(&h.narrow(0, 3 * r, 3).unwrap()),
+            &common::vec_of(&whole.narrow(0, 6, 3).unwrap()),
         );
         assert!(d < 1e-4, "row {r} differs by {d}");
     }

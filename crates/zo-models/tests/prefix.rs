@@ -26,21 +26,12 @@ fn ids_of(v: &serde_json::Value) -> Vec<u32> {
         .collect()
 }
 
-fn vec_of(t: &Tensor) -> Vec<f64> {
-    t.flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
 /// The logits of one unpadded sequence, `[T, vocab]` as rows.
 fn logit_rows(m: &OptModel, ids: &[u32]) -> Vec<Vec<f64>> {
     let t = ids.len();
     let l = m.logits(ids, &vec![1; t], 1, t).unwrap();
     (0..t)
-        .map(|i| vec_of(&l.get(0).unwrap().get(i).unwrap()))
+        .map(|i| common::vec_of(&l.get(0).unwrap().get(i).unwrap()))
         .collect()
 }
 
@@ -84,11 +75,11 @@ fn real_activation_init_matches_mezo_expression() {
     {
         let a = format!("model.decoder.layers.{l}.self_attn");
         let dk = common::max_abs_diff(
-            &vec_of(set.get(&format!("{a}.prefix_keys")).unwrap()),
+            &common::vec_of(set.get(&format!("{a}.prefix_keys")).unwrap()),
             &common::f64_vec(k),
         );
         let dv = common::max_abs_diff(
-            &vec_of(set.get(&format!("{a}.prefix_values")).unwrap()),
+            &common::vec_of(set.get(&format!("{a}.prefix_values")).unwrap()),
             &common::f64_vec(v),
         );
         assert!(dk < 1e-5 && dv < 1e-5, "layer {l}: keys {dk}, values {dv}");
@@ -132,7 +123,9 @@ fn prefixed_forward_matches_transformers_and_peft_loads_both_ways() {
     assert_eq!(ours.len(), 1);
     assert_eq!(ours[0].0, theirs[0].0);
     assert_eq!(ours[0].1.dims(), theirs[0].1.dims());
-    assert!(common::max_abs_diff(&vec_of(&ours[0].1), &vec_of(&theirs[0].1)) < 1e-5);
+    assert!(
+        common::max_abs_diff(&common::vec_of(&ours[0].1), &common::vec_of(&theirs[0].1)) < 1e-5
+    );
     let cfg: serde_json::Value = common::read_json(&dir.path().join("adapter_config.json"));
     assert_eq!(cfg["peft_type"], "PREFIX_TUNING");
     assert_eq!(cfg["num_virtual_tokens"], p);
@@ -155,7 +148,10 @@ fn prefixed_forward_paths_agree() {
     let last = m
         .forward_hidden_rows(&ids, &[1; 7], 1, t, &[t as u32 - 1])
         .unwrap();
-    let d = common::max_abs_diff(&vec_of(&last), &vec_of(&full.get(t - 1).unwrap()));
+    let d = common::max_abs_diff(
+        &common::vec_of(&last),
+        &common::vec_of(&full.get(t - 1).unwrap()),
+    );
     assert!(d < 1e-4, "rows-only forward differs by {d}");
     // Left padding in a batch with a longer row.
     let mut pids = vec![1u32, 1];
@@ -165,7 +161,10 @@ fn prefixed_forward_paths_agree() {
     pmask.extend_from_slice(&[1; 7]);
     pmask.extend_from_slice(&[1; 9]);
     let padded = m.forward_hidden(&pids, &pmask, 2, 9).unwrap();
-    let d = common::max_abs_diff(&vec_of(&padded.narrow(0, 2, 7).unwrap()), &vec_of(&full));
+    let d = common::max_abs_diff(
+        &common::vec_of(&padded.narrow(0, 2, 7).unwrap()),
+        &common::vec_of(&full),
+    );
     assert!(d < 1e-4, "left-padded row differs by {d}");
     // A cached prompt, then the continuation.
     let mut cache = KvCache::default();
@@ -176,7 +175,7 @@ fn prefixed_forward_paths_agree() {
         .forward_hidden_cached(&ids[4..], &[1; 3], 1, 3, &mut cache)
         .unwrap();
     let both = Tensor::cat(&[&h1, &h2], 0).unwrap();
-    let d = common::max_abs_diff(&vec_of(&both), &vec_of(&full));
+    let d = common::max_abs_diff(&common::vec_of(&both), &common::vec_of(&full));
     assert!(d < 1e-4, "cached forward differs by {d}");
 }
 
@@ -272,8 +271,8 @@ fn untied_head_starts_equal_then_trains_alone() {
         .base_params()
         .get("model.decoder.embed_tokens.weight")
         .unwrap();
-    assert_eq!(vec_of(after), vec_of(&emb));
-    assert_ne!(vec_of(head), vec_of(&emb));
+    assert_eq!(common::vec_of(after), common::vec_of(&emb));
+    assert_ne!(common::vec_of(head), common::vec_of(&emb));
     // Saved and reloaded: config.json says untied and lm_head.weight is read back.
     let dir = tempfile::tempdir().unwrap();
     m.save_pretrained(dir.path(), None, &Default::default())

@@ -65,6 +65,16 @@ pub fn log_softmax(row: &[f32]) -> Vec<f64> {
     row.iter().map(|&x| x as f64 - lse).collect()
 }
 
+/// All of a tensor's values, flattened, in f64.
+pub fn vec_of(t: &Tensor) -> Vec<f64> {
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(candle_core::DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
 pub fn to_vec3(t: &Tensor) -> Vec<Vec<Vec<f32>>> {
     t.to_device(&Device::Cpu)
         .unwrap()

@@ -265,43 +265,80 @@ pub(in crate::sgemm) unsafe fn run_avx2(
     bias_scaled: Option<&[f32]>,
 ) {
     const L: usize = 8;
+    let out = OutPtr(c.as_mut_ptr().cast::<f32>());
+    // SAFETY: the caller's contract, which is `for_each_tile`'s.
+    unsafe {
+        for_each_tile::<L>(n, o, k, a, T2, |job| {
+            let mut sums = [[0f32; 16]; T2];
+            let w0 = w[job.j0 * k..].as_ptr();
+            // SAFETY: rows `j0 .. j0 + cols` of W and the job's groups of `at` are in bounds;
+            // the features are the caller's.
+            if job.two {
+                tile_avx2::<2>(k, job.at, w0, job.cols, &mut sums);
+            } else {
+                tile_avx2::<1>(k, job.at, w0, job.cols, &mut sums);
+            }
+            for (q, col) in sums.iter().enumerate().take(job.cols) {
+                for (r, &v) in col.iter().enumerate().take(job.rows) {
+                    let (i, j) = (job.i0 + r, job.j0 + q);
+                    // SAFETY: `(i, j)` is inside C, written by this job only (`for_each_tile`).
+                    *out.get().add(i * o + j) = finish(v, epi, bias_scaled, i, j, o);
+                }
+            }
+        });
+    }
+}
+
+/// One job of [`for_each_tile`]: columns `j0 .. j0 + cols` of C (rows of W) × rows
+/// `i0 .. i0 + rows` of A, one group of `L` rows or two (`two`), whose transposed rows start
+/// at `at`.
+struct Job {
+    j0: usize,
+    cols: usize,
+    i0: usize,
+    rows: usize,
+    two: bool,
+    at: *const f32,
+}
+
+/// The frame both few-row kernels share: packs A transposed into groups of `L` lanes (in the
+/// thread's reusable buffer), then calls `job` for every tile of `tc` columns of C and every
+/// pair of groups (the last group alone when their number is odd: each W row is read once per
+/// pair), the tiles dealt out in about 8 rayon tasks per thread (work stealing evens out the
+/// rest). Jobs cover C once, in disjoint blocks.
+///
+/// # Safety
+/// AVX2 and FMA available; `a: [n, k]`; `n, o, k > 0`; `L` a multiple of 8.
+unsafe fn for_each_tile<const L: usize>(
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &[f32],
+    tc: usize,
+    job: impl Fn(Job) + Sync,
+) {
     let groups = n.div_ceil(L);
     with_buf(&AT_BUF, groups * L * k, |at| {
-        // SAFETY: the caller's contract; `at` holds `groups·8·k` floats.
+        // SAFETY: the caller's contract; `at` holds `groups·L·k` floats.
         unsafe { pack_at::<L>(n, k, a, at) };
         let at = &*at;
-        let out = OutPtr(c.as_mut_ptr().cast::<f32>());
-        let tiles = o.div_ceil(T2);
+        let tiles = o.div_ceil(tc);
         let per_task = tiles.div_ceil(8 * rayon::current_num_threads().max(1));
         (0..tiles.div_ceil(per_task)).into_par_iter().for_each(|t| {
-            let mut sums = [[0f32; 16]; T2];
             for tl in t * per_task..((t + 1) * per_task).min(tiles) {
-                let j0 = tl * T2;
-                let cols = T2.min(o - j0);
+                let j0 = tl * tc;
                 let mut g = 0;
                 while g < groups {
                     let two = g + 1 < groups;
-                    let (atg, w0) = (at[g * L * k..].as_ptr(), w[j0 * k..].as_ptr());
-                    // SAFETY: rows `j0 .. j0 + cols` of W and the groups' `8·k` floats of
-                    // `at` are in bounds; the features are the caller's.
-                    unsafe {
-                        if two {
-                            tile_avx2::<2>(k, atg, w0, cols, &mut sums);
-                        } else {
-                            tile_avx2::<1>(k, atg, w0, cols, &mut sums);
-                        }
-                    }
-                    let rows = (if two { 2 * L } else { L }).min(n - g * L);
-                    for (q, col) in sums.iter().enumerate().take(cols) {
-                        for (r, &v) in col.iter().enumerate().take(rows) {
-                            let (i, j) = (g * L + r, j0 + q);
-                            // SAFETY: `(i, j)` is inside C, written by this task only (tasks
-                            // own disjoint columns).
-                            unsafe {
-                                *out.get().add(i * o + j) = finish(v, epi, bias_scaled, i, j, o)
-                            };
-                        }
-                    }
+                    let i0 = g * L;
+                    job(Job {
+                        j0,
+                        cols: tc.min(o - j0),
+                        i0,
+                        rows: (if two { 2 * L } else { L }).min(n - i0),
+                        two,
+                        at: at[g * L * k..].as_ptr(),
+                    });
                     g += if two { 2 } else { 1 };
                 }
             }
@@ -326,62 +363,37 @@ pub(in crate::sgemm) unsafe fn run(
     epi: &Epilogue<'_>,
     bias_scaled: Option<&[f32]>,
 ) {
-    let groups = n.div_ceil(T);
-    with_buf(&AT_BUF, groups * T * k, |at| {
-        // SAFETY: the caller's contract; `at` holds `groups·16·k` floats.
-        unsafe { pack_at::<T>(n, k, a, at) };
-        let at = &*at;
-        let out = OutPtr(c.as_mut_ptr().cast::<f32>());
-        let tiles = o.div_ceil(T);
-        // About 8 tasks per thread (work stealing evens out the rest), each a run of tiles.
-        let per_task = tiles.div_ceil(8 * rayon::current_num_threads().max(1));
-        // Prefetching the next tile's rows paid where they are short (k = 768: one task-head
-        // slice 16×768→4096 at 88–97 → 98–116 GFLOP/s, W from memory) and there is one pair
-        // of groups; with k = 3072 (16×3072→768: 110–121 → 93–106) and 64 rows (220–232 →
-        // 189–227) it cost (docs/BENCH.md round 21).
-        let prefetch = k <= 1024 && groups <= 2;
-        (0..tiles.div_ceil(per_task)).into_par_iter().for_each(|t| {
-            for tl in t * per_task..((t + 1) * per_task).min(tiles) {
-                let j0 = tl * T;
-                let cols = T.min(o - j0);
-                // Groups of A in pairs (each W row read once per pair), the last alone.
-                let mut g = 0;
-                while g < groups {
-                    let two = g + 1 < groups;
-                    let i0 = g * T;
-                    let e = Epi {
-                        scale: epi.scale,
-                        bias: bias_scaled.map_or(std::ptr::null(), |b| b[j0..].as_ptr()),
-                        res: epi
-                            .residual
-                            .map_or(std::ptr::null(), |r| r[i0 * o + j0..].as_ptr()),
-                        relu: epi.relu,
-                    };
-                    let (at, w0) = (at[g * T * k..].as_ptr(), w[j0 * k..].as_ptr());
-                    let next = w0.wrapping_add(T * k);
-                    let rows = (if two { 2 * T } else { T }).min(n - i0);
-                    let c0 = out.get().wrapping_add(i0 * o + j0);
-                    // SAFETY: rows `j0 .. j0 + cols` of W, the groups' `16·k` floats of `at`,
-                    // rows `i0 .. i0 + rows` and columns `j0 .. j0 + cols` of C (and of the
-                    // residual) are in bounds; tasks write disjoint columns of C; the features
-                    // are the caller's.
-                    unsafe {
-                        match (two, prefetch) {
-                            (true, true) => tile::<2, true>(k, at, w0, next, cols, c0, o, rows, &e),
-                            (true, false) => {
-                                tile::<2, false>(k, at, w0, next, cols, c0, o, rows, &e)
-                            }
-                            (false, true) => {
-                                tile::<1, true>(k, at, w0, next, cols, c0, o, rows, &e)
-                            }
-                            (false, false) => {
-                                tile::<1, false>(k, at, w0, next, cols, c0, o, rows, &e)
-                            }
-                        }
-                    }
-                    g += if two { 2 } else { 1 };
-                }
+    // Prefetching the next tile's rows paid where they are short (k = 768: one task-head
+    // slice 16×768→4096 at 88–97 → 98–116 GFLOP/s, W from memory) and there is one pair of
+    // groups; with k = 3072 (16×3072→768: 110–121 → 93–106) and 64 rows (220–232 → 189–227)
+    // it cost (docs/BENCH.md round 21).
+    let prefetch = k <= 1024 && n <= 2 * T;
+    let out = OutPtr(c.as_mut_ptr().cast::<f32>());
+    // SAFETY: the caller's contract, which is `for_each_tile`'s.
+    unsafe {
+        for_each_tile::<T>(n, o, k, a, T, |job| {
+            let (j0, i0) = (job.j0, job.i0);
+            let e = Epi {
+                scale: epi.scale,
+                bias: bias_scaled.map_or(std::ptr::null(), |b| b[j0..].as_ptr()),
+                res: epi
+                    .residual
+                    .map_or(std::ptr::null(), |r| r[i0 * o + j0..].as_ptr()),
+                relu: epi.relu,
+            };
+            let w0 = w[j0 * k..].as_ptr();
+            let next = w0.wrapping_add(T * k);
+            let c0 = out.get().wrapping_add(i0 * o + j0);
+            let (at, cols, rows) = (job.at, job.cols, job.rows);
+            // SAFETY: rows `j0 .. j0 + cols` of W, the job's groups of `at`, rows
+            // `i0 .. i0 + rows` and columns `j0 .. j0 + cols` of C (and of the residual) are in
+            // bounds and written by this job only; the features are the caller's.
+            match (job.two, prefetch) {
+                (true, true) => tile::<2, true>(k, at, w0, next, cols, c0, o, rows, &e),
+                (true, false) => tile::<2, false>(k, at, w0, next, cols, c0, o, rows, &e),
+                (false, true) => tile::<1, true>(k, at, w0, next, cols, c0, o, rows, &e),
+                (false, false) => tile::<1, false>(k, at, w0, next, cols, c0, o, rows, &e),
             }
         });
-    });
+    }
 }
