@@ -71,3 +71,24 @@ fn selected_rows_continue_as_their_own_forwards() {
     assert_eq!(cache.len(), 6);
     assert_eq!(sel.len(), 9);
 }
+
+/// A prompt pass into an empty cache (what generation and the shared-prompt scoring run) is
+/// the forward without a cache, bit for bit: both go through the same attention arithmetic,
+/// the cache's per-head layout read in place.
+#[test]
+fn a_pass_into_the_cache_gives_the_uncached_bits() {
+    let m = tiny();
+    let (b, t) = (3, 21);
+    let ids: Vec<u32> = (0..b * t).map(|i| 4 + (i as u32 * 41) % 90).collect();
+    // Row 1 left-padded by 4, row 2 by 9.
+    let mask: Vec<u8> = (0..b * t)
+        .map(|i| u8::from(!matches!((i / t, i % t), (1, 0..=3) | (2, 0..=8))))
+        .collect();
+    let plain = m.forward_hidden(&ids, &mask, b, t).unwrap();
+    let mut cache = KvCache::default();
+    let cached = m
+        .forward_hidden_cached(&ids, &mask, b, t, &mut cache)
+        .unwrap();
+    let bits = |x: &Tensor| -> Vec<u64> { common::vec_of(x).iter().map(|v| v.to_bits()).collect() };
+    assert_eq!(bits(&cached), bits(&plain));
+}

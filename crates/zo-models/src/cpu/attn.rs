@@ -32,102 +32,117 @@
 /// OPT's additive mask is `f32::MIN / 2` (bf16's `MIN / 2` in a bf16 model), far below.
 const ABSORBING: f32 = f32::from_bits(0xFB80_0000);
 
-/// `s[t × t] += q kᵀ` where `s` holds the additive mask on entry and `q`, `k` are `t × d`
-/// blocks with row stride `ld` (a head's columns of the `[b·t, heads·d]` projections).
-/// `kt` is scratch for `kᵀ` (`d × t`, resized here).
+/// Shapes and row strides of one (sequence, head) pair: `tq` query rows of `d` features at
+/// stride `ldq`, `tk` key and value rows at stride `ldk` (the keys are the queries' positions
+/// without a KV cache; with one, the cached positions and then the new ones, in the cache's own
+/// layout), and the output's `tq` rows at stride `ldo`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Block {
+    pub tq: usize,
+    pub tk: usize,
+    pub d: usize,
+    pub ldq: usize,
+    pub ldk: usize,
+    pub ldo: usize,
+}
+
+impl Block {
+    /// Queries, keys, values and output as blocks of one `[b·t, heads·d]` layout (`ld` =
+    /// `heads·d`): attention without a cache.
+    #[cfg(test)]
+    pub(super) fn square(t: usize, d: usize, ld: usize) -> Self {
+        Self {
+            tq: t,
+            tk: t,
+            d,
+            ldq: ld,
+            ldk: ld,
+            ldo: ld,
+        }
+    }
+
+    /// Floats a `rows × d` block at stride `ld` spans.
+    fn span(rows: usize, d: usize, ld: usize) -> usize {
+        if rows == 0 {
+            0
+        } else {
+            (rows - 1) * ld + d
+        }
+    }
+}
+
+/// `s[tq × tk] += q kᵀ` where `s` holds the additive mask on entry and `q`, `k` are the
+/// `tq × d` and `tk × d` blocks of `blk`. `kt` is scratch for `kᵀ` (`d × tk`, resized here).
 ///
 /// # Panics
 /// If a slice is shorter than the shapes say (callers pass in-bounds blocks).
-pub(super) fn scores(
-    q: &[f32],
-    k: &[f32],
-    ld: usize,
-    t: usize,
-    d: usize,
-    kt: &mut Vec<f32>,
-    s: &mut [f32],
-) {
-    kt.resize(t * d, 0.0);
+pub(super) fn scores(q: &[f32], k: &[f32], blk: Block, kt: &mut Vec<f32>, s: &mut [f32]) {
+    kt.resize(blk.tk * blk.d, 0.0);
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: AVX-512F is available (checked just above).
-            return unsafe { scores_avx512(q, k, ld, t, d, kt, s) };
+            return unsafe { scores_avx512(q, k, blk, kt, s) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: AVX2 and FMA are available (checked just above).
-            return unsafe { scores_avx2(q, k, ld, t, d, kt, s) };
+            return unsafe { scores_avx2(q, k, blk, kt, s) };
         }
     }
-    scores_tiled::<4, 16>(q, k, ld, t, d, kt, s)
+    scores_tiled::<4, 16>(q, k, blk, kt, s)
 }
 
-/// `out[t × d] = p v` for the row-stochastic `p` (`t × t`, contiguous) and `v` (`t × d`, row
-/// stride `ld`); `out` has row stride `ld` too.
+/// `out[tq × d] = p v` for the row-stochastic `p` (`tq × tk`, contiguous) and the `tk × d`
+/// values `v` of `blk`; `out` is the output block of `blk` (`tq` rows at stride `ldo`).
 ///
 /// # Safety
-/// `out` must be valid for writing the `t × d` block at row stride `ld`, and no other thread
+/// `out` must be valid for writing the `tq × d` block at row stride `ldo`, and no other thread
 /// may access that block meanwhile.
 ///
 /// # Panics
 /// If `p` or `v` is shorter than the shapes say.
-pub(super) unsafe fn weighted_sum(
-    p: &[f32],
-    v: &[f32],
-    ld: usize,
-    t: usize,
-    d: usize,
-    out: *mut f32,
-) {
+pub(super) unsafe fn weighted_sum(p: &[f32], v: &[f32], blk: Block, out: *mut f32) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: AVX-512F is available; `out` as the caller guarantees.
-            return unsafe { weighted_sum_avx512(p, v, ld, t, d, out) };
+            return unsafe { weighted_sum_avx512(p, v, blk, out) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: AVX2 and FMA are available; `out` as the caller guarantees.
-            return unsafe { weighted_sum_avx2(p, v, ld, t, d, out) };
+            return unsafe { weighted_sum_avx2(p, v, blk, out) };
         }
     }
     // SAFETY: `out` as the caller guarantees.
-    unsafe { weighted_tiled::<4, 16>(p, v, ld, t, d, out) }
+    unsafe { weighted_tiled::<4, 16>(p, v, blk, out) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn scores_avx512(
-    q: &[f32],
-    k: &[f32],
-    ld: usize,
-    t: usize,
-    d: usize,
-    kt: &mut [f32],
-    s: &mut [f32],
-) {
-    scores_tiled::<8, 16>(q, k, ld, t, d, kt, s)
+fn scores_avx512(q: &[f32], k: &[f32], blk: Block, kt: &mut [f32], s: &mut [f32]) {
+    scores_tiled::<8, 16>(q, k, blk, kt, s)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn scores_avx2(q: &[f32], k: &[f32], ld: usize, t: usize, d: usize, kt: &mut [f32], s: &mut [f32]) {
-    scores_tiled::<4, 16>(q, k, ld, t, d, kt, s)
+fn scores_avx2(q: &[f32], k: &[f32], blk: Block, kt: &mut [f32], s: &mut [f32]) {
+    scores_tiled::<4, 16>(q, k, blk, kt, s)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn weighted_sum_avx512(p: &[f32], v: &[f32], ld: usize, t: usize, d: usize, out: *mut f32) {
+unsafe fn weighted_sum_avx512(p: &[f32], v: &[f32], blk: Block, out: *mut f32) {
     // SAFETY: forwarded from the caller.
-    unsafe { weighted_tiled::<4, 64>(p, v, ld, t, d, out) }
+    unsafe { weighted_tiled::<4, 64>(p, v, blk, out) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn weighted_sum_avx2(p: &[f32], v: &[f32], ld: usize, t: usize, d: usize, out: *mut f32) {
+unsafe fn weighted_sum_avx2(p: &[f32], v: &[f32], blk: Block, out: *mut f32) {
     // SAFETY: forwarded from the caller.
-    unsafe { weighted_tiled::<4, 16>(p, v, ld, t, d, out) }
+    unsafe { weighted_tiled::<4, 16>(p, v, blk, out) }
 }
 
 /// [`scores`] in `R × L` tiles (rows left over in `1 × L` tiles).
@@ -135,24 +150,29 @@ unsafe fn weighted_sum_avx2(p: &[f32], v: &[f32], ld: usize, t: usize, d: usize,
 fn scores_tiled<const R: usize, const L: usize>(
     q: &[f32],
     k: &[f32],
-    ld: usize,
-    t: usize,
-    d: usize,
+    blk: Block,
     kt: &mut [f32],
     s: &mut [f32],
 ) {
-    for j in 0..t {
-        for (p, &x) in k[j * ld..j * ld + d].iter().enumerate() {
-            kt[p * t + j] = x;
+    let Block { tq, tk, d, ldk, .. } = blk;
+    assert!(
+        q.len() >= Block::span(tq, d, blk.ldq)
+            && k.len() >= Block::span(tk, d, ldk)
+            && s.len() >= tq * tk
+            && kt.len() >= tk * d
+    );
+    for j in 0..tk {
+        for (p, &x) in k[j * ldk..j * ldk + d].iter().enumerate() {
+            kt[p * tk + j] = x;
         }
     }
     let mut i = 0;
-    while i + R <= t {
-        score_rows::<R, L>(q, kt, ld, t, d, s, i);
+    while i + R <= tq {
+        score_rows::<R, L>(q, kt, blk, s, i);
         i += R;
     }
-    for i in i..t {
-        score_rows::<1, L>(q, kt, ld, t, d, s, i);
+    for i in i..tq {
+        score_rows::<1, L>(q, kt, blk, s, i);
     }
 }
 
@@ -161,23 +181,22 @@ fn scores_tiled<const R: usize, const L: usize>(
 fn score_rows<const R: usize, const L: usize>(
     q: &[f32],
     kt: &[f32],
-    ld: usize,
-    t: usize,
-    d: usize,
+    blk: Block,
     s: &mut [f32],
     i: usize,
 ) {
-    let qr: [&[f32]; R] = std::array::from_fn(|r| &q[(i + r) * ld..][..d]);
+    let Block { tk, d, ldq, .. } = blk;
+    let qr: [&[f32]; R] = std::array::from_fn(|r| &q[(i + r) * ldq..][..d]);
     let mut j = 0;
-    while j + L <= t {
-        let absorbed = (0..R).all(|r| s[(i + r) * t + j..][..L].iter().all(|&m| m <= ABSORBING));
+    while j + L <= tk {
+        let absorbed = (0..R).all(|r| s[(i + r) * tk + j..][..L].iter().all(|&m| m <= ABSORBING));
         if !absorbed {
             let mut acc = [[0f32; L]; R];
             for (r, a) in acc.iter_mut().enumerate() {
-                a.copy_from_slice(&s[(i + r) * t + j..][..L]);
+                a.copy_from_slice(&s[(i + r) * tk + j..][..L]);
             }
             for p in 0..d {
-                let kv: &[f32; L] = kt[p * t + j..][..L].try_into().expect("L columns");
+                let kv: &[f32; L] = kt[p * tk + j..][..L].try_into().expect("L columns");
                 for (a, qrow) in acc.iter_mut().zip(&qr) {
                     let x = qrow[p];
                     for (y, &b) in a.iter_mut().zip(kv) {
@@ -186,21 +205,21 @@ fn score_rows<const R: usize, const L: usize>(
                 }
             }
             for (r, a) in acc.iter().enumerate() {
-                s[(i + r) * t + j..][..L].copy_from_slice(a);
+                s[(i + r) * tk + j..][..L].copy_from_slice(a);
             }
         }
         j += L;
     }
     for (r, qrow) in qr.iter().enumerate() {
-        for c in j..t {
-            let mut y = s[(i + r) * t + c];
+        for c in j..tk {
+            let mut y = s[(i + r) * tk + c];
             if y <= ABSORBING {
                 continue;
             }
             for (p, &x) in qrow.iter().enumerate() {
-                y = x.mul_add(kt[p * t + c], y);
+                y = x.mul_add(kt[p * tk + c], y);
             }
-            s[(i + r) * t + c] = y;
+            s[(i + r) * tk + c] = y;
         }
     }
 }
@@ -214,21 +233,19 @@ fn score_rows<const R: usize, const L: usize>(
 unsafe fn weighted_tiled<const R: usize, const L: usize>(
     p: &[f32],
     v: &[f32],
-    ld: usize,
-    t: usize,
-    d: usize,
+    blk: Block,
     out: *mut f32,
 ) {
-    assert!(p.len() >= t * t && (t == 0 || v.len() >= (t - 1) * ld + d));
+    assert!(p.len() >= blk.tq * blk.tk && v.len() >= Block::span(blk.tk, blk.d, blk.ldk));
     let mut i = 0;
-    while i + R <= t {
+    while i + R <= blk.tq {
         // SAFETY: forwarded from the caller.
-        unsafe { weighted_rows::<R, L>(p, v, ld, t, d, out, i) };
+        unsafe { weighted_rows::<R, L>(p, v, blk, out, i) };
         i += R;
     }
-    for i in i..t {
+    for i in i..blk.tq {
         // SAFETY: forwarded from the caller.
-        unsafe { weighted_rows::<1, L>(p, v, ld, t, d, out, i) };
+        unsafe { weighted_rows::<1, L>(p, v, blk, out, i) };
     }
 }
 
@@ -236,71 +253,71 @@ unsafe fn weighted_tiled<const R: usize, const L: usize>(
 /// probability of these rows is zero.
 ///
 /// # Safety
-/// As [`weighted_sum`]; `i + R <= t`.
+/// As [`weighted_sum`]; `i + R <= tq`.
 #[inline(always)]
 unsafe fn weighted_rows<const R: usize, const L: usize>(
     p: &[f32],
     v: &[f32],
-    ld: usize,
-    t: usize,
-    d: usize,
+    blk: Block,
     out: *mut f32,
     i: usize,
 ) {
-    let pr: [&[f32]; R] = std::array::from_fn(|r| &p[(i + r) * t..][..t]);
+    let Block {
+        tk, d, ldk, ldo, ..
+    } = blk;
+    let pr: [&[f32]; R] = std::array::from_fn(|r| &p[(i + r) * tk..][..tk]);
     let lo = pr
         .iter()
-        .map(|row| row.iter().position(|&x| x != 0.0).unwrap_or(t))
+        .map(|row| row.iter().position(|&x| x != 0.0).unwrap_or(tk))
         .min()
-        .unwrap_or(t);
+        .unwrap_or(tk);
     let hi = pr
         .iter()
         .map(|row| row.iter().rposition(|&x| x != 0.0).map_or(0, |j| j + 1))
         .max()
         .unwrap_or(0)
         .max(lo);
+    let keys = lo..hi;
     let mut c = 0;
     while c + L <= d {
-        // SAFETY: columns c .. c + L < d of rows i .. i + R < t: inside the caller's block.
-        unsafe { weighted_tile::<R, L>(&pr, v, ld, lo, hi, out, i, c) };
+        // SAFETY: columns c .. c + L < d of rows i .. i + R < tq: inside the caller's block.
+        unsafe { weighted_tile::<R, L>(&pr, v, blk, keys.clone(), out, i, c) };
         c += L;
     }
     while c + 16 <= d {
         // SAFETY: as above.
-        unsafe { weighted_tile::<R, 16>(&pr, v, ld, lo, hi, out, i, c) };
+        unsafe { weighted_tile::<R, 16>(&pr, v, blk, keys.clone(), out, i, c) };
         c += 16;
     }
     for (r, prow) in pr.iter().enumerate() {
         for c in c..d {
             let mut y = 0f32;
-            for j in lo..hi {
-                y = prow[j].mul_add(v[j * ld + c], y);
+            for j in keys.clone() {
+                y = prow[j].mul_add(v[j * ldk + c], y);
             }
-            // SAFETY: row i + r < t, column c < d: inside the caller's block.
-            unsafe { *out.add((i + r) * ld + c) = y };
+            // SAFETY: row i + r < tq, column c < d: inside the caller's block.
+            unsafe { *out.add((i + r) * ldo + c) = y };
         }
     }
 }
 
-/// One `R × L` tile of [`weighted_sum`]: rows `i ..`, columns `c ..`, keys `lo .. hi`.
+/// One `R × L` tile of [`weighted_sum`]: rows `i ..`, columns `c ..`, over `keys`.
 ///
 /// # Safety
 /// The tile lies inside the caller's block of [`weighted_sum`].
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn weighted_tile<const R: usize, const L: usize>(
     pr: &[&[f32]; R],
     v: &[f32],
-    ld: usize,
-    lo: usize,
-    hi: usize,
+    blk: Block,
+    keys: std::ops::Range<usize>,
     out: *mut f32,
     i: usize,
     c: usize,
 ) {
     let mut acc = [[0f32; L]; R];
-    for j in lo..hi {
-        let vv: &[f32; L] = v[j * ld + c..][..L].try_into().expect("L columns");
+    for j in keys {
+        let vv: &[f32; L] = v[j * blk.ldk + c..][..L].try_into().expect("L columns");
         for (a, prow) in acc.iter_mut().zip(pr) {
             let x = prow[j];
             for (y, &b) in a.iter_mut().zip(vv) {
@@ -310,7 +327,7 @@ unsafe fn weighted_tile<const R: usize, const L: usize>(
     }
     for (r, a) in acc.iter().enumerate() {
         // SAFETY: the caller's contract.
-        unsafe { std::ptr::copy_nonoverlapping(a.as_ptr(), out.add((i + r) * ld + c), L) };
+        unsafe { std::ptr::copy_nonoverlapping(a.as_ptr(), out.add((i + r) * blk.ldo + c), L) };
     }
 }
 
@@ -338,14 +355,14 @@ mod tests {
         ld: usize,
         t: usize,
         d: usize,
-        other: unsafe fn(&[f32], &[f32], usize, usize, usize, *mut f32),
+        other: unsafe fn(&[f32], &[f32], Block, *mut f32),
     ) -> (Vec<f32>, Vec<f32>) {
         let mut o = vec![f32::NAN; (t - 1) * ld + d];
         let mut o_other = o.clone();
         // SAFETY: both buffers hold the t × d block at stride ld; single thread.
         unsafe {
-            weighted_sum(p, v, ld, t, d, o.as_mut_ptr());
-            other(p, v, ld, t, d, o_other.as_mut_ptr());
+            weighted_sum(p, v, Block::square(t, d, ld), o.as_mut_ptr());
+            other(p, v, Block::square(t, d, ld), o_other.as_mut_ptr());
         }
         (o, o_other)
     }
@@ -377,10 +394,10 @@ mod tests {
             let mask = gen(t * t, 4);
             let mut s = mask.clone();
             let mut kt = Vec::new();
-            scores(&q, &k, ld, t, d, &mut kt, &mut s);
+            scores(&q, &k, Block::square(t, d, ld), &mut kt, &mut s);
             let mut s_port = mask.clone();
             let mut kt2 = vec![0.0; t * d];
-            scores_tiled::<4, 16>(&q, &k, ld, t, d, &mut kt2, &mut s_port);
+            scores_tiled::<4, 16>(&q, &k, Block::square(t, d, ld), &mut kt2, &mut s_port);
             assert_eq!(
                 s, s_port,
                 "scores: ISA path differs from the portable one (t={t}, d={d})"
@@ -483,12 +500,12 @@ mod tests {
             let (s_ref, o_ref) = naive(&q, &k, &v, &mask, ld, t, d);
             let mut kt = Vec::new();
             let mut s_isa = mask.clone();
-            scores(&q, &k, ld, t, d, &mut kt, &mut s_isa);
+            scores(&q, &k, Block::square(t, d, ld), &mut kt, &mut s_isa);
             let mut s_port = mask.clone();
             let mut kt2 = vec![0.0; t * d];
-            scores_tiled::<4, 16>(&q, &k, ld, t, d, &mut kt2, &mut s_port);
+            scores_tiled::<4, 16>(&q, &k, Block::square(t, d, ld), &mut kt2, &mut s_port);
             let mut s_rows = mask.clone();
-            scores_tiled::<1, 16>(&q, &k, ld, t, d, &mut kt2, &mut s_rows);
+            scores_tiled::<1, 16>(&q, &k, Block::square(t, d, ld), &mut kt2, &mut s_rows);
             for (name, mut s) in [("isa", s_isa), ("4x16", s_port), ("1x16", s_rows)] {
                 crate::rows::softmax_rows(&mut s, t);
                 let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();

@@ -381,7 +381,6 @@ impl Attention {
                 return self.out_proj.forward_fused(&out, 1.0, epilogue);
             }
         }
-        let q = self.heads(&q, b, t)?;
         let mut k = self.heads(&k, b, t)?;
         let mut v = self.heads(&v, b, t)?;
         let cached = cache.as_ref().is_some_and(|c| c.kv.is_some());
@@ -396,6 +395,11 @@ impl Attention {
             Some(p) => prepend_visible(mask, p.len())?,
             None => mask.clone(),
         };
+        let (heads, d) = (self.num_heads, self.head_dim);
+        if let Some(out) = crate::cpu::attention_cached(&q, &k, &v, &mask, b, t, heads, d)? {
+            return self.out_proj.forward_fused(&out, 1.0, epilogue);
+        }
+        let q = self.heads(&q, b, t)?;
         let scores = q.matmul(&k.t()?)?.broadcast_add(&mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = probs
