@@ -12,7 +12,10 @@
 //!   reading the heads as strided views of the `[b·t, h]` projections and writing the output in
 //!   place, instead of three head-splitting copies, 2·b·heads tiny GEMMs one after another on one
 //!   core, a mask pass, a softmax pass and a transposing copy; the two small products of a task
-//!   are register-tiled loops of our own (`attn`), not GEMM-library calls;
+//!   are register-tiled loops of our own (`attn`), not GEMM-library calls; [`attention_cached`]
+//!   is the same arithmetic over keys and values read in place in a KV cache's per-head layout
+//!   (decoding steps, the shared-prompt scoring, prefix tuning), so a pass into the cache gives
+//!   the bits of the forward without one;
 //! - [`layer_norm`]: rows in parallel, each in two vectorised passes (`rows`), instead of
 //!   candle's scalar one-pass kernel into a zero-filled buffer.
 //!
