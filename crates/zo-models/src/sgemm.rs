@@ -189,6 +189,9 @@ macro_rules! store_tile_zmm {
 
 #[cfg(target_arch = "x86_64")]
 mod kernel_amx;
+/// The 16 × 16 in-register transpose of 32-bit words (also the attention's key transpose).
+#[cfg(target_arch = "x86_64")]
+pub(crate) use kernel_amx::transpose16;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]

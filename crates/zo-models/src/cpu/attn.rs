@@ -122,7 +122,48 @@ pub(super) unsafe fn weighted_sum(p: &[f32], v: &[f32], blk: Block, out: *mut f3
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn scores_avx512(q: &[f32], k: &[f32], blk: Block, kt: &mut [f32], s: &mut [f32]) {
-    scores_tiled::<8, 16>(q, k, blk, kt, s)
+    check_scores(q, k, blk, kt, s);
+    transpose_keys_avx512(k, blk, kt);
+    score_all_rows::<8, 16>(q, kt, blk, s)
+}
+
+/// [`transpose_keys`] by 16 × 16 blocks transposed in registers (a copy: the same floats).
+/// A decoding step transposes every cached key for one query row: copied one float at a time,
+/// the copy took most of `scores`' time there (18 % of a 16-row decoding step's samples after
+/// 32 + 160 tokens, against 5 % for the `P V` product over as many values; 14 % in blocks).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn transpose_keys_avx512(k: &[f32], blk: Block, kt: &mut [f32]) {
+    use std::arch::x86_64::{
+        __m512i, _mm512_loadu_si512, _mm512_setzero_si512, _mm512_storeu_si512,
+    };
+    let Block { tk, d, ldk, .. } = blk;
+    let (jb, pb) = (tk / 16 * 16, d / 16 * 16);
+    for j0 in (0..jb).step_by(16) {
+        for p0 in (0..pb).step_by(16) {
+            let mut r = [_mm512_setzero_si512(); 16];
+            for (i, v) in r.iter_mut().enumerate() {
+                let row = &k[(j0 + i) * ldk + p0..][..16];
+                // SAFETY: `row` holds the 16 floats read.
+                *v = unsafe { _mm512_loadu_si512(row.as_ptr().cast::<__m512i>()) };
+            }
+            for (c, v) in crate::sgemm::transpose16(&r).iter().enumerate() {
+                let dst = &mut kt[(p0 + c) * tk + j0..][..16];
+                // SAFETY: `dst` holds the 16 floats written.
+                unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast::<__m512i>(), *v) };
+            }
+        }
+        for j in j0..j0 + 16 {
+            for p in pb..d {
+                kt[p * tk + j] = k[j * ldk + p];
+            }
+        }
+    }
+    for j in jb..tk {
+        for p in 0..d {
+            kt[p * tk + j] = k[j * ldk + p];
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -154,24 +195,50 @@ fn scores_tiled<const R: usize, const L: usize>(
     kt: &mut [f32],
     s: &mut [f32],
 ) {
-    let Block { tq, tk, d, ldk, .. } = blk;
+    check_scores(q, k, blk, kt, s);
+    transpose_keys(k, blk, kt);
+    score_all_rows::<R, L>(q, kt, blk, s)
+}
+
+/// The bounds [`scores`] relies on.
+#[inline(always)]
+fn check_scores(q: &[f32], k: &[f32], blk: Block, kt: &[f32], s: &[f32]) {
+    let Block { tq, tk, d, .. } = blk;
     assert!(
         q.len() >= Block::span(tq, d, blk.ldq)
-            && k.len() >= Block::span(tk, d, ldk)
+            && k.len() >= Block::span(tk, d, blk.ldk)
             && s.len() >= tq * tk
             && kt.len() >= tk * d
     );
+}
+
+/// `kt[p·tk + j] = k[j·ldk + p]`: the keys as `d` rows of `tk`, the vector dimension of the
+/// score tiles.
+#[inline(always)]
+fn transpose_keys(k: &[f32], blk: Block, kt: &mut [f32]) {
+    let Block { tk, d, ldk, .. } = blk;
     for j in 0..tk {
         for (p, &x) in k[j * ldk..j * ldk + d].iter().enumerate() {
             kt[p * tk + j] = x;
         }
     }
+}
+
+/// Every row of [`scores`] from the transposed keys, in `R × L` tiles (rows left over in
+/// `1 × L` tiles).
+#[inline(always)]
+fn score_all_rows<const R: usize, const L: usize>(
+    q: &[f32],
+    kt: &[f32],
+    blk: Block,
+    s: &mut [f32],
+) {
     let mut i = 0;
-    while i + R <= tq {
+    while i + R <= blk.tq {
         score_rows::<R, L>(q, kt, blk, s, i);
         i += R;
     }
-    for i in i..tq {
+    for i in i..blk.tq {
         score_rows::<1, L>(q, kt, blk, s, i);
     }
 }
@@ -383,6 +450,7 @@ mod tests {
             (5, 7, 9),
             (16, 64, 128),
             (19, 80, 160),
+            (21, 24, 40),
             (64, 64, 768),
         ] {
             let gen = |n: usize, s: u32| values(n, s, 1.0);

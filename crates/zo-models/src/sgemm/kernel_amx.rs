@@ -280,7 +280,7 @@ unsafe fn pack_cols(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mu
 /// rounds of 128-bit lane shuffles.
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(super) fn transpose16(r: &[__m512i; 16]) -> [__m512i; 16] {
+pub(crate) fn transpose16(r: &[__m512i; 16]) -> [__m512i; 16] {
     let mut a = [_mm512_setzero_si512(); 16];
     for i in 0..8 {
         a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
