@@ -635,28 +635,38 @@ pub(crate) mod tests {
         .is_none());
     }
 
-    #[test]
-    fn attention_matches_candle_and_ignores_thread_count() {
+    /// `q`, `k`, `v` (`[b·t, h]`, from `data` with salts `salt ..= salt + 2`) and OPT's additive
+    /// causal mask `[b, 1, t, t]`, sequence 1 left-padded by `pad`.
+    fn causal_inputs(
+        b: usize,
+        t: usize,
+        h: usize,
+        pad: usize,
+        salt: usize,
+    ) -> (Tensor, Tensor, Tensor, Tensor) {
         let dev = Device::Cpu;
-        let (b, t, heads, d) = (3, 13, 4, 8);
-        let h = heads * d;
-        let q = Tensor::from_vec(data(b * t * h, 7), (b * t, h), &dev).unwrap();
-        let k = Tensor::from_vec(data(b * t * h, 8), (b * t, h), &dev).unwrap();
-        let v = Tensor::from_vec(data(b * t * h, 9), (b * t, h), &dev).unwrap();
-        // Causal mask with left padding of 2 in sequence 1 (its first two query rows are fully
-        // masked).
+        let x = |s| Tensor::from_vec(data(b * t * h, s), (b * t, h), &dev).unwrap();
         let neg = f32::MIN / 2.0;
         let mut m = vec![neg; b * t * t];
         for bi in 0..b {
             for i in 0..t {
                 for j in 0..=i {
-                    if !(bi == 1 && j < 2) {
+                    if !(bi == 1 && j < pad) {
                         m[(bi * t + i) * t + j] = 0.0;
                     }
                 }
             }
         }
         let mask = Tensor::from_vec(m, (b, 1, t, t), &dev).unwrap();
+        (x(salt), x(salt + 1), x(salt + 2), mask)
+    }
+
+    #[test]
+    fn attention_matches_candle_and_ignores_thread_count() {
+        let (b, t, heads, d) = (3, 13, 4, 8);
+        let h = heads * d;
+        // Sequence 1 left-padded by 2 (its first two query rows are fully masked).
+        let (q, k, v, mask) = causal_inputs(b, t, h, 2, 7);
         let split = |x: &Tensor| {
             x.reshape((b, t, heads, d))
                 .unwrap()
@@ -701,22 +711,8 @@ pub(crate) mod tests {
         let dev = Device::Cpu;
         let (b, t, heads, d, cap) = (2, 37, 3, 16, 50);
         let h = heads * d;
-        let q = Tensor::from_vec(data(b * t * h, 17), (b * t, h), &dev).unwrap();
-        let k = Tensor::from_vec(data(b * t * h, 18), (b * t, h), &dev).unwrap();
-        let v = Tensor::from_vec(data(b * t * h, 19), (b * t, h), &dev).unwrap();
-        // Causal, sequence 1 left-padded by 5.
-        let neg = f32::MIN / 2.0;
-        let mut m = vec![neg; b * t * t];
-        for bi in 0..b {
-            for i in 0..t {
-                for j in 0..=i {
-                    if !(bi == 1 && j < 5) {
-                        m[(bi * t + i) * t + j] = 0.0;
-                    }
-                }
-            }
-        }
-        let mask = Tensor::from_vec(m.clone(), (b, 1, t, t), &dev).unwrap();
+        // Sequence 1 left-padded by 5.
+        let (q, k, v, mask) = causal_inputs(b, t, h, 5, 17);
         let cached = |x: &Tensor| {
             let heads_first = x
                 .reshape((b, t, heads, d))
