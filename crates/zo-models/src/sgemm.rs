@@ -439,10 +439,7 @@ pub fn sgemm_nt_with(
     c: &mut [f32],
     epi: &Epilogue<'_>,
 ) -> bool {
-    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and `run` writes only initialised
-    // values, so `c` stays initialised.
-    let c = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
-    run(isa, n, o, k, a, w, c, epi, true)
+    run_init(isa, n, o, k, a, w, c, epi, true)
 }
 
 /// [`sgemm_nt_with`] in the packed order even where the product has few rows (for tests and
@@ -460,9 +457,26 @@ pub fn sgemm_nt_packed_with(
     c: &mut [f32],
     epi: &Epilogue<'_>,
 ) -> bool {
-    // SAFETY: as in `sgemm_nt_with`.
+    run_init(isa, n, o, k, a, w, c, epi, false)
+}
+
+/// [`run`] into an initialised output.
+#[allow(clippy::too_many_arguments)]
+fn run_init(
+    isa: Isa,
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [f32],
+    epi: &Epilogue<'_>,
+    few_rows: bool,
+) -> bool {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and `run` writes only initialised
+    // values, so `c` stays initialised.
     let c = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
-    run(isa, n, o, k, a, w, c, epi, false)
+    run(isa, n, o, k, a, w, c, epi, few_rows)
 }
 
 /// The dense product on `isa`; `few_rows`: whether products with few rows may take the
