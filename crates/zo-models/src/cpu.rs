@@ -35,7 +35,9 @@ use crate::{sgemm, Result};
 mod attention;
 mod attn;
 
-pub(crate) use attention::{attention, attention_cached};
+pub(crate) use attention::{
+    attention, attention_cached, attention_packed, PackedQueries, PackedSeq,
+};
 
 /// Vocabulary columns per lm_head slice of [`crate::ops::head_nll`]: `n × 4096` f32 logits (16 MB at
 /// n = 1008) stay in the allocator's heap instead of a fresh 200 MB mapping per call, whose

@@ -26,13 +26,51 @@ impl SharedOut {
     }
 }
 
-/// Where the keys and values of each (sequence, head) pair start in their buffers, and the
-/// stride of their rows (in floats).
+/// Where the keys and values of a head start relative to its sequence's, and the stride of
+/// their rows (in floats).
 #[derive(Clone, Copy, Debug)]
 struct KvLayout {
-    seq: usize,
     head: usize,
     row: usize,
+}
+
+/// How a task's scores start: rows of an additive mask, or a packed sequence's causal mask.
+#[derive(Clone, Copy, Debug)]
+enum MaskRows<'a> {
+    /// `tq × tk` additive mask values, row-major.
+    Given(&'a [f32]),
+    /// Query `i` sees keys `0 ..= pos0 + i`, and all `tk` keys are the sequence's tokens.
+    Causal { pos0: usize },
+}
+
+/// One sequence's queries against its keys (every head of them is a rayon task).
+#[derive(Clone, Copy, Debug)]
+struct SeqTask<'a> {
+    /// First query row (of `q`, and of the output).
+    q_row: usize,
+    tq: usize,
+    /// Offset of the sequence's first key (and value) of head 0, in floats.
+    kv: usize,
+    tk: usize,
+    mask: MaskRows<'a>,
+}
+
+/// A sequence of a packed batch (no padding): its tokens are rows `start .. start + len` of
+/// the `[N, h]` activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PackedSeq {
+    pub start: usize,
+    pub len: usize,
+}
+
+/// Queries of one packed sequence: `tq` consecutive rows of `q` (and of the output) from
+/// `q_row`, at positions `pos0 .. pos0 + tq` of sequence `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PackedQueries {
+    pub q_row: usize,
+    pub tq: usize,
+    pub seq: usize,
+    pub pos0: usize,
 }
 
 /// Multi-head attention without a cache: `q`, `k`, `v` are `[b·t, heads·d]` (queries already
@@ -56,13 +94,11 @@ pub(crate) fn attention(
             return Ok(None);
         }
     }
-    let kv = KvLayout {
-        seq: t * h,
-        head: d,
-        row: h,
-    };
+    let kv = KvLayout { head: d, row: h };
     let out = with_f32(k, |k| {
-        with_f32(v, |v| attention_f32(q, k, v, kv, mask, b, t, t, heads, d))
+        with_f32(v, |v| {
+            attention_masked(q, k, v, kv, t * h, mask, b, t, t, heads, d)
+        })
     });
     match out {
         Some(Some(r)) => r,
@@ -98,17 +134,78 @@ pub(crate) fn attention_cached(
                 return Ok(None);
             }
             let kv = KvLayout {
-                seq: ks[0],
                 head: ks[1],
                 row: ks[2],
             };
-            attention_f32(q, k, v, kv, mask, b, tq, tk, heads, d)
+            attention_masked(q, k, v, kv, ks[0], mask, b, tq, tk, heads, d)
         })
     });
     match out {
         Some(Some(r)) => r,
         _ => Ok(None),
     }
+}
+
+/// Multi-head attention over a packed batch (sequences one after the other, no padding):
+/// `k`, `v` are `[N, heads·d]` with sequence `s`'s tokens at rows `seqs[s]`, `q` is
+/// `[nq, heads·d]` (scaled) and `queries` says which sequence and positions its rows are; they
+/// must cover the rows of `q` once each. Each query sees its sequence's keys up to its own
+/// position. Returns `[nq, heads·d]`, the bits [`attention`] gives the same rows of the
+/// sequences padded (left or right) into a batch. `None` where the tensors are not contiguous
+/// f32 on the CPU.
+pub(crate) fn attention_packed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    seqs: &[PackedSeq],
+    queries: &[PackedQueries],
+    heads: usize,
+    d: usize,
+) -> Result<Option<Tensor>> {
+    let h = heads * d;
+    let (n, nq) = (k.dim(0)?, q.dim(0)?);
+    if q.dims() != [nq, h] || k.dims() != [n, h] || v.dims() != k.dims() {
+        return Ok(None);
+    }
+    // Every output row is written by exactly one task: the query blocks must tile `0..nq`.
+    let mut order: Vec<&PackedQueries> = queries.iter().collect();
+    order.sort_by_key(|b| b.q_row);
+    let mut next = 0;
+    for b in &order {
+        let s = seqs.get(b.seq).copied();
+        let fits = s.is_some_and(|s| s.start + s.len <= n && b.pos0 + b.tq <= s.len);
+        if b.q_row != next || b.tq == 0 || !fits {
+            return Err(crate::Error::Input(format!(
+                "packed attention: query block {b:?} does not fit {nq} queries over {n} keys"
+            )));
+        }
+        next += b.tq;
+    }
+    if next != nq {
+        return Err(crate::Error::Input(format!(
+            "packed attention: the query blocks cover {next} of {nq} rows"
+        )));
+    }
+    let tasks: Vec<SeqTask<'_>> = queries
+        .iter()
+        .map(|b| SeqTask {
+            q_row: b.q_row,
+            tq: b.tq,
+            kv: seqs[b.seq].start * h,
+            tk: seqs[b.seq].len,
+            mask: MaskRows::Causal { pos0: b.pos0 },
+        })
+        .collect();
+    let kv = KvLayout { head: d, row: h };
+    let out = with_f32(q, |q| {
+        with_f32(k, |k| {
+            with_f32(v, |v| run_tasks(q, k, v, kv, &tasks, nq, heads, d))
+        })
+    });
+    Ok(match out.flatten().flatten() {
+        Some(v) => Some(Tensor::from_vec(v, (nq, h), &Device::Cpu)?),
+        None => None,
+    })
 }
 
 /// Runs `f` on the f32 data of a CPU tensor from its first element to the end of its storage,
@@ -126,15 +223,15 @@ fn with_f32_strided<R>(t: &Tensor, f: impl FnOnce(&[f32], &[usize]) -> R) -> Opt
     }
 }
 
-/// The attention of [`attention`] and [`attention_cached`]: one task per (sequence, head),
-/// each `scores = mask + q kᵀ` (`[tq, tk]`), the softmax of its rows, then `scores · v` into
-/// the task's rows × head columns of the output.
+/// [`attention`] and [`attention_cached`]: sequence `bi`'s keys start at `bi · kv_seq`, its
+/// queries at row `bi · tq`, its scores at the `[tq, tk]` block of the additive mask.
 #[allow(clippy::too_many_arguments)]
-fn attention_f32(
+fn attention_masked(
     q: &Tensor,
     k: &[f32],
     v: &[f32],
     kv: KvLayout,
+    kv_seq: usize,
     mask: &Tensor,
     b: usize,
     tq: usize,
@@ -146,43 +243,133 @@ fn attention_f32(
     if mask.dims() != [b, 1, tq, tk] {
         return Ok(None);
     }
-    let run = |q: &[f32], mask: &[f32]| -> Vec<f32> {
-        // Not zero-filled: the tasks write every element (each its rows × head columns).
-        let mut out: Vec<f32> = Vec::with_capacity(b * tq * h);
-        let dst = SharedOut(out.as_mut_ptr());
-        (0..b * heads).into_par_iter().for_each(|task| {
-            let (bi, hi) = (task / heads, task % heads);
-            let base = bi * tq * h + hi * d;
-            let kv_base = bi * kv.seq + hi * kv.head;
-            let blk = attn::Block {
+    let run = |q: &[f32], mask: &[f32]| {
+        let tasks: Vec<SeqTask<'_>> = (0..b)
+            .map(|bi| SeqTask {
+                q_row: bi * tq,
                 tq,
+                kv: bi * kv_seq,
                 tk,
-                d,
-                ldq: h,
-                ldk: kv.row,
-                ldo: h,
-            };
-            // scores = mask + q_h k_hᵀ, [tq, tk]
-            let mut scores = mask[bi * tq * tk..(bi + 1) * tq * tk].to_vec();
-            let mut kt = Vec::new();
-            // q_h is the `[tq, d]` block at `base` with row stride h inside `[b·tq, h]`; k_h
-            // and v_h the `[tk, d]` blocks at `kv_base` with row stride `kv.row`.
-            attn::scores(&q[base..], &k[kv_base..], blk, &mut kt, &mut scores);
-            softmax_rows(&mut scores, tk);
-            // SAFETY: the output block (rows of sequence bi, columns of head hi) lies inside
-            // `out` (`[b·tq, h]`) and is written by this task only.
-            unsafe { attn::weighted_sum(&scores, &v[kv_base..], blk, dst.ptr().add(base)) };
-        });
-        // SAFETY: the b·heads tasks wrote rows `bi·tq ..` × columns `hi·d ..` of `[b·tq, h]`,
-        // together every element of the capacity.
-        unsafe { out.set_len(b * tq * h) };
-        out
+                mask: MaskRows::Given(&mask[bi * tq * tk..(bi + 1) * tq * tk]),
+            })
+            .collect();
+        run_tasks(q, k, v, kv, &tasks, b * tq, heads, d)
     };
     let out = with_f32(q, |q| with_f32(mask, |m| run(q, m))).flatten();
     Ok(match out {
         Some(v) => Some(Tensor::from_vec(v, (b * tq, h), &Device::Cpu)?),
         None => None,
     })
+}
+
+/// The keys a sequence's softmax runs over: from its first live key to one past its last
+/// (live: some query of the task sees it), the whole row when no query sees any.
+///
+/// This is what makes a sequence's bits independent of its padding: the softmax's lane sums
+/// ([`softmax_rows`]) start at the span's first key, so a left-padded sequence, the same one
+/// right-padded and the sequence alone (or packed) add the same terms in the same lanes; the
+/// products before and after are chains over single elements, which the masked keys do not
+/// enter (their scores stay the mask value, their probabilities are exact zeros).
+fn key_span(task: &SeqTask<'_>) -> (usize, usize) {
+    match task.mask {
+        MaskRows::Causal { .. } => (0, task.tk),
+        MaskRows::Given(m) => {
+            let tk = task.tk;
+            let (mut lo, mut hi) = (tk, 0);
+            for row in m.chunks_exact(tk) {
+                if let Some(first) = row.iter().position(|&x| x > attn::ABSORBING) {
+                    let last = row
+                        .iter()
+                        .rposition(|&x| x > attn::ABSORBING)
+                        .unwrap_or(first);
+                    lo = lo.min(first);
+                    hi = hi.max(last + 1);
+                }
+            }
+            if lo < hi {
+                (lo, hi)
+            } else {
+                (0, tk)
+            }
+        }
+    }
+}
+
+/// The softmax of the `tq × tk` score rows `s` over the keys `lo .. hi` (zeros elsewhere); a
+/// row that sees no key there (a padding query) over all of its keys, uniform, as torch gives.
+fn softmax_span(s: &mut [f32], tk: usize, (lo, hi): (usize, usize)) {
+    if lo == 0 && hi == tk {
+        return softmax_rows(s, tk);
+    }
+    for row in s.chunks_exact_mut(tk) {
+        if row[lo..hi].iter().any(|&x| x > attn::ABSORBING) {
+            softmax_rows(&mut row[lo..hi], hi - lo);
+            row[..lo].fill(0.0);
+            row[hi..].fill(0.0);
+        } else {
+            softmax_rows(row, tk);
+        }
+    }
+}
+
+/// One rayon task per (sequence task, head): `scores = mask + q kᵀ` (`[tq, tk]`), the softmax
+/// of its rows over the sequence's key span, then `scores · v` into the task's rows × head
+/// columns of the `[nq, heads·d]` output. The tasks' query rows must tile `0..nq`.
+#[allow(clippy::too_many_arguments)]
+fn run_tasks(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    kv: KvLayout,
+    tasks: &[SeqTask<'_>],
+    nq: usize,
+    heads: usize,
+    d: usize,
+) -> Vec<f32> {
+    let h = heads * d;
+    // OPT's additive mask value, as the model's f32 mask holds it.
+    let neg = f32::MIN / 2.0;
+    // Not zero-filled: the tasks write every element (each its rows × head columns).
+    let mut out: Vec<f32> = Vec::with_capacity(nq * h);
+    let dst = SharedOut(out.as_mut_ptr());
+    (0..tasks.len() * heads).into_par_iter().for_each(|i| {
+        let (task, hi) = (&tasks[i / heads], i % heads);
+        let (tq, tk) = (task.tq, task.tk);
+        let base = task.q_row * h + hi * d;
+        let kv_base = task.kv + hi * kv.head;
+        let blk = attn::Block {
+            tq,
+            tk,
+            d,
+            ldq: h,
+            ldk: kv.row,
+            ldo: h,
+        };
+        // scores = mask + q_h k_hᵀ, [tq, tk]
+        let mut scores = match task.mask {
+            MaskRows::Given(m) => m.to_vec(),
+            MaskRows::Causal { pos0 } => {
+                let mut s = vec![neg; tq * tk];
+                for (r, row) in s.chunks_exact_mut(tk).enumerate() {
+                    row[..(pos0 + r + 1).min(tk)].fill(0.0);
+                }
+                s
+            }
+        };
+        let span = key_span(task);
+        let mut kt = Vec::new();
+        // q_h is the `[tq, d]` block at `base` with row stride h; k_h and v_h the `[tk, d]`
+        // blocks at `kv_base` with row stride `kv.row`.
+        attn::scores(&q[base..], &k[kv_base..], blk, &mut kt, &mut scores);
+        softmax_span(&mut scores, tk, span);
+        // SAFETY: the output block (the task's rows, the columns of head hi) lies inside `out`
+        // (`[nq, h]`) and is written by this task only (the tasks' rows tile `0..nq`).
+        unsafe { attn::weighted_sum(&scores, &v[kv_base..], blk, dst.ptr().add(base)) };
+    });
+    // SAFETY: the tasks' rows tile `0..nq` and each wrote its rows × every head's columns:
+    // every element of the capacity.
+    unsafe { out.set_len(nq * h) };
+    out
 }
 
 #[cfg(test)]
@@ -318,5 +505,107 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// The packed attention (sequences one after the other, no padding) gives the bits of the
+    /// padded one at every real query, whether the padding is on the left or the right, for
+    /// every query at once and for a selection of them; query blocks that do not tile the
+    /// output are an error.
+    #[test]
+    fn packed_sequences_give_the_bits_of_their_padded_batch() {
+        let dev = Device::Cpu;
+        let (heads, d) = (3, 16);
+        let h = heads * d;
+        let lens = [37usize, 5, 40, 18];
+        let t = 40;
+        let neg = f32::MIN / 2.0;
+        for left in [true, false] {
+            let (q, k, v) = (data(4 * t * h, 3), data(4 * t * h, 4), data(4 * t * h, 5));
+            // Padded row of token j of sequence b.
+            let at = |b: usize, j: usize| b * t + if left { t - lens[b] + j } else { j };
+            let mut m = vec![neg; 4 * t * t];
+            for (b, &n) in lens.iter().enumerate() {
+                for i in 0..t {
+                    for j in 0..n {
+                        if at(b, j) - b * t <= i {
+                            m[(b * t + i) * t + at(b, j) - b * t] = 0.0;
+                        }
+                    }
+                }
+            }
+            let x = |v: &Vec<f32>| Tensor::from_slice(v, (4 * t, h), &dev).unwrap();
+            let mask = Tensor::from_vec(m, (4, 1, t, t), &dev).unwrap();
+            let padded = attention(&x(&q), &x(&k), &x(&v), &mask, 4, t, heads, d)
+                .unwrap()
+                .unwrap();
+            let real: Vec<u32> = (0..4)
+                .flat_map(|b| (0..lens[b]).map(move |j| at(b, j) as u32))
+                .collect();
+            let n = real.len();
+            let real_t = Tensor::from_slice(&real, n, &dev).unwrap();
+            let pack = |v: &Vec<f32>| x(v).index_select(&real_t, 0).unwrap();
+            let mut seqs = Vec::new();
+            let mut all = Vec::new();
+            for (s, &len) in lens.iter().enumerate() {
+                let start = seqs.last().map_or(0, |p: &PackedSeq| p.start + p.len);
+                seqs.push(PackedSeq { start, len });
+                all.push(PackedQueries {
+                    q_row: start,
+                    tq: len,
+                    seq: s,
+                    pos0: 0,
+                });
+            }
+            let (pk, pv) = (pack(&k), pack(&v));
+            let got = attention_packed(&pack(&q), &pk, &pv, &seqs, &all, heads, d)
+                .unwrap()
+                .unwrap();
+            let want = padded.index_select(&real_t, 0).unwrap();
+            let bits = |x: &Tensor| -> Vec<u32> {
+                let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                v.iter().map(|x| x.to_bits()).collect()
+            };
+            assert_eq!(bits(&got), bits(&want), "left padding {left}");
+            // Tokens 10..13 of sequence 2 and the last of sequence 0, in that order.
+            let pick = [
+                seqs[2].start + 10,
+                seqs[2].start + 11,
+                seqs[2].start + 12,
+                36,
+            ];
+            let pick: Vec<u32> = pick.iter().map(|&r| r as u32).collect();
+            let pick_t = Tensor::from_slice(&pick, 4, &dev).unwrap();
+            let blocks = [
+                PackedQueries {
+                    q_row: 0,
+                    tq: 3,
+                    seq: 2,
+                    pos0: 10,
+                },
+                PackedQueries {
+                    q_row: 3,
+                    tq: 1,
+                    seq: 0,
+                    pos0: 36,
+                },
+            ];
+            let qs = pack(&q).index_select(&pick_t, 0).unwrap();
+            let some = attention_packed(&qs, &pk, &pv, &seqs, &blocks, heads, d)
+                .unwrap()
+                .unwrap();
+            assert_eq!(bits(&some), bits(&got.index_select(&pick_t, 0).unwrap()));
+            // A block past its sequence's end, and blocks leaving a row unwritten.
+            let past = [
+                blocks[0],
+                PackedQueries {
+                    q_row: 3,
+                    tq: 1,
+                    seq: 1,
+                    pos0: 5,
+                },
+            ];
+            assert!(attention_packed(&qs, &pk, &pv, &seqs, &past, heads, d).is_err());
+            assert!(attention_packed(&qs, &pk, &pv, &seqs, &blocks[..1], heads, d).is_err());
+        }
     }
 }

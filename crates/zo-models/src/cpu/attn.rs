@@ -30,7 +30,7 @@
 /// `m + y` rounds back to `m` for `|y| < 2⁹⁶`, and an FMA chain started from such an `m` ends at
 /// `m` (for finite operands whose products stay under `2⁹⁶`, i.e. every real activation).
 /// OPT's additive mask is `f32::MIN / 2` (bf16's `MIN / 2` in a bf16 model), far below.
-const ABSORBING: f32 = f32::from_bits(0xFB80_0000);
+pub(super) const ABSORBING: f32 = f32::from_bits(0xFB80_0000);
 
 /// Shapes and row strides of one (sequence, head) pair: `tq` query rows of `d` features at
 /// stride `ldq`, `tk` key and value rows at stride `ldk` (the keys are the queries' positions

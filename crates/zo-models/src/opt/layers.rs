@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Tensor};
 use zo_core::ParamSet;
 
 use super::config::{Config, LAYER_NORM_EPS};
-use crate::cpu::Epilogue;
+use crate::cpu::{Epilogue, PackedQueries, PackedSeq};
 use crate::sgemm::Compute;
 use crate::{Error, Result};
 
@@ -413,6 +413,35 @@ impl Attention {
 }
 
 impl Attention {
+    /// Attention over a packed batch (the sequences `seqs` one after the other in `x: [N, h]`,
+    /// no padding) plus `residual`: the queries are every row of `x` (`sel` `None`) or its
+    /// rows `sel`, laid out as `blocks` say (see [`crate::cpu::attention_packed`]). Returns
+    /// `[nq, h]`. For f32 tensors on the CPU (the caller checks).
+    pub(crate) fn forward_packed(
+        &self,
+        x: &Tensor,
+        seqs: &[PackedSeq],
+        sel: Option<&Tensor>,
+        blocks: &[PackedQueries],
+        residual: &Tensor,
+    ) -> Result<Tensor> {
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let xq = match sel {
+            Some(idx) => x.index_select(idx, 0)?,
+            None => x.clone(),
+        };
+        let q = self.q_proj.forward_fused(&xq, scale, Epilogue::None)?;
+        let k = self.k_proj.forward(x)?;
+        let v = self.v_proj.forward(x)?;
+        let (heads, d) = (self.num_heads, self.head_dim);
+        let out = crate::cpu::attention_packed(&q, &k, &v, seqs, blocks, heads, d)?
+            .ok_or_else(|| Error::Input("packed attention needs f32 tensors on the CPU".into()))?;
+        self.out_proj
+            .forward_fused(&out, 1.0, Epilogue::Residual(residual))
+    }
+}
+
+impl Attention {
     /// Attention output at the query rows `rows` only (flat `b·t + i` indices, sequence of each
     /// in `row_batch`): keys and values from every position of `x: [b*t, h]`, `mask_rows` the
     /// rows of the additive mask for those queries, `[n, t]`. Returns `[n, h]`.
@@ -533,15 +562,47 @@ impl DecoderLayer {
         cache: Option<&mut LayerCache>,
         prefix: Option<&PrefixKv>,
     ) -> Result<Tensor> {
-        let residual = x;
+        self.forward_with(x, x, |h, residual| {
+            self.self_attn
+                .forward_residual(h, b, t, mask, cache, Some(residual), prefix)
+        })
+    }
+
+    /// The layer over a packed batch (see [`Attention::forward_packed`]): every row of `x`
+    /// (`sel` `None`, `[N, h]` out) or the rows `sel` (`[n, h]` out; the LayerNorm feeding keys
+    /// and values still runs on every row).
+    pub(crate) fn forward_packed(
+        &self,
+        x: &Tensor,
+        seqs: &[PackedSeq],
+        sel: Option<&Tensor>,
+        blocks: &[PackedQueries],
+    ) -> Result<Tensor> {
+        let residual = match sel {
+            Some(idx) => x.index_select(idx, 0)?,
+            None => x.clone(),
+        };
+        self.forward_with(x, &residual, |h, residual| {
+            self.self_attn
+                .forward_packed(h, seqs, sel, blocks, residual)
+        })
+    }
+
+    /// The layer around its attention: `attend(h, residual)` must return `residual` plus the
+    /// attention of `h` (the normalised `x` before a pre-LN layer's attention, `x` itself
+    /// after a post-LN one) at `residual`'s rows; the MLP follows at those rows.
+    fn forward_with(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        attend: impl FnOnce(&Tensor, &Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         let h = if self.pre_ln {
             self.self_attn_layer_norm.forward(x)?
         } else {
             x.clone()
         };
-        let mut x =
-            self.self_attn
-                .forward_residual(&h, b, t, mask, cache, Some(residual), prefix)?;
+        let mut x = attend(&h, residual)?;
         if !self.pre_ln {
             x = self.self_attn_layer_norm.forward(&x)?;
         }
@@ -587,28 +648,11 @@ impl DecoderLayer {
         prefix: Option<&PrefixKv>,
     ) -> Result<Tensor> {
         let residual = x.index_select(rows, 0)?;
-        let h = if self.pre_ln {
-            self.self_attn_layer_norm.forward(x)?
-        } else {
-            x.clone()
-        };
-        let h = self
-            .self_attn
-            .forward_rows(&h, b, t, rows, row_batch, mask_rows, prefix)?;
-        let mut x = (residual + h)?;
-        if !self.pre_ln {
-            x = self.self_attn_layer_norm.forward(&x)?;
-        }
-        let residual = &x;
-        let h = if self.pre_ln {
-            self.final_layer_norm.forward(&x)?
-        } else {
-            x.clone()
-        };
-        let mut x = self.mlp(&h, residual)?;
-        if !self.pre_ln {
-            x = self.final_layer_norm.forward(&x)?;
-        }
-        Ok(x)
+        self.forward_with(x, &residual, |h, residual| {
+            let a = self
+                .self_attn
+                .forward_rows(h, b, t, rows, row_batch, mask_rows, prefix)?;
+            Ok((residual + a)?)
+        })
     }
 }

@@ -22,6 +22,7 @@ use crate::sgemm::Compute;
 use crate::{Error, Result};
 
 mod adapt;
+mod packed;
 pub use adapt::name_matches;
 
 /// The OPT decoder with its language-model head: tied to `embed_tokens` (every facebook/opt-*)
@@ -425,6 +426,9 @@ impl OptModel {
                 "row {bad} out of range for batch·seq = {}",
                 batch * seq
             )));
+        }
+        if let Some(h) = self.forward_packed_rows(ids, mask, batch, seq, rows)? {
+            return Ok(h);
         }
         let rows_t = Tensor::from_slice(rows, rows.len(), &self.device)?;
         if !last_layer_at_rows_only(rows.len(), batch * seq) || self.layers.is_empty() {

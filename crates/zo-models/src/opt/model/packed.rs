@@ -1,0 +1,198 @@
+//! The forward over a batch's real tokens alone: the sequences one after the other, without
+//! their padding (`[N, h]` activations for `N` real tokens instead of `[batch·seq, h]`).
+//!
+//! Every operation of a layer but attention treats a row alone, so packing leaves their
+//! arithmetic as it is and only skips the padding's rows: MeZO pads a batch to its longest
+//! sequence (a multiple of 8), and in SST-2's or RTE's batches most positions can be padding.
+//! Attention runs each sequence against its own keys ([`crate::cpu::attention_packed`]), with
+//! the bits the padded batch gives (its softmax runs over a sequence's span of keys), so the
+//! hidden states equal [`OptModel::forward_hidden`]'s rows bit for bit and a sequence's bits
+//! do not depend on its batch or its padding.
+
+use candle_core::{DType, Tensor};
+
+use super::super::config::POSITION_OFFSET;
+use super::{last_layer_at_rows_only, OptModel};
+use crate::cpu::{PackedQueries, PackedSeq};
+use crate::Result;
+
+/// A padded batch's real tokens, sequence after sequence.
+#[derive(Debug, PartialEq, Eq)]
+struct Packed {
+    /// The flat index (`b·seq + t`) of each real token, in order.
+    flat: Vec<u32>,
+    seqs: Vec<PackedSeq>,
+    /// The packed row of each flat position; `None` at padding.
+    row_of: Vec<Option<u32>>,
+    /// Each real token's row of `embed_positions`: as in transformers,
+    /// `cumsum(mask)·mask − 1 + 2`, its rank among its sequence's real tokens plus 2.
+    positions: Vec<u32>,
+}
+
+impl Packed {
+    fn new(mask: &[u8], batch: usize, seq: usize) -> Self {
+        let mut p = Packed {
+            flat: Vec::new(),
+            seqs: Vec::with_capacity(batch),
+            row_of: vec![None; batch * seq],
+            positions: Vec::new(),
+        };
+        for b in 0..batch {
+            let start = p.flat.len();
+            for t in 0..seq {
+                let f = b * seq + t;
+                if mask[f] != 0 {
+                    p.row_of[f] = Some(p.flat.len() as u32);
+                    p.positions
+                        .push((p.flat.len() - start + POSITION_OFFSET) as u32);
+                    p.flat.push(f as u32);
+                }
+            }
+            p.seqs.push(PackedSeq {
+                start,
+                len: p.flat.len() - start,
+            });
+        }
+        p
+    }
+
+    /// Every token of every sequence as queries, one block per sequence.
+    fn all_queries(&self) -> Vec<PackedQueries> {
+        self.seqs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.len > 0)
+            .map(|(seq, s)| PackedQueries {
+                q_row: s.start,
+                tq: s.len,
+                seq,
+                pos0: 0,
+            })
+            .collect()
+    }
+
+    /// The packed rows `sel` as query blocks: runs of consecutive positions of one sequence.
+    fn query_blocks(&self, sel: &[u32]) -> Vec<PackedQueries> {
+        let mut blocks: Vec<PackedQueries> = Vec::new();
+        for (i, &r) in sel.iter().enumerate() {
+            let r = r as usize;
+            // The sequence holding packed row r (sequences are in row order).
+            let seq = self.seqs.partition_point(|s| s.start + s.len <= r);
+            let pos = r - self.seqs[seq].start;
+            match blocks.last_mut() {
+                Some(b) if b.seq == seq && b.pos0 + b.tq == pos => b.tq += 1,
+                _ => blocks.push(PackedQueries {
+                    q_row: i,
+                    tq: 1,
+                    seq,
+                    pos0: pos,
+                }),
+            }
+        }
+        blocks
+    }
+}
+
+impl OptModel {
+    /// [`Self::forward_hidden_rows`] over the batch's real tokens alone (see the module
+    /// documentation); `None` where that does not apply: a model not f32 on the CPU, a prefix
+    /// (its keys are not packed), or a row asked for at padding.
+    pub(super) fn forward_packed_rows(
+        &self,
+        ids: &[u32],
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        rows: &[u32],
+    ) -> Result<Option<Tensor>> {
+        if !self.device.is_cpu()
+            || self.dtype != DType::F32
+            || self.prefix.is_some()
+            || self.layers.is_empty()
+            || rows.is_empty()
+        {
+            return Ok(None);
+        }
+        self.check_inputs(ids, mask, batch, seq)?;
+        self.check_positions(mask, seq)?;
+        let p = Packed::new(mask, batch, seq);
+        let Some(sel) = rows
+            .iter()
+            .map(|&r| p.row_of.get(r as usize).copied().flatten())
+            .collect::<Option<Vec<u32>>>()
+        else {
+            return Ok(None);
+        };
+        let dev = &self.device;
+        let n = p.flat.len();
+        let tokens: Vec<u32> = p.flat.iter().map(|&f| ids[f as usize]).collect();
+        let mut x = self
+            .embed_tokens
+            .embedding(&Tensor::from_vec(tokens, n, dev)?)?;
+        if let Some(proj) = &self.project_in {
+            x = proj.forward(&x)?;
+        }
+        let positions = Tensor::from_vec(p.positions.clone(), n, dev)?;
+        x = (x + self.embed_positions.embedding(&positions)?)?;
+        let all = p.all_queries();
+        let last = self.layers.len() - 1;
+        let rows_only = last_layer_at_rows_only(sel.len(), n);
+        let body = if rows_only {
+            &self.layers[..last]
+        } else {
+            &self.layers[..]
+        };
+        for layer in body {
+            x = layer.forward_packed(&x, &p.seqs, None, &all)?;
+        }
+        let blocks = p.query_blocks(&sel);
+        let sel = Tensor::from_vec(sel, rows.len(), dev)?;
+        x = if rows_only {
+            self.layers[last].forward_packed(&x, &p.seqs, Some(&sel), &blocks)?
+        } else {
+            x.index_select(&sel, 0)?
+        };
+        if let Some(ln) = &self.final_layer_norm {
+            x = ln.forward(&x)?;
+        }
+        if let Some(proj) = &self.project_out {
+            x = proj.forward(&x)?;
+        }
+        Ok(Some(x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packing_keeps_real_tokens_their_positions_and_query_runs() {
+        // Sequence 0 left-padded by 2, sequence 1 all padding, sequence 2 right-padded by 1
+        // and with a hole (a 0 inside counts as padding, as the mask says).
+        let mask = [0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0];
+        let p = Packed::new(&mask, 3, 4);
+        assert_eq!(p.flat, [2, 3, 8, 10]);
+        assert_eq!(p.positions, [2, 3, 2, 3]);
+        assert_eq!(
+            p.seqs,
+            [
+                PackedSeq { start: 0, len: 2 },
+                PackedSeq { start: 2, len: 0 },
+                PackedSeq { start: 2, len: 2 }
+            ]
+        );
+        assert_eq!(p.row_of[3], Some(1));
+        assert_eq!(p.row_of[9], None);
+        let all = p.all_queries();
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[1].q_row, all[1].tq, all[1].seq), (2, 2, 2));
+        // Rows 1 then 2, 3 (a run of sequence 2), then 0 again.
+        let blocks = p.query_blocks(&[1, 2, 3, 0]);
+        let got: Vec<_> = blocks
+            .iter()
+            .map(|b| (b.q_row, b.tq, b.seq, b.pos0))
+            .collect();
+        assert_eq!(got, [(0, 1, 0, 1), (1, 2, 2, 0), (3, 1, 0, 0)]);
+    }
+}
