@@ -14,6 +14,11 @@
 //! `--only <figure>` runs one figure (`build` alone skips both forwards), for interleaved A/B
 //! runs of two builds.
 //!
+//! `--min-len M` draws each sequence's length uniformly from `M ..= T` (the same stream) and
+//! pads the batch to `T` (left, pad id 1), as MeZO's collator pads a batch of real sentences;
+//! the FLOP figures then count the real tokens' work (what a forward without the padding's
+//! rows must do), and `real_tokens` says how many there are.
+//!
 //! Each timed call is a complete forward + loss returning an f64 on the host, so the CPU work
 //! is finished inside the timed region. Token ids come from a fixed-seed SplitMix64 stream.
 
@@ -33,6 +38,7 @@ struct Args {
     seed: u64,
     breakdown: bool,
     only: Option<String>,
+    min_len: Option<usize>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -45,6 +51,7 @@ fn parse() -> Result<Args, String> {
         seed: 0,
         breakdown: false,
         only: None,
+        min_len: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -72,6 +79,7 @@ fn parse() -> Result<Args, String> {
             "--warmup" => a.warmup = num()?,
             "--repeats" => a.repeats = num()?,
             "--seed" => a.seed = num()? as u64,
+            "--min-len" => a.min_len = Some(num()?),
             "--only" => match v.as_str() {
                 "forward_full_lm" | "forward_task_1pos" | "build" => a.only = Some(v.clone()),
                 o => return Err(format!("--only: unknown figure {o}")),
@@ -79,6 +87,9 @@ fn parse() -> Result<Args, String> {
             o => return Err(format!("unknown argument {o}")),
         }
         i += 2;
+    }
+    if a.min_len.is_some_and(|m| m < 2 || m > a.t) {
+        return Err(format!("--min-len must lie in 2..={}", a.t));
     }
     Ok(a)
 }
@@ -121,13 +132,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let seqs: Vec<Vec<u32>> = (0..a.b)
         .map(|_| {
-            (0..a.t)
+            let len = match a.min_len {
+                Some(m) => m + (next() % (a.t - m + 1) as u64) as usize,
+                None => a.t,
+            };
+            (0..len)
                 .map(|_| 3 + (next() % (cfg.vocab_size as u64 - 3)) as u32)
                 .collect()
         })
         .collect();
-    let full = Batch::full_lm(&seqs, u32::MAX)?;
-    let task = Batch::left_padded(&seqs, &vec![1; a.b], 1, None)?;
+    // Padded to T (the longest drawn length may be shorter), as every figure's shape says.
+    let full = Batch::left_padded_to(
+        &seqs,
+        &seqs.iter().map(|s| s.len() - 1).collect::<Vec<_>>(),
+        cfg.pad_token_id,
+        a.t,
+    )?;
+    let task = Batch::left_padded_to(&seqs, &vec![1; a.b], cfg.pad_token_id, a.t)?;
+    let real: usize = seqs.iter().map(Vec::len).sum();
+    let attn_sq: f64 = seqs.iter().map(|s| (s.len() * s.len()) as f64).sum();
 
     let (d, l, f, v) = (
         cfg.hidden_size as f64,
@@ -141,11 +164,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         0.0
     };
-    let n_tok = (a.b * a.t) as f64;
-    let body = 2.0 * n_tok * (l * (4.0 * d * d + 2.0 * d * f) + proj)
-        + l * a.b as f64 * 4.0 * (a.t * a.t) as f64 * d;
-    // lm_head FLOPs actually computed: B·(T−1) rows for the full loss, B rows for the task loss.
-    let full_flops = body + 2.0 * (a.b * (a.t - 1)) as f64 * v * dp;
+    let n_tok = real as f64;
+    let body = 2.0 * n_tok * (l * (4.0 * d * d + 2.0 * d * f) + proj) + l * 4.0 * attn_sq * d;
+    // lm_head FLOPs actually computed: a row per next-token target for the full loss
+    // (`B·(T−1)` unpadded), B rows for the task loss.
+    let full_flops = body + 2.0 * (real - a.b) as f64 * v * dp;
     let task_flops = body + 2.0 * a.b as f64 * v * dp;
     // The peer's count (lm_head on all B·T rows), for a like-for-like GFLOP/s.
     let peer_flops = body + 2.0 * n_tok * v * dp;
@@ -183,7 +206,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "bench": "zo_forward_bench",
                 "figure": name,
                 "preset": format!("{:?}", a.preset),
-                "B": a.b, "T": a.t,
+                "B": a.b, "T": a.t, "real_tokens": real,
                 "device": "cpu", "dtype": "f32",
                 "threads": rayon::current_num_threads(),
                 "median_s": med,

@@ -1,9 +1,10 @@
 //! Multi-head attention on f32 CPU tensors, per (sequence, head) as rayon tasks: without a
-//! cache ([`attention`], the keys and values as strided views of the `[b·t, h]` projections)
-//! and over a KV cache's per-head buffers read in place ([`attention_cached`]), both through
-//! the same arithmetic ([`super::attn`]'s register-tiled products and
-//! [`crate::rows::softmax_rows`]), so a query's output does not depend on whether its keys came
-//! from a cache.
+//! cache ([`attention`], the keys and values as strided views of the `[b·t, h]` projections),
+//! over a KV cache's per-head buffers read in place ([`attention_cached`]) and over a packed
+//! batch without padding ([`attention_packed`]), all through the same arithmetic
+//! ([`super::attn`]'s register-tiled products and [`crate::rows::softmax_rows`] over each
+//! sequence's span of keys), so a query's output does not depend on whether its keys came from
+//! a cache, nor on its sequence's padding.
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use rayon::prelude::*;

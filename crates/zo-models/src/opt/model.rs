@@ -411,8 +411,12 @@ impl OptModel {
     /// Hidden states `[rows.len(), E]` at the given flat rows (`b·seq + t`) only. When few rows
     /// are asked for (at most a quarter: [`last_layer_at_rows_only`]), the last layer computes
     /// queries, attention output and MLP only there (its keys and values still cover every
-    /// position): the SST-2 task loss needs one row per sequence. Equal to `forward_hidden(...).index_select(rows)` up to
-    /// float rounding.
+    /// position): the SST-2 task loss needs one row per sequence.
+    ///
+    /// On f32 CPU tensors (no prefix, every row asked for a real token) the forward runs over
+    /// the real tokens alone, the padding's rows skipped (see `model/packed.rs`), and equals
+    /// `forward_hidden(...).index_select(rows)` bit for bit; a sequence's rows then do not
+    /// depend on its padding or its batch-mates. Elsewhere equal to it up to float rounding.
     pub fn forward_hidden_rows(
         &self,
         ids: &[u32],
