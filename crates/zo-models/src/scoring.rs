@@ -437,9 +437,12 @@ pub fn greedy_generate(
 }
 
 /// Greedy decoding of several prompts at once: left-padded with an attention mask, so each
-/// row's tokens equal those of decoding it alone (positions come from the mask). A finished row
-/// is fed pad tokens (masked out) until every row is done. (MeZO's batched non-differentiable
-/// objective passes no mask at all; we do not copy that.)
+/// row's tokens equal those of decoding it alone (positions come from the mask; each row's
+/// budget is its own, `max_new_tokens` or what its positions leave). A finished row is fed pad
+/// tokens (masked out) until every row is done. On f32 CPU tensors a row's logits are its
+/// logits alone bit for bit (the attention runs over each row's span of keys); elsewhere they
+/// may differ in the last bits, so a near-tie could decode differently. (MeZO's batched
+/// non-differentiable objective passes no mask at all; we do not copy that.)
 pub fn greedy_generate_batch(
     model: &OptModel,
     prompts: &[Vec<u32>],
@@ -451,19 +454,21 @@ pub fn greedy_generate_batch(
     let pad = model.config().pad_token_id;
     let batch = Batch::left_padded(prompts, &vec![0; prompts.len()], pad, None)?;
     let (b, t) = (batch.batch, batch.seq_len);
-    let budget = opts
-        .max_new_tokens
-        .min(model.config().max_position_embeddings.saturating_sub(t));
+    let positions = model.config().max_position_embeddings;
+    let budget: Vec<usize> = prompts
+        .iter()
+        .map(|p| opts.max_new_tokens.min(positions.saturating_sub(p.len())))
+        .collect();
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];
-    let mut done = vec![false; b];
-    if budget == 0 {
+    let mut done: Vec<bool> = budget.iter().map(|&n| n == 0).collect();
+    if done.iter().all(|&d| d) {
         return Ok(out);
     }
     let mut cache = KvCache::default();
     let hidden = model.forward_hidden_cached(&batch.ids, &batch.mask, b, t, &mut cache)?;
     let last: Vec<u32> = (0..b).map(|r| (r * t + t - 1) as u32).collect();
     let mut logits = model.logits_for_rows(&hidden, &last)?;
-    for step in 0..budget {
+    loop {
         let rows: Vec<Vec<f32>> = logits.to_dtype(candle_core::DType::F32)?.to_vec2()?;
         let mut next = vec![pad; b];
         let mut mask = vec![0u8; b];
@@ -475,11 +480,11 @@ pub fn greedy_generate_batch(
             out[r].push(tok);
             next[r] = tok;
             mask[r] = 1;
-            if opts.stop_ids.contains(&tok) {
+            if opts.stop_ids.contains(&tok) || out[r].len() == budget[r] {
                 done[r] = true;
             }
         }
-        if done.iter().all(|&d| d) || step + 1 == budget {
+        if done.iter().all(|&d| d) {
             break;
         }
         let hidden = model.forward_hidden_cached(&next, &mask, b, 1, &mut cache)?;

@@ -92,3 +92,90 @@ fn a_pass_into_the_cache_gives_the_uncached_bits() {
     let bits = |x: &Tensor| -> Vec<u64> { common::vec_of(x).iter().map(|v| v.to_bits()).collect() };
     assert_eq!(bits(&cached), bits(&plain));
 }
+
+/// Greedy decoding's passes over a left-padded batch (the prompt pass into the cache, then
+/// steps of one token per row) give each row the logits of decoding it alone, bit for bit:
+/// the attention's softmax runs over each row's span of keys, whatever its padding. So a
+/// batch of prompts decodes to the tokens each would decode to alone.
+#[test]
+fn a_padded_batch_decodes_each_row_with_its_own_bits() {
+    let m = tiny();
+    let lens = [21usize, 6, 17];
+    let (b, t) = (lens.len(), 21);
+    let prompt = |r: usize| -> Vec<u32> {
+        (0..lens[r])
+            .map(|i| 4 + ((r * 53 + i * 41) % 90) as u32)
+            .collect()
+    };
+    let (mut ids, mut mask) = (Vec::new(), Vec::new());
+    for r in 0..b {
+        ids.extend(std::iter::repeat_n(1, t - lens[r]).chain(prompt(r)));
+        mask.extend(std::iter::repeat_n(0u8, t - lens[r]).chain(std::iter::repeat_n(1, lens[r])));
+    }
+    let bits = |x: &Tensor| -> Vec<u64> { common::vec_of(x).iter().map(|v| v.to_bits()).collect() };
+    let steps: Vec<Vec<u32>> = (0..4)
+        .map(|s| (0..b).map(|r| 5 + ((s * 7 + r * 11) % 80) as u32).collect())
+        .collect();
+    let mut cache = KvCache::default();
+    let h = m
+        .forward_hidden_cached(&ids, &mask, b, t, &mut cache)
+        .unwrap();
+    let last: Vec<u32> = (0..b).map(|r| (r * t + t - 1) as u32).collect();
+    let mut batched = vec![bits(&m.logits_for_rows(&h, &last).unwrap())];
+    for step in &steps {
+        let h = m
+            .forward_hidden_cached(step, &vec![1; b], b, 1, &mut cache)
+            .unwrap();
+        batched.push(bits(&m.logits_from_hidden(&h).unwrap()));
+    }
+    let vocab = m.config().vocab_size;
+    for r in 0..b {
+        let p = prompt(r);
+        let mut alone = KvCache::default();
+        let h = m
+            .forward_hidden_cached(&p, &vec![1; p.len()], 1, p.len(), &mut alone)
+            .unwrap();
+        let mut want = vec![bits(&m.logits_for_rows(&h, &[p.len() as u32 - 1]).unwrap())];
+        for step in &steps {
+            let h = m
+                .forward_hidden_cached(&step[r..r + 1], &[1], 1, 1, &mut alone)
+                .unwrap();
+            want.push(bits(&m.logits_from_hidden(&h).unwrap()));
+        }
+        for (s, (got, want)) in batched.iter().zip(&want).enumerate() {
+            assert_eq!(
+                &got[r * vocab..(r + 1) * vocab],
+                &want[..],
+                "row {r}, pass {s}"
+            );
+        }
+    }
+}
+
+/// Decoding prompts together gives each the tokens it decodes to alone, its budget included:
+/// a short prompt beside one near the model's last position still gets its `max_new_tokens`.
+#[test]
+fn a_batch_decodes_each_prompt_as_alone_within_its_own_budget() {
+    use zo_models::opt::{Config, Preset};
+    use zo_models::scoring::{greedy_generate, greedy_generate_batch, GenerateOptions};
+    let mut c = Config::preset(Preset::Tiny);
+    c.vocab_size = 96;
+    c.max_position_embeddings = 24;
+    let m = OptModel::random(&c, 5, DType::F32, &Device::Cpu).unwrap();
+    let prompts: Vec<Vec<u32>> = [20usize, 6, 13]
+        .iter()
+        .enumerate()
+        .map(|(r, &n)| (0..n).map(|i| 4 + ((r * 31 + i * 7) % 90) as u32).collect())
+        .collect();
+    // No stop token: every row runs to its budget (24 − 20 = 4, then 10 and 10).
+    let opts = GenerateOptions {
+        max_new_tokens: 10,
+        stop_ids: vec![],
+    };
+    let together = greedy_generate_batch(&m, &prompts, &opts).unwrap();
+    let lens: Vec<usize> = together.iter().map(Vec::len).collect();
+    assert_eq!(lens, [4, 10, 10]);
+    for (p, got) in prompts.iter().zip(&together) {
+        assert_eq!(got, &greedy_generate(&m, p, &opts).unwrap());
+    }
+}

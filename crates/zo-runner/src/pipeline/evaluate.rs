@@ -5,9 +5,10 @@
 use std::ops::Range;
 
 use anyhow::Result;
+use candle_core::DType;
 use serde::Serialize;
 use zo_models::scoring::{
-    greedy_generate, mean_option_logprobs_shared, Candidate, GenerateOptions,
+    greedy_generate, greedy_generate_batch, mean_option_logprobs_shared, Candidate, GenerateOptions,
 };
 use zo_models::tokenizer::Tokenizer;
 use zo_models::OptModel;
@@ -16,6 +17,14 @@ use zo_tasks::{argmax, f1, generation_answer, EncodedEval};
 /// Candidate rows scored per call at evaluation (whole examples; one prompt pass and one
 /// continuation pass per call).
 pub const EVAL_BATCH_ROWS: usize = 32;
+
+/// Generation examples decoded together at evaluation, at most (consecutive ones): a decoding
+/// step reads every weight once for all of its rows.
+pub const EVAL_GENERATE_ROWS: usize = 8;
+
+/// The padded prompt tokens of a group of generation examples, at most (`rows × longest`):
+/// bounds the KV cache and the prompt pass's activations.
+pub const EVAL_GENERATE_TOKENS: usize = 8192;
 
 /// One example's evaluation, as `--predictions` writes it.
 #[derive(Clone, Debug, Serialize)]
@@ -35,12 +44,29 @@ pub struct Prediction {
 }
 
 /// The groups `examples` are evaluated in, in order: up to [`EVAL_BATCH_ROWS`] candidate rows
-/// of whole examples, a generation example alone. Fixed by the examples alone, so that a split
-/// over ranks by whole groups scores every example as one process does.
+/// of whole examples, or up to [`EVAL_GENERATE_ROWS`] generation examples within
+/// [`EVAL_GENERATE_TOKENS`]. Fixed by the examples alone, so that a split over ranks by whole
+/// groups scores every example as one process does.
 pub fn groups(examples: &[(String, EncodedEval)]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < examples.len() {
+        if let EncodedEval::Generation { .. } = &examples[i].1 {
+            let mut j = i;
+            let mut longest = 0;
+            while let Some((_, EncodedEval::Generation { prompt, .. })) = examples.get(j) {
+                let l = longest.max(prompt.ids.len());
+                let full = j - i == EVAL_GENERATE_ROWS || (j - i + 1) * l > EVAL_GENERATE_TOKENS;
+                if j > i && full {
+                    break;
+                }
+                longest = l;
+                j += 1;
+            }
+            out.push(i..j);
+            i = j;
+            continue;
+        }
         let mut j = i;
         let mut rows = 0;
         while j < examples.len() {
@@ -145,35 +171,53 @@ pub fn evaluate_groups(
                     }
                 }
             }
-            EncodedEval::Generation {
-                prompt,
-                gold_answers,
-            } => {
+            EncodedEval::Generation { .. } => {
                 let opts = GenerateOptions {
                     max_new_tokens,
                     stop_ids: vec![tokenizer.newline_id()?, model.config().eos_token_id],
                 };
-                // The prompts were truncated to leave the budget; a prompt that still fills
-                // the model's positions would silently generate nothing.
-                let positions = model.config().max_position_embeddings;
-                anyhow::ensure!(
-                    prompt.ids.len() < positions,
-                    "{}: the prompt has {} tokens, leaving no room for a new token within the model's {positions} positions (lower task.max_length)",
-                    examples[i].0,
-                    prompt.ids.len()
-                );
-                let new = greedy_generate(model, &prompt.ids, &opts)?;
-                let text = generation_answer(&tokenizer.decode(&new, true, false)?);
-                let s = f1(&text, gold_answers);
-                preds.push(Prediction {
-                    id: examples[i].0.clone(),
-                    scores: None,
-                    generated: Some(text.clone()),
-                    new_tokens: Some(new.len()),
-                    prediction: text.into(),
-                    gold: serde_json::json!(gold_answers),
-                    score: s,
-                });
+                let mut prompts = Vec::with_capacity(j - i);
+                for (id, e) in &examples[i..j] {
+                    let EncodedEval::Generation { prompt, .. } = e else {
+                        anyhow::bail!("{id}: a candidate example in a group of generation ones");
+                    };
+                    // The prompts were truncated to leave the budget; a prompt that still
+                    // fills the model's positions would silently generate nothing.
+                    let positions = model.config().max_position_embeddings;
+                    anyhow::ensure!(
+                        prompt.ids.len() < positions,
+                        "{id}: the prompt has {} tokens, leaving no room for a new token within the model's {positions} positions (lower task.max_length)",
+                        prompt.ids.len()
+                    );
+                    prompts.push(prompt.ids.clone());
+                }
+                // Decoded together where a row's logits are its logits alone (f32 on the CPU:
+                // the same tokens as MeZO's one prompt at a time), elsewhere one by one.
+                let together = model.device().is_cpu() && model.dtype() == DType::F32;
+                let outs = if together {
+                    greedy_generate_batch(model, &prompts, &opts)?
+                } else {
+                    prompts
+                        .iter()
+                        .map(|p| greedy_generate(model, p, &opts))
+                        .collect::<zo_models::Result<_>>()?
+                };
+                for ((id, e), new) in examples[i..j].iter().zip(outs) {
+                    let EncodedEval::Generation { gold_answers, .. } = e else {
+                        continue;
+                    };
+                    let text = generation_answer(&tokenizer.decode(&new, true, false)?);
+                    let s = f1(&text, gold_answers);
+                    preds.push(Prediction {
+                        id: id.clone(),
+                        scores: None,
+                        generated: Some(text.clone()),
+                        new_tokens: Some(new.len()),
+                        prediction: text.into(),
+                        gold: serde_json::json!(gold_answers),
+                        score: s,
+                    });
+                }
             }
         }
         progress(j);
@@ -204,19 +248,26 @@ mod tests {
         )
     }
 
-    #[test]
-    fn groups_cover_the_examples_in_order_within_the_row_budget() {
-        let gen = (
+    fn gen(len: usize) -> (String, EncodedEval) {
+        (
             "g".to_string(),
             EncodedEval::Generation {
-                prompt: seq(),
+                prompt: EncodedSeq {
+                    ids: vec![3; len],
+                    option_len: 0,
+                    truncated: false,
+                },
                 gold_answers: vec![],
             },
-        );
+        )
+    }
+
+    #[test]
+    fn groups_cover_the_examples_in_order_within_the_row_budget() {
         let mut ex = vec![cands(2); 20];
         ex.push(cands(EVAL_BATCH_ROWS + 3));
-        ex.push(gen.clone());
-        ex.push(gen);
+        ex.push(gen(2));
+        ex.push(gen(2));
         ex.extend(vec![cands(5); 9]);
         let g = groups(&ex);
         let flat: Vec<usize> = g.iter().flat_map(|r| r.clone()).collect();
@@ -231,9 +282,85 @@ mod tests {
                 .sum()
         };
         assert!(g.iter().all(|r| r.len() == 1 || rows(r) <= EVAL_BATCH_ROWS));
-        // 16 two-row examples fill the first group; the oversized example and each generation
-        // example stand alone.
+        // 16 two-row examples fill the first group; the oversized example stands alone; the
+        // two generation examples go together.
         assert_eq!(g[0], 0..EVAL_BATCH_ROWS / 2);
-        assert!(g.contains(&(20..21)) && g.contains(&(21..22)) && g.contains(&(22..23)));
+        assert!(g.contains(&(20..21)) && g.contains(&(21..23)));
+    }
+
+    #[test]
+    fn generation_groups_keep_to_their_rows_and_padded_tokens() {
+        // 20 short prompts: groups of EVAL_GENERATE_ROWS. Then prompts whose padded tokens
+        // pass the budget after 2, and one longer than the budget (alone).
+        let long = EVAL_GENERATE_TOKENS / 3;
+        let mut ex: Vec<_> = (0..20).map(|_| gen(10)).collect();
+        ex.extend([
+            gen(long),
+            gen(10),
+            gen(long),
+            gen(EVAL_GENERATE_TOKENS + 1),
+            cands(2),
+        ]);
+        let g = groups(&ex);
+        let n = EVAL_GENERATE_ROWS;
+        assert_eq!(g[0], 0..n);
+        assert_eq!(g[1], n..2 * n);
+        // The 4 short ones left and a long one would pad to 5 × long tokens, over the budget:
+        // the long one starts a group, with the next short and long ones (3 × long within
+        // it); the prompt over the budget stands alone.
+        assert_eq!(g[2], 2 * n..20);
+        assert_eq!(g[3], 20..23);
+        assert_eq!(g[4], 23..24);
+        assert_eq!(g[5], 24..25);
+        let flat: Vec<usize> = g.iter().flat_map(|r| r.clone()).collect();
+        assert_eq!(flat, (0..ex.len()).collect::<Vec<_>>());
+    }
+
+    /// Generation examples decoded together give the predictions of each decoded alone.
+    #[test]
+    fn generation_groups_predict_as_one_prompt_at_a_time() {
+        use candle_core::Device;
+        use zo_models::opt::builtin::Builtin;
+        let model = Builtin::TinyOpt.load(3, DType::F32, &Device::Cpu).unwrap();
+        let tok = Tokenizer::builtin_tiny();
+        let texts = [
+            "Title: A\nContext: The cat sat on the mat.\nQuestion: Who sat?\nAnswer:",
+            "Passage: one two three\nQuestion: what?\nAnswer:",
+            "Title: B\nContext: Rain, then sun, then rain again all day long.\nQuestion: Weather?\nAnswer:",
+        ];
+        let ex: Vec<(String, EncodedEval)> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let prompt = EncodedSeq {
+                    ids: tok.encode(t).unwrap(),
+                    option_len: 0,
+                    truncated: false,
+                };
+                let gold_answers = vec!["cat".to_string()];
+                (
+                    format!("e{i}"),
+                    EncodedEval::Generation {
+                        prompt,
+                        gold_answers,
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(groups(&ex), [0..3]);
+        let (_, preds) = evaluate(&model, &tok, &ex, 12, |_| {}).unwrap();
+        let opts = GenerateOptions {
+            max_new_tokens: 12,
+            stop_ids: vec![tok.newline_id().unwrap(), model.config().eos_token_id],
+        };
+        for ((_, e), p) in ex.iter().zip(&preds) {
+            let EncodedEval::Generation { prompt, .. } = e else {
+                unreachable!()
+            };
+            let alone = greedy_generate(&model, &prompt.ids, &opts).unwrap();
+            assert_eq!(p.new_tokens, Some(alone.len()));
+            let text = generation_answer(&tok.decode(&alone, true, false).unwrap());
+            assert_eq!(p.generated.as_deref(), Some(text.as_str()));
+        }
     }
 }
