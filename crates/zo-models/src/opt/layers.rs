@@ -289,6 +289,16 @@ impl PrefixKv {
     }
 }
 
+/// Where a packed pass ([`Attention::forward_packed`]) leaves its keys and values: a layer's
+/// (empty) cache, in the padded `[b, t]` layout whose real positions are the packed rows'
+/// flat indices `flat` (`b·t + i`, one per packed row).
+pub(crate) struct PackedCache<'a> {
+    pub cache: &'a mut LayerCache,
+    pub b: usize,
+    pub t: usize,
+    pub flat: &'a Tensor,
+}
+
 /// `mask` (additive, last dimension the keys) with `p` zero columns in front: the prefix
 /// positions are visible to every query.
 fn prepend_visible(mask: &Tensor, p: usize) -> Result<Tensor> {
@@ -424,6 +434,7 @@ impl Attention {
         sel: Option<&Tensor>,
         blocks: &[PackedQueries],
         residual: &Tensor,
+        cache: Option<PackedCache<'_>>,
     ) -> Result<Tensor> {
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let xq = match sel {
@@ -433,6 +444,15 @@ impl Attention {
         let q = self.q_proj.forward_fused(&xq, scale, Epilogue::None)?;
         let k = self.k_proj.forward(x)?;
         let v = self.v_proj.forward(x)?;
+        if let Some(c) = cache {
+            // Into the padded layout the cache holds (zeros at the padding, which every
+            // query's mask hides).
+            let padded = |y: &Tensor| -> Result<Tensor> {
+                let z = Tensor::zeros((c.b * c.t, y.dim(1)?), y.dtype(), y.device())?;
+                self.heads(&z.index_add(c.flat, y, 0)?, c.b, c.t)
+            };
+            c.cache.append(&padded(&k)?, &padded(&v)?)?;
+        }
         let (heads, d) = (self.num_heads, self.head_dim);
         let out = crate::cpu::attention_packed(&q, &k, &v, seqs, blocks, heads, d)?
             .ok_or_else(|| Error::Input("packed attention needs f32 tensors on the CPU".into()))?;
@@ -577,6 +597,7 @@ impl DecoderLayer {
         seqs: &[PackedSeq],
         sel: Option<&Tensor>,
         blocks: &[PackedQueries],
+        cache: Option<PackedCache<'_>>,
     ) -> Result<Tensor> {
         let residual = match sel {
             Some(idx) => x.index_select(idx, 0)?,
@@ -584,7 +605,7 @@ impl DecoderLayer {
         };
         self.forward_with(x, &residual, |h, residual| {
             self.self_attn
-                .forward_packed(h, seqs, sel, blocks, residual)
+                .forward_packed(h, seqs, sel, blocks, residual, cache)
         })
     }
 

@@ -293,6 +293,9 @@ impl OptModel {
         new_len: usize,
         cache: &mut KvCache,
     ) -> Result<Tensor> {
+        if let Some(h) = self.forward_packed_cached(ids, mask, batch, new_len, cache)? {
+            return Ok(h);
+        }
         self.run(ids, mask, batch, new_len, Some(cache))
     }
 

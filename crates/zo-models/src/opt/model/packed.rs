@@ -12,7 +12,8 @@
 use candle_core::{DType, Tensor};
 
 use super::super::config::POSITION_OFFSET;
-use super::{last_layer_at_rows_only, OptModel};
+use super::super::layers::{LayerCache, PackedCache};
+use super::{last_layer_at_rows_only, KvCache, OptModel};
 use crate::cpu::{PackedQueries, PackedSeq};
 use crate::Result;
 
@@ -94,35 +95,27 @@ impl Packed {
 }
 
 impl OptModel {
-    /// [`Self::forward_hidden_rows`] over the batch's real tokens alone (see the module
-    /// documentation); `None` where that does not apply: a model not f32 on the CPU, a prefix
-    /// (its keys are not packed), or a row asked for at padding.
-    pub(super) fn forward_packed_rows(
+    /// Whether the packed forward serves this model: f32 on the CPU (the packed attention's
+    /// arithmetic), no prefix (its keys are not packed).
+    fn packs(&self) -> bool {
+        self.device.is_cpu()
+            && self.dtype == DType::F32
+            && self.prefix.is_none()
+            && !self.layers.is_empty()
+    }
+
+    /// The checks of the padded forward, the packing, and the embeddings `[N, h]` of the
+    /// real tokens.
+    fn embed_packed(
         &self,
         ids: &[u32],
         mask: &[u8],
         batch: usize,
         seq: usize,
-        rows: &[u32],
-    ) -> Result<Option<Tensor>> {
-        if !self.device.is_cpu()
-            || self.dtype != DType::F32
-            || self.prefix.is_some()
-            || self.layers.is_empty()
-            || rows.is_empty()
-        {
-            return Ok(None);
-        }
+    ) -> Result<(Packed, Tensor)> {
         self.check_inputs(ids, mask, batch, seq)?;
         self.check_positions(mask, seq)?;
         let p = Packed::new(mask, batch, seq);
-        let Some(sel) = rows
-            .iter()
-            .map(|&r| p.row_of.get(r as usize).copied().flatten())
-            .collect::<Option<Vec<u32>>>()
-        else {
-            return Ok(None);
-        };
         let dev = &self.device;
         let n = p.flat.len();
         let tokens: Vec<u32> = p.flat.iter().map(|&f| ids[f as usize]).collect();
@@ -134,31 +127,98 @@ impl OptModel {
         }
         let positions = Tensor::from_vec(p.positions.clone(), n, dev)?;
         x = (x + self.embed_positions.embedding(&positions)?)?;
-        let all = p.all_queries();
-        let last = self.layers.len() - 1;
-        let rows_only = last_layer_at_rows_only(sel.len(), n);
-        let body = if rows_only {
-            &self.layers[..last]
-        } else {
-            &self.layers[..]
-        };
-        for layer in body {
-            x = layer.forward_packed(&x, &p.seqs, None, &all)?;
-        }
-        let blocks = p.query_blocks(&sel);
-        let sel = Tensor::from_vec(sel, rows.len(), dev)?;
-        x = if rows_only {
-            self.layers[last].forward_packed(&x, &p.seqs, Some(&sel), &blocks)?
-        } else {
-            x.index_select(&sel, 0)?
-        };
+        Ok((p, x))
+    }
+
+    /// The final LayerNorm and `project_out`, where the model has them.
+    fn head_in(&self, mut x: Tensor) -> Result<Tensor> {
         if let Some(ln) = &self.final_layer_norm {
             x = ln.forward(&x)?;
         }
         if let Some(proj) = &self.project_out {
             x = proj.forward(&x)?;
         }
-        Ok(Some(x))
+        Ok(x)
+    }
+
+    /// [`Self::forward_hidden_rows`] over the batch's real tokens alone (see the module
+    /// documentation); `None` where that does not apply: not [`Self::packs`], or a row asked
+    /// for at padding.
+    pub(super) fn forward_packed_rows(
+        &self,
+        ids: &[u32],
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        rows: &[u32],
+    ) -> Result<Option<Tensor>> {
+        if !self.packs() || rows.is_empty() {
+            return Ok(None);
+        }
+        let (p, mut x) = self.embed_packed(ids, mask, batch, seq)?;
+        let Some(sel) = rows
+            .iter()
+            .map(|&r| p.row_of.get(r as usize).copied().flatten())
+            .collect::<Option<Vec<u32>>>()
+        else {
+            return Ok(None);
+        };
+        let all = p.all_queries();
+        let last = self.layers.len() - 1;
+        let rows_only = last_layer_at_rows_only(sel.len(), p.flat.len());
+        let body = if rows_only {
+            &self.layers[..last]
+        } else {
+            &self.layers[..]
+        };
+        for layer in body {
+            x = layer.forward_packed(&x, &p.seqs, None, &all, None)?;
+        }
+        let blocks = p.query_blocks(&sel);
+        let sel = Tensor::from_vec(sel, rows.len(), &self.device)?;
+        x = if rows_only {
+            self.layers[last].forward_packed(&x, &p.seqs, Some(&sel), &blocks, None)?
+        } else {
+            x.index_select(&sel, 0)?
+        };
+        Ok(Some(self.head_in(x)?))
+    }
+
+    /// [`Self::forward_hidden_cached`] into an empty `cache` over the batch's real tokens
+    /// alone: the keys and values go into the cache in the padded layout (zeros at the
+    /// padding, which the cache's mask hides from every later query), and the hidden states
+    /// come back `[batch·seq, E]` with zeros at the padding. `None` where that does not apply
+    /// (not [`Self::packs`], or the cache not empty).
+    pub(super) fn forward_packed_cached(
+        &self,
+        ids: &[u32],
+        mask: &[u8],
+        batch: usize,
+        seq: usize,
+        cache: &mut KvCache,
+    ) -> Result<Option<Tensor>> {
+        if !self.packs() || !cache.is_empty() {
+            return Ok(None);
+        }
+        let (p, mut x) = self.embed_packed(ids, mask, batch, seq)?;
+        let all = p.all_queries();
+        let n = p.flat.len();
+        let flat = Tensor::from_slice(&p.flat, n, &self.device)?;
+        cache.layers = self.layers.iter().map(|_| LayerCache::default()).collect();
+        for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let into = PackedCache {
+                cache: lc,
+                b: batch,
+                t: seq,
+                flat: &flat,
+            };
+            x = layer.forward_packed(&x, &p.seqs, None, &all, Some(into))?;
+        }
+        cache.mask = mask.to_vec();
+        cache.batch = batch;
+        let x = self.head_in(x)?;
+        let zeros = Tensor::zeros((batch * seq, x.dim(1)?), x.dtype(), x.device())?;
+        Ok(Some(zeros.index_add(&flat, &x, 0)?))
     }
 }
 
