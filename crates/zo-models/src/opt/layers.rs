@@ -448,6 +448,10 @@ impl Attention {
             // Into the padded layout the cache holds (zeros at the padding, which every
             // query's mask hides).
             let padded = |y: &Tensor| -> Result<Tensor> {
+                if y.dim(0)? == c.b * c.t {
+                    // No padding: the packed rows are the padded layout's.
+                    return self.heads(y, c.b, c.t);
+                }
                 let z = Tensor::zeros((c.b * c.t, y.dim(1)?), y.dtype(), y.device())?;
                 self.heads(&z.index_add(c.flat, y, 0)?, c.b, c.t)
             };

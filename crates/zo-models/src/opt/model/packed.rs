@@ -217,6 +217,9 @@ impl OptModel {
         cache.mask = mask.to_vec();
         cache.batch = batch;
         let x = self.head_in(x)?;
+        if n == batch * seq {
+            return Ok(Some(x));
+        }
         let zeros = Tensor::zeros((batch * seq, x.dim(1)?), x.dtype(), x.device())?;
         Ok(Some(zeros.index_add(&flat, &x, 0)?))
     }
