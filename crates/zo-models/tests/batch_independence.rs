@@ -119,3 +119,68 @@ fn shared_prompt_slices_padded_to_the_batch_widths_give_the_full_batch_bits() {
         assert!(classification_losses_shared(&m, &examples, &correct, Some(small)).is_err());
     }
 }
+
+/// On f32 CPU tensors a query's bits depend on the tokens up to it alone: an example's
+/// candidates scored with their prompt shared (the prompt into a KV cache, the options after
+/// it), scored whole in a padded batch, and scored alone in batches of their own, all give the
+/// same bits, whatever the padding and wherever the lengths fall against the softmax's 16
+/// lanes (candidates of 15 to 49 tokens).
+#[test]
+fn shared_unshared_and_alone_scores_are_the_same_bits() {
+    use zo_models::scoring::{mean_option_logprobs, mean_option_logprobs_shared, Candidate};
+    let m = OptModel::random(&cfg(), 9, DType::F32, &Device::Cpu).unwrap();
+    let prompts = [12usize, 13, 29, 30, 44, 45];
+    let tok = |i: usize, t: usize| ((i * 97 + t * 13) % 480 + 5) as u32;
+    // Candidate c of example i: the prompt, then c + 2 option tokens (3 or 4).
+    let cands: Vec<Vec<(Vec<u32>, usize)>> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            (0..2)
+                .map(|c| {
+                    let olen = c + 2;
+                    let ids = std::iter::once(2)
+                        .chain((1..p).map(|t| tok(i, t)))
+                        .chain((0..olen).map(|t| tok(i + 7 * c + 1, 100 + t)))
+                        .collect();
+                    (ids, olen)
+                })
+                .collect()
+        })
+        .collect();
+    let examples: Vec<Vec<Candidate>> = cands
+        .iter()
+        .map(|cs| {
+            cs.iter()
+                .map(|(ids, olen)| Candidate {
+                    ids,
+                    option_len: *olen,
+                })
+                .collect()
+        })
+        .collect();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let shared = mean_option_logprobs_shared(&m, &examples).unwrap().scores;
+    let flat: Vec<(Vec<u32>, usize)> = cands.iter().flatten().cloned().collect();
+    let seqs: Vec<Vec<u32>> = flat.iter().map(|c| c.0.clone()).collect();
+    let k: Vec<usize> = flat.iter().map(|c| c.1).collect();
+    let batch = Batch::left_padded(&seqs, &k, 1, Some(8)).unwrap();
+    let unshared = mean_option_logprobs(&m, &batch).unwrap();
+    assert_eq!(
+        bits(&shared),
+        bits(&unshared),
+        "shared against one padded batch"
+    );
+    let alone: Vec<f64> = flat
+        .iter()
+        .map(|(s, o)| {
+            let b = Batch::left_padded(std::slice::from_ref(s), &[*o], 1, None).unwrap();
+            mean_option_logprobs(&m, &b).unwrap()[0]
+        })
+        .collect();
+    assert_eq!(
+        bits(&alone),
+        bits(&unshared),
+        "each alone against the padded batch"
+    );
+}

@@ -117,9 +117,9 @@ fn a_padded_batch_decodes_each_row_with_its_own_bits() {
             .collect()
     };
     let (mut ids, mut mask) = (Vec::new(), Vec::new());
-    for r in 0..b {
-        ids.extend(std::iter::repeat_n(1, t - lens[r]).chain(prompt(r)));
-        mask.extend(std::iter::repeat_n(0u8, t - lens[r]).chain(std::iter::repeat_n(1, lens[r])));
+    for (r, &n) in lens.iter().enumerate() {
+        ids.extend(std::iter::repeat_n(1, t - n).chain(prompt(r)));
+        mask.extend(std::iter::repeat_n(0u8, t - n).chain(std::iter::repeat_n(1, n)));
     }
     let bits = |x: &Tensor| -> Vec<u64> { common::vec_of(x).iter().map(|v| v.to_bits()).collect() };
     let steps: Vec<Vec<u32>> = (0..4)

@@ -2,9 +2,9 @@
 //! cache ([`attention`], the keys and values as strided views of the `[b·t, h]` projections),
 //! over a KV cache's per-head buffers read in place ([`attention_cached`]) and over a packed
 //! batch without padding ([`attention_packed`]), all through the same arithmetic
-//! ([`super::attn`]'s register-tiled products and [`crate::rows::softmax_rows`] over each
-//! sequence's span of keys), so a query's output does not depend on whether its keys came from
-//! a cache, nor on its sequence's padding.
+//! ([`super::attn`]'s register-tiled products and [`crate::rows::softmax_rows`] over the keys
+//! each query sees), so a query's output depends on its keys alone: not on whether they came
+//! from a cache, nor on its sequence's padding or length.
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use rayon::prelude::*;
@@ -263,58 +263,38 @@ fn attention_masked(
     })
 }
 
-/// The keys a sequence's softmax runs over: from its first live key to one past its last
-/// (live: some query of the task sees it), the whole row when no query sees any.
+/// The softmax of each `tk`-long score row of `s` over the keys the row sees: from its first
+/// visible key to one past its last (zeros elsewhere); a row that sees no key (a padding query)
+/// over all of its keys, uniform, as torch gives. `causal` gives the rows' spans where the
+/// task is a packed sequence's (row `r` sees keys `0 ..= pos0 + r`); otherwise they are read
+/// from the scores, whose masked entries kept the mask value.
 ///
-/// This is what makes a sequence's bits independent of its padding: the softmax's lane sums
-/// ([`softmax_rows`]) start at the span's first key, so a left-padded sequence, the same one
-/// right-padded and the sequence alone (or packed) add the same terms in the same lanes; the
-/// products before and after are chains over single elements, which the masked keys do not
-/// enter (their scores stay the mask value, their probabilities are exact zeros).
-fn key_span(task: &SeqTask<'_>) -> (usize, usize) {
-    match task.mask {
-        MaskRows::Causal { .. } => (0, task.tk),
-        MaskRows::Given(m) => {
-            let tk = task.tk;
-            let (mut lo, mut hi) = (tk, 0);
-            for row in m.chunks_exact(tk) {
-                if let Some(first) = row.iter().position(|&x| x > attn::ABSORBING) {
-                    let last = row
-                        .iter()
-                        .rposition(|&x| x > attn::ABSORBING)
-                        .unwrap_or(first);
-                    lo = lo.min(first);
-                    hi = hi.max(last + 1);
+/// This makes a query's bits depend on its own keys alone: the softmax's lane sums
+/// ([`softmax_rows`]) start at the row's first key and end at its last, so a sequence left- or
+/// right-padded, alone, packed, continued from a KV cache or followed by more tokens adds the
+/// same terms in the same lanes; the products before and after are chains over single
+/// elements, which the masked keys do not enter (their scores stay the mask value, their
+/// probabilities are exact zeros).
+fn softmax_visible(s: &mut [f32], tk: usize, causal: Option<usize>) {
+    for (r, row) in s.chunks_exact_mut(tk).enumerate() {
+        let (lo, hi) = match causal {
+            Some(pos0) => (0, (pos0 + r + 1).min(tk)),
+            None => match row.iter().position(|&x| x > attn::ABSORBING) {
+                Some(lo) => {
+                    let last = row.iter().rposition(|&x| x > attn::ABSORBING);
+                    (lo, last.map_or(tk, |l| l + 1))
                 }
-            }
-            if lo < hi {
-                (lo, hi)
-            } else {
-                (0, tk)
-            }
-        }
-    }
-}
-
-/// The softmax of the `tq × tk` score rows `s` over the keys `lo .. hi` (zeros elsewhere); a
-/// row that sees no key there (a padding query) over all of its keys, uniform, as torch gives.
-fn softmax_span(s: &mut [f32], tk: usize, (lo, hi): (usize, usize)) {
-    if lo == 0 && hi == tk {
-        return softmax_rows(s, tk);
-    }
-    for row in s.chunks_exact_mut(tk) {
-        if row[lo..hi].iter().any(|&x| x > attn::ABSORBING) {
-            softmax_rows(&mut row[lo..hi], hi - lo);
-            row[..lo].fill(0.0);
-            row[hi..].fill(0.0);
-        } else {
-            softmax_rows(row, tk);
-        }
+                None => (0, tk),
+            },
+        };
+        softmax_rows(&mut row[lo..hi], hi - lo);
+        row[..lo].fill(0.0);
+        row[hi..].fill(0.0);
     }
 }
 
 /// One rayon task per (sequence task, head): `scores = mask + q kᵀ` (`[tq, tk]`), the softmax
-/// of its rows over the sequence's key span, then `scores · v` into the task's rows × head
+/// of each row over the keys it sees, then `scores · v` into the task's rows × head
 /// columns of the `[nq, heads·d]` output. The tasks' query rows must tile `0..nq`.
 #[allow(clippy::too_many_arguments)]
 fn run_tasks(
@@ -357,12 +337,15 @@ fn run_tasks(
                 s
             }
         };
-        let span = key_span(task);
         let mut kt = Vec::new();
         // q_h is the `[tq, d]` block at `base` with row stride h; k_h and v_h the `[tk, d]`
         // blocks at `kv_base` with row stride `kv.row`.
         attn::scores(&q[base..], &k[kv_base..], blk, &mut kt, &mut scores);
-        softmax_span(&mut scores, tk, span);
+        let causal = match task.mask {
+            MaskRows::Causal { pos0 } => Some(pos0),
+            MaskRows::Given(_) => None,
+        };
+        softmax_visible(&mut scores, tk, causal);
         // SAFETY: the output block (the task's rows, the columns of head hi) lies inside `out`
         // (`[nq, h]`) and is written by this task only (the tasks' rows tile `0..nq`).
         unsafe { attn::weighted_sum(&scores, &v[kv_base..], blk, dst.ptr().add(base)) };

@@ -347,7 +347,7 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(groups(&ex), [0..3]);
+        assert_eq!(groups(&ex), vec![(0..3)]);
         let (_, preds) = evaluate(&model, &tok, &ex, 12, |_| {}).unwrap();
         let opts = GenerateOptions {
             max_new_tokens: 12,
