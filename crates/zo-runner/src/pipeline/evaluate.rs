@@ -91,9 +91,11 @@ pub fn groups(examples: &[(String, EncodedEval)]) -> Vec<Range<usize>> {
 /// Candidate sequences of several examples are scored together, up to [`EVAL_BATCH_ROWS`]
 /// rows, and the candidates of one example share the forward pass of their prompt
 /// ([`mean_option_logprobs_shared`]: the prompt once, into a KV cache, then each option's
-/// tokens but its last after it; one-token options need the prompt's pass alone). The grouping is fixed (not taken from the training batch size) because padding
-/// changes the f32 rounding of the scores at the 1e-7 level: every evaluation of the same
-/// weights on the same examples gives the same bits.
+/// tokens but its last after it; one-token options need the prompt's pass alone); up to
+/// [`EVAL_GENERATE_ROWS`] generation examples are decoded together. The grouping is fixed (not
+/// taken from the training batch size): on f32 CPU tensors an example's bits do not depend on
+/// its group, elsewhere padding changes the rounding at the 1e-7 level, and either way every
+/// evaluation of the same weights on the same examples gives the same bits.
 pub fn evaluate(
     model: &OptModel,
     tokenizer: &Tokenizer,
