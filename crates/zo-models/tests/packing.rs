@@ -2,6 +2,8 @@
 //! skips the padding's rows): it gives the padded forward's bits, and a sequence's hidden
 //! states do not depend on its batch-mates or its padding, left or right.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
 use zo_models::opt::{Config, Preset};
 use zo_models::OptModel;
@@ -143,13 +145,6 @@ fn a_row_at_padding_is_still_computed() {
     let want = want
         .index_select(&Tensor::from_slice(&rows, 2, &Device::Cpu).unwrap(), 0)
         .unwrap();
-    let d = (got - want)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let d = common::max_abs_diff(&common::vec_of(&got), &common::vec_of(&want));
     assert!(d < 1e-5, "{d}");
 }
