@@ -72,8 +72,9 @@ pub struct SharedScores {
 /// common prompt: the prompts of all `examples` run once (left-padded, one row each, into a KV
 /// cache), the cache is repeated for each example's candidates, and only the rest of each
 /// candidate runs after it (right-padded). Equal to [`mean_option_logprobs`] of the candidates
-/// bit for bit on f32 CPU tensors (a query's attention depends on the keys it sees alone,
-/// whatever the padding and the pass they came from); elsewhere up to float rounding (~1e-7).
+/// bit for bit where [`OptModel::rows_independent`] (a query's attention depends on the keys
+/// it sees alone, whatever the padding and the pass they came from); elsewhere up to float
+/// rounding (~1e-7).
 ///
 /// The shared prompt of an example is the longest common prefix of its candidates' ids, cut
 /// at the first option token of each: the prompt pass's last position predicts every
@@ -142,8 +143,8 @@ pub fn shared_widths(examples: &[Vec<Candidate<'_>>]) -> SharedWidths {
 /// [`mean_option_logprobs_shared`] with both passes padded to `widths` (at least this batch's
 /// own [`shared_widths`]) instead of this batch's own: with the widths of a larger batch, the
 /// scores of a slice of it equal the whole batch's bit for bit (every kernel computes a row
-/// independently of the others; only the padded width could differ, and on f32 CPU tensors
-/// not even that changes a row's bits).
+/// independently of the others; only the padded width could differ, and where
+/// [`OptModel::rows_independent`] not even that changes a row's bits).
 pub fn mean_option_logprobs_shared_to(
     model: &OptModel,
     examples: &[Vec<Candidate<'_>>],
@@ -356,7 +357,8 @@ fn candidate_ce_terms(scores: &[f64], groups: &[CandidateGroup]) -> Vec<f64> {
 /// [`classification_losses`] where the candidates of an example share their prompt's forward
 /// pass ([`mean_option_logprobs_shared_to`]): `examples[i]` are example `i`'s candidates and
 /// `correct[i]` the index of its right one; one term per example. Equal to
-/// [`classification_losses`] of the same sequences (bit for bit on f32 CPU tensors); for SST-2 (two
+/// [`classification_losses`] of the same sequences (bit for bit where
+/// [`OptModel::rows_independent`]); for SST-2 (two
 /// one-token options) it runs each prompt once instead of twice. `widths` pads the passes to a
 /// larger batch's [`shared_widths`], so that a slice of that batch gives the same bits as the
 /// whole (row-independent kernels, equal padding).
@@ -441,9 +443,9 @@ pub fn greedy_generate(
 /// Greedy decoding of several prompts at once: left-padded with an attention mask, so each
 /// row's tokens equal those of decoding it alone (positions come from the mask; each row's
 /// budget is its own, `max_new_tokens` or what its positions leave). A finished row is fed pad
-/// tokens (masked out) until every row is done. On f32 CPU tensors a row's logits are its
-/// logits alone bit for bit (the attention runs over each row's span of keys); elsewhere they
-/// may differ in the last bits, so a near-tie could decode differently. (MeZO's batched
+/// tokens (masked out) until every row is done. Where [`OptModel::rows_independent`] (f32 on
+/// the CPU, no prefix) a row's logits are its logits alone bit for bit; elsewhere they may
+/// differ in the last bits, so a near-tie could decode differently. (MeZO's batched
 /// non-differentiable objective passes no mask at all; we do not copy that.)
 pub fn greedy_generate_batch(
     model: &OptModel,

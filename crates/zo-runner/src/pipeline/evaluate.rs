@@ -5,7 +5,6 @@
 use std::ops::Range;
 
 use anyhow::Result;
-use candle_core::DType;
 use serde::Serialize;
 use zo_models::scoring::{
     greedy_generate, greedy_generate_batch, mean_option_logprobs_shared, Candidate, GenerateOptions,
@@ -93,8 +92,8 @@ pub fn groups(examples: &[(String, EncodedEval)]) -> Vec<Range<usize>> {
 /// ([`mean_option_logprobs_shared`]: the prompt once, into a KV cache, then each option's
 /// tokens but its last after it; one-token options need the prompt's pass alone); up to
 /// [`EVAL_GENERATE_ROWS`] generation examples are decoded together. The grouping is fixed (not
-/// taken from the training batch size): on f32 CPU tensors an example's bits do not depend on
-/// its group, elsewhere padding changes the rounding at the 1e-7 level, and either way every
+/// taken from the training batch size): where `OptModel::rows_independent` an example's bits
+/// do not depend on its group, elsewhere padding changes the rounding at the 1e-7 level, and either way every
 /// evaluation of the same weights on the same examples gives the same bits.
 pub fn evaluate(
     model: &OptModel,
@@ -193,10 +192,9 @@ pub fn evaluate_groups(
                     );
                     prompts.push(prompt.ids.clone());
                 }
-                // Decoded together where a row's logits are its logits alone (f32 on the CPU:
-                // the same tokens as MeZO's one prompt at a time), elsewhere one by one.
-                let together = model.device().is_cpu() && model.dtype() == DType::F32;
-                let outs = if together {
+                // Decoded together where a row's logits are its logits alone (the same
+                // tokens as MeZO's one prompt at a time), elsewhere one by one.
+                let outs = if model.rows_independent() {
                     greedy_generate_batch(model, &prompts, &opts)?
                 } else {
                     prompts
@@ -321,7 +319,7 @@ mod tests {
     /// Generation examples decoded together give the predictions of each decoded alone.
     #[test]
     fn generation_groups_predict_as_one_prompt_at_a_time() {
-        use candle_core::Device;
+        use candle_core::{DType, Device};
         use zo_models::opt::builtin::Builtin;
         let model = Builtin::TinyOpt.load(3, DType::F32, &Device::Cpu).unwrap();
         let tok = Tokenizer::builtin_tiny();

@@ -145,8 +145,8 @@ fn non_diff_terms(m: LossModel<'_>, features: &[&TrainFeature]) -> Result<Vec<f6
 /// The classification loss runs each example's prompt once for all its candidates
 /// ([`classification_losses_shared`]: SST-2's two one-token options cost one pass over the
 /// prompt, whose last position predicts both, instead of two whole sequences);
-/// MeZO runs every candidate's whole sequence, which gives the same loss (bit for bit on f32
-/// CPU tensors, up to float rounding elsewhere).
+/// MeZO runs every candidate's whole sequence, which gives the same loss (bit for bit where
+/// `OptModel::rows_independent`, up to float rounding elsewhere).
 pub fn loss_terms(
     m: LossModel<'_>,
     features: &[&TrainFeature],

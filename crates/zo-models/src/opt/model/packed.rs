@@ -95,6 +95,14 @@ impl Packed {
 }
 
 impl OptModel {
+    /// Whether a sequence's hidden states are its own alone, bit for bit, whatever its batch
+    /// and its padding (left or right): f32 weights and products on the CPU, no prefix (a
+    /// prefix's keys sit before the padding). Then sequences can be batched without changing
+    /// a prediction, e.g. greedy decoding at evaluation.
+    pub fn rows_independent(&self) -> bool {
+        self.packs() && self.compute == crate::sgemm::Compute::F32
+    }
+
     /// Whether the packed forward serves this model: f32 on the CPU (the packed attention's
     /// arithmetic), no prefix (its keys are not packed).
     fn packs(&self) -> bool {
