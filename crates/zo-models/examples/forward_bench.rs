@@ -165,13 +165,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         0.0
     };
     let n_tok = real as f64;
-    let body = 2.0 * n_tok * (l * (4.0 * d * d + 2.0 * d * f) + proj) + l * 4.0 * attn_sq * d;
+    // The decoder's FLOPs over `n` tokens whose attention blocks hold `sq` scores.
+    let body_of =
+        |n: f64, sq: f64| 2.0 * n * (l * (4.0 * d * d + 2.0 * d * f) + proj) + l * 4.0 * sq * d;
+    let body = body_of(n_tok, attn_sq);
     // lm_head FLOPs actually computed: a row per next-token target for the full loss
     // (`B·(T−1)` unpadded), B rows for the task loss.
     let full_flops = body + 2.0 * (real - a.b) as f64 * v * dp;
     let task_flops = body + 2.0 * a.b as f64 * v * dp;
-    // The peer's count (lm_head on all B·T rows), for a like-for-like GFLOP/s.
-    let peer_flops = body + 2.0 * n_tok * v * dp;
+    // The peer's count (all B·T positions, padding and lm_head included), for a like-for-like
+    // GFLOP/s.
+    let padded = (a.b * a.t) as f64;
+    let peer_flops = body_of(padded, padded * a.t as f64) + 2.0 * padded * v * dp;
 
     for (name, batch, flops) in [
         ("forward_full_lm", &full, full_flops),
