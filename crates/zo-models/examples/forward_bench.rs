@@ -16,8 +16,9 @@
 //!
 //! `--min-len M` draws each sequence's length uniformly from `M ..= T` (the same stream) and
 //! pads the batch to `T` (left, pad id 1), as MeZO's collator pads a batch of real sentences;
-//! the FLOP figures then count the real tokens' work (what a forward without the padding's
-//! rows must do), and `real_tokens` says how many there are.
+//! the computed-FLOP figures then count the real tokens' work (what a forward without the
+//! padding's rows must do; the peer-equivalent one every padded position, as the peer computes
+//! them), and `real_tokens` says how many there are.
 //!
 //! Each timed call is a complete forward + loss returning an f64 on the host, so the CPU work
 //! is finished inside the timed region. Token ids come from a fixed-seed SplitMix64 stream.
