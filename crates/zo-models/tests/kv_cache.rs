@@ -188,3 +188,24 @@ fn a_batch_decodes_each_prompt_as_alone_within_its_own_budget() {
         assert_eq!(got, &greedy_generate(&m, p, &opts).unwrap());
     }
 }
+
+/// A prompt pass whose rows are all padding (no real token: nothing to pack) runs, and a
+/// real token after it sees no key but its own.
+#[test]
+fn a_pass_of_padding_alone_runs() {
+    let m = tiny();
+    let mut cache = KvCache::default();
+    let h = m
+        .forward_hidden_cached(&[1, 1, 1, 1], &[0; 4], 2, 2, &mut cache)
+        .unwrap();
+    assert_eq!(h.dims()[0], 4);
+    let h = m
+        .forward_hidden_cached(&[5, 6], &[1, 1], 2, 1, &mut cache)
+        .unwrap();
+    let alone = m.forward_hidden(&[5], &[1], 1, 1).unwrap();
+    let d = common::max_abs_diff(
+        &common::vec_of(&h.narrow(0, 0, 1).unwrap()),
+        &common::vec_of(&alone),
+    );
+    assert!(d < 1e-5, "{d}");
+}
