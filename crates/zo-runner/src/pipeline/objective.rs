@@ -191,14 +191,17 @@ pub fn batch_loss(m: LossModel<'_>, features: &[&TrainFeature]) -> Result<f64> {
 /// [`batch_loss`] with the batch split over the ranks of `world`: each computes the terms of
 /// its slice ([`slice`]) padded to the whole batch's widths, all gather them in rank order and
 /// take their mean. Equal, bit for bit, to [`batch_loss`] of the whole batch. The
-/// non-differentiable objective (a batched greedy generation) is computed whole by every rank.
+/// non-differentiable objective (a batched greedy generation) is split the same way where the
+/// model's rows are independent (`OptModel::rows_independent`: a prompt decodes to the same
+/// tokens in any batch); elsewhere every rank generates the whole batch.
 pub fn split_batch_loss(
     m: LossModel<'_>,
     features: &[&TrainFeature],
     world: &dyn World,
 ) -> Result<f64> {
     let w = widths(features)?;
-    if matches!(w, Widths::Generation) || world.size() == 1 {
+    let whole = matches!(w, Widths::Generation) && !m.model.rows_independent();
+    if whole || world.size() == 1 {
         return batch_loss(m, features);
     }
     let mine = slice(features.len(), world.rank(), world.size());
@@ -281,5 +284,93 @@ mod tests {
         let refs: Vec<&TrainFeature> = feats.iter().collect();
         let loss = batch_loss(m, &refs).unwrap();
         assert_eq!(loss, -(answered as f64) / prompts.len() as f64);
+    }
+
+    /// A world of `size` ranks seen from `rank`: its all-gather records what this rank sends
+    /// and returns `all`, what every rank of a real run would have sent.
+    struct Sliced {
+        rank: usize,
+        size: usize,
+        all: Vec<f64>,
+        sent: std::cell::RefCell<Vec<f64>>,
+    }
+
+    impl World for Sliced {
+        fn rank(&self) -> usize {
+            self.rank
+        }
+        fn size(&self) -> usize {
+            self.size
+        }
+        fn all_gather(&self, values: &[f64]) -> Result<Vec<f64>> {
+            self.sent.borrow_mut().extend_from_slice(values);
+            Ok(self.all.clone())
+        }
+        fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>> {
+            Ok(vec![value; self.size])
+        }
+        fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+            Ok(vec![bytes.to_vec(); self.size])
+        }
+    }
+
+    /// The non-differentiable objective split over ranks: each rank decodes its slice of the
+    /// prompts alone and gets the whole batch's terms for it, so the gathered loss is the
+    /// one-process loss bit for bit; with bf16 products (rows not independent) every rank
+    /// decodes the whole batch and sends nothing.
+    #[test]
+    fn the_non_diff_objective_splits_over_ranks_with_the_one_process_bits() {
+        let mut model = Builtin::TinyOpt.load(0, DType::F32, &Device::Cpu).unwrap();
+        let tok = Tokenizer::builtin_tiny();
+        let texts = [
+            "Title: A\nContext: The cat sat on the mat.\nQuestion: Who sat?\nAnswer:",
+            "Passage: one two three\nQuestion: what?\nAnswer:",
+            "Title: B\nContext: Rain.\nQuestion: Weather?\nAnswer:",
+            "Title: C\nContext: A long day of sun, then rain, then sun again.\nQuestion: And?\nAnswer:",
+            "Passage: four\nQuestion: which?\nAnswer:",
+        ];
+        let feats: Vec<TrainFeature> = texts
+            .iter()
+            .map(|t| TrainFeature::Generation {
+                prompt: EncodedSeq {
+                    ids: tok.encode(t).unwrap(),
+                    option_len: 0,
+                    truncated: false,
+                },
+                gold_answers: vec!["cat".into(), "rain".into()],
+            })
+            .collect();
+        let refs: Vec<&TrainFeature> = feats.iter().collect();
+        for bf16 in [false, true] {
+            if bf16 {
+                model.set_compute(zo_models::sgemm::Compute::Bf16);
+            }
+            let m = LossModel {
+                model: &model,
+                tok: &tok,
+                max_new_tokens: 8,
+            };
+            let all = loss_terms(m, &refs, Widths::Generation).unwrap();
+            let one = batch_loss(m, &refs).unwrap();
+            for size in [2, 3] {
+                for rank in 0..size {
+                    let w = Sliced {
+                        rank,
+                        size,
+                        all: all.clone(),
+                        sent: Default::default(),
+                    };
+                    let loss = split_batch_loss(m, &refs, &w).unwrap();
+                    assert_eq!(loss.to_bits(), one.to_bits(), "rank {rank} of {size}");
+                    let sent = w.sent.borrow().clone();
+                    let want = if bf16 {
+                        Vec::new()
+                    } else {
+                        all[slice(refs.len(), rank, size)].to_vec()
+                    };
+                    assert_eq!(sent, want, "rank {rank} of {size}, bf16 {bf16}");
+                }
+            }
+        }
     }
 }
