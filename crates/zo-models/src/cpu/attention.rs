@@ -265,9 +265,9 @@ fn attention_masked(
 
 /// The softmax of each `tk`-long score row of `s` over the keys the row sees: from its first
 /// visible key to one past its last (zeros elsewhere); a row that sees no key (a padding query)
-/// over all of its keys, uniform, as torch gives. `causal` gives the rows' spans where the
-/// task is a packed sequence's (row `r` sees keys `0 ..= pos0 + r`); otherwise they are read
-/// from the scores, whose masked entries kept the mask value.
+/// over all of its keys, uniform, as torch gives. A packed sequence's causal mask gives the
+/// rows' spans (row `r` sees keys `0 ..= pos0 + r`); a given mask's are read from the scores,
+/// whose masked entries kept the mask value.
 ///
 /// This makes a query's bits depend on its own keys alone: the softmax's lane sums
 /// ([`softmax_rows`]) start at the row's first key and end at its last, so a sequence left- or
@@ -275,11 +275,11 @@ fn attention_masked(
 /// same terms in the same lanes; the products before and after are chains over single
 /// elements, which the masked keys do not enter (their scores stay the mask value, their
 /// probabilities are exact zeros).
-fn softmax_visible(s: &mut [f32], tk: usize, causal: Option<usize>) {
+fn softmax_visible(s: &mut [f32], tk: usize, mask: MaskRows<'_>) {
     for (r, row) in s.chunks_exact_mut(tk).enumerate() {
-        let (lo, hi) = match causal {
-            Some(pos0) => (0, (pos0 + r + 1).min(tk)),
-            None => match row.iter().position(|&x| x > attn::ABSORBING) {
+        let (lo, hi) = match mask {
+            MaskRows::Causal { pos0 } => (0, (pos0 + r + 1).min(tk)),
+            MaskRows::Given(_) => match row.iter().position(|&x| x > attn::ABSORBING) {
                 Some(lo) => {
                     let last = row.iter().rposition(|&x| x > attn::ABSORBING);
                     (lo, last.map_or(tk, |l| l + 1))
@@ -341,11 +341,7 @@ fn run_tasks(
         // q_h is the `[tq, d]` block at `base` with row stride h; k_h and v_h the `[tk, d]`
         // blocks at `kv_base` with row stride `kv.row`.
         attn::scores(&q[base..], &k[kv_base..], blk, &mut kt, &mut scores);
-        let causal = match task.mask {
-            MaskRows::Causal { pos0 } => Some(pos0),
-            MaskRows::Given(_) => None,
-        };
-        softmax_visible(&mut scores, tk, causal);
+        softmax_visible(&mut scores, tk, task.mask);
         // SAFETY: the output block (the task's rows, the columns of head hi) lies inside `out`
         // (`[nq, h]`) and is written by this task only (the tasks' rows tile `0..nq`).
         unsafe { attn::weighted_sum(&scores, &v[kv_base..], blk, dst.ptr().add(base)) };

@@ -332,16 +332,10 @@ impl OptModel {
             .collect();
         self.check_positions(&full, total)?;
         let (positions, additive) = self.positions_and_mask(&full, batch, past, seq);
-        let positions = Tensor::from_vec(positions, batch * seq, &self.device)?;
         let additive = Tensor::from_vec(additive, (batch, 1, seq, total), &self.device)?
             .to_dtype(self.dtype)?;
 
-        let ids_t = Tensor::from_slice(ids, batch * seq, &self.device)?;
-        let mut x = self.embed_tokens.embedding(&ids_t)?;
-        if let Some(p) = &self.project_in {
-            x = p.forward(&x)?;
-        }
-        x = (x + self.embed_positions.embedding(&positions)?)?;
+        let mut x = self.embed(ids.to_vec(), positions)?;
         let prefix = self.prefix_kv()?;
 
         match cache {
@@ -364,6 +358,25 @@ impl OptModel {
                 }
             }
         }
+        self.head_in(x)
+    }
+
+    /// Token embeddings (through `project_in`) plus the learned positions at the
+    /// `embed_positions` rows `positions`: `[n, h]` for `n` tokens.
+    fn embed(&self, ids: Vec<u32>, positions: Vec<u32>) -> Result<Tensor> {
+        let n = ids.len();
+        let mut x = self
+            .embed_tokens
+            .embedding(&Tensor::from_vec(ids, n, &self.device)?)?;
+        if let Some(p) = &self.project_in {
+            x = p.forward(&x)?;
+        }
+        let positions = Tensor::from_vec(positions, n, &self.device)?;
+        Ok((x + self.embed_positions.embedding(&positions)?)?)
+    }
+
+    /// The final LayerNorm and `project_out`, where the model has them.
+    fn head_in(&self, mut x: Tensor) -> Result<Tensor> {
         if let Some(ln) = &self.final_layer_norm {
             x = ln.forward(&x)?;
         }
@@ -452,15 +465,9 @@ impl OptModel {
             .reshape((batch * seq, seq))?
             .index_select(&rows_t, 0)?;
         let p = prefix.as_ref().map(|p| &p[last]);
-        let mut x =
+        let x =
             self.layers[last].forward_rows(&x, batch, seq, &rows_t, &row_batch, &mask_rows, p)?;
-        if let Some(ln) = &self.final_layer_norm {
-            x = ln.forward(&x)?;
-        }
-        if let Some(p) = &self.project_out {
-            x = p.forward(&x)?;
-        }
-        Ok(x)
+        self.head_in(x)
     }
 
     /// Positions come from the attention mask (padding takes none), so what must fit the
@@ -493,15 +500,9 @@ impl OptModel {
         self.check_inputs(ids, mask, batch, seq)?;
         self.check_positions(mask, seq)?;
         let (positions, additive) = self.positions_and_mask(mask, batch, 0, seq);
-        let positions = Tensor::from_vec(positions, batch * seq, &self.device)?;
         let additive =
             Tensor::from_vec(additive, (batch, 1, seq, seq), &self.device)?.to_dtype(self.dtype)?;
-        let ids_t = Tensor::from_slice(ids, batch * seq, &self.device)?;
-        let mut x = self.embed_tokens.embedding(&ids_t)?;
-        if let Some(p) = &self.project_in {
-            x = p.forward(&x)?;
-        }
-        x = (x + self.embed_positions.embedding(&positions)?)?;
+        let mut x = self.embed(ids.to_vec(), positions)?;
         for (i, layer) in layers.iter().enumerate() {
             x = layer.forward(&x, batch, seq, &additive, None, prefix.map(|p| &p[i]))?;
         }

@@ -112,41 +112,17 @@ impl OptModel {
             && !self.layers.is_empty()
     }
 
-    /// The checks of the padded forward, the packing, and the embeddings `[N, h]` of the
-    /// real tokens.
-    fn embed_packed(
-        &self,
-        ids: &[u32],
-        mask: &[u8],
-        batch: usize,
-        seq: usize,
-    ) -> Result<(Packed, Tensor)> {
+    /// The checks of the padded forward, then the packing of the real tokens.
+    fn pack(&self, ids: &[u32], mask: &[u8], batch: usize, seq: usize) -> Result<Packed> {
         self.check_inputs(ids, mask, batch, seq)?;
         self.check_positions(mask, seq)?;
-        let p = Packed::new(mask, batch, seq);
-        let dev = &self.device;
-        let n = p.flat.len();
-        let tokens: Vec<u32> = p.flat.iter().map(|&f| ids[f as usize]).collect();
-        let mut x = self
-            .embed_tokens
-            .embedding(&Tensor::from_vec(tokens, n, dev)?)?;
-        if let Some(proj) = &self.project_in {
-            x = proj.forward(&x)?;
-        }
-        let positions = Tensor::from_vec(p.positions.clone(), n, dev)?;
-        x = (x + self.embed_positions.embedding(&positions)?)?;
-        Ok((p, x))
+        Ok(Packed::new(mask, batch, seq))
     }
 
-    /// The final LayerNorm and `project_out`, where the model has them.
-    fn head_in(&self, mut x: Tensor) -> Result<Tensor> {
-        if let Some(ln) = &self.final_layer_norm {
-            x = ln.forward(&x)?;
-        }
-        if let Some(proj) = &self.project_out {
-            x = proj.forward(&x)?;
-        }
-        Ok(x)
+    /// The embeddings `[N, h]` of the packed tokens.
+    fn embed_packed(&self, ids: &[u32], p: &Packed) -> Result<Tensor> {
+        let tokens: Vec<u32> = p.flat.iter().map(|&f| ids[f as usize]).collect();
+        self.embed(tokens, p.positions.clone())
     }
 
     /// [`Self::forward_hidden_rows`] over the batch's real tokens alone (see the module
@@ -163,7 +139,7 @@ impl OptModel {
         if !self.packs() || rows.is_empty() {
             return Ok(None);
         }
-        let (p, mut x) = self.embed_packed(ids, mask, batch, seq)?;
+        let p = self.pack(ids, mask, batch, seq)?;
         let Some(sel) = rows
             .iter()
             .map(|&r| p.row_of.get(r as usize).copied().flatten())
@@ -171,6 +147,7 @@ impl OptModel {
         else {
             return Ok(None);
         };
+        let mut x = self.embed_packed(ids, &p)?;
         let all = p.all_queries();
         let last = self.layers.len() - 1;
         let rows_only = last_layer_at_rows_only(sel.len(), p.flat.len());
@@ -182,7 +159,11 @@ impl OptModel {
         for layer in body {
             x = layer.forward_packed(&x, &p.seqs, None, &all, None)?;
         }
-        let blocks = p.query_blocks(&sel);
+        let blocks = if rows_only {
+            p.query_blocks(&sel)
+        } else {
+            Vec::new()
+        };
         let sel = Tensor::from_vec(sel, rows.len(), &self.device)?;
         x = if rows_only {
             self.layers[last].forward_packed(&x, &p.seqs, Some(&sel), &blocks, None)?
@@ -208,7 +189,8 @@ impl OptModel {
         if !self.packs() || !cache.is_empty() {
             return Ok(None);
         }
-        let (p, mut x) = self.embed_packed(ids, mask, batch, seq)?;
+        let p = self.pack(ids, mask, batch, seq)?;
+        let mut x = self.embed_packed(ids, &p)?;
         let all = p.all_queries();
         let n = p.flat.len();
         let flat = Tensor::from_slice(&p.flat, n, &self.device)?;
