@@ -191,6 +191,7 @@ macro_rules! store_tile_zmm {
 mod kernel_amx;
 /// The 16 × 16 in-register transpose of 32-bit words (also the attention's key transpose).
 #[cfg(target_arch = "x86_64")]
+pub(crate) use driver::OutPtr;
 pub(crate) use kernel_amx::transpose16;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;

@@ -11,21 +11,8 @@ use rayon::prelude::*;
 
 use super::{attn, with_f32};
 use crate::rows::softmax_rows;
+use crate::sgemm::OutPtr;
 use crate::Result;
-
-/// A raw output pointer shared by tasks that write disjoint elements.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: the attention tasks write pairwise disjoint (rows, head columns) blocks.
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// Through a method, so that closures capture the (Send) wrapper and not its raw field.
-    fn ptr(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// Where the keys and values of a head start relative to its sequence's, and the stride of
 /// their rows (in floats).
@@ -312,7 +299,7 @@ fn run_tasks(
     let neg = f32::MIN / 2.0;
     // Not zero-filled: the tasks write every element (each its rows × head columns).
     let mut out: Vec<f32> = Vec::with_capacity(nq * h);
-    let dst = SharedOut(out.as_mut_ptr());
+    let dst = OutPtr(out.as_mut_ptr());
     (0..tasks.len() * heads).into_par_iter().for_each(|i| {
         let (task, hi) = (&tasks[i / heads], i % heads);
         let (tq, tk) = (task.tq, task.tk);
@@ -344,7 +331,7 @@ fn run_tasks(
         softmax_visible(&mut scores, tk, task.mask);
         // SAFETY: the output block (the task's rows, the columns of head hi) lies inside `out`
         // (`[nq, h]`) and is written by this task only (the tasks' rows tile `0..nq`).
-        unsafe { attn::weighted_sum(&scores, &v[kv_base..], blk, dst.ptr().add(base)) };
+        unsafe { attn::weighted_sum(&scores, &v[kv_base..], blk, dst.get().add(base)) };
     });
     // SAFETY: the tasks' rows tile `0..nq` and each wrote its rows × every head's columns:
     // every element of the capacity.

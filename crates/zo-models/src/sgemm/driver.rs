@@ -182,16 +182,18 @@ fn with_buf<R>(
     })
 }
 
-/// C's base pointer, shared by tasks that write pairwise disjoint tiles.
+/// An output's base pointer, shared by tasks that write pairwise disjoint elements (C's tiles
+/// here; attention's (rows, head columns) blocks in `cpu::attention`).
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: each task writes only the tiles of its own (row block, panel group); see `run`.
+pub(crate) struct OutPtr(pub(crate) *mut f32);
+// SAFETY: every user lets each task write only its own elements (here the tiles of its (row
+// block, panel group); see `run`).
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
     /// Through a method, so that closures capture the (Send) wrapper and not its raw field.
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }
