@@ -307,6 +307,20 @@ fn train_flags_are_shorthands_for_config_keys_and_set_wins() {
         &["train", "--dry-run", "--dtype", "f64"],
         &["model.dtype", "f64"],
     );
+    // A method's keys without a default say what to give.
+    expect_usage_error(
+        d.path(),
+        &["train", "--dry-run", "--optimizer", "ga"],
+        &[
+            "key `optimizer.lr`: method `ga` has no default step size",
+            "--lr",
+        ],
+    );
+    expect_usage_error(
+        d.path(),
+        &["train", "--dry-run", "--optimizer", "s2p"],
+        &["key `optimizer.option`: method `s2p` needs its step-size option"],
+    );
     // --resume takes the run's own settings only.
     expect_usage_error(
         d.path(),

@@ -68,14 +68,30 @@ pub fn set_to_table(assignment: &str) -> Result<Table> {
 pub fn deserialize<T: DeserializeOwned>(table: Table, origin: &str) -> Result<T> {
     let value = Value::Table(table);
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
+        let mut path = e.path().to_string();
         let inner = one_line(&e.into_inner().to_string());
+        // A missing field is reported at its table: name the field's own key.
+        if let Some(field) = missing_field(&inner) {
+            path = if path == "." || path.is_empty() {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
+        }
         if path == "." || path.is_empty() {
             anyhow!("{origin}: {inner}")
         } else {
             anyhow!("{origin}: key `{path}`: {inner}")
         }
     })
+}
+
+/// The field of serde's "missing field `x`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")?
+        .split_once('`')
+        .map(|(field, _)| field)
 }
 
 /// Collapses a multi-line message (toml's errors quote the source) to its first line.
@@ -132,5 +148,8 @@ mod tests {
         let t = parse_table("[inner]\nn = 1\nm = 2\n", "f.toml").unwrap();
         let e = deserialize::<Outer>(t, "f.toml").unwrap_err().to_string();
         assert!(e.contains("unknown field `m`"), "{e}");
+        let t = parse_table("[inner]\n", "f.toml").unwrap();
+        let e = deserialize::<Outer>(t, "f.toml").unwrap_err().to_string();
+        assert_eq!(e, "f.toml: key `inner.n`: missing field `n`");
     }
 }

@@ -365,9 +365,42 @@ pub fn resolve(src: &Sources<'_>) -> Result<Settings> {
         Some(p) => format!("config ({} + overrides)", p.display()),
         None => "config".to_string(),
     };
-    let settings: Settings = layers::deserialize(table, &origin)?;
+    let method = table
+        .get("optimizer")
+        .and_then(|o| o.get("method"))
+        .and_then(toml::Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let settings: Settings = layers::deserialize(table, &origin)
+        .map_err(|e| explain_missing_optimizer_key(e, &method))?;
     settings.validate()?;
     Ok(settings)
+}
+
+/// Says what to give for a key a method has no default for (the built-in defaults are AS2P's):
+/// `--optimizer ga` alone would otherwise meet serde's bare "missing field `lr`".
+fn explain_missing_optimizer_key(e: anyhow::Error, method: &str) -> anyhow::Error {
+    let (key, what) = match method {
+        "ga" | "stp" => (
+            "lr",
+            "has no default step size: give one with --lr (MeZO's full fine-tuning of OPT uses \
+             1e-6 or 1e-7, with ρ = 1e-3)",
+        ),
+        "s2p" => (
+            "option",
+            "needs its step-size option: --set optimizer.option=N with N = 1 (α₀/√(Kd), with \
+             --lr), 2 (|γ|/(Ld), with optimizer.l), 3 or 4 ((L₀, L₁)-smoothness, with \
+             optimizer.l1, and for 4 optimizer.l0); see docs/ALGORITHMS.md",
+        ),
+        _ => return e,
+    };
+    let message = e.to_string();
+    match message.split_once(&format!("key `optimizer.{key}`: missing field")) {
+        Some((origin, _)) => {
+            anyhow::anyhow!("{origin}key `optimizer.{key}`: method `{method}` {what}")
+        }
+        None => e,
+    }
 }
 
 impl Settings {

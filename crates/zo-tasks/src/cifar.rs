@@ -15,6 +15,8 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use thiserror::Error;
 
+use crate::rows::RowPosition;
+
 /// Pixels per channel.
 pub const HW: usize = 32 * 32;
 /// Values per image (3 × 32 × 32).
@@ -42,10 +44,10 @@ pub enum CifarError {
         label: i64,
         classes: usize,
     },
-    #[error("{path}, row {index}: {message}")]
+    #[error("{path}, {position}: {message}")]
     BadRow {
         path: PathBuf,
-        index: usize,
+        position: RowPosition,
         message: String,
     },
     #[error("{path}: parquet error: {source}")]
@@ -344,7 +346,7 @@ pub fn read_parquet(
         };
         let bad = |index: usize, message: String| CifarError::BadRow {
             path: path.clone(),
-            index,
+            position: RowPosition::Row(index + 1),
             message,
         };
         let file = std::fs::File::open(path).map_err(|source| CifarError::Io {

@@ -211,14 +211,14 @@ fn load_one(
     row: &mut usize,
     out: &mut LoadedRows,
 ) -> Result<(), TaskError> {
-    for_each_row(path, |value| {
+    for_each_row(path, |position, value| {
         let idx = *row;
         *row += 1;
         match value.and_then(|v| Example::from_json(task, idx, &v)) {
             Ok(ex) => out.examples.push(ex),
             Err(kind) => {
                 let e = TaskError::BadRow {
-                    location: path.display().to_string(),
+                    location: format!("{}, {position}", path.display()),
                     row: idx,
                     kind,
                 };

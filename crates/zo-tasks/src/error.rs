@@ -42,9 +42,10 @@ pub enum TaskError {
     /// Image data that cannot be read (the message names the file or directory).
     #[error("{0}")]
     Image(String),
-    /// A row that breaks the task's schema or invariants. `row` is the 0-based row index within
-    /// its split (all files of the split concatenated, in order).
-    #[error("{location}, row {row}: {kind}")]
+    /// A row that breaks the task's schema or invariants. `location` says where a person finds
+    /// it (the file and its line or row there, or the task and the example's index); `row` is
+    /// the 0-based row index within its split (all files of the split concatenated, in order).
+    #[error("{location}: {kind}")]
     BadRow {
         location: String,
         row: usize,

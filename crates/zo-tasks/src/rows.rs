@@ -30,23 +30,44 @@ impl RowFormat {
     }
 }
 
-/// Call `f` with each row of `path` in order: `Ok(object)` or the row's own error (a bad JSON
-/// line). File-level failures (cannot open, corrupt parquet) are returned as `Err`.
+/// Where a row sits in its file, as a person finds it: the 1-based line of a JSONL file (blank
+/// lines counted, as an editor counts them) or the 1-based row of a parquet file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowPosition {
+    Line(usize),
+    Row(usize),
+}
+
+impl std::fmt::Display for RowPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RowPosition::Line(n) => write!(f, "line {n}"),
+            RowPosition::Row(n) => write!(f, "row {n} (counting from 1)"),
+        }
+    }
+}
+
+/// Call `f` with each row of `path` in order, with its position in the file: `Ok(object)` or
+/// the row's own error (a bad JSON line). File-level failures (cannot open, corrupt parquet) are
+/// returned as `Err`.
 pub fn for_each_row(
     path: &Path,
-    mut f: impl FnMut(Result<Value, RowErrorKind>) -> Result<(), TaskError>,
+    mut f: impl FnMut(RowPosition, Result<Value, RowErrorKind>) -> Result<(), TaskError>,
 ) -> Result<(), TaskError> {
     match RowFormat::from_path(path) {
         Some(RowFormat::Jsonl) => {
             let file = File::open(path).map_err(|e| TaskError::io(path, e))?;
-            for line in BufReader::new(file).lines() {
+            for (i, line) in BufReader::new(file).lines().enumerate() {
                 let line = line.map_err(|e| TaskError::io(path, e))?;
                 // Blank lines (a trailing newline, spacing) are not rows.
                 if line.trim().is_empty() {
                     continue;
                 }
-                f(serde_json::from_str::<Value>(&line)
-                    .map_err(|e| RowErrorKind::InvalidJson(e.to_string())))?;
+                f(
+                    RowPosition::Line(i + 1),
+                    serde_json::from_str::<Value>(&line)
+                        .map_err(|e| RowErrorKind::InvalidJson(e.to_string())),
+                )?;
             }
             Ok(())
         }
@@ -76,8 +97,8 @@ pub fn for_each_row(
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "the reader failed".into()),
             })??;
-            for row in rows {
-                f(Ok(row))?;
+            for (i, row) in rows.into_iter().enumerate() {
+                f(RowPosition::Row(i + 1), Ok(row))?;
             }
             Ok(())
         }

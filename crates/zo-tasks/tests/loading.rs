@@ -42,7 +42,7 @@ fn bad(task: Task, good: &str, line: &str) -> RowErrorKind {
             kind,
         }) => {
             assert_eq!(row, 1);
-            assert_eq!(location, p.display().to_string());
+            assert_eq!(location, format!("{}, line 2", p.display()));
             kind
         }
         other => panic!("{task} {line}: expected a bad row, got {other:?}"),
@@ -188,8 +188,9 @@ fn error_messages_name_file_row_and_field() {
     let e = load_files(Task::Sst2, &[p], BadRowPolicy::Fail)
         .unwrap_err()
         .to_string();
+    // The position is the file's line as an editor numbers it (the blank line counted).
     assert!(
-        e.contains("bad.jsonl") && e.contains("row 1") && e.contains("`label`"),
+        e.contains("bad.jsonl, line 3: ") && e.contains("`label`"),
         "{e}"
     );
 }
@@ -206,6 +207,7 @@ fn skip_policy_keeps_good_rows_with_their_original_index() {
     let out = load_files(Task::Sst2, &[a, b], BadRowPolicy::Skip).unwrap();
     assert_eq!(out.skipped.len(), 1);
     assert!(matches!(out.skipped[0], TaskError::BadRow { row: 1, .. }));
+    assert!(out.skipped[0].to_string().contains("a.jsonl, line 2: "));
     // Row indices run across files: the parquet's rows are 2.. .
     let rows: Vec<usize> = out.examples.iter().map(|e| e.row).collect();
     assert_eq!(rows, [0, 2, 3, 4, 5, 6, 7]);
