@@ -81,6 +81,22 @@ fn missing_model_dir() {
         ],
         &["no-such-model"],
     );
+    // A run directory given as the model: pointed to its saved weights.
+    fs::create_dir(d.path().join("run")).unwrap();
+    fs::write(d.path().join("run/run.toml"), "").unwrap();
+    expect_usage_error(
+        d.path(),
+        &[
+            "eval",
+            "--model",
+            "run",
+            "--task",
+            "sst2",
+            "--data",
+            "builtin:quickstart",
+        ],
+        &["`run` is a run directory", "zo eval --run run"],
+    );
 }
 
 #[test]
