@@ -620,6 +620,11 @@ fn run_src<A: driver::PackA>(
     use kernel_fma_bf16::Avx512FmaBf16;
     let bs = bias_scaled.as_deref();
     match (few_rows, isa, a.dense()) {
+        (true, Isa::Avx512, Some(dense)) if driver::few_rows::wide(n, k) => {
+            // SAFETY: AVX-512F (with AVX2 and FMA) was checked above; the shapes are as below.
+            unsafe { driver::few_rows::run_wide(n, o, k, dense, w, c, epi, bs) };
+            return true;
+        }
         (true, Isa::Avx512, Some(dense)) if n <= driver::few_rows::MAX_ROWS => {
             // SAFETY: AVX-512F (with AVX2 and FMA) was checked above; the shapes are as below.
             unsafe { driver::few_rows::run(n, o, k, dense, w, c, epi, bs) };

@@ -26,6 +26,12 @@
 //! 73 → 155, 32×768→3072 139 → 225, 128×768→3072 173 → 271; level from ≈ 192 rows to 1024,
 //! hence [`MAX_ROWS`] = 128. Greedy decoding's steps (one row per sequence) took 0.54–0.71 of
 //! their time.
+//!
+//! With at most [`MAX_ROWS_WIDE`] rows (a decoding step of one to eight sequences, an option's
+//! few tokens after its cached prompt), [`run_wide`] turns the tile around once more: 16 rows
+//! of W are loaded a line each, transposed in registers, and W's rows go in the lanes, so a
+//! weight costs `n/16` of an FMA instead of a broadcast and an FMA on mostly idle lanes. The
+//! chains, and so the bits, are the same.
 
 use std::arch::x86_64::*;
 use std::cell::RefCell;
@@ -168,6 +174,178 @@ unsafe fn tile<const G: usize, const PF: bool>(
             }
         }
     }
+}
+
+/// Products with at most this many rows take [`run_wide`] (on AVX-512F), see [`wide`].
+pub(in crate::sgemm) const MAX_ROWS_WIDE: usize = 8;
+
+/// Whether an `n`-row product with `k`-long rows takes [`run_wide`]: up to 4 rows, and up to
+/// [`MAX_ROWS_WIDE`] where `k ≤ 1024`. Measured on the Emerald Rapids Xeon, weights from
+/// memory, 2 threads, GB/s of W against [`run`] (docs/BENCH.md round 24): 1.26–1.56× with
+/// one row, 1.07–1.45× with two, 1.06–1.31× with four; with eight, 1.11–1.27× where
+/// `k = 768` but 0.94× where `k = 3072`.
+pub(in crate::sgemm) fn wide(n: usize, k: usize) -> bool {
+    n <= 4 || (n <= MAX_ROWS_WIDE && k <= 1024)
+}
+
+/// Columns of C (rows of W) per tile of [`run_wide`]: two blocks of 16 lanes.
+const TW: usize = 32;
+
+/// The tile of [`run_wide`]: `C[rows × cols] = epi(A · Wᵀ)` for `R` rows of A (read in place,
+/// stride `k`) and `cols ≤ 32` rows of W from `w0` (stride `k`). Per 16 steps of `k`, each
+/// block of 16 rows of W is loaded (a line per row), transposed in registers (lane `q` of
+/// vector `x` = `W[q, p0 + x]`) and takes `fma(broadcast(A[i, p]), ·, acc[i])` for `p` in
+/// order: every element's chain is the in-order one of every kernel. With `PF`, the next
+/// tile's rows (from `next`, possibly past W: a prefetch does not fault) are prefetched
+/// into L2 at the same offset, one tile ahead.
+///
+/// # Safety
+/// AVX-512F available; `a` readable for `R` rows of `k` floats; rows `0 .. cols` of W
+/// readable for `k` floats each from `w0`; `c` writable (and the epilogue's pointers
+/// readable) for `R` rows of `cols` floats at stride `ldc`; `k > 0`, `1 ≤ cols ≤ 32`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_wide<const R: usize, const B: usize, const PF: bool>(
+    k: usize,
+    a: *const f32,
+    w0: *const f32,
+    next: *const f32,
+    cols: usize,
+    c: *mut f32,
+    ldc: usize,
+    epi: &Epi,
+) {
+    // SAFETY (whole body): every offset stays inside the extents listed above; the columns
+    // past `cols` read row `cols − 1` again and are not stored; the loads past `k` are masked.
+    unsafe {
+        let blocks = cols.div_ceil(T);
+        let rp: [*const f32; TW] = std::array::from_fn(|q| w0.add(q.min(cols - 1) * k));
+        let mut acc = [[_mm512_setzero_ps(); R]; B];
+        let mut p0 = 0;
+        while p0 < k {
+            let len = (k - p0).min(T);
+            let m = (u32::MAX >> (32 - len)) as __mmask16;
+            for (bl, acc) in acc.iter_mut().enumerate().take(blocks) {
+                let r: [__m512i; T] = std::array::from_fn(|q| {
+                    _mm512_castps_si512(_mm512_maskz_loadu_ps(m, rp[bl * T + q].add(p0)))
+                });
+                if PF {
+                    for q in 0..T {
+                        let pf = next.wrapping_add((bl * T + q) * k + p0);
+                        _mm_prefetch::<_MM_HINT_T1>(pf as *const i8);
+                    }
+                }
+                let t = kernel_amx::transpose16(&r);
+                macro_rules! step {
+                    ($x:expr, $col:expr) => {{
+                        let col = _mm512_castsi512_ps($col);
+                        for (i, acc) in acc.iter_mut().enumerate() {
+                            let x = _mm512_set1_ps(*a.add(i * k + p0 + $x));
+                            *acc = _mm512_fmadd_ps(x, col, *acc);
+                        }
+                    }};
+                }
+                // A whole block is unrolled; the last one, shorter, is not.
+                if len == T {
+                    for (x, &col) in t.iter().enumerate() {
+                        step!(x, col);
+                    }
+                } else {
+                    for (x, &col) in t.iter().enumerate().take(len) {
+                        step!(x, col);
+                    }
+                }
+            }
+            p0 += T;
+        }
+        let s = _mm512_set1_ps(epi.scale);
+        let zero = _mm512_setzero_ps();
+        for (bl, acc) in acc.iter().enumerate().take(blocks) {
+            let n = (cols - bl * T).min(T);
+            let mask = (u32::MAX >> (32 - n)) as __mmask16;
+            let j = bl * T;
+            let bias = if epi.bias.is_null() {
+                zero
+            } else {
+                _mm512_maskz_loadu_ps(mask, epi.bias.add(j))
+            };
+            for (i, &x) in acc.iter().enumerate() {
+                let mut y = _mm512_fmadd_ps(x, s, bias);
+                if !epi.res.is_null() {
+                    y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, epi.res.add(i * ldc + j)));
+                }
+                if epi.relu {
+                    y = _mm512_max_ps(y, zero);
+                }
+                _mm512_mask_storeu_ps(c.add(i * ldc + j), mask, y);
+            }
+        }
+    }
+}
+
+/// The few-row order for at most [`MAX_ROWS_WIDE`] rows (a decoding step of one to four
+/// sequences): [`run`]'s tiles put A's rows in the lanes, so with one row 15 of 16 lanes
+/// are idle and every weight costs an FMA and a broadcast; here W's rows go in the lanes
+/// (transposed 16 × 16 in registers) and each weight costs `1/16` of an FMA per row of A,
+/// with the same in-order chains, so the same bits. A is read in place.
+///
+/// # Safety
+/// As [`run`], with `n ≤` [`MAX_ROWS_WIDE`].
+#[allow(clippy::too_many_arguments)]
+pub(in crate::sgemm) unsafe fn run_wide(
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [MaybeUninit<f32>],
+    epi: &Epilogue<'_>,
+    bias_scaled: Option<&[f32]>,
+) {
+    let out = OutPtr(c.as_mut_ptr().cast::<f32>());
+    // The next tile's rows are prefetched where they are short, as in [`run`]: with
+    // k = 3072 it measured level or slower.
+    let prefetch = k <= 1024;
+    // Up to 4 rows, tiles of 32 columns (8 accumulators); up to 8, of 16 (the 16 transposed
+    // vectors and 8 accumulators fill 24 of the 32 registers).
+    let tw = if n <= 4 { TW } else { T };
+    let tiles = o.div_ceil(tw);
+    let per_task = tiles.div_ceil(8 * rayon::current_num_threads().max(1));
+    (0..tiles.div_ceil(per_task)).into_par_iter().for_each(|t| {
+        for tl in t * per_task..((t + 1) * per_task).min(tiles) {
+            let j0 = tl * tw;
+            let e = Epi {
+                scale: epi.scale,
+                bias: bias_scaled.map_or(std::ptr::null(), |b| b[j0..].as_ptr()),
+                res: epi
+                    .residual
+                    .map_or(std::ptr::null(), |r| r[j0..].as_ptr()),
+                relu: epi.relu,
+            };
+            let w0 = w[j0 * k..].as_ptr();
+            let next = w0.wrapping_add(tw * k);
+            let c0 = out.get().wrapping_add(j0);
+            let cols = tw.min(o - j0);
+            let a = a.as_ptr();
+            // SAFETY: rows `j0 .. j0 + cols` of W, the `n` rows of A, and columns
+            // `j0 .. j0 + cols` of C (and of the residual) are in bounds and written by this
+            // tile only; the features are the caller's.
+            unsafe {
+                macro_rules! tile {
+                    ($($r:literal, $b:literal);*) => {
+                        match (n, prefetch) {
+                            $(
+                                ($r, true) => tile_wide::<$r, $b, true>(k, a, w0, next, cols, c0, o, &e),
+                                ($r, false) => tile_wide::<$r, $b, false>(k, a, w0, next, cols, c0, o, &e),
+                            )*
+                            _ => unreachable!("run_wide takes at most {MAX_ROWS_WIDE} rows"),
+                        }
+                    };
+                }
+                tile!(1, 2; 2, 2; 3, 2; 4, 2; 5, 1; 6, 1; 7, 1; 8, 1)
+            }
+        }
+    });
 }
 
 /// Packs A's rows `L·g .. L·g + L` transposed into group `g` of `at` (`L` lanes per group).

@@ -41,11 +41,15 @@ fn few_row_order_gives_the_bits_of_the_packed_order() {
         println!("few_row_order_gives_the_bits_of_the_packed_order: no AVX-512F here, skipped");
         return;
     }
-    // Rows: one, under a group, one group, a pair of groups and one more, the most this order
-    // takes (and one past it, which the packed order runs); columns: under a tile, a tile
-    // and an edge; `k`: under the 4-step unroll, odd, and opt-125m's.
+    // Rows: one to four and the most of the wide tiles (`run_wide`), under a group, one group,
+    // a pair of groups and one more, the most this order takes (and one past it, which the
+    // packed order runs); columns: under a tile, a tile and an edge; `k`: under the 4-step
+    // unroll and the 16-step block, odd, one block, and opt-125m's.
     let rows = [
         1,
+        2,
+        3,
+        driver::few_rows::MAX_ROWS_WIDE,
         5,
         16,
         17,
@@ -56,7 +60,16 @@ fn few_row_order_gives_the_bits_of_the_packed_order() {
         driver::few_rows::MAX_ROWS,
         129,
     ];
-    let shapes = [(7, 1), (16, 3), (17, 4), (50, 77), (33, 768)];
+    let shapes = [
+        (7, 1),
+        (16, 3),
+        (17, 4),
+        (50, 77),
+        (33, 768),
+        (32, 16),
+        (65, 33),
+        (20, 1030),
+    ];
     assert_few_rows_match_packed(Isa::Avx512, &rows, &shapes, 50, true);
 }
 
@@ -86,6 +99,33 @@ fn few_row_order_is_the_same_on_any_thread_count_and_for_any_slice_of_rows() {
         &Epilogue::PLAIN,
     );
     assert!(same(&whole[3 * o..20 * o], &part));
+    // The same for products of at most `MAX_ROWS_WIDE` rows, whose tiles are shaped by the
+    // row count: 6 rows against 2 of them alone and 1 of them alone.
+    let n = 6;
+    let whole = in_pool(1, || {
+        ours(Isa::Avx512, n, o, k, &a[..n * k], &w, &Epilogue::PLAIN)
+    });
+    for t in [2, 3] {
+        let got = in_pool(t, || {
+            ours(Isa::Avx512, n, o, k, &a[..n * k], &w, &Epilogue::PLAIN)
+        });
+        assert!(same(&whole, &got), "6 rows: 1 vs {t} threads differ");
+    }
+    for (i0, rows) in [(2, 2), (5, 1)] {
+        let part = ours(
+            Isa::Avx512,
+            rows,
+            o,
+            k,
+            &a[i0 * k..(i0 + rows) * k],
+            &w,
+            &Epilogue::PLAIN,
+        );
+        assert!(
+            same(&whole[i0 * o..(i0 + rows) * o], &part),
+            "rows {i0}.. alone"
+        );
+    }
 }
 
 #[test]
