@@ -67,24 +67,31 @@ fn load_text_model(s: &Settings, weights: Option<&Path>) -> Result<(OptModel, To
     Ok((model, tok))
 }
 
+/// A run directory given as `model.source` (it holds `run.toml`, its weights are in `best/`
+/// and `final/`): an error that says where they are, instead of "no config.json".
+fn refuse_a_run_directory(s: &Settings, weights: Option<&Path>) -> Result<()> {
+    let source = Path::new(&s.model.source);
+    if weights.is_none()
+        && source.join("run.toml").is_file()
+        && !source.join("config.json").is_file()
+    {
+        anyhow::bail!(
+            "model.source `{}` is a run directory, not a model: its weights are in `{}` / `{}` \
+             (or pass `zo eval --run {}`)",
+            s.model.source,
+            source.join("best").display(),
+            source.join("final").display(),
+            s.model.source
+        );
+    }
+    Ok(())
+}
+
 impl Model {
     /// Loads the model of the settings; `weights`, when given, is a directory this tool saved
     /// (a checkpoint, `best/`, `final/`) whose weights replace `model.source`'s.
     pub fn load(s: &Settings, weights: Option<&Path>) -> Result<Self> {
-        let source = Path::new(&s.model.source);
-        if weights.is_none()
-            && source.join("run.toml").is_file()
-            && !source.join("config.json").is_file()
-        {
-            anyhow::bail!(
-                "model.source `{}` is a run directory, not a model: its weights are in \
-                 `{}` / `{}` (or pass `zo eval --run {}`)",
-                s.model.source,
-                source.join("best").display(),
-                source.join("final").display(),
-                s.model.source
-            );
-        }
+        refuse_a_run_directory(s, weights)?;
         Ok(match s.task.name {
             AnyTask::Text(_) => {
                 let (m, tok) = load_text_model(s, weights)?;
@@ -196,20 +203,7 @@ pub struct SplitEval {
 impl Workload {
     /// Loads the model (see [`Model::load`]) and the task's data.
     pub fn load(s: &Settings, weights: Option<&Path>) -> Result<Self> {
-        let source = Path::new(&s.model.source);
-        if weights.is_none()
-            && source.join("run.toml").is_file()
-            && !source.join("config.json").is_file()
-        {
-            anyhow::bail!(
-                "model.source `{}` is a run directory, not a model: its weights are in \
-                 `{}` / `{}` (or pass `zo eval --run {}`)",
-                s.model.source,
-                source.join("best").display(),
-                source.join("final").display(),
-                s.model.source
-            );
-        }
+        refuse_a_run_directory(s, weights)?;
         Ok(match s.task.name {
             AnyTask::Text(task) => {
                 let (model, tok) = load_text_model(s, weights)?;

@@ -309,29 +309,24 @@ pub(in crate::sgemm) unsafe fn run_wide(
     // Up to 4 rows, tiles of 32 columns (8 accumulators); up to 8, of 16 (the 16 transposed
     // vectors and 8 accumulators fill 24 of the 32 registers).
     let tw = if n <= 4 { TW } else { T };
-    let tiles = o.div_ceil(tw);
-    let per_task = tiles.div_ceil(8 * rayon::current_num_threads().max(1));
-    (0..tiles.div_ceil(per_task)).into_par_iter().for_each(|t| {
-        for tl in t * per_task..((t + 1) * per_task).min(tiles) {
-            let j0 = tl * tw;
-            let e = Epi {
-                scale: epi.scale,
-                bias: bias_scaled.map_or(std::ptr::null(), |b| b[j0..].as_ptr()),
-                res: epi
-                    .residual
-                    .map_or(std::ptr::null(), |r| r[j0..].as_ptr()),
-                relu: epi.relu,
-            };
-            let w0 = w[j0 * k..].as_ptr();
-            let next = w0.wrapping_add(tw * k);
-            let c0 = out.get().wrapping_add(j0);
-            let cols = tw.min(o - j0);
-            let a = a.as_ptr();
-            // SAFETY: rows `j0 .. j0 + cols` of W, the `n` rows of A, and columns
-            // `j0 .. j0 + cols` of C (and of the residual) are in bounds and written by this
-            // tile only; the features are the caller's.
-            unsafe {
-                macro_rules! tile {
+    deal_tiles(o.div_ceil(tw), |tl| {
+        let j0 = tl * tw;
+        let e = Epi {
+            scale: epi.scale,
+            bias: bias_scaled.map_or(std::ptr::null(), |b| b[j0..].as_ptr()),
+            res: epi.residual.map_or(std::ptr::null(), |r| r[j0..].as_ptr()),
+            relu: epi.relu,
+        };
+        let w0 = w[j0 * k..].as_ptr();
+        let next = w0.wrapping_add(tw * k);
+        let c0 = out.get().wrapping_add(j0);
+        let cols = tw.min(o - j0);
+        let a = a.as_ptr();
+        // SAFETY: rows `j0 .. j0 + cols` of W, the `n` rows of A, and columns
+        // `j0 .. j0 + cols` of C (and of the residual) are in bounds and written by this
+        // tile only; the features are the caller's.
+        unsafe {
+            macro_rules! tile {
                     ($($r:literal, $b:literal);*) => {
                         match (n, prefetch) {
                             $(
@@ -342,8 +337,7 @@ pub(in crate::sgemm) unsafe fn run_wide(
                         }
                     };
                 }
-                tile!(1, 2; 2, 2; 3, 2; 4, 2; 5, 1; 6, 1; 7, 1; 8, 1)
-            }
+            tile!(1, 2; 2, 2; 3, 2; 4, 2; 5, 1; 6, 1; 7, 1; 8, 1)
         }
     });
 }
@@ -479,11 +473,23 @@ struct Job {
     at: *const f32,
 }
 
+/// Calls `f` for every tile index `0 .. tiles`, in about 8 rayon tasks per thread of
+/// consecutive tiles (work stealing evens out the rest).
+fn deal_tiles(tiles: usize, f: impl Fn(usize) + Sync) {
+    let per_task = tiles
+        .div_ceil(8 * rayon::current_num_threads().max(1))
+        .max(1);
+    (0..tiles.div_ceil(per_task)).into_par_iter().for_each(|t| {
+        for tl in t * per_task..((t + 1) * per_task).min(tiles) {
+            f(tl);
+        }
+    });
+}
+
 /// The frame both few-row kernels share: packs A transposed into groups of `L` lanes (in the
 /// thread's reusable buffer), then calls `job` for every tile of `tc` columns of C and every
 /// pair of groups (the last group alone when their number is odd: each W row is read once per
-/// pair), the tiles dealt out in about 8 rayon tasks per thread (work stealing evens out the
-/// rest). Jobs cover C once, in disjoint blocks.
+/// pair), the tiles dealt out by [`deal_tiles`]. Jobs cover C once, in disjoint blocks.
 ///
 /// # Safety
 /// AVX2 and FMA available; `a: [n, k]`; `n, o, k > 0`; `L` a multiple of 8.
@@ -501,24 +507,21 @@ unsafe fn for_each_tile<const L: usize>(
         unsafe { pack_at::<L>(n, k, a, at) };
         let at = &*at;
         let tiles = o.div_ceil(tc);
-        let per_task = tiles.div_ceil(8 * rayon::current_num_threads().max(1));
-        (0..tiles.div_ceil(per_task)).into_par_iter().for_each(|t| {
-            for tl in t * per_task..((t + 1) * per_task).min(tiles) {
-                let j0 = tl * tc;
-                let mut g = 0;
-                while g < groups {
-                    let two = g + 1 < groups;
-                    let i0 = g * L;
-                    job(Job {
-                        j0,
-                        cols: tc.min(o - j0),
-                        i0,
-                        rows: (if two { 2 * L } else { L }).min(n - i0),
-                        two,
-                        at: at[g * L * k..].as_ptr(),
-                    });
-                    g += if two { 2 } else { 1 };
-                }
+        deal_tiles(tiles, |tl| {
+            let j0 = tl * tc;
+            let mut g = 0;
+            while g < groups {
+                let two = g + 1 < groups;
+                let i0 = g * L;
+                job(Job {
+                    j0,
+                    cols: tc.min(o - j0),
+                    i0,
+                    rows: (if two { 2 * L } else { L }).min(n - i0),
+                    two,
+                    at: at[g * L * k..].as_ptr(),
+                });
+                g += if two { 2 } else { 1 };
             }
         });
     });
