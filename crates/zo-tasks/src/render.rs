@@ -108,7 +108,10 @@ pub fn render(example: &Example) -> Result<Rendered, TaskError> {
         .find(|&&i| i >= n)
     {
         return Err(TaskError::BadRow {
-            location: format!("task {task}, row {} of the split", example.row),
+            location: format!(
+                "task {task}, example {} of the split (counting from 0)",
+                example.row
+            ),
             row: example.row,
             kind: RowErrorKind::LabelOutOfRange {
                 label: bad as i64,
