@@ -379,3 +379,28 @@ fn several_ranks_are_refused_where_they_cannot_work() {
         "something was written"
     );
 }
+
+/// `zo bench`'s bad arguments are usage errors (exit 2), found before its probe runs.
+#[test]
+fn bench_arguments_are_checked_before_any_work() {
+    let d = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (&["bench", "-B", "0"][..], "-B must be at least 1"),
+        (&["bench", "-T", "1"][..], "-T values must be at least 2"),
+        (
+            &["bench", "--model", "./no-such-model"][..],
+            "no-such-model",
+        ),
+        (
+            &["bench", "--model", "resnet18", "--classes", "1"][..],
+            "--classes values must be at least 2",
+        ),
+        (
+            &["bench", "--model", "resnet18", "--figure", "b3"][..],
+            "a ResNet has the figures",
+        ),
+        (&["bench", "--classes", "10"][..], "are for ResNet models"),
+    ] {
+        expect_usage_error(d.path(), args, &[needle]);
+    }
+}

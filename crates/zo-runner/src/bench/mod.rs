@@ -305,12 +305,44 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
     run_to(args, quiet, &mut lock)
 }
 
-/// [`run`] writing its lines to `out`.
-pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> {
+/// The checks of the arguments alone (bad usage: `zo` exits 2), before any probe runs.
+pub fn check_args(args: &BenchArgs) -> Result<()> {
     anyhow::ensure!(args.batch != Some(0), "-B must be at least 1");
     anyhow::ensure!(args.repeats >= 1, "--repeats must be at least 1");
-    if let Some(preset) = resnet::preset(&args.model) {
+    if resnet::preset(&args.model).is_some() {
         anyhow::ensure!(!args.child, "--child is for OPT models");
+        anyhow::ensure!(
+            args.fma_peak.is_none_or(|p| p > 0.0 && p.is_finite()),
+            "--fma-peak must be a positive number of GFLOP/s"
+        );
+        anyhow::ensure!(
+            args.classes.iter().all(|&c| c >= 2),
+            "--classes values must be at least 2"
+        );
+        anyhow::ensure!(
+            matches!(args.figure, Figure::B1 | Figure::B2 | Figure::All),
+            "--figure {:?}: a ResNet has the figures b1 (forward), b2 (steps) and all",
+            args.figure
+        );
+        return Ok(());
+    }
+    anyhow::ensure!(
+        args.classes.is_empty() && args.fma_peak.is_none(),
+        "--classes and --fma-peak are for ResNet models (resnet18, …)"
+    );
+    anyhow::ensure!(!args.child || args.loss.is_some(), "--child needs --loss");
+    args.model.parse::<ModelSpec>()?;
+    anyhow::ensure!(
+        args.seq.iter().all(|&t| t >= 2),
+        "-T values must be at least 2"
+    );
+    Ok(())
+}
+
+/// [`run`] writing its lines to `out`.
+pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> {
+    check_args(args)?;
+    if let Some(preset) = resnet::preset(&args.model) {
         let mut ctx = Ctx::new(args, args.model.clone(), 128, Vec::new(), quiet, out);
         let classes = if args.classes.is_empty() {
             vec![10, 100]
@@ -318,10 +350,6 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
             args.classes.clone()
         };
         probe_line(&mut ctx, "before")?;
-        anyhow::ensure!(
-            args.fma_peak.is_none_or(|p| p > 0.0 && p.is_finite()),
-            "--fma-peak must be a positive number of GFLOP/s"
-        );
         resnet::run(
             &mut ctx,
             preset,
@@ -336,16 +364,11 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
         }
         return Ok(());
     }
-    anyhow::ensure!(
-        args.classes.is_empty() && args.fma_peak.is_none(),
-        "--classes and --fma-peak are for ResNet models (resnet18, …)"
-    );
     let kinds: Vec<LossKind> = match args.loss {
         Some(k) => vec![k],
         None => vec![LossKind::FullLm, LossKind::Task],
     };
     if args.child {
-        anyhow::ensure!(kinds.len() == 1, "--child needs --loss");
         return rss::child(args, kinds[0]);
     }
     let spec: ModelSpec = args.model.parse()?;
@@ -356,7 +379,6 @@ pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> 
     } else {
         vec![64, 128]
     };
-    anyhow::ensure!(seqs.iter().all(|&t| t >= 2), "-T values must be at least 2");
     let mut ctx = Ctx::new(args, spec.name(), 16, seqs, quiet, out);
     probe_line(&mut ctx, "before")?;
     let figures = match args.figure {

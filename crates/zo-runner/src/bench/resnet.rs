@@ -73,10 +73,6 @@ pub fn run(
             "--figure {other:?}: a ResNet has the figures b1 (forward), b2 (steps) and all"
         ),
     };
-    anyhow::ensure!(
-        classes.iter().all(|&c| c >= 2),
-        "--classes values must be at least 2"
-    );
     let (peak, source) = match fma_peak {
         Some(p) => (Some(p), "given"),
         None => (fma_peak_gflops(), "measured"),
