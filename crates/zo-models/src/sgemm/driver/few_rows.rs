@@ -191,8 +191,8 @@ pub(in crate::sgemm) fn wide(n: usize, k: usize) -> bool {
 /// Columns of C (rows of W) per tile of [`run_wide`]: two blocks of 16 lanes.
 const TW: usize = 32;
 
-/// The tile of [`run_wide`]: `C[rows × cols] = epi(A · Wᵀ)` for `R` rows of A (read in place,
-/// stride `k`) and `cols ≤ 32` rows of W from `w0` (stride `k`). Per 16 steps of `k`, each
+/// The tile of [`run_wide`]: `C[R × cols] = epi(A · Wᵀ)` for `R` rows of A (read in place,
+/// stride `k`) and `cols ≤ 16·B` rows of W from `w0` (stride `k`). Per 16 steps of `k`, each
 /// block of 16 rows of W is loaded (a line per row), transposed in registers (lane `q` of
 /// vector `x` = `W[q, p0 + x]`) and takes `fma(broadcast(A[i, p]), ·, acc[i])` for `p` in
 /// order: every element's chain is the in-order one of every kernel. With `PF`, the next
@@ -202,7 +202,8 @@ const TW: usize = 32;
 /// # Safety
 /// AVX-512F available; `a` readable for `R` rows of `k` floats; rows `0 .. cols` of W
 /// readable for `k` floats each from `w0`; `c` writable (and the epilogue's pointers
-/// readable) for `R` rows of `cols` floats at stride `ldc`; `k > 0`, `1 ≤ cols ≤ 32`.
+/// readable) for `R` rows of `cols` floats at stride `ldc`; `k > 0`, `1 ≤ cols ≤ 16·B`,
+/// `B ≤ 2`.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_wide<const R: usize, const B: usize, const PF: bool>(
@@ -283,11 +284,12 @@ unsafe fn tile_wide<const R: usize, const B: usize, const PF: bool>(
     }
 }
 
-/// The few-row order for at most [`MAX_ROWS_WIDE`] rows (a decoding step of one to four
-/// sequences): [`run`]'s tiles put A's rows in the lanes, so with one row 15 of 16 lanes
-/// are idle and every weight costs an FMA and a broadcast; here W's rows go in the lanes
-/// (transposed 16 × 16 in registers) and each weight costs `1/16` of an FMA per row of A,
-/// with the same in-order chains, so the same bits. A is read in place.
+/// The few-row order for at most [`MAX_ROWS_WIDE`] rows (a decoding step of one to eight
+/// sequences; [`wide`] says where it runs): [`run`]'s tiles put A's rows in the lanes, so
+/// with one row 15 of 16 lanes are idle and every weight costs an FMA and a broadcast; here
+/// W's rows go in the lanes (transposed 16 × 16 in registers: 64 shuffles per 256 weights)
+/// and each weight costs `1/16` of an FMA per row of A, with the same in-order chains, so the
+/// same bits. A is read in place.
 ///
 /// # Safety
 /// As [`run`], with `n ≤` [`MAX_ROWS_WIDE`].
@@ -327,16 +329,16 @@ pub(in crate::sgemm) unsafe fn run_wide(
         // tile only; the features are the caller's.
         unsafe {
             macro_rules! tile {
-                    ($($r:literal, $b:literal);*) => {
-                        match (n, prefetch) {
-                            $(
-                                ($r, true) => tile_wide::<$r, $b, true>(k, a, w0, next, cols, c0, o, &e),
-                                ($r, false) => tile_wide::<$r, $b, false>(k, a, w0, next, cols, c0, o, &e),
-                            )*
-                            _ => unreachable!("run_wide takes at most {MAX_ROWS_WIDE} rows"),
-                        }
-                    };
-                }
+                ($($r:literal, $b:literal);*) => {
+                    match (n, prefetch) {
+                        $(
+                            ($r, true) => tile_wide::<$r, $b, true>(k, a, w0, next, cols, c0, o, &e),
+                            ($r, false) => tile_wide::<$r, $b, false>(k, a, w0, next, cols, c0, o, &e),
+                        )*
+                        _ => unreachable!("run_wide takes at most {MAX_ROWS_WIDE} rows"),
+                    }
+                };
+            }
             tile!(1, 2; 2, 2; 3, 2; 4, 2; 5, 1; 6, 1; 7, 1; 8, 1)
         }
     });
