@@ -73,6 +73,11 @@ pub fn run(
             "--figure {other:?}: a ResNet has the figures b1 (forward), b2 (steps) and all"
         ),
     };
+    // `check_args` refuses both for the command line; this function's own callers too.
+    anyhow::ensure!(
+        classes.iter().all(|&c| c >= 2),
+        "--classes values must be at least 2"
+    );
     let (peak, source) = match fma_peak {
         Some(p) => (Some(p), "given"),
         None => (fma_peak_gflops(), "measured"),
