@@ -298,11 +298,13 @@ pub fn merge(mut line: Value, summary: &measure::Summary) -> Result<Value> {
     Ok(line)
 }
 
-/// `zo bench`: JSON lines on stdout.
-pub fn run(args: &BenchArgs, quiet: bool) -> Result<()> {
+/// `zo bench`: JSON lines on stdout. Bad arguments are bad usage (exit 2), found before any
+/// probe runs; a figure that fails is a failed run (exit 1).
+pub fn run(args: &BenchArgs, quiet: bool) -> crate::exit::CmdResult {
+    check_args(args).map_err(crate::exit::usage)?;
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
-    run_to(args, quiet, &mut lock)
+    figures(args, quiet, &mut lock).map_err(crate::exit::failed)
 }
 
 /// The checks of the arguments alone (bad usage: `zo` exits 2), before any probe runs.
@@ -339,9 +341,15 @@ pub fn check_args(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// [`run`] writing its lines to `out`.
-pub fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> {
+/// [`run`] writing its lines to `out` (the tests' entry).
+#[cfg(test)]
+pub(crate) fn run_to(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> {
     check_args(args)?;
+    figures(args, quiet, out)
+}
+
+/// The figures of checked arguments ([`check_args`]).
+fn figures(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> {
     if let Some(preset) = resnet::preset(&args.model) {
         let mut ctx = Ctx::new(args, args.model.clone(), 128, Vec::new(), quiet, out);
         let classes = if args.classes.is_empty() {

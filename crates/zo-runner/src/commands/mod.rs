@@ -34,10 +34,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Some(Command::Replay(a)) => replay::run(&cli.global, &a),
         Some(Command::Reproduce(a)) => reproduce::run(&cli.global, &a),
         Some(Command::Prompts(a)) => prompts::run(&cli.global, &a),
-        Some(Command::Bench(a)) => {
-            crate::bench::check_args(&a).map_err(usage)?;
-            crate::bench::run(&a, cli.global.quiet).map_err(failed)
-        }
+        Some(Command::Bench(a)) => crate::bench::run(&a, cli.global.quiet),
         Some(Command::Train(a)) if a.is_empty() => {
             quickstart::run(&cli.global, &Default::default())
         }
