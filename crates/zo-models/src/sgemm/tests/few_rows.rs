@@ -49,6 +49,7 @@ fn few_row_order_gives_the_bits_of_the_packed_order() {
         1,
         2,
         3,
+        4,
         driver::few_rows::MAX_ROWS_WIDE,
         5,
         16,
