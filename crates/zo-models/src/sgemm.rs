@@ -19,8 +19,8 @@
 //! ```
 //!
 //! An implicit im2col (a [`RowSource`] with runs: the convolutions) need not be packed at
-//! all: where the kernel has `driver::Kernel::KERNEL_RUNS` (the AVX-512 kernel under the
-//! 2 MB-L2 blocking), it broadcasts A straight from the input, one pointer per row and run,
+//! all: where the kernel has `driver::Kernel::KERNEL_RUNS` (the AVX-512 kernel, under both
+//! of its blockings), it broadcasts A straight from the input, one pointer per row and run,
 //! in the packed kernel's FMA order (the same bits). With ResNet's 64–128 output channels
 //! each packed A micro-panel served only 2–4 B panels, so the packing was ~12 % of the
 //! ResNet-18 forward; reading in place took the 64→64 3×3 convolution from 1.06–1.12 to

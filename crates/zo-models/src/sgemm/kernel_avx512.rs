@@ -29,33 +29,31 @@ pub(super) struct Avx512<const MR: usize, const BIG_L2: bool>;
 impl<const MR: usize, const BIG_L2: bool> Kernel for Avx512<MR, BIG_L2> {
     const MR: usize = MR;
     const NR: usize = NR;
-    /// `BIG_L2 = false`: `KC = 384`, `MC = 96`, panel-outer order, measured on the round-6
-    /// 2-core AVX-512 Xeon (48 KB L1d, 2 MB L2; module doc of [`super`]): a `KC × 32` B panel
-    /// is 48 KB, the `MC × KC` A block 144 KB. It stays where L2 is 1 MB (Zen 4/5), which the
-    /// larger blocking would fill.
-    ///
     /// `BIG_L2 = true` (measured on the Xeon with AMX of 2026-12-05, docs/BENCH.md round 10):
     /// `KC = 768` (all of `k` for opt-125m's 768-wide inputs, so C is written once instead of
     /// stored and reloaded per `k` block), `MC = 192`, and the micro-panel-outer order over
     /// groups of 4 B panels ([`Kernel::B_GROUP`]): the A micro-panel (36 KB) stays in L1, the
     /// group of B panels (384 KB) and the A block (576 KB) in L2.
-    const KC: usize = if BIG_L2 { 768 } else { 384 };
+    ///
+    /// `BIG_L2 = false` (1 MB L2 and 32 KB L1d: AMD Zen 4; measured there, docs/BENCH.md
+    /// round 25): the same `KC` and order with `MC = 96`, so the A block (288 KB) and the group
+    /// of B panels (384 KB) share the smaller L2. Against the blocking it replaced (`KC = 384`,
+    /// `MC = 96`, panel-outer: a 48 KB B panel, made for a 48 KB L1) 1.02–1.08× the GFLOP per
+    /// CPU-second on the forward's products of 256–1024 rows and 0.92× the B1 forward time;
+    /// `KC = 256` (a B panel that fits 32 KB) was slower still than 384.
+    const KC: usize = 768;
     const MC_MAX: usize = if BIG_L2 { 192 } else { 96 };
-    /// The shared packed B buffer is `KC·NC·4` = 3 MB (6 MB with the larger `KC`).
+    /// The shared packed B buffer is `KC·NC·4` = 6 MB.
     const NC: usize = 2048;
     const A_SPILL: usize = MR.div_ceil(8) * 8 - MR;
     /// Measured a loss on the round-6 Xeon (the prefetches stall the issuing loop there).
     const PREFETCH_C: bool = false;
-    const B_GROUP: usize = if BIG_L2 { 4 } else { 0 };
+    const B_GROUP: usize = 4;
     const PACK_A_PTRS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = Some(pack_ptrs::<MR>);
-    /// A read in place (convolutions' runs, [`kernel_runs_mx32`]) under the blocking where it
-    /// was measured faster than packing (docs/BENCH.md round 11); the smaller-L2 blocking
-    /// (Zen 4/5), not measured, keeps packing.
-    const KERNEL_RUNS: Option<KernelRuns> = if BIG_L2 {
-        Some(kernel_runs_mx32::<MR>)
-    } else {
-        None
-    };
+    /// A read in place (convolutions' runs, [`kernel_runs_mx32`]): faster than packing under
+    /// both blockings (docs/BENCH.md round 11 on the Xeon; round 25 on Zen 4, where the
+    /// ResNet-18 / ResNet-50 forward took 0.90–0.99× the time of packing them).
+    const KERNEL_RUNS: Option<KernelRuns> = Some(kernel_runs_mx32::<MR>);
 
     unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
         // SAFETY: the trait's contract, which is `pack`'s (spill `8·⌈MR/8⌉ − MR`).

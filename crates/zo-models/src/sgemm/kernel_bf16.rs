@@ -30,8 +30,7 @@ pub(super) struct Avx512Bf16<const MR: usize>;
 impl<const MR: usize> Kernel for Avx512Bf16<MR> {
     const MR: usize = MR;
     const NR: usize = NR;
-    /// In elements of `k`: 384 pairs, so a packed `KC × 32` B panel is 48 KB as the f32
-    /// kernel's (`KC` 384 floats).
+    /// In elements of `k`: 384 pairs, so a packed `KC × 32` B panel is 48 KB.
     const KC: usize = 768;
     const MC_MAX: usize = 96;
     const NC: usize = 2048;

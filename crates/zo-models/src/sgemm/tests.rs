@@ -455,9 +455,9 @@ fn run_kernel<K: driver::Kernel, A: driver::PackA>(
     run_driver::<A>(driver::run::<K, A>, shape, a, w, epi)
 }
 
-/// The AVX-512 kernel's two blockings (`KC` 384 / 768, `MC` 96 / 192, panel-outer / grouped
-/// micro-panel-outer order) give the same bits as each other and as the dispatched kernel:
-/// several `k` blocks under both, several row blocks, edge tiles, every epilogue, 1–3 threads.
+/// The AVX-512 kernel's two blockings (`MC` 96 / 192 rows per A block, both `KC` 768 in
+/// groups of 4 panels) give the same bits as each other and as the dispatched kernel: several
+/// `k` blocks, several row blocks, edge tiles, every epilogue, 1–3 threads.
 #[test]
 fn avx512_blockings_bit_identical() {
     use kernel_avx512::Avx512;
@@ -490,11 +490,11 @@ fn avx512_blockings_bit_identical() {
                 let big = in_pool(t, || run::<Avx512<12, true>>(n, o, k, &a, &w, &epi));
                 assert!(
                     same(&want, &small),
-                    "KC 384 differs at {n}x{o}x{k}, {t} threads, {epi:?}"
+                    "MC 96 differs at {n}x{o}x{k}, {t} threads, {epi:?}"
                 );
                 assert!(
                     same(&want, &big),
-                    "KC 768 differs at {n}x{o}x{k}, {t} threads, {epi:?}"
+                    "MC 192 differs at {n}x{o}x{k}, {t} threads, {epi:?}"
                 );
             }
         }
@@ -560,9 +560,9 @@ impl RowSource for Cut<'_> {
     }
 }
 
-/// A read in place through its runs (`Kernel::KERNEL_RUNS`, the larger-L2 AVX-512 blocking)
-/// gives the bits of the same runs packed (the smaller-L2 blocking and the AVX2 kernel), of
-/// the gathered copy, and of the dense product: runs of several lengths (long ones read in
+/// A read in place through its runs (`Kernel::KERNEL_RUNS`, both AVX-512 blockings) gives
+/// the bits of the same runs packed (the AVX2 kernel, which packs them), of the gathered copy,
+/// and of the dense product: runs of several lengths (long ones read in
 /// place, short ones packed), zero rows, runs of zeros in every row (skipped, in place and
 /// packed; with runs of 7 more zero ranges than `driver::Zeros` holds, so none skipped; whole
 /// `k` blocks of zeros, the last one too), runs cut by `k` blocks, edge tiles, every epilogue, 1–3 threads.
@@ -619,7 +619,7 @@ fn a_read_in_place_gives_the_bits_of_packing() {
                         in_pool(t, || run::<Avx512<12, true>>(shape, &cut(false), &w, &epi)),
                     ),
                     (
-                        "packed runs",
+                        "in place, MC 96",
                         in_pool(t, || run::<Avx512<12, false>>(shape, &cut(false), &w, &epi)),
                     ),
                     (
