@@ -284,12 +284,27 @@ unsafe fn tile_wide<const R: usize, const B: usize, const PF: bool>(
     }
 }
 
+/// Columns per tile of [`run_wide`] for `n` rows with `k`-long rows: 32 (two blocks of 16
+/// lanes, 8 accumulators) up to 4 rows, else 16 (the 16 transposed vectors and 8 accumulators
+/// fill 24 of the 32 registers); and 16 where `k > 1024` on a CPU without the larger L2
+/// (`kernel_avx512::big_l2`, AMD Zen 4). A tile streams its W rows from memory side by side,
+/// `k` apart: on Zen 4, 32 such streams ran at 12–16 GB/s where 16 ran at 21–25 (rows of
+/// 3072 weights, 1–4 rows of A, 2 threads; docs/BENCH.md round 25). The Emerald Rapids Xeon
+/// (2 MB L2), where the 32-column tile was measured (round 24), keeps it.
+pub(in crate::sgemm) fn wide_tile_cols(n: usize, k: usize, big_l2: bool) -> usize {
+    if n <= 4 && (k <= 1024 || big_l2) {
+        TW
+    } else {
+        T
+    }
+}
+
 /// The few-row order for at most [`MAX_ROWS_WIDE`] rows (a decoding step of one to eight
 /// sequences; [`wide`] says where it runs): [`run`]'s tiles put A's rows in the lanes, so
 /// with one row 15 of 16 lanes are idle and every weight costs an FMA and a broadcast; here
 /// W's rows go in the lanes (transposed 16 × 16 in registers: 64 shuffles per 256 weights)
 /// and each weight costs `1/16` of an FMA per row of A, with the same in-order chains, so the
-/// same bits. A is read in place.
+/// same bits. A is read in place. Tiles of [`wide_tile_cols`] columns.
 ///
 /// # Safety
 /// As [`run`], with `n ≤` [`MAX_ROWS_WIDE`].
@@ -304,13 +319,35 @@ pub(in crate::sgemm) unsafe fn run_wide(
     epi: &Epilogue<'_>,
     bias_scaled: Option<&[f32]>,
 ) {
+    let tw = wide_tile_cols(n, k, super::super::kernel_avx512::big_l2());
+    // SAFETY: the caller's contract; `tw` is one [`wide_tile_cols`] gives.
+    unsafe { run_wide_tiles(tw, n, o, k, a, w, c, epi, bias_scaled) }
+}
+
+/// [`run_wide`] with tiles of `tw` columns.
+///
+/// # Safety
+/// As [`run_wide`], with `tw` 16 or 32, and 16 where `n > 4`.
+#[allow(clippy::too_many_arguments)]
+pub(in crate::sgemm) unsafe fn run_wide_tiles(
+    tw: usize,
+    n: usize,
+    o: usize,
+    k: usize,
+    a: &[f32],
+    w: &[f32],
+    c: &mut [MaybeUninit<f32>],
+    epi: &Epilogue<'_>,
+    bias_scaled: Option<&[f32]>,
+) {
+    assert!(
+        tw == T || (tw == TW && n <= 4),
+        "run_wide_tiles: {tw} columns for {n} rows"
+    );
     let out = OutPtr(c.as_mut_ptr().cast::<f32>());
     // The next tile's rows are prefetched where they are short, as in [`run`]: with
     // k = 3072 it measured level or slower.
     let prefetch = k <= 1024;
-    // Up to 4 rows, tiles of 32 columns (8 accumulators); up to 8, of 16 (the 16 transposed
-    // vectors and 8 accumulators fill 24 of the 32 registers).
-    let tw = if n <= 4 { TW } else { T };
     deal_tiles(o.div_ceil(tw), |tl| {
         let j0 = tl * tw;
         let e = Epi {
@@ -339,7 +376,11 @@ pub(in crate::sgemm) unsafe fn run_wide(
                     }
                 };
             }
-            tile!(1, 2; 2, 2; 3, 2; 4, 2; 5, 1; 6, 1; 7, 1; 8, 1)
+            if tw == T {
+                tile!(1, 1; 2, 1; 3, 1; 4, 1; 5, 1; 6, 1; 7, 1; 8, 1)
+            } else {
+                tile!(1, 2; 2, 2; 3, 2; 4, 2)
+            }
         }
     });
 }

@@ -150,3 +150,67 @@ fn avx2_few_row_order_gives_the_bits_of_the_packed_order() {
     let shapes = [(5, 1), (6, 3), (13, 4), (50, 77), (33, 768)];
     assert_few_rows_match_packed(Isa::Avx2, &rows, &shapes, 70, false);
 }
+
+/// Both tile widths of the wide few-row order (`wide_tile_cols`: 32 columns, or 16 where `k`
+/// is long on a CPU with the smaller L2) give the packed order's bits on any CPU with
+/// AVX-512F, whichever width this one's dispatch picks: one to four rows, `k` past the
+/// prefetch limit and under it, edge tiles, every epilogue.
+#[test]
+fn wide_tiles_of_either_width_give_the_bits_of_the_packed_order() {
+    if !Isa::Avx512.supported() {
+        println!("wide_tiles_of_either_width: no AVX-512F here, skipped");
+        return;
+    }
+    assert_eq!(driver::few_rows::wide_tile_cols(1, 3072, true), 32);
+    assert_eq!(driver::few_rows::wide_tile_cols(1, 3072, false), 16);
+    assert_eq!(driver::few_rows::wide_tile_cols(4, 768, false), 32);
+    assert_eq!(driver::few_rows::wide_tile_cols(5, 768, true), 16);
+    for n in 1..=4 {
+        for (sj, &(o, k)) in [(50, 1030), (33, 3072), (20, 77)].iter().enumerate() {
+            let salt = 10 * n + sj + 900;
+            let a = data(n * k, salt + 1);
+            let w = data(o * k, salt + 2);
+            let bias = data(o, salt + 3);
+            let res = data(n * o, salt + 4);
+            for epi in epilogues(&bias, &res) {
+                let mut want = vec![f32::NAN; n * o];
+                assert!(sgemm_nt_packed_with(
+                    Isa::Avx512,
+                    n,
+                    o,
+                    k,
+                    &a,
+                    &w,
+                    &mut want,
+                    &epi
+                ));
+                let bias_scaled: Option<Vec<f32>> =
+                    epi.bias.map(|b| b.iter().map(|&v| v * epi.scale).collect());
+                for tw in [16, 32] {
+                    let mut got = vec![MaybeUninit::new(f32::NAN); n * o];
+                    // SAFETY: AVX-512F checked above; `a` is `[n, k]`, `w` `[o, k]`, `got`
+                    // and the epilogue's slices `[n, o]` / `[o]`; `n ≤ 4`.
+                    unsafe {
+                        driver::few_rows::run_wide_tiles(
+                            tw,
+                            n,
+                            o,
+                            k,
+                            &a,
+                            &w,
+                            &mut got,
+                            &epi,
+                            bias_scaled.as_deref(),
+                        )
+                    };
+                    // SAFETY: every element was written by the tiles (or was the NaN above).
+                    let got: Vec<f32> = got.iter().map(|v| unsafe { v.assume_init() }).collect();
+                    assert!(
+                        same(&got, &want),
+                        "{tw}-column tiles differ from the packed order at {n}x{o}x{k}, {epi:?}"
+                    );
+                }
+            }
+        }
+    }
+}
