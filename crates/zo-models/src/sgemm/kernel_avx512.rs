@@ -39,8 +39,9 @@ impl<const MR: usize, const BIG_L2: bool> Kernel for Avx512<MR, BIG_L2> {
     /// round 25): the same `KC` and order with `MC = 96`, so the A block (288 KB) and the group
     /// of B panels (384 KB) share the smaller L2. Against the blocking it replaced (`KC = 384`,
     /// `MC = 96`, panel-outer: a 48 KB B panel, made for a 48 KB L1) 1.02–1.08× the GFLOP per
-    /// CPU-second on the forward's products of 256–1024 rows and 0.92× the B1 forward time;
-    /// `KC = 256` (a B panel that fits 32 KB) was slower still than 384.
+    /// CPU-second on the forward's products of 256–1024 rows, and the B1 forward in 0.88×
+    /// (full LM) and 0.95× (task loss) the time; `KC = 256` (a B panel that fits 32 KB) was
+    /// slower than 384.
     const KC: usize = 768;
     const MC_MAX: usize = if BIG_L2 { 192 } else { 96 };
     /// The shared packed B buffer is `KC·NC·4` = 6 MB.
@@ -52,7 +53,7 @@ impl<const MR: usize, const BIG_L2: bool> Kernel for Avx512<MR, BIG_L2> {
     const PACK_A_PTRS: Option<unsafe fn(&[*const f32], usize, *mut f32)> = Some(pack_ptrs::<MR>);
     /// A read in place (convolutions' runs, [`kernel_runs_mx32`]): faster than packing under
     /// both blockings (docs/BENCH.md round 11 on the Xeon; round 25 on Zen 4, where the
-    /// ResNet-18 / ResNet-50 forward took 0.90–0.99× the time of packing them).
+    /// ResNet-18 / ResNet-50 forward took 0.93× / 0.95× the time of packing them).
     const KERNEL_RUNS: Option<KernelRuns> = Some(kernel_runs_mx32::<MR>);
 
     unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
