@@ -621,8 +621,10 @@ fn run_src<A: driver::PackA>(
     let bs = bias_scaled.as_deref();
     match (few_rows, isa, a.dense()) {
         (true, Isa::Avx512, Some(dense)) if driver::few_rows::wide(n, k) => {
-            // SAFETY: AVX-512F (with AVX2 and FMA) was checked above; the shapes are as below.
-            unsafe { driver::few_rows::run_wide(n, o, k, dense, w, c, epi, bs) };
+            let tw = driver::few_rows::wide_tile_cols(n, k, kernel_avx512::big_l2());
+            // SAFETY: AVX-512F (with AVX2 and FMA) was checked above; the shapes are as below;
+            // `tw` is one `wide_tile_cols` gives.
+            unsafe { driver::few_rows::run_wide(tw, n, o, k, dense, w, c, epi, bs) };
             return true;
         }
         (true, Isa::Avx512, Some(dense)) if n <= driver::few_rows::MAX_ROWS => {

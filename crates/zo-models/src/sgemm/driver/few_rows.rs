@@ -304,32 +304,12 @@ pub(in crate::sgemm) fn wide_tile_cols(n: usize, k: usize, big_l2: bool) -> usiz
 /// with one row 15 of 16 lanes are idle and every weight costs an FMA and a broadcast; here
 /// W's rows go in the lanes (transposed 16 × 16 in registers: 64 shuffles per 256 weights)
 /// and each weight costs `1/16` of an FMA per row of A, with the same in-order chains, so the
-/// same bits. A is read in place. Tiles of [`wide_tile_cols`] columns.
+/// same bits. A is read in place. Tiles of `tw` columns ([`wide_tile_cols`] picks them).
 ///
 /// # Safety
-/// As [`run`], with `n ≤` [`MAX_ROWS_WIDE`].
+/// As [`run`], with `n ≤` [`MAX_ROWS_WIDE`]; `tw` 16 or 32, and 16 where `n > 4`.
 #[allow(clippy::too_many_arguments)]
 pub(in crate::sgemm) unsafe fn run_wide(
-    n: usize,
-    o: usize,
-    k: usize,
-    a: &[f32],
-    w: &[f32],
-    c: &mut [MaybeUninit<f32>],
-    epi: &Epilogue<'_>,
-    bias_scaled: Option<&[f32]>,
-) {
-    let tw = wide_tile_cols(n, k, super::super::kernel_avx512::big_l2());
-    // SAFETY: the caller's contract; `tw` is one [`wide_tile_cols`] gives.
-    unsafe { run_wide_tiles(tw, n, o, k, a, w, c, epi, bias_scaled) }
-}
-
-/// [`run_wide`] with tiles of `tw` columns.
-///
-/// # Safety
-/// As [`run_wide`], with `tw` 16 or 32, and 16 where `n > 4`.
-#[allow(clippy::too_many_arguments)]
-pub(in crate::sgemm) unsafe fn run_wide_tiles(
     tw: usize,
     n: usize,
     o: usize,
@@ -342,7 +322,7 @@ pub(in crate::sgemm) unsafe fn run_wide_tiles(
 ) {
     assert!(
         tw == T || (tw == TW && n <= 4),
-        "run_wide_tiles: {tw} columns for {n} rows"
+        "run_wide: {tw} columns for {n} rows"
     );
     let out = OutPtr(c.as_mut_ptr().cast::<f32>());
     // The next tile's rows are prefetched where they are short, as in [`run`]: with
