@@ -18,11 +18,11 @@ for r in $(seq "$ROUNDS"); do
   log "fma peak round $r"
   "$OUT/peak_fma" > "$OUT/peak-$r.txt" 2>&1
   # One round of docs/bench_round10.sh in a folder of its own, its files renamed to this round.
-  rm -rf "$OUT/tmp" && FIGURES=opt bash "$here/bench_round10.sh" "$OUT/tmp" 1 > /dev/null
-  for f in "$OUT"/tmp/zo-*-1.json "$OUT"/tmp/peer-*-1.json; do
+  rm -rf "$OUT/one-round" && FIGURES=opt bash "$here/bench_round10.sh" "$OUT/one-round" 1 > /dev/null
+  for f in "$OUT"/one-round/zo-*-1.json "$OUT"/one-round/peer-*-1.json; do
     b=$(basename "$f"); mv "$f" "$OUT/${b%-1.json}-$r.json"
   done
-  cat "$OUT/tmp/log.txt" >> "$OUT/log.txt"
+  cat "$OUT/one-round/log.txt" >> "$OUT/log.txt"
   log "zo b3 round $r"
   "$ZO" -q bench --figure b3 --repeats 11 --warmup 2 --json "$OUT/zo-b3-$r.json" > /dev/null
   log "peer sweep round $r"
