@@ -100,7 +100,9 @@ whole T x T attention square; biases, norms, softmax and the loss not counted): 
 count for the full LM loss and, for the task loss, the count of what zo computes (the lm_head \
 and the last layer's queries, attention and MLP only where the loss reads); flops_computed is \
 the latter for both; gflops_per_s = flops / median_s, and fraction_of_fma_peak = gflops_per_s \
-/ fma_peak_gflops (the probed f32 FMA peak).";
+/ fma_peak_gflops (the probed f32 FMA peak; null where the products ran on bf16 units). On the \
+avx512bf16 kernel (--compute bf16 without AMX), fraction_of_bf16_dot_peak = gflops_per_s / \
+bf16_dot_peak_gflops (the probed vdpbf16ps peak, 4 FLOP per lane and instruction).";
 
 /// Shorthands of the common config keys for `zo train`. Each is the same as `--set KEY=VALUE`
 /// for the key it names; they apply over `--config`, and `--set` applies over them.

@@ -7,9 +7,9 @@ use zo_core::{sweep, Distribution, Key, Term};
 use zo_models::OptModel;
 
 use super::flops::forward_flops;
-use super::measure::time_it;
+use super::measure::{time_it, Peaks};
 use super::step::{loss, run_steps, Inputs, LossKind, Method};
-use super::{load_model, merge, Ctx, ModelSpec};
+use super::{load_model, merge, merge_value, Ctx, ModelSpec};
 
 /// GFLOP/s of `flops` done in `seconds`, rounded to 0.1.
 pub(super) fn gflops(flops: f64, seconds: f64) -> f64 {
@@ -18,10 +18,10 @@ pub(super) fn gflops(flops: f64, seconds: f64) -> f64 {
 
 /// B1: forward + loss, for every T and each loss kind.
 pub fn b1(ctx: &mut Ctx, model: &OptModel, kinds: &[LossKind]) -> Result<()> {
-    // The machine's f32 FMA peak (a probe of the vector units, not of any GEMM), measured once:
-    // each line gives the fraction of it that the forward reached (null on bf16 units,
-    // whose peak it is not).
-    let peak = super::measure::fma_peak_gflops();
+    // The machine's f32 FMA peak (a probe of the vector units, not of any GEMM), and on the
+    // `avx512bf16` kernel its `vdpbf16ps` peak, measured once: each line gives the fraction of
+    // the peak of the arithmetic that ran that the forward reached.
+    let peaks = Peaks::probe(ctx.isa, None);
     for &t in &ctx.seqs.clone() {
         let inputs = Inputs::random(model, ctx.batch, t, ctx.seed)?;
         let fl = forward_flops(model.config(), ctx.batch, t);
@@ -40,6 +40,7 @@ pub fn b1(ctx: &mut Ctx, model: &OptModel, kinds: &[LossKind]) -> Result<()> {
                 LossKind::FullLm => fl.forward_flops,
                 LossKind::Task => computed,
             };
+            let g = gflops(counted as f64, s.median_s);
             let line = json!({
                 "figure": "B1",
                 "loss": kind,
@@ -47,14 +48,10 @@ pub fn b1(ctx: &mut Ctx, model: &OptModel, kinds: &[LossKind]) -> Result<()> {
                 "tokens_per_s": (fl.tokens as f64 / s.median_s).round(),
                 "flops": counted,
                 "flops_computed": computed,
-                "gflops_per_s": gflops(counted as f64, s.median_s),
-                "fma_peak_gflops": peak.map(|p| p.round()),
-                "fraction_of_fma_peak": peak
-                    .filter(|_| !ctx.bf16_units)
-                    .map(|p| (gflops(counted as f64, s.median_s) / p * 1000.0).round() / 1000.0),
+                "gflops_per_s": g,
                 "loss_value": value,
             });
-            ctx.emit(merge(line, &s)?)?;
+            ctx.emit(merge(merge_value(line, peaks.fields(g))?, &s)?)?;
         }
     }
     Ok(())

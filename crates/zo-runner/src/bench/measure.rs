@@ -102,6 +102,44 @@ pub fn load_avg_1m() -> Option<f64> {
         .ok()
 }
 
+/// The arithmetic peaks a run's GFLOP/s are compared with, probed once per run: the f32 FMA
+/// peak ([`fma_peak_gflops`], or one given on the command line), and the bf16 dot-product peak
+/// ([`bf16_dot_peak_gflops`]) where the products run on `vdpbf16ps`.
+pub struct Peaks {
+    /// The f32 FMA peak, `None` where there is no probe; not a peak of products on bf16 units.
+    pub fma: Option<f64>,
+    /// Whether the products ran on bf16 units (AMX tiles or `vdpbf16ps`): then no fraction of
+    /// the f32 peak is given, that peak not being the one of the arithmetic that ran.
+    pub bf16_units: bool,
+    /// The `vdpbf16ps` peak, where the kernel is `avx512bf16` and the CPU has one.
+    pub bf16_dot: Option<f64>,
+}
+
+impl Peaks {
+    /// The peaks for products on `isa` (`None`: candle's), with `fma_given` in place of the
+    /// f32 probe where it is given.
+    pub fn probe(isa: Option<zo_models::sgemm::Isa>, fma_given: Option<f64>) -> Self {
+        let dot = isa == Some(zo_models::sgemm::Isa::Avx512Bf16);
+        Peaks {
+            fma: fma_given.or_else(fma_peak_gflops),
+            bf16_units: isa.is_some_and(zo_models::sgemm::Isa::bf16_units),
+            bf16_dot: if dot { bf16_dot_peak_gflops() } else { None },
+        }
+    }
+
+    /// The fields of a line whose products ran at `gflops` GFLOP/s: each peak (rounded to a
+    /// GFLOP/s) and the fraction of it, to 0.001 (`null` where it does not apply).
+    pub fn fields(&self, gflops: f64) -> serde_json::Value {
+        let frac = |p: f64| (gflops / p * 1000.0).round() / 1000.0;
+        serde_json::json!({
+            "fma_peak_gflops": self.fma.map(f64::round),
+            "fraction_of_fma_peak": self.fma.filter(|_| !self.bf16_units).map(frac),
+            "bf16_dot_peak_gflops": self.bf16_dot.map(f64::round),
+            "fraction_of_bf16_dot_peak": self.bf16_dot.map(frac),
+        })
+    }
+}
+
 /// The f32 FMA peak of this process's threads, GFLOP/s: one thread's best over 5 runs (after a warm-up run) of a
 /// loop of independent vector FMAs (16 accumulators, enough to cover the FMA latency on two
 /// pipes, ~0.05 s each), times the thread count candle uses. One thread and the best of
@@ -111,41 +149,97 @@ pub fn fma_peak_gflops() -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
-        let lanes: u64 = if has!("avx512f") {
-            16
+        if has!("avx512f") {
+            // SAFETY: AVX-512F was detected.
+            Some(peak_of(16 * 16 * 2, |iters| unsafe {
+                fma_loop_avx512(iters)
+            }))
         } else if has!("avx2") && has!("fma") {
-            8
+            // SAFETY: AVX2 and FMA were detected.
+            Some(peak_of(16 * 8 * 2, |iters| unsafe { fma_loop_avx2(iters) }))
         } else {
-            return None;
-        };
-        const ITERS: u64 = 2_000_000;
-        // The first run is a warm-up (wide vector units may start powered down).
-        let best = (0..6)
-            .map(|i| {
-                let t0 = Instant::now();
-                // SAFETY: the features were detected above.
-                let sink = unsafe {
-                    if lanes == 16 {
-                        fma_loop_avx512(ITERS)
-                    } else {
-                        fma_loop_avx2(ITERS)
-                    }
-                };
-                std::hint::black_box(sink);
-                let g = (ITERS * 16 * lanes * 2) as f64 / t0.elapsed().as_secs_f64() / 1e9;
-                if i == 0 {
-                    0.0
-                } else {
-                    g
-                }
-            })
-            .fold(0f64, f64::max);
-        Some(best * candle_core::utils::get_num_threads().max(1) as f64)
+            None
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         None
     }
+}
+
+/// The bf16 dot-product peak of this process's threads, GFLOP/s, measured as
+/// [`fma_peak_gflops`] with AVX512-BF16's `vdpbf16ps` in place of the FMA (16 lanes, each
+/// adding two products: 64 FLOP per instruction): the peak of the arithmetic that
+/// `compute = "bf16"` runs on where its kernel is `avx512bf16` (AMD Zen 4/5, Intel without
+/// AMX tiles). Where `vdpbf16ps` issues at the FMA's rate (Zen 4 and Zen 5 do) it is twice the
+/// f32 peak. `None` where the CPU lacks AVX512-BF16.
+pub fn bf16_dot_peak_gflops() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx512bf16") {
+            // SAFETY: AVX-512F and AVX512-BF16 were detected.
+            Some(peak_of(16 * 16 * 4, |iters| unsafe { dpbf16_loop(iters) }))
+        } else {
+            None
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// `flop_per_iter · ITERS / seconds` of `run(ITERS)`, the best of 5 runs after a warm-up run
+/// (wide vector units may start powered down), in GFLOP/s, times candle's thread count.
+#[cfg(target_arch = "x86_64")]
+fn peak_of(flop_per_iter: u64, run: impl Fn(u64) -> f32) -> f64 {
+    const ITERS: u64 = 2_000_000;
+    let best = (0..6)
+        .map(|i| {
+            let t0 = Instant::now();
+            // The count through `black_box`: the loops are pure functions, and LLVM otherwise
+            // runs one call for all six runs.
+            std::hint::black_box(run(std::hint::black_box(ITERS)));
+            let g = (ITERS * flop_per_iter) as f64 / t0.elapsed().as_secs_f64() / 1e9;
+            if i == 0 {
+                0.0
+            } else {
+                g
+            }
+        })
+        .fold(0f64, f64::max);
+    best * candle_core::utils::get_num_threads().max(1) as f64
+}
+
+/// `iters` rounds of 16 independent `vdpbf16ps` on 512-bit vectors; returns a value that
+/// depends on them all.
+///
+/// # Safety
+/// The CPU supports AVX-512F and AVX512-BF16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn dpbf16_loop(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    // Distinct starting values, as in `fma_loop_avx512`.
+    let mut acc = [_mm512_setzero_ps(); 16];
+    for (i, v) in acc.iter_mut().enumerate() {
+        *v = _mm512_set1_ps(i as f32);
+    }
+    // Pairs of bf16 words: (1, 1) times (2⁻²⁴, 2⁻²⁴), so the sums stay finite.
+    // SAFETY: both are 512-bit vectors; any bits are a valid `__m512bh`.
+    let (a, b) = unsafe {
+        (
+            std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(0x3F80_3F80)),
+            std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(0x3380_3380)),
+        )
+    };
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm512_dpbf16_ps(*v, a, b);
+        }
+    }
+    acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
 }
 
 /// `iters` rounds of 16 independent AVX-512 FMAs; returns a value that depends on them all.

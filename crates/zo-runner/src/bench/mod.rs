@@ -188,9 +188,9 @@ pub struct Ctx<'a> {
     pub kernel: String,
     /// Whether that kernel rounds the products' inputs to bf16 (`compute` = bf16).
     pub bf16: bool,
-    /// Whether it multiplies on bf16 units: the f32 FMA peak is then not the peak of the
-    /// arithmetic that ran, and the lines give no fraction of it.
-    pub bf16_units: bool,
+    /// That kernel (`None`: candle's products), whose arithmetic decides which peak the lines
+    /// compare with ([`measure::Peaks`]).
+    pub isa: Option<zo_models::sgemm::Isa>,
     quiet: bool,
     out: &'a mut dyn Write,
     lines: Vec<String>,
@@ -217,7 +217,7 @@ impl<'a> Ctx<'a> {
             seed: args.seed,
             kernel: kernel_name(isa),
             bf16: isa.is_some_and(zo_models::sgemm::Isa::is_bf16),
-            bf16_units: isa.is_some_and(zo_models::sgemm::Isa::bf16_units),
+            isa,
             quiet,
             out,
             lines: Vec::new(),
@@ -285,9 +285,14 @@ fn human(v: &Value) -> String {
 }
 
 /// Merges the fields of a timing summary into a figure line.
-pub fn merge(mut line: Value, summary: &measure::Summary) -> Result<Value> {
-    let Value::Object(extra) = serde_json::to_value(summary)? else {
-        anyhow::bail!("a summary serialises to an object");
+pub fn merge(line: Value, summary: &measure::Summary) -> Result<Value> {
+    merge_value(line, serde_json::to_value(summary)?)
+}
+
+/// `line` with the fields of the object `extra` it lacks.
+pub fn merge_value(mut line: Value, extra: Value) -> Result<Value> {
+    let Value::Object(extra) = extra else {
+        anyhow::bail!("extra fields must be a JSON object");
     };
     let obj = line
         .as_object_mut()

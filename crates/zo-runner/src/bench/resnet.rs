@@ -17,9 +17,9 @@ use serde_json::json;
 use zo_models::resnet::{ResNet, ResNetPreset};
 
 use super::figures::gflops;
-use super::measure::{fma_peak_gflops, time_it};
+use super::measure::{time_it, Peaks};
 use super::step::{run_steps_on, Method};
-use super::{merge, Ctx, Figure};
+use super::{merge, merge_value, Ctx, Figure};
 
 /// CIFAR's image side.
 const SIDE: usize = 32;
@@ -78,24 +78,21 @@ pub fn run(
         classes.iter().all(|&c| c >= 2),
         "--classes values must be at least 2"
     );
-    let (peak, source) = match fma_peak {
-        Some(p) => (Some(p), "given"),
-        None => (fma_peak_gflops(), "measured"),
+    let source = if fma_peak.is_some() {
+        "given"
+    } else {
+        "measured"
     };
+    let peaks = Peaks::probe(ctx.isa, fma_peak);
     for &c in classes {
         let mut model = ResNet::preset(preset, c, ctx.seed, DType::F32, &Device::Cpu)?;
         model.set_compute(compute);
         let flops = model.config().forward_flops(ctx.batch, SIDE, SIDE);
         let (images, labels) = inputs(ctx.batch, c, ctx.seed);
-        // GFLOP/s and fraction of the peak of one forward taking `seconds`.
-        let bf16_units = ctx.bf16_units;
+        // GFLOP/s of one forward taking `seconds`, with the peaks' fields.
         let rates = |seconds: f64| {
             let g = gflops(flops as f64, seconds);
-            // No fraction of the f32 peak for products on a bf16 kernel (not their peak).
-            let frac = peak
-                .filter(|_| !bf16_units)
-                .map(|p| (g / p * 1000.0).round() / 1000.0);
-            (g, frac)
+            (g, peaks.fields(g))
         };
         if b1 {
             let mut value = f64::NAN;
@@ -103,7 +100,7 @@ pub fn run(
                 value = loss(&model, &images, &labels)?;
                 Ok(())
             })?;
-            let (g, frac) = rates(s.median_s);
+            let (g, peak_fields) = rates(s.median_s);
             let line = json!({
                 "figure": "B1",
                 "classes": c,
@@ -112,12 +109,10 @@ pub fn run(
                 "stem": "cifar",
                 "flops": flops,
                 "gflops_per_s": g,
-                "fma_peak_gflops": peak.map(|p| p.round()),
-                "fraction_of_fma_peak": frac,
                 "fma_peak_source": source,
                 "loss_value": value,
             });
-            ctx.emit(merge(line, &s)?)?;
+            ctx.emit(merge(merge_value(line, peak_fields)?, &s)?)?;
         }
         if b2 {
             for method in [Method::Ga, Method::As2p] {
@@ -132,7 +127,7 @@ pub fn run(
                 let s = &run.summary;
                 let last = run.timed().last().context("no timed step")?;
                 // Two forwards per step; the sweeps are not counted as FLOPs.
-                let (g, frac) = rates(s.median_s / 2.0);
+                let (g, peak_fields) = rates(s.median_s / 2.0);
                 let line = json!({
                     "figure": "B2",
                     "method": method,
@@ -142,15 +137,13 @@ pub fn run(
                     "stem": "cifar",
                     "flops": 2 * flops,
                     "gflops_per_s": g,
-                    "fma_peak_gflops": peak.map(|p| p.round()),
-                    "fraction_of_fma_peak": frac,
                     "fma_peak_source": source,
                     "sweeps_per_step": run.sweeps_median(),
                     "queries_per_step": last.queries,
                     "loss_value": last.loss,
                     "timer": "zo_core::Trainer StepRecord.ms",
                 });
-                ctx.emit(merge(line, s)?)?;
+                ctx.emit(merge(merge_value(line, peak_fields)?, s)?)?;
             }
         }
     }

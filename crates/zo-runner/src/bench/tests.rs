@@ -41,7 +41,7 @@ fn test_ctx(model: String, seqs: Vec<usize>, seed: u64, out: &mut Vec<u8>) -> Ct
         quiet: true,
         kernel: "test".into(),
         bf16: false,
-        bf16_units: false,
+        isa: None,
         out,
         lines: Vec::new(),
     }
@@ -118,6 +118,8 @@ fn tiny_figures_emit_well_formed_json_lines() {
                 "{v}"
             );
         }
+        // f32 products: no bf16 peak.
+        assert!(v["fraction_of_bf16_dot_peak"].is_null(), "{v}");
     }
     // The task loss computes the lm_head at 2 rows instead of 2·8, and at 2 of 16 positions
     // the last layer's queries, attention output and MLP there only: its count is what zo
@@ -329,5 +331,68 @@ fn no_f32_peak_fraction_for_bf16_products() {
         } else if super::measure::fma_peak_gflops().is_some() {
             assert!(f.as_f64().is_some_and(|x| x > 0.0), "{v}");
         }
+        // On the `vdpbf16ps` kernel, the fraction of that instruction's peak instead.
+        let dot = &v["fraction_of_bf16_dot_peak"];
+        if kernel == "avx512bf16" && super::measure::bf16_dot_peak_gflops().is_some() {
+            assert!(dot.as_f64().is_some_and(|x| x > 0.0 && x < 1.5), "{v}");
+            assert!(num(v, "bf16_dot_peak_gflops") > 0.0, "{v}");
+        } else {
+            assert!(dot.is_null() && v["bf16_dot_peak_gflops"].is_null(), "{v}");
+        }
+    }
+}
+
+/// Each line's fractions divide by the peak of the arithmetic that ran: the f32 FMA peak for
+/// f32 products, the `vdpbf16ps` peak where one is given, and none of the f32 peak on bf16
+/// units.
+#[test]
+fn peak_fields_divide_by_the_peak_of_the_arithmetic_that_ran() {
+    use super::measure::Peaks;
+    let f32_products = Peaks {
+        fma: Some(400.0),
+        bf16_units: false,
+        bf16_dot: None,
+    };
+    let v = f32_products.fields(100.0);
+    assert_eq!(v["fma_peak_gflops"], 400.0);
+    assert_eq!(v["fraction_of_fma_peak"], 0.25);
+    assert!(v["bf16_dot_peak_gflops"].is_null() && v["fraction_of_bf16_dot_peak"].is_null());
+    let dot = Peaks {
+        fma: Some(400.0),
+        bf16_units: true,
+        bf16_dot: Some(799.6),
+    };
+    let v = dot.fields(600.0);
+    assert_eq!(v["fma_peak_gflops"], 400.0);
+    assert!(v["fraction_of_fma_peak"].is_null(), "{v}");
+    assert_eq!(v["bf16_dot_peak_gflops"], 800.0);
+    assert_eq!(v["fraction_of_bf16_dot_peak"], 0.75);
+    // AMX tiles: bf16 units without a `vdpbf16ps` peak, so no fraction at all.
+    let amx = Peaks {
+        fma: Some(400.0),
+        bf16_units: true,
+        bf16_dot: None,
+    };
+    let v = amx.fields(600.0);
+    assert!(v["fraction_of_fma_peak"].is_null() && v["fraction_of_bf16_dot_peak"].is_null());
+}
+
+/// The probes time real work: no x86 core issues more than four 512-bit FMAs (64 lanes ×
+/// 2 FLOP) or four `vdpbf16ps` (64 lanes × 4 FLOP) a cycle, nor runs above 6 GHz, so a
+/// probe above that per thread timed a loop the compiler removed or merged.
+#[test]
+fn peak_probes_are_physically_possible() {
+    let threads = candle_core::utils::get_num_threads().max(1) as f64;
+    if let Some(p) = super::measure::fma_peak_gflops() {
+        assert!(
+            p > 0.0 && p / threads < 4.0 * 32.0 * 6.0,
+            "FMA peak {p} GFLOP/s"
+        );
+    }
+    if let Some(p) = super::measure::bf16_dot_peak_gflops() {
+        assert!(
+            p > 0.0 && p / threads < 4.0 * 64.0 * 6.0,
+            "bf16 dot peak {p} GFLOP/s"
+        );
     }
 }
