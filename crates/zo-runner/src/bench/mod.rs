@@ -271,13 +271,15 @@ fn human(v: &Value) -> String {
     }
     for k in [
         "gflops_per_s",
+        "fraction_of_fma_peak",
+        "fraction_of_bf16_dot_peak",
         "gb_per_s",
         "peak_rss_gib",
         "sweeps_per_step",
         "ratio",
         "contended",
     ] {
-        if let Some(x) = v.get(k) {
+        if let Some(x) = v.get(k).filter(|x| !x.is_null()) {
             s.push_str(&format!(" {k}={x}"));
         }
     }

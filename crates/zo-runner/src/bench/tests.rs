@@ -396,3 +396,20 @@ fn peak_probes_are_physically_possible() {
         );
     }
 }
+
+/// The stderr summary names the fraction of the peak of the arithmetic that ran, and leaves
+/// out the fractions that do not apply.
+#[test]
+fn human_line_gives_the_fraction_that_applies() {
+    let line = serde_json::json!({
+        "figure": "B1", "model": "m", "B": 2, "loss": "full_lm", "median_s": 0.5,
+        "min_s": 0.4, "max_s": 0.6, "repeats": 3, "gflops_per_s": 700.0,
+        "fraction_of_fma_peak": null, "fraction_of_bf16_dot_peak": 0.7,
+    });
+    let h = super::human(&line);
+    assert!(
+        h.contains("gflops_per_s=700.0 fraction_of_bf16_dot_peak=0.7"),
+        "{h}"
+    );
+    assert!(!h.contains("fraction_of_fma_peak"), "{h}");
+}
