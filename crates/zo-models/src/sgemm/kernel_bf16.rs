@@ -72,6 +72,16 @@ impl<const MR: usize> Kernel for Avx512Bf16<MR> {
     }
 }
 
+/// How far ahead (in elements) [`pack_pairs`] prefetches each source row: two of its steps of
+/// 32 elements, the two cache lines a step reads. Without it the packing stalled on the loads
+/// of its 16 strided rows (`perf annotate`: the hot instructions were the row loads and the
+/// conversions waiting on them), ≈ 8 % of a bf16 product's time. On Zen 5 (docs/BENCH.md
+/// round 26; the forward's products of 1024 rows alternated in one process, three rounds of
+/// four) the products took 1.029–1.081× the GFLOP per CPU-second (median 1.042) with the
+/// weights read from memory, 1.011–1.090× (median 1.036) from L3; 128 ahead gave medians of
+/// 1.053 and 1.024, 192 1.027 (from L3).
+const PF_AHEAD: usize = 64;
+
 /// `dst[p·R + i] = (bf16(src[i·ld + 2p]), bf16(src[i·ld + 2p + 1]))` for `i < rows ≤ R` and
 /// `p < ⌈kc/2⌉` (the element past `kc` is 0); zero words for `i ≥ rows`.
 ///
@@ -79,7 +89,8 @@ impl<const MR: usize> Kernel for Avx512Bf16<MR> {
 /// `rows`), transposed 16 × 16 in registers ([`super::transpose16`]), so that each pair's words
 /// of the 16 rows go out in one (masked) store instead of 16 scalar ones: the scattered stores
 /// were 12 % of a bf16 forward's time on Zen 4 (docs/BENCH.md round 25). The words are the
-/// same, only the order of the stores changed.
+/// same, only the order of the stores changed. Each row is prefetched [`PF_AHEAD`] elements
+/// ahead of the step that reads it.
 ///
 /// # Safety
 /// AVX-512F + AVX512-BF16 available; `src` readable for rows `0 .. rows`, `kc` elements each at
@@ -93,8 +104,9 @@ unsafe fn pack_pairs<const R: usize>(
     dst: *mut u32,
 ) {
     let pairs = kc.div_ceil(2);
-    // SAFETY (whole body): loads are masked to the `kc` elements of a row below `rows`; each
-    // store writes lanes `g·16 .. g·16 + lanes ≤ R` of a pair `p0 + q < pairs`.
+    // SAFETY (whole body): loads are masked to the `kc` elements of a row below `rows` (the
+    // prefetches, which cannot fault, start inside them); each store writes lanes
+    // `g·16 .. g·16 + lanes ≤ R` of a pair `p0 + q < pairs`.
     unsafe {
         for g in 0..R.div_ceil(16) {
             let lanes = (R - g * 16).min(16);
@@ -102,6 +114,13 @@ unsafe fn pack_pairs<const R: usize>(
             let mut e = 0;
             while e < kc {
                 let mut words = [_mm512_setzero_si512(); 16];
+                if e + PF_AHEAD < kc {
+                    for i in g * 16..rows.min(g * 16 + 16) {
+                        let ahead = src.add(i * ld + e + PF_AHEAD);
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16).cast());
+                    }
+                }
                 for (j, w) in words.iter_mut().enumerate() {
                     let i = g * 16 + j;
                     if i < rows {
