@@ -76,10 +76,9 @@ impl<const MR: usize> Kernel for Avx512Bf16<MR> {
 /// 32 elements, the two cache lines a step reads. Without it the packing stalled on the loads
 /// of its 16 strided rows (`perf annotate`: the hot instructions were the row loads and the
 /// conversions waiting on them), ≈ 8 % of a bf16 product's time. On Zen 5 (docs/BENCH.md
-/// round 26; the forward's products of 1024 rows alternated in one process, three rounds of
-/// four) the products took 1.029–1.081× the GFLOP per CPU-second (median 1.042) with the
-/// weights read from memory, 1.011–1.090× (median 1.036) from L3; 128 ahead gave medians of
-/// 1.053 and 1.024, 192 1.027 (from L3).
+/// round 26; the forward's products of 1024 rows, alternated in one process, the weights read
+/// from memory) 0.995–1.064× the GFLOP per CPU-second of no prefetch (median 1.026; the
+/// 3072-deep fc2 level, the others 1.02–1.06); 128 ahead was no better.
 const PF_AHEAD: usize = 64;
 
 /// `dst[p·R + i] = (bf16(src[i·ld + 2p]), bf16(src[i·ld + 2p + 1]))` for `i < rows ≤ R` and
