@@ -186,8 +186,6 @@ pub struct Ctx<'a> {
     pub seed: u64,
     /// The kernel the products run on ([`kernel_name`]).
     pub kernel: String,
-    /// Whether that kernel rounds the products' inputs to bf16 (`compute` = bf16).
-    pub bf16: bool,
     /// That kernel (`None`: candle's products), whose arithmetic decides which peak the lines
     /// compare with ([`measure::Peaks`]).
     pub isa: Option<zo_models::sgemm::Isa>,
@@ -216,7 +214,6 @@ impl<'a> Ctx<'a> {
             warmup: args.warmup,
             seed: args.seed,
             kernel: kernel_name(isa),
-            bf16: isa.is_some_and(zo_models::sgemm::Isa::is_bf16),
             isa,
             quiet,
             out,
@@ -235,7 +232,15 @@ impl<'a> Ctx<'a> {
             ("B", json!(self.batch)),
             ("threads", json!(candle_core::utils::get_num_threads())),
             ("dtype", json!("f32")),
-            ("compute", json!(if self.bf16 { "bf16" } else { "f32" })),
+            (
+                "compute",
+                // Whether the kernel rounds the products' inputs to bf16 (`compute` = bf16).
+                json!(if self.isa.is_some_and(zo_models::sgemm::Isa::is_bf16) {
+                    "bf16"
+                } else {
+                    "f32"
+                }),
+            ),
             ("kernel", json!(self.kernel)),
         ];
         for (k, v) in defaults {

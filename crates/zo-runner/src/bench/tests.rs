@@ -40,7 +40,6 @@ fn test_ctx(model: String, seqs: Vec<usize>, seed: u64, out: &mut Vec<u8>) -> Ct
         seed,
         quiet: true,
         kernel: "test".into(),
-        bf16: false,
         isa: None,
         out,
         lines: Vec::new(),
