@@ -227,8 +227,9 @@ pub(crate) fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result
     })
 }
 
-/// Per-row NLL of `labels` under the tied lm_head `W: [vocab, E]` for hidden rows
-/// `h: [n, E]`: [`crate::ops::head_nll`]'s online logsumexp over vocabulary slices of
+/// NLL of each `labels[i]` under the logits of hidden row `rows[i]` (the tied lm_head
+/// `W: [vocab, E]`, hidden rows `h: [n, E]`, each row's logits computed once however many
+/// labels it scores): [`crate::ops::head_nll`]'s online logsumexp over vocabulary slices of
 /// [`HEAD_CHUNK`] columns, with each slice's logits written by the GEMM into one buffer reused
 /// for every slice (no per-slice allocation, zero-fill or tensor round trip). Each row's
 /// running `(max, Σ)` is updated by one task, slices in order, so the result does not depend
@@ -236,18 +237,20 @@ pub(crate) fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result
 pub(crate) fn head_nll(
     h: &Tensor,
     w: &Tensor,
+    rows: &[u32],
     labels: &[u32],
     compute: sgemm::Compute,
 ) -> Result<Option<Vec<f64>>> {
     let (Ok((n, e)), Ok((vocab, e2))) = (h.dims2(), w.dims2()) else {
         return Ok(None);
     };
-    if e != e2 || labels.len() != n {
+    if e != e2 || labels.len() != rows.len() || rows.iter().any(|&r| r as usize >= n) {
         return Ok(None);
     }
     let run = |h: &[f32], w: &[f32]| -> Vec<f64> {
-        // (max, Σ exp(x − max), picked logit) per row, in f64.
-        let mut state = vec![(f64::NEG_INFINITY, 0f64, f64::NAN); n];
+        // (max, Σ exp(x − max)) per row, in f64; the picked logit per label.
+        let mut state = vec![(f64::NEG_INFINITY, 0f64); n];
+        let mut picked = vec![f64::NAN; labels.len()];
         let mut logits = vec![0f32; n * HEAD_CHUNK.min(vocab)];
         let mut v0 = 0;
         while v0 < vocab {
@@ -294,8 +297,7 @@ pub(crate) fn head_nll(
             logits[..n * width]
                 .par_chunks(width)
                 .zip(state.par_iter_mut())
-                .zip(labels.par_iter())
-                .for_each(|((row, st), &lab)| {
+                .for_each(|(row, st)| {
                     let (m, s) = max_sumexp(row);
                     let (m, s) = (f64::from(m), s);
                     if m > st.0 {
@@ -304,13 +306,21 @@ pub(crate) fn head_nll(
                     } else {
                         st.1 += s * (m - st.0).exp();
                     }
-                    if let Some(&p) = (lab as usize).checked_sub(v0).and_then(|i| row.get(i)) {
-                        st.2 = f64::from(p);
-                    }
                 });
+            for ((&r, &lab), p) in rows.iter().zip(labels).zip(&mut picked) {
+                if let Some(i) = (lab as usize).checked_sub(v0).filter(|&i| i < width) {
+                    *p = f64::from(logits[r as usize * width + i]);
+                }
+            }
             v0 += width;
         }
-        state.into_iter().map(|(m, s, p)| m + s.ln() - p).collect()
+        rows.iter()
+            .zip(picked)
+            .map(|(&r, p)| {
+                let (m, s) = state[r as usize];
+                m + s.ln() - p
+            })
+            .collect()
     };
     Ok(with_f32(h, |h| with_f32(w, |w| run(h, w))).flatten())
 }

@@ -127,24 +127,33 @@ impl CustomOp1 for RowStats<'_> {
     }
 }
 
-/// `nll[i] = logsumexp(h[i] Wᵀ) − (h[i] Wᵀ)[labels[i]]` for hidden rows `h: [n, E]` and the
-/// tied lm_head `W: [vocab, E]`, without materialising `[n, vocab]` logits on CPU: the vocabulary
-/// is processed in slices of [`HEAD_CHUNK`] and the logsumexp combined online in f64
-/// (`M' = max(M, m)`, `S' = S·e^{M−M'} + s·e^{m−M'}`). Other devices compute the full logits.
+/// `nll[i] = logsumexp(h[r] Wᵀ) − (h[r] Wᵀ)[labels[i]]` with `r = rows[i]`, for hidden rows
+/// `h: [n, E]` and the tied lm_head `W: [vocab, E]`, without materialising `[n, vocab]` logits
+/// on CPU: the vocabulary is processed in slices of [`HEAD_CHUNK`] and the logsumexp combined
+/// online in f64 (`M' = max(M, m)`, `S' = S·e^{M−M'} + s·e^{m−M'}`); a row that scores several
+/// labels (the candidates of one prompt) has its logits computed once. Other devices compute
+/// the full logits of each label's row.
 ///
 /// `compute` is the arithmetic of the CPU product ([`crate::sgemm::Compute`]).
 pub fn head_nll(
     h: &Tensor,
     w: &Tensor,
+    rows: &[u32],
     labels: &[u32],
     compute: crate::sgemm::Compute,
 ) -> Result<Vec<f64>> {
     let (n, _) = h.dims2()?;
     let (vocab, _) = w.dims2()?;
-    if labels.len() != n {
+    if labels.len() != rows.len() {
         return Err(Error::Input(format!(
-            "head_nll: {n} rows but {} labels",
+            "head_nll: {} rows but {} labels",
+            rows.len(),
             labels.len()
+        )));
+    }
+    if let Some(&bad) = rows.iter().find(|&&r| r as usize >= n) {
+        return Err(Error::Input(format!(
+            "head_nll: row {bad} out of range for {n} hidden rows"
         )));
     }
     if let Some(&bad) = labels.iter().find(|&&l| l as usize >= vocab) {
@@ -152,9 +161,17 @@ pub fn head_nll(
             "head_nll: label {bad} out of range for vocab {vocab}"
         )));
     }
-    if let Some(nll) = crate::cpu::head_nll(h, w, labels, compute)? {
+    if let Some(nll) = crate::cpu::head_nll(h, w, rows, labels, compute)? {
         return Ok(nll);
     }
+    // One row per label for the paths below.
+    let identity = rows.len() == n && rows.iter().enumerate().all(|(i, &r)| r as usize == i);
+    let h = if identity {
+        h.clone()
+    } else {
+        h.index_select(&Tensor::from_slice(rows, rows.len(), h.device())?, 0)?
+    };
+    let (h, n) = (&h, rows.len());
     if !h.device().is_cpu() {
         let logits = h.matmul(&w.t()?)?;
         return Ok(row_nll(&logits, labels)?
@@ -245,10 +262,34 @@ mod tests {
             .unwrap()
             .to_vec1::<f32>()
             .unwrap();
-        let sliced = head_nll(&h, &w, &labels, crate::sgemm::Compute::F32).unwrap();
+        let rows: Vec<u32> = (0..n as u32).collect();
+        let sliced = head_nll(&h, &w, &rows, &labels, crate::sgemm::Compute::F32).unwrap();
         for (a, b) in full.iter().zip(&sliced) {
             assert!((*a as f64 - b).abs() < 1e-4, "{a} vs {b}");
         }
         assert!(row_nll(&t, &[0, 1, 2, 3, 3001]).is_err());
+
+        // Rows scoring several labels (a prompt's candidates): each label's NLL is that of its
+        // row repeated, labels in any slice, rows in any order; bit for bit on zo's kernels
+        // in f32 (a row's logits do not depend on the other rows).
+        let rows = [3u32, 0, 3, 3, 1, 0];
+        let labels = [5u32, 4095, 4096, vocab as u32 - 1, 8200, 0];
+        let repeated = h
+            .index_select(&Tensor::new(&rows[..], &Device::Cpu).unwrap(), 0)
+            .unwrap();
+        let one_each: Vec<u32> = (0..rows.len() as u32).collect();
+        for compute in [crate::sgemm::Compute::F32, crate::sgemm::Compute::Bf16] {
+            let want = head_nll(&repeated, &w, &one_each, &labels, compute).unwrap();
+            let got = head_nll(&h, &w, &rows, &labels, compute).unwrap();
+            for (a, b) in want.iter().zip(&got) {
+                if crate::sgemm::available() && compute == crate::sgemm::Compute::F32 {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{a} vs {b}");
+                } else {
+                    assert!((a - b).abs() < 1e-5, "{a} vs {b} ({compute:?})");
+                }
+            }
+        }
+        assert!(head_nll(&h, &w, &[0, 5], &[1, 2], crate::sgemm::Compute::F32).is_err());
+        assert!(head_nll(&h, &w, &[0], &[1, 2], crate::sgemm::Compute::F32).is_err());
     }
 }

@@ -215,8 +215,7 @@ pub fn mean_option_logprobs_shared_to(
         if labels.is_empty() {
             return Ok(());
         }
-        let idx = candle_core::Tensor::from_slice(&idx, idx.len(), hidden.device())?;
-        let nll = model.nll_from_hidden(&hidden.index_select(&idx, 0)?, &labels)?;
+        let nll = model.nll_at(hidden, &idx, &labels)?;
         for (r, v) in of.into_iter().zip(nll) {
             sums[r].0 -= v;
             sums[r].1 += 1;
