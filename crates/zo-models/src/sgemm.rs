@@ -648,13 +648,16 @@ fn run_src<A: driver::PackA>(
                 go::<Avx512<12, true>, A>(n, o, k, a, w, c, epi, bs)
             }
             Isa::Avx512 => go::<Avx512<12, false>, A>(n, o, k, a, w, c, epi, bs),
-            Isa::Avx512Bf16 => go::<Avx512Bf16<12>, A>(n, o, k, a, w, c, epi, bs),
+            Isa::Avx512Bf16 if kernel_bf16::wide(o) => {
+                go::<Avx512Bf16<12, true>, A>(n, o, k, a, w, c, epi, bs)
+            }
+            Isa::Avx512Bf16 => go::<Avx512Bf16<12, false>, A>(n, o, k, a, w, c, epi, bs),
             Isa::Avx512FmaBf16 if kernel_avx512::big_l2() => {
                 go::<Avx512FmaBf16<12, true>, A>(n, o, k, a, w, c, epi, bs)
             }
             Isa::Avx512FmaBf16 => go::<Avx512FmaBf16<12, false>, A>(n, o, k, a, w, c, epi, bs),
             Isa::AmxBf16 if kernel_amx::shape_ok(k) => go::<Amx, A>(n, o, k, a, w, c, epi, bs),
-            Isa::AmxBf16 => go::<Avx512Bf16<12>, A>(n, o, k, a, w, c, epi, bs),
+            Isa::AmxBf16 => go::<Avx512Bf16<12, false>, A>(n, o, k, a, w, c, epi, bs),
         }
     }
     true

@@ -24,10 +24,25 @@ use super::driver::{Kernel, TileEpi};
 /// Micro-tile columns: two 16-lane vectors of B per pair step.
 const NR: usize = 32;
 
-/// The bf16 kernel with `MR × 32` tiles.
-pub(super) struct Avx512Bf16<const MR: usize>;
+/// The bf16 kernel with `MR × 32` tiles; `WIDE`: for products wider than one `NC` block
+/// ([`wide`]), in the driver's shared-A order.
+///
+/// The order and the groups were measured on Zen 4 (docs/BENCH.md round 27; `sgemm_bench
+/// --cold-mb 300`, alternated in one process, three rounds, GFLOP per CPU-second): B panels in
+/// L2-resident groups of 4 instead of panel-outer, 1.00–1.09× on each of the forward's
+/// shapes; the shared-A order (A packed once, each task packing its own B panels, 2 at a
+/// time) 1.05–1.09× on the 1024-row products 768 → 3072 and 768 → 50272 and 1.02–1.19× on
+/// 400 × 768 → 3072, but 0.91–0.98× at 1024 rows where the output is one `NC` block
+/// (768 → 768, 3072 → 768). The bits are the same in every order (the driver's contract).
+pub(super) struct Avx512Bf16<const MR: usize, const WIDE: bool>;
 
-impl<const MR: usize> Kernel for Avx512Bf16<MR> {
+/// Whether a product with `o` output columns takes [`Avx512Bf16`]'s `WIDE` order: more than
+/// one `NC` block, which the default order packs A for once each.
+pub(super) fn wide(o: usize) -> bool {
+    o > <Avx512Bf16<12, false> as Kernel>::NC
+}
+
+impl<const MR: usize, const WIDE: bool> Kernel for Avx512Bf16<MR, WIDE> {
     const MR: usize = MR;
     const NR: usize = NR;
     /// In elements of `k`: 384 pairs, so a packed `KC × 32` B panel is 48 KB.
@@ -37,6 +52,8 @@ impl<const MR: usize> Kernel for Avx512Bf16<MR> {
     /// The packing writes whole words only inside `⌈kc/2⌉·MR ≤ kc·MR`.
     const A_SPILL: usize = 0;
     const PREFETCH_C: bool = false;
+    const B_GROUP: usize = if WIDE { 2 } else { 4 };
+    const SHARED_A_ROWS: usize = if WIDE { 1024 } else { 0 };
 
     unsafe fn pack_a(src: *const f32, ld: usize, rows: usize, kc: usize, dst: *mut f32) {
         // SAFETY: the trait's contract, which is `pack_pairs`'s.

@@ -342,8 +342,26 @@ fn bf16_kernel_is_the_f32_product_of_bf16_inputs() {
         (13, 64, 768),
         (130, 70, 1601),
         (200, 96, 2048),
+        (150, 2100, 70),
     ];
     check_rounded_kernel(Isa::Avx512Bf16, &shapes, 7);
+    // Products wider than one `NC` block take the shared-A order: the default order's bits.
+    let (n, o, k) = (150, 2100, 70);
+    assert!(kernel_bf16::wide(o) && !kernel_bf16::wide(2048));
+    let (a, w) = (data(n * k, 5), data(o * k, 6));
+    let (bias, res) = (data(o, 7), data(n * o, 8));
+    for epi in epilogues(&bias, &res) {
+        let default_order = run_kernel::<kernel_bf16::Avx512Bf16<12, false>, _>(
+            (n, o, k),
+            &driver::Dense { a: &a, k },
+            &w,
+            &epi,
+        );
+        for t in [1, 2, 3] {
+            let got = in_pool(t, || ours(Isa::Avx512Bf16, n, o, k, &a, &w, &epi));
+            assert!(same(&default_order, &got), "{t} threads, {epi:?}");
+        }
+    }
 }
 
 /// For each shape, with every epilogue: `isa`'s result is within `check`'s bound of the f64

@@ -63,8 +63,8 @@ fn run_shared<K: driver::Kernel>(
 /// The shared-A order (A packed once per `k` block and row chunk, column tasks packing their
 /// own B panels; the AMX kernel's) gives the bits of the default order: row chunks of 64
 /// (the last one partial) and of 1024 rows, several `k` blocks, edge tiles, fewer panels
-/// than threads, every epilogue, 1–3 threads, on the AMX kernel and the AVX-512 one (the
-/// order is generic).
+/// than threads, every epilogue, 1–3 threads, on the AMX kernel, the AVX-512 one and the
+/// AVX512-BF16 one (the order is generic).
 #[test]
 fn shared_a_order_gives_the_bits_of_the_default_order() {
     use kernel_avx512::Avx512;
@@ -106,6 +106,11 @@ fn shared_a_order_gives_the_bits_of_the_default_order() {
         check::<Avx512<12, true>>("avx512");
     } else {
         println!("shared_a_order: skipping the AVX-512 kernel (no AVX-512F)");
+    }
+    if Isa::Avx512Bf16.supported() {
+        check::<kernel_bf16::Avx512Bf16<12, false>>("avx512bf16");
+    } else {
+        println!("shared_a_order: skipping the AVX512-BF16 kernel (not on this CPU)");
     }
     if Isa::AmxBf16.supported() {
         check::<kernel_amx::Amx>("amx");
