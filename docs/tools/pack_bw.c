@@ -7,9 +7,12 @@
 //   phases     the weights as 144 matrices of 768×768 packed one after the other into one
 //              shared 2.36 MB buffer, both threads reading 2 MB of other data in between (as
 //              zo's packing phases alternate with compute phases); only the packing is timed.
+// `./pack_bw next` adds, while each panel is packed, a prefetch into L2 of the next panel's
+// 96 KB (the 32 rows that follow, contiguous here) in memory order, 16 lines per 8-column
+// step (docs/BENCH.md round 28).
 // Build and run (from this folder):
-//   gcc -O2 -mavx512f -mavx2 -fopenmp pack_bw.c -o pack_bw && ./pack_bw
-// Prints GB/s of weights read per pass (4 passes each); for docs/BENCH.md round 20.
+//   gcc -O2 -mavx512f -mavx2 -fopenmp pack_bw.c -o pack_bw && ./pack_bw [next]
+// Prints GB/s of weights read per pass (4 passes each); for docs/BENCH.md rounds 20 and 28.
 #include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
@@ -26,8 +29,14 @@ static double now(void) {
 }
 
 // One 32-row panel: dst[p·32 + i] = src[i·K + p], as zo's pack::<32>.
+static int NEXT = 0;
+
 static void pack_panel(const float *src, float *dst) {
+    const char *next = (const char *)(src + 32 * K);
+    size_t line = 0;
     for (size_t p = 0; p < K; p += 8) {
+        if (NEXT)
+            for (int l = 0; l < 16; l++, line++) _mm_prefetch(next + line * 64, _MM_HINT_T2);
         for (int g = 3; g >= 0; g--) {
             __m256 r[8];
             for (int i = 0; i < 8; i++) {
@@ -41,7 +50,8 @@ static void pack_panel(const float *src, float *dst) {
     }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    NEXT = argc > 1 && argv[1][0] == 'n';
     const size_t n = (size_t)ROWS * K;
     float *w = aligned_alloc(64, n * sizeof(float));
     float *shared = aligned_alloc(64, (size_t)K * K * sizeof(float));
