@@ -97,6 +97,21 @@ fn missing_model_dir() {
         ],
         &["`run` is a run directory", "zo eval --run run"],
     );
+    // A weights file with no config.json beside it: the file is named, not its directory.
+    fs::write(d.path().join("w.safetensors"), b"not safetensors").unwrap();
+    expect_usage_error(
+        d.path(),
+        &[
+            "eval",
+            "--model",
+            "w.safetensors",
+            "--task",
+            "sst2",
+            "--data",
+            "builtin:quickstart",
+        ],
+        &["w.safetensors", "config.json"],
+    );
 }
 
 #[test]

@@ -58,7 +58,14 @@ fn settings(a: &EvalArgs) -> Result<(Settings, Option<PathBuf>)> {
     if let Some(m) = &a.model {
         if m.is_file() && s.model.kind == ModelKind::Opt {
             // A bare file name's directory is `.`, not the empty path (an empty hub id).
-            s.model.source = parent_dir(m).display().to_string();
+            let dir = parent_dir(m);
+            anyhow::ensure!(
+                dir.join("config.json").is_file(),
+                "{}: an OPT weights file needs its config.json beside it ({}: not found)",
+                m.display(),
+                dir.join("config.json").display()
+            );
+            s.model.source = dir.display().to_string();
         }
     }
     Ok((s, weights))
