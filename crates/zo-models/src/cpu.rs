@@ -228,8 +228,8 @@ pub(crate) fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result
 }
 
 /// NLL of each `labels[i]` under the logits of hidden row `rows[i]` (the tied lm_head
-/// `W: [vocab, E]`, hidden rows `h: [n, E]`, each row's logits computed once however many
-/// labels it scores): [`crate::ops::head_nll`]'s online logsumexp over vocabulary slices of
+/// `W: [vocab, E]`, hidden rows `h: [n, E]`; logits only for the rows some label reads, each
+/// once however many labels it scores): [`crate::ops::head_nll`]'s online logsumexp over vocabulary slices of
 /// [`HEAD_CHUNK`] columns, with each slice's logits written by the GEMM into one buffer reused
 /// for every slice (no per-slice allocation, zero-fill or tensor round trip). Each row's
 /// running `(max, Σ)` is updated by one task, slices in order, so the result does not depend
@@ -248,6 +248,36 @@ pub(crate) fn head_nll(
         return Ok(None);
     }
     let run = |h: &[f32], w: &[f32]| -> Vec<f64> {
+        // The rows the labels read, each once, in order of first use (a prompt's candidates
+        // share its last row; the other positions of `h` need no logits); `rows` becomes each
+        // label's index among them. A row's logits do not depend on the other rows.
+        let mut slot_of = vec![u32::MAX; n];
+        let mut distinct: Vec<u32> = Vec::new();
+        let rows: Vec<u32> = rows
+            .iter()
+            .map(|&r| {
+                let slot = &mut slot_of[r as usize];
+                if *slot == u32::MAX {
+                    *slot = distinct.len() as u32;
+                    distinct.push(r);
+                }
+                *slot
+            })
+            .collect();
+        let compact: Vec<f32>;
+        let every_row_in_order =
+            distinct.len() == n && distinct.iter().enumerate().all(|(i, &r)| r as usize == i);
+        let h = if every_row_in_order {
+            h
+        } else {
+            compact = distinct
+                .iter()
+                .flat_map(|&r| &h[r as usize * e..(r as usize + 1) * e])
+                .copied()
+                .collect();
+            &compact[..]
+        };
+        let n = distinct.len();
         // (max, Σ exp(x − max)) per row, in f64; the picked logit per label.
         let mut state = vec![(f64::NEG_INFINITY, 0f64); n];
         let mut picked = vec![f64::NAN; labels.len()];

@@ -535,26 +535,14 @@ impl OptModel {
         crate::ops::head_nll(hidden_rows, self.head(), &rows, labels, self.compute)
     }
 
-    /// NLL of each `labels[i]` under the logits of `hidden`'s row `rows[i]`: the lm_head runs
-    /// once per distinct row, however many labels it scores (the candidates' first option
-    /// tokens, all predicted by their prompt's last position). The same values as
+    /// NLL of each `labels[i]` under the logits of `hidden`'s row `rows[i]`: on CPU the lm_head
+    /// runs once per distinct row, however many labels it scores (the candidates' first option
+    /// tokens, all predicted by their prompt's last position), and not at all for the rows no
+    /// label reads ([`crate::ops::head_nll`]). The same values as
     /// [`Self::nll_from_hidden`] of the rows repeated per label, bit for bit where
     /// [`Self::rows_independent`].
     pub fn nll_at(&self, hidden: &Tensor, rows: &[u32], labels: &[u32]) -> Result<Vec<f64>> {
-        let mut distinct: Vec<u32> = Vec::new();
-        let mut slot_of = std::collections::HashMap::new();
-        let slots: Vec<u32> = rows
-            .iter()
-            .map(|&r| {
-                *slot_of.entry(r).or_insert_with(|| {
-                    distinct.push(r);
-                    distinct.len() as u32 - 1
-                })
-            })
-            .collect();
-        let idx = Tensor::from_slice(&distinct, distinct.len(), hidden.device())?;
-        let h = hidden.index_select(&idx, 0)?;
-        crate::ops::head_nll(&h, self.head(), &slots, labels, self.compute)
+        crate::ops::head_nll(hidden, self.head(), rows, labels, self.compute)
     }
 
     /// Logits `[n, vocab]` for hidden-state rows `[n, E]`, through the lm_head
