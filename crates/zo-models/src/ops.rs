@@ -161,7 +161,9 @@ pub fn head_nll(
             "head_nll: label {bad} out of range for vocab {vocab}"
         )));
     }
-    if let Some(nll) = crate::cpu::head_nll(h, w, rows, labels, compute)? {
+    // The CPU kernel reads `h` in place: a strided view (a narrowed hidden state, say) is made
+    // contiguous here (a no-op for a contiguous tensor).
+    if let Some(nll) = crate::cpu::head_nll(&h.contiguous()?, w, rows, labels, compute)? {
         return Ok(nll);
     }
     // One row per label for the paths below.
