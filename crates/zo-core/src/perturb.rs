@@ -429,5 +429,9 @@ fn chunk_fma<T: Elem>(k: &SweepKernel<'_>, chunk: &mut [T], first: usize) {
     chunk_generic(k, chunk, first)
 }
 
+#[cfg(any(test, feature = "cuda"))]
+mod device_abi;
+#[cfg(test)]
+mod device_tests;
 #[cfg(test)]
 mod tests;

@@ -73,7 +73,7 @@ const fn build_sbox() -> [u8; 256] {
 /// The AES "T-table" (FIPS-197 §5.1 folded, the classic software form): for an S-box input x,
 /// the MixColumns column (2·S(x), S(x), S(x), 3·S(x)) as a little-endian word. Row r's table
 /// is this word rotated left by 8r bits.
-const TE0: [u32; 256] = {
+pub const TE0: [u32; 256] = {
     let mut t = [0u32; 256];
     let mut i = 0;
     while i < 256 {
