@@ -148,7 +148,7 @@ fn values<T: Raw>(n: usize, salt: u32) -> Vec<T> {
     (0..n)
         .map(|i| {
             let h = crate::rng::mix64((i as u64) << 8 | u64::from(salt));
-            let v = if h % 13 == 0 {
+            let v = if h.is_multiple_of(13) {
                 special[(h >> 8) as usize % special.len()]
             } else {
                 let m = ((h >> 11) as f64 / (1u64 << 53) as f64 - 0.5) as f32;
