@@ -163,6 +163,13 @@ fn run_sweep(params: &ParamSet, sweep: &Sweep, isa: Isa, force_stage: Option<usi
         return Ok(());
     }
     let decay = params.decay_mask();
+    // Which tensors take the native device kernel: decided here, before the parallel loop (the
+    // first use on a device runs its self-check, which must not run inside a rayon task).
+    let native: Vec<bool> = params
+        .tensors()
+        .iter()
+        .map(|t| force_stage.is_none() && !t.device().is_cpu() && native_ready(t.device()))
+        .collect();
     let prepared: Vec<Prepared> = sweep
         .ops
         .iter()
@@ -195,6 +202,9 @@ fn run_sweep(params: &ParamSet, sweep: &Sweep, isa: Isa, force_stage: Option<usi
             };
             match (force_stage, t.device().is_cpu()) {
                 (None, true) => t.inplace_op1(&kernel).map_err(Error::from),
+                (None, false) if native[i] && device_fits(&kernel) => {
+                    t.inplace_op1(&kernel).map_err(Error::from)
+                }
                 (Some(stage), _) => staged(t, &kernel, stage),
                 (None, false) => {
                     static SAID: std::sync::Once = std::sync::Once::new();
@@ -208,6 +218,41 @@ fn run_sweep(params: &ParamSet, sweep: &Sweep, isa: Isa, force_stage: Option<usi
                 }
             }
         })
+}
+
+/// Do sweeps of tensors on `device` run in place on it? Always on the CPU; on CUDA (with the
+/// `cuda` feature) once the native kernel has passed its bit-for-bit check against the CPU
+/// kernel (run on the first call for a device); elsewhere not: z is generated on the host and
+/// copied (the same bits, slower).
+pub fn native_on(device: &Device) -> bool {
+    device.is_cpu() || native_ready(device)
+}
+
+/// Does `device` have a native sweep kernel that passed its self-check? (CUDA, with the `cuda`
+/// feature: `perturb/cuda.rs`.)
+fn native_ready(device: &Device) -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        cuda::native_ready(device)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = device;
+        false
+    }
+}
+
+/// Do the kernel's ops fit one launch of the device kernel?
+fn device_fits(kernel: &SweepKernel<'_>) -> bool {
+    #[cfg(any(test, feature = "cuda"))]
+    {
+        device_abi::DeviceArgs::new(kernel, 0).is_some()
+    }
+    #[cfg(not(any(test, feature = "cuda")))]
+    {
+        let _ = kernel;
+        false
+    }
 }
 
 /// The staged sweep of one contiguous tensor: chunk by chunk to the host, swept there with its
@@ -279,6 +324,18 @@ impl candle_core::InplaceOp1 for SweepKernel<'_> {
             }
         }
         Ok(())
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &mut candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<()> {
+        let (start, end) = layout.contiguous_offsets().ok_or_else(|| {
+            candle_core::Error::Msg("perturbation sweep: non-contiguous layout".into())
+        })?;
+        cuda::launch(self, storage, start, end)
     }
 }
 
@@ -429,6 +486,8 @@ fn chunk_fma<T: Elem>(k: &SweepKernel<'_>, chunk: &mut [T], first: usize) {
     chunk_generic(k, chunk, first)
 }
 
+#[cfg(feature = "cuda")]
+mod cuda;
 #[cfg(any(test, feature = "cuda"))]
 mod device_abi;
 #[cfg(test)]

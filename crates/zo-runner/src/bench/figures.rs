@@ -2,9 +2,13 @@
 //! scaling table of docs/PERFORMANCE.md, each emitted as JSON lines through [`Ctx`].
 
 use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
 use serde_json::{json, Value};
-use zo_core::{sweep, Distribution, Key, Term};
-use zo_models::OptModel;
+use zo_core::{sweep, Distribution, Key, ParamSet, Term};
+use zo_models::opt::Preset;
+use zo_models::{OptConfig, OptModel};
+
+use crate::settings::{DTypeSetting, DeviceSetting};
 
 use super::flops::forward_flops;
 use super::measure::{time_it, Peaks};
@@ -144,7 +148,77 @@ pub fn b5(ctx: &mut Ctx, model: &OptModel) -> Result<()> {
 /// B3: one sweep over every parameter, with one term (a probe) and with two (restore + move
 /// fused with the next probe). The sign alternates so the weights come back after each pair.
 pub fn b3(ctx: &mut Ctx, model: &OptModel) -> Result<()> {
-    let params = model.params();
+    b3_on(ctx, model.params(), &Device::Cpu, json!({}))
+}
+
+/// B3 over zero weights with `spec`'s parameter shapes, allocated on `device` in `dtype`: the
+/// sweep on a GPU, in bf16/f16, or over the opt-1.3b … opt-13b shapes (no model is built).
+pub fn b3_shapes(
+    ctx: &mut Ctx,
+    spec: &ModelSpec,
+    device: DeviceSetting,
+    dtype: DTypeSetting,
+) -> Result<()> {
+    let cfg = match spec {
+        ModelSpec::Tiny => OptConfig::preset(Preset::Tiny),
+        ModelSpec::Opt125m => OptConfig::preset(Preset::Opt125m),
+        ModelSpec::Opt350m => OptConfig::preset(Preset::Opt350m),
+        ModelSpec::Shapes(s) => s.config(),
+        ModelSpec::Dir(d) => OptConfig::from_file(&d.join("config.json"))?,
+    };
+    let shapes = cfg.expected_params();
+    let dt = dtype.candle();
+    let bytes: usize = shapes
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>() * dt.size_in_bytes())
+        .sum();
+    let dev = device
+        .open()
+        .with_context(|| format!("--device {device}"))?;
+    if dev.is_cpu() {
+        if let Some(avail) = mem_available() {
+            anyhow::ensure!(
+                bytes < avail,
+                "--model {}: its {dtype:?} weights take {:.1} GiB, more than the {:.1} GiB of \
+                 memory available",
+                spec.name(),
+                bytes as f64 / (1u64 << 30) as f64,
+                avail as f64 / (1u64 << 30) as f64
+            );
+        }
+    }
+    let tensors = shapes
+        .into_iter()
+        .map(|(name, shape)| Ok((name, Tensor::zeros(shape, dt, &dev)?)))
+        .collect::<Result<Vec<_>>>()
+        .with_context(|| {
+            format!(
+                "allocating {:.1} GiB of {dtype:?} weights on {device}",
+                bytes as f64 / (1u64 << 30) as f64
+            )
+        })?;
+    let params = ParamSet::new(tensors)?;
+    let native = zo_core::perturb::native_on(&dev);
+    let extra = json!({
+        "device": device.to_string(),
+        "dtype": format!("{dtype:?}").to_lowercase(),
+        "native": native,
+        "weights": "zeros (the shapes of the model; a sweep's time does not depend on the values)",
+    });
+    b3_on(ctx, &params, &dev, extra)
+}
+
+/// MemAvailable of /proc/meminfo, in bytes (None where it cannot be read).
+fn mem_available() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The B3 lines of `params` on `dev` (each timed sweep ends with a synchronize of `dev`, so a
+/// GPU's queued work is inside the time), with the fields of `extra`.
+fn b3_on(ctx: &mut Ctx, params: &ParamSet, dev: &Device, extra: Value) -> Result<()> {
     let n = params.numel();
     let bytes = params.size_in_bytes() as f64 * 2.0; // read + write
     for terms in [1usize, 2] {
@@ -153,7 +227,8 @@ pub fn b3(ctx: &mut Ctx, model: &OptModel) -> Result<()> {
             let ts: Vec<Term> = (0..terms)
                 .map(|j| Term::new(Key::new(ctx.seed, 777 + j as u64), sign * 1e-3))
                 .collect();
-            Ok(sweep(params, &ts, Distribution::Normal)?)
+            sweep(params, &ts, Distribution::Normal)?;
+            Ok(dev.synchronize()?)
         })?;
         let line = json!({
             "figure": "B3",
@@ -163,7 +238,7 @@ pub fn b3(ctx: &mut Ctx, model: &OptModel) -> Result<()> {
             "gb_per_s": (bytes / s.median_s / 1e8).round() / 10.0,
             "bytes": bytes,
         });
-        ctx.emit(merge(line, &s)?)?;
+        ctx.emit(merge_value(merge(line, &s)?, extra.clone())?)?;
     }
     Ok(())
 }

@@ -97,9 +97,28 @@ pub struct BenchArgs {
     /// steps perturb and update the adapter only.
     #[arg(long)]
     pub lora: bool,
+    /// Where B3 sweeps: cpu, cuda, cuda:N (needs a `--features cuda` build) or metal. The
+    /// other figures run on the CPU. On a GPU each timed sweep ends with a device synchronize;
+    /// the line says whether the native kernel ran (`native`) or z was staged from the host.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: crate::settings::DeviceSetting,
+    /// Storage dtype of the weights B3 sweeps: f32, bf16 or f16 (MeZO runs f16 on GPUs). The
+    /// other figures use f32 weights.
+    #[arg(long, default_value = "f32", value_parser = parse_dtype, value_name = "DTYPE")]
+    pub dtype: crate::settings::DTypeSetting,
     /// Internal: run as B4's child process (report this process's peak RSS).
     #[arg(long, hide = true)]
     pub child: bool,
+}
+
+fn parse_dtype(s: &str) -> std::result::Result<crate::settings::DTypeSetting, String> {
+    use crate::settings::DTypeSetting as D;
+    match s {
+        "f32" | "float32" => Ok(D::F32),
+        "bf16" | "bfloat16" => Ok(D::Bf16),
+        "f16" | "float16" => Ok(D::F16),
+        _ => Err(format!("`{s}` is not one of f32, bf16, f16")),
+    }
 }
 
 /// A `--model` value.
@@ -108,7 +127,47 @@ pub enum ModelSpec {
     Tiny,
     Opt125m,
     Opt350m,
+    /// facebook/opt-1.3b … opt-13b shapes, for B3 only (a sweep needs the shapes, not a model:
+    /// zero weights are allocated on the `--device` in the `--dtype`).
+    Shapes(SweepShapes),
     Dir(PathBuf),
+}
+
+/// The larger OPT shapes B3 can sweep (hidden, layers, heads, ffn: the facebook configs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SweepShapes {
+    Opt1_3b,
+    Opt2_7b,
+    Opt6_7b,
+    Opt13b,
+}
+
+impl SweepShapes {
+    fn name(self) -> &'static str {
+        match self {
+            SweepShapes::Opt1_3b => "opt-1.3b",
+            SweepShapes::Opt2_7b => "opt-2.7b",
+            SweepShapes::Opt6_7b => "opt-6.7b",
+            SweepShapes::Opt13b => "opt-13b",
+        }
+    }
+
+    /// The config: opt-125m's (pre-LN, vocabulary 50272, 2048 positions) with these sizes.
+    pub fn config(self) -> OptConfig {
+        let (h, layers, heads, ffn) = match self {
+            SweepShapes::Opt1_3b => (2048, 24, 32, 8192),
+            SweepShapes::Opt2_7b => (2560, 32, 32, 10240),
+            SweepShapes::Opt6_7b => (4096, 32, 32, 16384),
+            SweepShapes::Opt13b => (5120, 40, 40, 20480),
+        };
+        let mut c = OptConfig::preset(Preset::Opt125m);
+        c.hidden_size = h;
+        c.num_hidden_layers = layers;
+        c.num_attention_heads = heads;
+        c.ffn_dim = ffn;
+        c.word_embed_proj_dim = Some(h);
+        c
+    }
 }
 
 impl FromStr for ModelSpec {
@@ -118,12 +177,17 @@ impl FromStr for ModelSpec {
             "tiny-opt" | "tiny" => ModelSpec::Tiny,
             "opt-125m" | "125m" => ModelSpec::Opt125m,
             "opt-350m" | "350m" => ModelSpec::Opt350m,
+            "opt-1.3b" | "1.3b" => ModelSpec::Shapes(SweepShapes::Opt1_3b),
+            "opt-2.7b" | "2.7b" => ModelSpec::Shapes(SweepShapes::Opt2_7b),
+            "opt-6.7b" | "6.7b" => ModelSpec::Shapes(SweepShapes::Opt6_7b),
+            "opt-13b" | "13b" => ModelSpec::Shapes(SweepShapes::Opt13b),
             dir => {
                 let p = PathBuf::from(dir);
                 anyhow::ensure!(
                     p.is_dir(),
                     "--model {dir:?}: neither a built-in model (tiny-opt, opt-125m, opt-350m; \
-                     tiny-resnet, resnet18|34|50|101|152) nor a model directory"
+                     for b3: opt-1.3b, opt-2.7b, opt-6.7b, opt-13b; tiny-resnet, \
+                     resnet18|34|50|101|152) nor a model directory"
                 );
                 ModelSpec::Dir(p)
             }
@@ -137,6 +201,7 @@ impl ModelSpec {
             ModelSpec::Tiny => "tiny-opt".into(),
             ModelSpec::Opt125m => "opt-125m".into(),
             ModelSpec::Opt350m => "opt-350m".into(),
+            ModelSpec::Shapes(s) => s.name().into(),
             ModelSpec::Dir(p) => p.display().to_string(),
         }
     }
@@ -151,6 +216,7 @@ pub fn load_model(spec: &ModelSpec, seed: u64) -> Result<OptModel> {
         ModelSpec::Tiny => preset(Preset::Tiny)?,
         ModelSpec::Opt125m => preset(Preset::Opt125m)?,
         ModelSpec::Opt350m => preset(Preset::Opt350m)?,
+        ModelSpec::Shapes(s) => anyhow::bail!("--model {}: shapes for --figure b3 only", s.name()),
         ModelSpec::Dir(d) => OptModel::from_dir(d, dtype, &dev)
             .with_context(|| format!("loading the model in {}", d.display()))?,
     })
@@ -345,7 +411,18 @@ pub fn check_args(args: &BenchArgs) -> Result<()> {
         "--classes and --fma-peak are for ResNet models (resnet18, …)"
     );
     anyhow::ensure!(!args.child || args.loss.is_some(), "--child needs --loss");
-    args.model.parse::<ModelSpec>()?;
+    let spec = args.model.parse::<ModelSpec>()?;
+    let on_cpu_f32 = matches!(args.device, crate::settings::DeviceSetting::Cpu)
+        && args.dtype == crate::settings::DTypeSetting::F32;
+    anyhow::ensure!(
+        args.figure == Figure::B3 || (on_cpu_f32 && !matches!(spec, ModelSpec::Shapes(_))),
+        "--device, --dtype and the opt-1.3b … opt-13b shapes are for --figure b3 (the sweep); \
+         the other figures run f32 on the CPU"
+    );
+    anyhow::ensure!(
+        args.figure != Figure::B3 || !args.lora,
+        "--lora: B3 sweeps the whole model"
+    );
     anyhow::ensure!(
         args.seq.iter().all(|&t| t >= 2),
         "-T values must be at least 2"
@@ -400,6 +477,15 @@ fn figures(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> {
         vec![64, 128]
     };
     let mut ctx = Ctx::new(args, spec.name(), 16, seqs, quiet, out);
+    if args.figure == Figure::B3 && !on_cpu_default(args, &spec) {
+        // A sweep on a GPU, in another dtype or over the large shapes: no CPU GEMM probe (it
+        // says nothing about these figures).
+        figures::b3_shapes(&mut ctx, &spec, args.device, args.dtype)?;
+        if let Some(path) = &args.json {
+            write_atomically(path, &ctx.lines)?;
+        }
+        return Ok(());
+    }
     probe_line(&mut ctx, "before")?;
     let figures = match args.figure {
         Figure::All => vec![Figure::B1, Figure::B2, Figure::B3, Figure::B4],
@@ -411,6 +497,13 @@ fn figures(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> {
         write_atomically(path, &ctx.lines)?;
     }
     Ok(())
+}
+
+/// B3 as it always ran: the random model's f32 weights on the CPU.
+fn on_cpu_default(args: &BenchArgs, spec: &ModelSpec) -> bool {
+    matches!(args.device, crate::settings::DeviceSetting::Cpu)
+        && args.dtype == crate::settings::DTypeSetting::F32
+        && !matches!(spec, ModelSpec::Shapes(_))
 }
 
 /// Runs `figures` in order (B5 is emitted with B2 when both are asked, from the same steps).

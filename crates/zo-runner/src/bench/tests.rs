@@ -25,6 +25,8 @@ fn args(figure: Figure) -> BenchArgs {
         seed: 3,
         compute: crate::settings::ComputeSetting::F32,
         lora: false,
+        device: crate::settings::DeviceSetting::Cpu,
+        dtype: crate::settings::DTypeSetting::F32,
         child: false,
     }
 }
@@ -190,6 +192,80 @@ fn bad_model_and_sizes_are_errors() {
     let mut a = args(Figure::B1);
     a.seq = vec![1];
     assert!(run_to(&a, true, &mut Vec::new()).is_err());
+}
+
+/// B3 over a model's shapes in bf16 / f16 (zero weights, no model built): two lines with the
+/// dtype, the device, whether the sweep ran in place, and bytes that count 2 bytes a weight.
+#[test]
+fn b3_sweeps_shapes_in_other_dtypes() {
+    let _guard = ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let tiny_params = OptConfig::preset(Preset::Tiny)
+        .expected_params()
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum::<usize>();
+    for (dtype, name, width) in [
+        (crate::settings::DTypeSetting::Bf16, "bf16", 2.0),
+        (crate::settings::DTypeSetting::F16, "f16", 2.0),
+        (crate::settings::DTypeSetting::F32, "f32", 4.0),
+    ] {
+        let mut a = args(Figure::B3);
+        a.dtype = dtype;
+        let mut buf = Vec::new();
+        run_to(&a, true, &mut buf).unwrap();
+        let lines = parse_lines(buf);
+        // bf16/f16: no probe lines (a CPU GEMM probe says nothing about them); f32 on the CPU
+        // is the usual B3 with its probes.
+        let b3: Vec<&Value> = lines.iter().filter(|l| figure(l) == "B3").collect();
+        assert_eq!(b3.len(), 2, "{lines:?}");
+        for (l, terms) in b3.iter().zip([1, 2]) {
+            assert_eq!(l["terms"], terms);
+            assert_eq!(l["dtype"], name);
+            assert_eq!(num(l, "params") as usize, tiny_params);
+            assert_eq!(num(l, "bytes"), 2.0 * width * tiny_params as f64);
+            if name != "f32" {
+                assert_eq!(l["device"], "cpu");
+                assert_eq!(l["native"], true);
+            }
+        }
+    }
+}
+
+/// The large shapes' sizes are the facebook checkpoints' (1.3 B … 13 B parameters), and they,
+/// --device and --dtype are refused outside B3.
+#[test]
+fn large_shapes_are_for_b3_only() {
+    for (name, billions) in [
+        ("opt-1.3b", 1.3),
+        ("opt-2.7b", 2.7),
+        ("opt-6.7b", 6.7),
+        ("opt-13b", 12.9),
+    ] {
+        let ModelSpec::Shapes(s) = name.parse::<ModelSpec>().unwrap() else {
+            panic!("{name}")
+        };
+        let n: usize = s
+            .config()
+            .expected_params()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
+        let b = n as f64 / 1e9;
+        assert!((b - billions).abs() < 0.1, "{name}: {b} B parameters");
+        let mut a = args(Figure::B1);
+        a.model = name.into();
+        let err = check_args(&a).unwrap_err().to_string();
+        assert!(err.contains("--figure b3"), "{err}");
+    }
+    let mut a = args(Figure::B2);
+    a.dtype = crate::settings::DTypeSetting::F16;
+    assert!(check_args(&a).is_err());
+    let mut a = args(Figure::All);
+    a.device = crate::settings::DeviceSetting::Cuda(0);
+    assert!(check_args(&a).is_err());
+    let mut a = args(Figure::B3);
+    a.model = "opt-13b".into();
+    assert!(check_args(&a).is_ok());
 }
 
 /// The ResNet figures on the tiny ResNet: B1 per head, GA and AS2P steps, with the FLOP count
