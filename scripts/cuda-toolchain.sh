@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CUDA 13.0's compiler (nvcc, cicc, ptxas), headers and, with --libs, the libraries a
-# `--features cuda` build links (cuBLAS, cuRAND, NVRTC, the runtime), unpacked from NVIDIA's
+# CUDA 13.0's compiler (nvcc, cicc, ptxas), NVRTC (the run-time compiler of zo's sweep kernel:
+# scripts/nvrtc-check.py), headers and, with --libs, the libraries a `--features cuda` build
+# links (cuBLAS, cuRAND, the runtime), unpacked from NVIDIA's
 # wheels on PyPI into PREFIX: no root, no GPU, no system CUDA needed. candle's `cuda` feature
 # runs nvcc at build time (candle-kernels compiles its PTX; cudarc reads `nvcc --version` for
 # the CUDA version its bindings target).
@@ -28,13 +29,14 @@ wheels=(
   "nvidia-cuda-crt==13.0.88"
   "nvidia-cuda-runtime==13.0.96"
   "nvidia-cuda-cccl==13.0.85"
+  "nvidia-cuda-nvrtc==13.0.88"
 )
 if [ "$libs" = 1 ]; then
-  wheels+=("nvidia-cublas==13.0.2.14" "nvidia-curand==10.4.5.25" "nvidia-cuda-nvrtc==13.0.88")
+  wheels+=("nvidia-cublas==13.0.2.14" "nvidia-curand==10.4.5.25")
 fi
 
 cuda=$prefix/nvidia/cu13
-stamp=$prefix/.installed-$libs
+stamp=$prefix/.installed-$libs-nvrtc
 if [ -f "$stamp" ] && [ -x "$cuda/bin/nvcc" ]; then
   echo "cuda-toolchain: already in $prefix"
 else
