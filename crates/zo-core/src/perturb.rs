@@ -15,8 +15,12 @@
 //! a decay is one multiply, and the result is rounded once back to the storage dtype.
 //! The FMA is correctly rounded in every code path, so scalar and SIMD agree bit for bit.
 //!
-//! Tensors on a device without a native sweep kernel (CUDA, Metal; [`apply_staged`]) take the
-//! staged path: each tensor is cut into chunks of [`STAGE`] elements, each chunk is copied to
+//! Tensors on CUDA (the `cuda` feature) take a native kernel, `perturb/sweep.cu`: the same
+//! generator and arithmetic in CUDA, run in place, used on a device only after it has matched
+//! the CPU kernel bit for bit on a self-check (`perturb/cuda.rs`; its source, compiled for the
+//! host, is tested against this kernel in `perturb/device_tests.rs`).
+//! Tensors on a device without a native sweep kernel (Metal; CUDA where the kernel failed to
+//! build or its self-check; [`apply_staged`]) take the staged path: each tensor is cut into chunks of [`STAGE`] elements, each chunk is copied to
 //! the host, swept there by the same CPU kernel with its element offset (so every element gets
 //! the same z and the same arithmetic: the same bits as a CPU run), and copied back into the
 //! tensor. Host memory stays bounded by one chunk per rayon thread; the path is slower (two
@@ -210,7 +214,7 @@ fn run_sweep(params: &ParamSet, sweep: &Sweep, isa: Isa, force_stage: Option<usi
                     static SAID: std::sync::Once = std::sync::Once::new();
                     SAID.call_once(|| {
                         tracing::warn!(
-                            "perturbation sweep on {:?}: no native kernel there; z is generated on the CPU in chunks of {STAGE} elements and copied (the same bits, slower)",
+                            "perturbation sweep on {:?}: no native kernel in use there; z is generated on the CPU in chunks of {STAGE} elements and copied (the same bits, slower)",
                             t.device().location()
                         )
                     });
