@@ -38,5 +38,5 @@ CARGO_TARGET_DIR=$target cargo build --release --locked --features cuda --bin zo
 mkdir -p "$(dirname "$out")"
 objcopy --strip-debug "$target/release/zo" "$target/zo-cuda"
 gzip -9 -c "$target/zo-cuda" >"$out.tmp" && mv "$out.tmp" "$out"
-echo "build-cuda: $out ($(du -h "$out" | cut -f1); sm_$CUDA_COMPUTE_CAP; needs libcuda.so.1, libcublas.so.13, libcudart.so.13, libcurand.so.10):"
+echo "build-cuda: $out ($(du -h "$out" | cut -f1); sm_$CUDA_COMPUTE_CAP; needs libcuda.so.1, libcublas.so.13, libcudart.so.13, libcurand.so.10, libnvrtc.so.13):"
 readelf -d "$target/release/zo" | awk '/NEEDED/ { print "  " $NF }'

@@ -168,6 +168,7 @@ pub fn b3_shapes(
     };
     let shapes = cfg.expected_params();
     let dt = dtype.candle();
+    let dname = format!("{dtype:?}").to_lowercase();
     let bytes: usize = shapes
         .iter()
         .map(|(_, s)| s.iter().product::<usize>() * dt.size_in_bytes())
@@ -179,7 +180,7 @@ pub fn b3_shapes(
         if let Some(avail) = mem_available() {
             anyhow::ensure!(
                 bytes < avail,
-                "--model {}: its {dtype:?} weights take {:.1} GiB, more than the {:.1} GiB of \
+                "--model {}: its {dname} weights take {:.1} GiB, more than the {:.1} GiB of \
                  memory available",
                 spec.name(),
                 bytes as f64 / (1u64 << 30) as f64,
@@ -193,7 +194,7 @@ pub fn b3_shapes(
         .collect::<Result<Vec<_>>>()
         .with_context(|| {
             format!(
-                "allocating {:.1} GiB of {dtype:?} weights on {device}",
+                "allocating {:.1} GiB of {dname} weights on {device}",
                 bytes as f64 / (1u64 << 30) as f64
             )
         })?;
@@ -201,7 +202,7 @@ pub fn b3_shapes(
     let native = zo_core::perturb::native_on(&dev);
     let extra = json!({
         "device": device.to_string(),
-        "dtype": format!("{dtype:?}").to_lowercase(),
+        "dtype": dname,
         "native": native,
         "weights": "zeros (the shapes of the model; a sweep's time does not depend on the values)",
     });
