@@ -98,37 +98,28 @@ impl Raw for f32 {
     }
 }
 
-impl Raw for bf16 {
-    const STORE: i32 = 1;
-    fn from_f32(v: f32) -> Self {
-        bf16::from_f32(v)
-    }
-    fn bits(self) -> u32 {
-        self.to_bits().into()
-    }
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_bits().to_ne_bytes())
-    }
-    fn take(b: &[u8]) -> Self {
-        bf16::from_bits(u16::from_ne_bytes(b.try_into().unwrap()))
-    }
+/// bf16 and f16: 16-bit storage, store codes 1 and 2.
+macro_rules! raw_half {
+    ($t:ty, $store:expr) => {
+        impl Raw for $t {
+            const STORE: i32 = $store;
+            fn from_f32(v: f32) -> Self {
+                <$t>::from_f32(v)
+            }
+            fn bits(self) -> u32 {
+                self.to_bits().into()
+            }
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_bits().to_ne_bytes())
+            }
+            fn take(b: &[u8]) -> Self {
+                <$t>::from_bits(u16::from_ne_bytes(b.try_into().unwrap()))
+            }
+        }
+    };
 }
-
-impl Raw for f16 {
-    const STORE: i32 = 2;
-    fn from_f32(v: f32) -> Self {
-        f16::from_f32(v)
-    }
-    fn bits(self) -> u32 {
-        self.to_bits().into()
-    }
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_bits().to_ne_bytes())
-    }
-    fn take(b: &[u8]) -> Self {
-        f16::from_bits(u16::from_ne_bytes(b.try_into().unwrap()))
-    }
-}
+raw_half!(bf16, 1);
+raw_half!(f16, 2);
 
 /// Weights of many magnitudes, with zeros of both signs, subnormals (f32 and f16), values near
 /// the f16 limit (the fma overflows there), an infinity and a NaN.
