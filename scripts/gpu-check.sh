@@ -104,7 +104,7 @@ for dtype in f32 bf16 f16; do
     fail=1
     continue
   fi
-  if ! "$zo" -v replay "$run" --out "$out/replay-$dtype" >"$out/replay-$dtype.log" 2>&1; then
+  if ! "$zo" -v replay "$run" --device cpu --out "$out/replay-$dtype" >"$out/replay-$dtype.log" 2>&1; then
     row "replay $dtype on cpu" "FAILED" "$(tail -n 1 "$out/replay-$dtype.log")"
     fail=1
     continue

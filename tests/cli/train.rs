@@ -257,6 +257,41 @@ fn replaying_the_trajectory_rebuilds_the_weights_exactly() {
     let a = fs::read(d.path().join("runs/quickstart/final/model.safetensors")).unwrap();
     let b = fs::read(d.path().join("rebuilt/model.safetensors")).unwrap();
     assert!(a == b, "replayed weights differ from the trained ones");
+    // `--device` picks where to replay (a GPU run's weights rebuilt on the CPU); a device this
+    // build lacks, or no device at all, is a clean error.
+    let o = run_in(
+        d.path(),
+        &[
+            "replay",
+            "runs/quickstart",
+            "--device",
+            "cpu",
+            "--out",
+            "on-cpu",
+        ],
+    );
+    assert_code(&o, 0);
+    assert!(fs::read(d.path().join("on-cpu/model.safetensors")).unwrap() == a);
+    let o = run_in(
+        d.path(),
+        &["replay", "runs/quickstart", "--device", "tpu", "--out", "x"],
+    );
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("`tpu` is not one of"), "{}", stderr(&o));
+    let o = run_in(
+        d.path(),
+        &[
+            "replay",
+            "runs/quickstart",
+            "--device",
+            "cuda:0",
+            "--out",
+            "x",
+        ],
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert_ne!(o.status.code(), Some(101), "{}", stderr(&o));
+    assert!(!d.path().join("x").exists());
     let traj = fs::metadata(d.path().join("runs/quickstart/trajectory.jsonl"))
         .unwrap()
         .len();

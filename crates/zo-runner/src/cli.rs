@@ -357,6 +357,11 @@ pub struct ReplayArgs {
     /// Where to write the rebuilt model (HF layout).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Device to replay on: cpu, cuda, cuda:N, metal (default: the run's `model.device`). The
+    /// directions are the same bits on every device, so a GPU run replayed with `--device cpu`
+    /// rebuilds its weights exactly.
+    #[arg(long, value_name = "DEV")]
+    pub device: Option<crate::settings::DeviceSetting>,
 }
 
 /// `zo prompts`.

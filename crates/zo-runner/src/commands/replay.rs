@@ -10,7 +10,10 @@ use crate::rundir::read_jsonl;
 use crate::settings::Settings;
 
 pub fn run(g: &Global, a: &ReplayArgs) -> CmdResult {
-    let s: Settings = crate::rundir::read_settings(&a.run).map_err(usage)?;
+    let mut s: Settings = crate::rundir::read_settings(&a.run).map_err(usage)?;
+    if let Some(device) = a.device {
+        s.model.device = device;
+    }
     let _ = crate::rundir::check_versions(&a.run).map_err(usage)?;
     let traj_path = a.run.join("trajectory.jsonl");
     let sweeps: Vec<zo_core::SweepRecord> = read_jsonl(&traj_path)
