@@ -197,23 +197,28 @@ fn self_check(device: &Device) -> candle_core::Result<()> {
             cpu.inplace_op1(&k)?;
             gpu.inplace_op1(&k)?;
             let back = gpu.to_device(&Device::Cpu)?;
-            let same = match dtype {
-                DType::F32 => {
-                    bits(&cpu.to_vec1::<f32>()?, f32::to_bits)
-                        == bits(&back.to_vec1::<f32>()?, f32::to_bits)
-                }
-                DType::BF16 => {
-                    bits(&cpu.to_vec1::<bf16>()?, bf16::to_bits)
-                        == bits(&back.to_vec1::<bf16>()?, bf16::to_bits)
-                }
-                _ => {
-                    bits(&cpu.to_vec1::<f16>()?, f16::to_bits)
-                        == bits(&back.to_vec1::<f16>()?, f16::to_bits)
-                }
+            let (want, got) = match dtype {
+                DType::F32 => (
+                    bits(&cpu.to_vec1::<f32>()?, f32::to_bits),
+                    bits(&back.to_vec1::<f32>()?, f32::to_bits),
+                ),
+                DType::BF16 => (
+                    bits(&cpu.to_vec1::<bf16>()?, |x| x.to_bits().into()),
+                    bits(&back.to_vec1::<bf16>()?, |x| x.to_bits().into()),
+                ),
+                _ => (
+                    bits(&cpu.to_vec1::<f16>()?, |x| x.to_bits().into()),
+                    bits(&back.to_vec1::<f16>()?, |x| x.to_bits().into()),
+                ),
             };
-            if !same {
+            let differ: Vec<usize> = (0..n).filter(|&i| want[i] != got[i]).collect();
+            if let Some(&i) = differ.first() {
                 return Err(msg(format!(
-                    "its {dtype:?} {dist:?} sweep differs from the CPU kernel's"
+                    "its {dtype:?} {dist:?} sweep differs from the CPU kernel's in {} of {n} \
+                     elements, first at {i}: {:#x} on the GPU, {:#x} on the CPU",
+                    differ.len(),
+                    got[i],
+                    want[i]
                 )));
             }
         }
@@ -221,6 +226,6 @@ fn self_check(device: &Device) -> candle_core::Result<()> {
     Ok(())
 }
 
-fn bits<T: Copy, B>(v: &[T], f: impl Fn(T) -> B) -> Vec<B> {
+fn bits<T: Copy>(v: &[T], f: impl Fn(T) -> u32) -> Vec<u32> {
     v.iter().map(|x| f(*x)).collect()
 }
