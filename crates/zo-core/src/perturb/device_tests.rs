@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
 fn build_harness(dir: &Path) -> PathBuf {
     let src_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/perturb");
     let c = dir.join("harness.c");
-    std::fs::write(&c, HARNESS).unwrap();
+    std::fs::write(&c, HARNESS).unwrap_or_else(|e| panic!("writing {}: {e}", c.display()));
     let exe = dir.join("harness");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let out = Command::new(&cc)
@@ -94,7 +94,7 @@ impl Raw for f32 {
         out.extend_from_slice(&self.to_ne_bytes())
     }
     fn take(b: &[u8]) -> Self {
-        f32::from_ne_bytes(b.try_into().unwrap())
+        f32::from_ne_bytes(b.try_into().expect("4 bytes"))
     }
 }
 
@@ -113,7 +113,7 @@ macro_rules! raw_half {
                 out.extend_from_slice(&self.to_bits().to_ne_bytes())
             }
             fn take(b: &[u8]) -> Self {
-                <$t>::from_bits(u16::from_ne_bytes(b.try_into().unwrap()))
+                <$t>::from_bits(u16::from_ne_bytes(b.try_into().expect("2 bytes")))
             }
         }
     };
@@ -162,11 +162,16 @@ fn check<T: Raw>(exe: &Path, dir: &Path, case: &str, k: &SweepKernel<'_>, x: &[T
         v.put(&mut input);
     }
     let (inp, outp) = (dir.join("in.bin"), dir.join("out.bin"));
-    std::fs::write(&inp, input).unwrap();
-    let st = Command::new(exe).arg(&inp).arg(&outp).status().unwrap();
+    std::fs::write(&inp, input)
+        .unwrap_or_else(|e| panic!("{case}: writing {}: {e}", inp.display()));
+    let st = Command::new(exe)
+        .arg(&inp)
+        .arg(&outp)
+        .status()
+        .unwrap_or_else(|e| panic!("{case}: running {}: {e}", exe.display()));
     assert!(st.success(), "{case}: harness exit {st}");
     let got: Vec<T> = std::fs::read(&outp)
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{case}: reading {}: {e}", outp.display()))
         .chunks_exact(std::mem::size_of::<T>())
         .map(T::take)
         .collect();
@@ -250,7 +255,7 @@ fn run_all<T: Raw>(exe: &Path, dir: &Path, ty: &str) {
 
 #[test]
 fn the_cuda_source_compiled_for_the_host_gives_the_cpu_sweep_bits() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let exe = build_harness(dir.path());
     run_all::<f32>(&exe, dir.path(), "f32");
     run_all::<bf16>(&exe, dir.path(), "bf16");
@@ -282,13 +287,17 @@ fn the_device_argument_block_keeps_only_the_ops_that_change_something() {
         decayed,
         isa: Isa::Scalar,
     };
-    let a = DeviceArgs::new(&k(true), 100).unwrap();
+    let a = DeviceArgs::new(&k(true), 100).expect("2 ops fit one launch");
     assert_eq!((a.n_ops, a.ops[0].kind, a.ops[0].coef), (2, 1, 0.5));
     assert_eq!((a.ops[1].kind, a.ops[1].coef, a.ops[1].key), (0, 2.0, key));
     assert_eq!((a.first, a.n, a.tensor, a.dist), (64, 100, 9, 2));
     // 64..164 covers runs 2..6 (elements 64..191): four runs, four threads each.
     assert_eq!(a.threads(), 16);
-    assert_eq!(DeviceArgs::new(&k(false), 100).unwrap().n_ops, 1);
+    assert_eq!(
+        DeviceArgs::new(&k(false), 100).map(|a| a.n_ops),
+        Some(1),
+        "no decay: the scale is dropped"
+    );
     let many = vec![
         Prepared::Add {
             key,
