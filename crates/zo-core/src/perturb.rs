@@ -20,10 +20,10 @@
 //! the CPU kernel bit for bit on a self-check (`perturb/cuda.rs`; its source, compiled for the
 //! host, is tested against this kernel in `perturb/device_tests.rs`).
 //! Tensors on a device without a native sweep kernel (Metal; CUDA where the kernel failed to
-//! build or its self-check; [`apply_staged`]) take the staged path: each tensor is cut into chunks of [`STAGE`] elements, each chunk is copied to
-//! the host, swept there by the same CPU kernel with its element offset (so every element gets
-//! the same z and the same arithmetic: the same bits as a CPU run), and copied back into the
-//! tensor. Host memory stays bounded by one chunk per rayon thread; the path is slower (two
+//! build or its self-check; [`apply_staged`]) take the staged path: each tensor is cut into
+//! chunks of [`STAGE`] elements, each chunk is copied to the host, swept there by the same CPU
+//! kernel with its element offset (so every element gets the same z and the same arithmetic:
+//! the same bits as a CPU run), and copied back into the tensor. Host memory stays bounded by one chunk per rayon thread; the path is slower (two
 //! copies of the weights per sweep) and says so once in the log.
 //!
 //! Cost (examples/sweep_bench.rs, CPU time per sweep, 125.2 M f32 = opt-125m, AVX2 + VAES, AMD
@@ -248,11 +248,11 @@ fn native_ready(device: &Device) -> bool {
 
 /// Do the kernel's ops fit one launch of the device kernel?
 fn device_fits(kernel: &SweepKernel<'_>) -> bool {
-    #[cfg(any(test, feature = "cuda"))]
+    #[cfg(feature = "cuda")]
     {
         device_abi::DeviceArgs::new(kernel, 0).is_some()
     }
-    #[cfg(not(any(test, feature = "cuda")))]
+    #[cfg(not(feature = "cuda"))]
     {
         let _ = kernel;
         false

@@ -412,10 +412,8 @@ pub fn check_args(args: &BenchArgs) -> Result<()> {
     );
     anyhow::ensure!(!args.child || args.loss.is_some(), "--child needs --loss");
     let spec = args.model.parse::<ModelSpec>()?;
-    let on_cpu_f32 = matches!(args.device, crate::settings::DeviceSetting::Cpu)
-        && args.dtype == crate::settings::DTypeSetting::F32;
     anyhow::ensure!(
-        args.figure == Figure::B3 || (on_cpu_f32 && !matches!(spec, ModelSpec::Shapes(_))),
+        args.figure == Figure::B3 || on_cpu_default(args, &spec),
         "--device, --dtype and the opt-1.3b … opt-13b shapes are for --figure b3 (the sweep); \
          the other figures run f32 on the CPU"
     );
@@ -499,7 +497,8 @@ fn figures(args: &BenchArgs, quiet: bool, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// B3 as it always ran: the random model's f32 weights on the CPU.
+/// The figures' usual setting: f32 weights of a built model on the CPU (B3 otherwise sweeps
+/// zero weights of the model's shapes: [`figures::b3_shapes`]).
 fn on_cpu_default(args: &BenchArgs, spec: &ModelSpec) -> bool {
     matches!(args.device, crate::settings::DeviceSetting::Cpu)
         && args.dtype == crate::settings::DTypeSetting::F32
