@@ -38,7 +38,6 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Device, Layout, Tensor};
-use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -343,25 +342,38 @@ impl candle_core::InplaceOp1 for SweepKernel<'_> {
     }
 }
 
-/// Storage element types: how a tile is widened to f32 and rounded back.
+/// Storage element types: how a tile is widened to f32 and rounded back (`convert`: `half`'s
+/// bits, vectorised for `isa`).
 trait Elem: Copy + Send + Sync {
     /// Loads `src` into `acc` (exact widening).
-    fn load(src: &[Self], acc: &mut [f32]);
+    fn load(isa: Isa, src: &[Self], acc: &mut [f32]);
     /// Stores `acc` into `dst` (one round-to-nearest-even).
-    fn store(acc: &[f32], dst: &mut [Self]);
+    fn store(isa: Isa, acc: &[f32], dst: &mut [Self]);
     /// The tile itself when it already is f32 (worked on in place: no copy).
     fn as_f32(_tile: &mut [Self]) -> Option<&mut [f32]> {
         None
+    }
+    /// Does [`Elem::fused`] apply (16-bit storage)?
+    const FUSES: bool = false;
+    /// [`fused_tile`] for this storage.
+    fn fused(
+        _k: &SweepKernel<'_>,
+        _start: usize,
+        _adds: &[([u32; 4], f32)],
+        _tile: &mut [Self],
+        _acc: &mut [f32],
+    ) {
+        unreachable!("FUSES is false")
     }
 }
 
 impl Elem for f32 {
     #[inline(always)]
-    fn load(src: &[Self], acc: &mut [f32]) {
+    fn load(_: Isa, src: &[Self], acc: &mut [f32]) {
         acc.copy_from_slice(src);
     }
     #[inline(always)]
-    fn store(acc: &[f32], dst: &mut [Self]) {
+    fn store(_: Isa, acc: &[f32], dst: &mut [Self]) {
         dst.copy_from_slice(acc);
     }
     #[inline(always)]
@@ -371,24 +383,44 @@ impl Elem for f32 {
 }
 
 impl Elem for bf16 {
-    #[inline(always)]
-    fn load(src: &[Self], acc: &mut [f32]) {
-        src.convert_to_f32_slice(acc);
+    const FUSES: bool = true;
+    fn fused(
+        k: &SweepKernel<'_>,
+        start: usize,
+        adds: &[([u32; 4], f32)],
+        tile: &mut [Self],
+        acc: &mut [f32],
+    ) {
+        fused_tile(k, start, adds, tile, acc);
     }
     #[inline(always)]
-    fn store(acc: &[f32], dst: &mut [Self]) {
-        dst.convert_from_f32_slice(acc);
+    fn load(isa: Isa, src: &[Self], acc: &mut [f32]) {
+        convert::bf16_to_f32(isa, src, acc);
+    }
+    #[inline(always)]
+    fn store(isa: Isa, acc: &[f32], dst: &mut [Self]) {
+        convert::f32_to_bf16(isa, acc, dst);
     }
 }
 
 impl Elem for f16 {
-    #[inline(always)]
-    fn load(src: &[Self], acc: &mut [f32]) {
-        src.convert_to_f32_slice(acc);
+    const FUSES: bool = true;
+    fn fused(
+        k: &SweepKernel<'_>,
+        start: usize,
+        adds: &[([u32; 4], f32)],
+        tile: &mut [Self],
+        acc: &mut [f32],
+    ) {
+        fused_tile(k, start, adds, tile, acc);
     }
     #[inline(always)]
-    fn store(acc: &[f32], dst: &mut [Self]) {
-        dst.convert_from_f32_slice(acc);
+    fn load(isa: Isa, src: &[Self], acc: &mut [f32]) {
+        convert::f16_to_f32(isa, src, acc);
+    }
+    #[inline(always)]
+    fn store(isa: Isa, acc: &[f32], dst: &mut [Self]) {
+        convert::f32_to_f16(isa, acc, dst);
     }
 }
 
@@ -418,6 +450,7 @@ impl SweepKernel<'_> {
 fn chunk_generic<T: Elem>(k: &SweepKernel<'_>, chunk: &mut [T], first: usize) {
     let mut acc = [0.0f32; TILE];
     let mut z = [0.0f32; TILE];
+    let fused = if T::FUSES { fused_adds(k) } else { None };
     for (ti, tile) in chunk.chunks_mut(TILE).enumerate() {
         let start = first + ti * TILE;
         let n = tile.len();
@@ -425,10 +458,71 @@ fn chunk_generic<T: Elem>(k: &SweepKernel<'_>, chunk: &mut [T], first: usize) {
             tile_ops(k, start, x, &mut z);
         } else {
             let acc = &mut acc[..n];
-            T::load(tile, acc);
-            tile_ops(k, start, acc, &mut z);
-            T::store(acc, tile);
+            match &fused {
+                // Whole groups only: the fused kernels do not pad.
+                Some(adds) if n.is_multiple_of(GROUP) => T::fused(k, start, adds, tile, acc),
+                _ => {
+                    T::load(k.isa, tile, acc);
+                    tile_ops(k, start, acc, &mut z);
+                    T::store(k.isa, acc, tile);
+                }
+            }
         }
+    }
+}
+
+/// Terms of one fused sweep over 16-bit storage (more go through the tile buffer).
+const MAX_FUSED: usize = 4;
+
+/// The terms of a sweep over a bf16/f16 tensor when they can be fused with the widening and
+/// rounding (`rng::axpy_io`): a SIMD instruction set, one to [`MAX_FUSED`] terms with non-zero
+/// coefficients, no direction twice, and no scale that applies to this tensor. Otherwise the
+/// tile is widened into a buffer, swept there and rounded back (the same bits).
+fn fused_adds(k: &SweepKernel<'_>) -> Option<Vec<([u32; 4], f32)>> {
+    if k.isa == Isa::Scalar {
+        return None;
+    }
+    let mut adds = Vec::with_capacity(k.ops.len());
+    for op in k.ops {
+        match *op {
+            Prepared::Add { key, coef, reused } => {
+                if reused {
+                    return None;
+                }
+                if coef != 0.0 {
+                    adds.push((key, coef));
+                }
+            }
+            Prepared::Scale(f) if k.decayed && f != 1.0 => return None,
+            Prepared::Scale(_) => {}
+        }
+    }
+    (1..=MAX_FUSED).contains(&adds.len()).then_some(adds)
+}
+
+/// `adds` on a tile of 16-bit storage whose first element has index `start` (a whole number
+/// of groups): the first term reads the tile, the last writes it, terms between work on
+/// `acc` in f32; one term works in place.
+fn fused_tile<T: rng::HalfStorage>(
+    k: &SweepKernel<'_>,
+    start: usize,
+    adds: &[([u32; 4], f32)],
+    tile: &mut [T],
+    acc: &mut [f32],
+) {
+    let g = (start / GROUP) as u64;
+    let last = adds.len() - 1;
+    for (i, &(key, coef)) in adds.iter().enumerate() {
+        let io = match (i == 0, i == last) {
+            (true, true) => rng::Io::InPlace(&mut *tile),
+            (true, false) => rng::Io::Widen(&*tile, &mut *acc),
+            (false, true) => rng::Io::Narrow(&*acc, &mut *tile),
+            (false, false) => {
+                rng::axpy_raw(k.isa, key, k.tensor, g, k.dist, coef, acc);
+                continue;
+            }
+        };
+        rng::axpy_io(k.isa, key, k.tensor, g, k.dist, coef, io);
     }
 }
 
@@ -490,6 +584,7 @@ fn chunk_fma<T: Elem>(k: &SweepKernel<'_>, chunk: &mut [T], first: usize) {
     chunk_generic(k, chunk, first)
 }
 
+mod convert;
 #[cfg(feature = "cuda")]
 mod cuda;
 #[cfg(any(test, feature = "cuda"))]

@@ -293,3 +293,119 @@ fn staged_sweep_equals_the_in_place_sweep() {
         }
     }
 }
+
+/// A 16-bit parameter set like [`params`] with special values among the weights: ±0,
+/// subnormals, the largest finite values, ±∞ and NaNs (signalling ones too).
+fn params16(dtype: DType) -> ParamSet {
+    let p = params(dtype);
+    let special: [u16; 12] = [
+        0x0000, 0x8000, 0x0001, 0x8003, 0x7f7f, 0x7bff, 0x7f80, 0xfc00, 0x7f81, 0x7c01, 0xffc0,
+        0x0400,
+    ];
+    let items = p.iter().map(|(_, name, t)| {
+        let mut bits: Vec<u16> = match dtype {
+            DType::BF16 => t
+                .to_vec1::<bf16>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect(),
+            _ => t
+                .to_vec1::<f16>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect(),
+        };
+        for (b, s) in bits.iter_mut().step_by(5).zip(special) {
+            *b = s;
+        }
+        let n = bits.len();
+        let t = match dtype {
+            DType::BF16 => {
+                let v: Vec<bf16> = bits.into_iter().map(bf16::from_bits).collect();
+                Tensor::from_vec(v, n, &Device::Cpu).unwrap()
+            }
+            _ => {
+                let v: Vec<f16> = bits.into_iter().map(f16::from_bits).collect();
+                Tensor::from_vec(v, n, &Device::Cpu).unwrap()
+            }
+        };
+        (name.to_string(), t)
+    });
+    ParamSet::new(items).unwrap()
+}
+
+fn bits16(p: &ParamSet) -> Vec<Vec<u16>> {
+    p.tensors()
+        .iter()
+        .map(|t| match t.dtype() {
+            DType::BF16 => t
+                .to_vec1::<bf16>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect(),
+            _ => t
+                .to_vec1::<f16>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect(),
+        })
+        .collect()
+}
+
+/// Over bf16/f16 weights every instruction set gives the scalar path's bits, whether the
+/// terms are fused with the widening and rounding (one, two or three terms: in place, through
+/// the f32 tile, with a middle term) or go through the tile buffer (a decay that applies, a
+/// direction used twice), with zero coefficients mixed in.
+#[test]
+fn sweep_isa_paths_identical_in_16_bit_storage() {
+    let k = |i: u64| Key::new(23, i);
+    let op_lists: Vec<Vec<Op>> = vec![
+        vec![Op::Add(Term::new(k(1), 3e-3))],
+        vec![
+            Op::Add(Term::new(k(1), 3e-3)),
+            Op::Add(Term::new(k(2), -1e-2)),
+        ],
+        vec![
+            Op::Add(Term::new(k(1), 3e-3)),
+            Op::Add(Term::new(k(2), 0.0)),
+            Op::Add(Term::new(k(3), 5e-4)),
+            Op::Add(Term::new(k(4), -2e-3)),
+        ],
+        vec![Op::ScaleDecayed(0.999), Op::Add(Term::new(k(1), 3e-3))],
+        vec![
+            Op::Add(Term::new(k(1), 3e-3)),
+            Op::Add(Term::new(k(1), -1e-3)),
+        ],
+        vec![Op::ScaleDecayed(1.0), Op::Add(Term::new(k(5), 1e-39))],
+    ];
+    for dtype in [DType::BF16, DType::F16] {
+        for dist in [
+            Distribution::Normal,
+            Distribution::Rademacher,
+            Distribution::Uniform,
+        ] {
+            for ops in &op_lists {
+                let sweep = Sweep {
+                    ops: ops.clone(),
+                    dist,
+                };
+                let reference = params16(dtype);
+                apply_with(&reference, &sweep, Isa::Scalar).unwrap();
+                assert_ne!(bits16(&reference), bits16(&params16(dtype)));
+                for isa in Isa::ALL[1..].iter().copied().filter(|i| i.is_available()) {
+                    let p = params16(dtype);
+                    apply_with(&p, &sweep, isa).unwrap();
+                    assert_eq!(
+                        bits16(&p),
+                        bits16(&reference),
+                        "{isa:?} {dtype:?} {dist:?} {ops:?}"
+                    );
+                }
+            }
+        }
+    }
+}

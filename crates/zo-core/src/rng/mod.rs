@@ -168,7 +168,8 @@ impl Isa {
             use std::arch::is_x86_feature_detected as has;
             // The sweep's FMA/convert loop is compiled for AVX2+FMA, which every AVX-512 CPU
             // has; AES-NI comes with every VAES CPU.
-            let avx2 = has!("avx2") && has!("fma") && has!("aes");
+            // F16C (every AVX2 CPU has it) for the f16 storage of the fused sweep term.
+            let avx2 = has!("avx2") && has!("fma") && has!("aes") && has!("f16c");
             match self {
                 Isa::Scalar => true,
                 Isa::Avx2 => avx2,
@@ -277,6 +278,246 @@ fn dispatch(
         Isa::Avx512 => unsafe { x86::avx512::fill(k, tensor, first_group, dist, axpy, out) },
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("checked by is_available"),
+    }
+}
+
+/// Storage kinds of [`axpy_io`]'s operands (the const parameters of the SIMD kernels).
+pub(crate) const KIND_F32: u8 = 0;
+pub(crate) const KIND_BF16: u8 = 1;
+pub(crate) const KIND_F16: u8 = 2;
+
+/// 16-bit float storage that [`axpy_io`] reads and writes: [`half::bf16`] and [`half::f16`].
+pub trait HalfStorage: Copy + sealed::Sealed {
+    /// Which kind (`KIND_*`).
+    #[doc(hidden)]
+    const KIND: u8;
+    /// `half`'s exact widening.
+    #[doc(hidden)]
+    fn widen(self) -> f32;
+    /// `half`'s rounding (nearest even).
+    #[doc(hidden)]
+    fn narrow(x: f32) -> Self;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for half::bf16 {}
+    impl Sealed for half::f16 {}
+}
+
+impl HalfStorage for half::bf16 {
+    const KIND: u8 = KIND_BF16;
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+    fn narrow(x: f32) -> Self {
+        half::bf16::from_f32(x)
+    }
+}
+
+impl HalfStorage for half::f16 {
+    const KIND: u8 = KIND_F16;
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+    fn narrow(x: f32) -> Self {
+        half::f16::from_f32(x)
+    }
+}
+
+/// Where [`axpy_io`] reads x and writes the result, for 16-bit storage `T`.
+pub enum Io<'a, T> {
+    /// `x[i] = round(fma(z, c, widen(x[i])))`: a one-term sweep of stored weights.
+    InPlace(&'a mut [T]),
+    /// `out[i] = fma(z, c, widen(x[i]))`: the first term of several, into an f32 buffer.
+    Widen(&'a [T], &'a mut [f32]),
+    /// `out[i] = round(fma(z, c, x[i]))`: the last term of several, back to storage.
+    Narrow(&'a [f32], &'a mut [T]),
+}
+
+/// [`axpy_raw`] with bf16/f16 storage on one side or both: the widening and the rounding
+/// (`half`'s bits: exact widening with NaNs made quiet, round to nearest even with subnormals
+/// kept) happen in registers around the fused multiply-add, so a sweep over 16-bit weights
+/// needs no f32 copy of its tile. The same bits as widening with `half`, [`axpy_raw`] and
+/// rounding with `half`. Panics like [`fill_with`], and if the two slices differ in length.
+pub fn axpy_io<T: HalfStorage>(
+    isa: Isa,
+    k: [u32; 4],
+    tensor: u32,
+    first_group: u64,
+    dist: Distribution,
+    coef: f32,
+    io: Io<'_, T>,
+) {
+    let (src, s_kind, dst, d_kind, len): (*const u8, u8, *mut u8, u8, usize) = match io {
+        Io::InPlace(x) => {
+            let p = x.as_mut_ptr().cast::<u8>();
+            (p, T::KIND, p, T::KIND, x.len())
+        }
+        Io::Widen(x, out) => {
+            assert_eq!(x.len(), out.len(), "axpy_io: lengths differ");
+            (
+                x.as_ptr().cast(),
+                T::KIND,
+                out.as_mut_ptr().cast(),
+                KIND_F32,
+                x.len(),
+            )
+        }
+        Io::Narrow(x, out) => {
+            assert_eq!(x.len(), out.len(), "axpy_io: lengths differ");
+            (
+                x.as_ptr().cast(),
+                KIND_F32,
+                out.as_mut_ptr().cast(),
+                T::KIND,
+                x.len(),
+            )
+        }
+    };
+    assert!(
+        len.is_multiple_of(GROUP),
+        "axpy_io: length {len} is not a multiple of {GROUP}"
+    );
+    assert!(
+        isa.is_available(),
+        "axpy_io: {isa:?} is not available on this CPU"
+    );
+    /// One kernel for each (source, destination) pair the sweep uses.
+    macro_rules! run {
+        ($m:path) => {{
+            use $m as m;
+            // SAFETY: the ISA's availability was checked above; `src` and `dst` come from
+            // slices of `len` elements of their kinds, the same memory (in place) or two
+            // distinct borrows (one shared, one exclusive: no overlap).
+            unsafe {
+                match (s_kind, d_kind) {
+                    (KIND_BF16, KIND_BF16) => m::axpy_io::<KIND_BF16, KIND_BF16>(
+                        k,
+                        tensor,
+                        first_group,
+                        dist,
+                        coef,
+                        src,
+                        dst,
+                        len,
+                    ),
+                    (KIND_F16, KIND_F16) => m::axpy_io::<KIND_F16, KIND_F16>(
+                        k,
+                        tensor,
+                        first_group,
+                        dist,
+                        coef,
+                        src,
+                        dst,
+                        len,
+                    ),
+                    (KIND_BF16, _) => m::axpy_io::<KIND_BF16, KIND_F32>(
+                        k,
+                        tensor,
+                        first_group,
+                        dist,
+                        coef,
+                        src,
+                        dst,
+                        len,
+                    ),
+                    (KIND_F16, _) => m::axpy_io::<KIND_F16, KIND_F32>(
+                        k,
+                        tensor,
+                        first_group,
+                        dist,
+                        coef,
+                        src,
+                        dst,
+                        len,
+                    ),
+                    (_, KIND_BF16) => m::axpy_io::<KIND_F32, KIND_BF16>(
+                        k,
+                        tensor,
+                        first_group,
+                        dist,
+                        coef,
+                        src,
+                        dst,
+                        len,
+                    ),
+                    _ => m::axpy_io::<KIND_F32, KIND_F16>(
+                        k,
+                        tensor,
+                        first_group,
+                        dist,
+                        coef,
+                        src,
+                        dst,
+                        len,
+                    ),
+                }
+            }
+        }};
+    }
+    match isa {
+        Isa::Scalar => axpy_io_scalar::<T>(
+            k,
+            tensor,
+            first_group,
+            dist,
+            coef,
+            (src, s_kind),
+            (dst, d_kind),
+            len,
+        ),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => run!(x86::avx2),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Vaes => run!(x86::avx2_vaes),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => run!(x86::avx512),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("checked by is_available"),
+    }
+}
+
+/// [`axpy_io`] on the scalar path: group by group through an f32 buffer.
+#[allow(clippy::too_many_arguments)]
+fn axpy_io_scalar<T: HalfStorage>(
+    k: [u32; 4],
+    tensor: u32,
+    first_group: u64,
+    dist: Distribution,
+    coef: f32,
+    (src, s_kind): (*const u8, u8),
+    (dst, d_kind): (*mut u8, u8),
+    len: usize,
+) {
+    let mut buf = [0.0f32; GROUP];
+    for (gi, off) in (0..len).step_by(GROUP).enumerate() {
+        // SAFETY: `axpy_io`'s contract: `src` is readable and `dst` writable for `len`
+        // elements of their kinds (T, or f32 for KIND_F32), and off + j < len.
+        unsafe {
+            for (j, b) in buf.iter_mut().enumerate() {
+                *b = if s_kind == KIND_F32 {
+                    src.cast::<f32>().add(off + j).read()
+                } else {
+                    src.cast::<T>().add(off + j).read().widen()
+                };
+            }
+            scalar::fill(
+                k,
+                tensor,
+                first_group + gi as u64,
+                dist,
+                Some(coef),
+                &mut buf,
+            );
+            for (j, b) in buf.iter().enumerate() {
+                if d_kind == KIND_F32 {
+                    dst.cast::<f32>().add(off + j).write(*b);
+                } else {
+                    dst.cast::<T>().add(off + j).write(T::narrow(*b));
+                }
+            }
+        }
     }
 }
 

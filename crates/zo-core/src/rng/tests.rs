@@ -268,6 +268,114 @@ fn simd_paths_bit_identical_to_scalar() {
     }
 }
 
+/// 16-bit patterns for weights in bf16/f16 storage: zeros, subnormals (smallest, largest),
+/// normals of every size, the largest finite values, ±∞, quiet and signalling NaNs with
+/// payloads, then a pseudo-random spread; `n` of them.
+fn half_patterns(n: usize) -> Vec<u16> {
+    let special = [
+        0x0000u16, 0x8000, 0x0001, 0x8001, 0x007f, 0x03ff, 0x0400, 0x3c00, 0xbc00, 0x3f80, 0x7bff,
+        0xfbff, 0x7f7f, 0xff7f, 0x7c00, 0xfc00, 0x7f80, 0xff80, 0x7c01, 0x7e00, 0xfd55, 0x7f81,
+        0x7fc0, 0xffa5, 0x2c00, 0x0c00,
+    ];
+    let mut s = 0x2545_f491u32;
+    (0..n)
+        .map(|i| {
+            if i < special.len() {
+                special[i]
+            } else {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                s as u16
+            }
+        })
+        .collect()
+}
+
+/// `axpy_io` on every instruction set, storage type and direction (in place, widening into
+/// f32, rounding back), with coefficients that land results on subnormals, rounding ties, the
+/// overflow to ∞ and NaNs, gives the bits of `half`'s widening, the scalar `axpy_raw` and
+/// `half`'s rounding.
+#[test]
+fn axpy_io_matches_half_around_scalar_axpy() {
+    fn check<T: HalfStorage + PartialEq + core::fmt::Debug>(
+        from_bits: fn(u16) -> T,
+        to_bits: fn(T) -> u16,
+    ) {
+        let n = 9 * GROUP;
+        let x: Vec<T> = half_patterns(n).into_iter().map(from_bits).collect();
+        let wide: Vec<f32> = x.iter().map(|v| v.widen()).collect();
+        // What rounding back reads may be any f32: NaNs with payload bits below the 16 kept
+        // (which the integer rounding would carry into the sign), f32 subnormals, ties.
+        let mut wide_any = wide.clone();
+        for (j, bits) in [
+            0x7fff_ffffu32,
+            0xffc0_ffff,
+            0x7f80_0001,
+            0x7fbf_ffff,
+            0x0000_8000,
+            0x8000_7fff,
+            0x3f80_8000,
+            0x3f81_8000,
+            0x3f80_1000,
+            0x477f_f000,
+            0x7f7f_ffff,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            wide_any[GROUP + j] = f32::from_bits(bits);
+        }
+        for (i, coef) in [1e-3f32, -3e-38, 7.5, 1e-41].into_iter().enumerate() {
+            for dist in [
+                Distribution::Normal,
+                Distribution::Rademacher,
+                Distribution::Uniform,
+            ] {
+                let key = Key::new(0xB0B + i as u64, 3).ars_key();
+                let (t, g0) = (4u32 + i as u32, 1_000_003u64 * i as u64);
+                let mut expect = wide.clone();
+                axpy_raw(Isa::Scalar, key, t, g0, dist, coef, &mut expect);
+                let expect_t: Vec<u16> = expect.iter().map(|v| to_bits(T::narrow(*v))).collect();
+                let mut expect_any = wide_any.clone();
+                axpy_raw(Isa::Scalar, key, t, g0, dist, coef, &mut expect_any);
+                let expect_any: Vec<u16> =
+                    expect_any.iter().map(|v| to_bits(T::narrow(*v))).collect();
+                for isa in isas() {
+                    let what = format!(
+                        "{isa:?} {} {dist:?} coef {coef}",
+                        core::any::type_name::<T>()
+                    );
+                    let mut inplace = x.clone();
+                    axpy_io(isa, key, t, g0, dist, coef, Io::InPlace(&mut inplace));
+                    let got: Vec<u16> = inplace.iter().map(|v| to_bits(*v)).collect();
+                    assert_eq!(got, expect_t, "in place, {what}");
+                    let mut out = vec![0.0f32; n];
+                    axpy_io(isa, key, t, g0, dist, coef, Io::Widen(&x, &mut out));
+                    for (j, (a, b)) in out.iter().zip(&expect).enumerate() {
+                        // A NaN's bits: the FMA makes it quiet as `half`'s widening does.
+                        assert_eq!(a.to_bits(), b.to_bits(), "widen, {what}, element {j}");
+                    }
+                    let mut narrow = vec![from_bits(0); n];
+                    axpy_io(
+                        isa,
+                        key,
+                        t,
+                        g0,
+                        dist,
+                        coef,
+                        Io::Narrow(&wide_any, &mut narrow),
+                    );
+                    let got: Vec<u16> = narrow.iter().map(|v| to_bits(*v)).collect();
+                    assert_eq!(got, expect_any, "narrow, {what}");
+                }
+            }
+        }
+    }
+    check(half::bf16::from_bits, half::bf16::to_bits);
+    check(half::f16::from_bits, half::f16::to_bits);
+}
+
 /// Filling from group g gives the same values as the matching slice of a fill from 0.
 #[test]
 fn values_depend_only_on_element_index() {

@@ -23,7 +23,9 @@ macro_rules! kernel {
             COS_P, INV_2_24, LOG_P, LOG_Q1, LOG_Q2, SIN_P, SQRTHF_BITS, TWO_PI, UNIF_OFFSET,
             UNIF_SCALE,
         };
-        use crate::rng::{Distribution, ARS_ROUNDS, BLOCKS_PER_GROUP, GROUP, PAIR_STRIDE};
+        use crate::rng::{
+            Distribution, ARS_ROUNDS, BLOCKS_PER_GROUP, GROUP, KIND_BF16, KIND_F32, PAIR_STRIDE,
+        };
 
         const R: usize = ARS_ROUNDS as usize;
         /// `LOG_P` for the variable x' = −2x and the result scaled by −2: the coefficient of
@@ -233,17 +235,17 @@ macro_rules! kernel {
             (a, a + NP)
         }
 
-        /// Generates group `g` into `out` (64 values): stores z, or with `axpy = Some(c)`
-        /// updates `out = fma(z, c, out)` in place (the sweep's term, with no z buffer).
+        /// Generates the z vectors of the N·LANES elements from the first of group `g` and
+        /// hands each to `sink` with its index (vector i is elements i·LANES ..). Generic in
+        /// `sink` so that every use is its own copy, inlined where it is called.
         #[inline]
         #[target_feature(enable = $feat)]
-        fn group<const N: usize>(
+        fn directions<const N: usize, F: FnMut(usize, VF)>(
             s: &Setup,
             t: u32,
             g: u64,
             dist: Distribution,
-            axpy: Option<f32>,
-            out: &mut [f32],
+            mut sink: F,
         ) {
             let w = ars_vectors::<N>(s, g, t);
             let mut z = [sf(0.0); N];
@@ -280,16 +282,122 @@ macro_rules! kernel {
                     }
                 }
             }
+            for (i, v) in z.into_iter().enumerate() {
+                sink(i, v);
+            }
+        }
+
+        /// Generates group `g` into `out` (64 values): stores z, or with `axpy = Some(c)`
+        /// updates `out = fma(z, c, out)` in place (the sweep's term, with no z buffer).
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn group<const N: usize>(
+            s: &Setup,
+            t: u32,
+            g: u64,
+            dist: Distribution,
+            axpy: Option<f32>,
+            out: &mut [f32],
+        ) {
             assert!(out.len() >= N * LANES);
-            for (i, v) in z.iter().enumerate() {
+            directions::<N, _>(s, t, g, dist, |i, v| {
                 let p = out.as_mut_ptr().wrapping_add(i * LANES);
                 // SAFETY: i·LANES + LANES ≤ N·LANES ≤ out.len() (checked above); unaligned.
                 unsafe {
                     match axpy {
-                        None => store(p, *v),
-                        Some(c) => store(p, fma(*v, sf(c), load(p))),
+                        None => store(p, v),
+                        Some(c) => store(p, fma(v, sf(c), load(p))),
                     }
                 }
+            });
+        }
+
+        /// Bytes per element of a storage kind (`rng::KIND_*`).
+        const fn kind_bytes(kind: u8) -> usize {
+            if kind == KIND_F32 {
+                4
+            } else {
+                2
+            }
+        }
+
+        /// LANES elements of kind `K` from element `i` of `p`, widened to f32.
+        /// # Safety
+        /// `p` must be valid for reading elements `i .. i + LANES` of kind `K`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn load_kind<const K: u8>(p: *const u8, i: usize) -> VF {
+            // SAFETY: guaranteed by the caller.
+            unsafe {
+                match K {
+                    KIND_F32 => load(p.cast::<f32>().add(i)),
+                    KIND_BF16 => load_bf16(p.cast::<u16>().add(i)),
+                    _ => load_f16(p.cast::<u16>().add(i)),
+                }
+            }
+        }
+
+        /// `v` rounded to kind `K` into elements `i .. i + LANES` of `p`.
+        /// # Safety
+        /// `p` must be valid for writing elements `i .. i + LANES` of kind `K`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn store_kind<const K: u8>(p: *mut u8, i: usize, v: VF) {
+            // SAFETY: guaranteed by the caller.
+            unsafe {
+                match K {
+                    KIND_F32 => store(p.cast::<f32>().add(i), v),
+                    KIND_BF16 => store_bf16(p.cast::<u16>().add(i), v),
+                    _ => store_f16(p.cast::<u16>().add(i), v),
+                }
+            }
+        }
+
+        /// See `rng::axpy_io`: `dst = round_D(fma(z, coef, widen_S(src)))` over `len`
+        /// elements (a multiple of GROUP) from group `first_group`.
+        /// # Safety
+        /// `src` must be valid for reading `len` elements of kind `S`, `dst` for writing `len`
+        /// of kind `D`; they may be the same memory (in place), otherwise they do not overlap.
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $feat)]
+        pub(in crate::rng) unsafe fn axpy_io<const S: u8, const D: u8>(
+            k: [u32; 4],
+            tensor: u32,
+            first_group: u64,
+            dist: Distribution,
+            coef: f32,
+            src: *const u8,
+            dst: *mut u8,
+            len: usize,
+        ) {
+            let s = setup(k);
+            let c = sf(coef);
+            let mut g = first_group;
+            let mut off = 0;
+            while off < len {
+                let wide = off + GROUP * GPI <= len;
+                let n = if wide { GROUP * GPI } else { GROUP };
+                {
+                    use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                    let ahead = src.wrapping_add((off + PREFETCH_AHEAD) * kind_bytes(S));
+                    for line in (0..n * kind_bytes(S)).step_by(64) {
+                        // A prefetch never faults, whatever the address.
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line).cast());
+                    }
+                }
+                let term = |i: usize, v: VF| {
+                    let e = off + i * LANES;
+                    // SAFETY: e + LANES ≤ off + n ≤ len, within both (the caller's contract);
+                    // an element is read before it is written.
+                    unsafe { store_kind::<D>(dst, e, fma(v, c, load_kind::<S>(src, e))) };
+                };
+                if wide {
+                    directions::<{ NV * GPI }, _>(&s, tensor, g, dist, term);
+                } else {
+                    directions::<NV, _>(&s, tensor, g, dist, term);
+                }
+                g += (n / GROUP) as u64;
+                off += n;
             }
         }
 
