@@ -282,8 +282,8 @@ macro_rules! kernel {
                     }
                 }
             }
-            for (i, v) in z.into_iter().enumerate() {
-                sink(i, v);
+            for (i, v) in z.iter().enumerate() {
+                sink(i, *v);
             }
         }
 
