@@ -3,6 +3,7 @@
 //! "Stochastic Two Points Method for Deep Model Zeroth-order Optimization" (arXiv 2402.01621)
 //! with MeZO's ZO-SGD as the baseline. This crate knows tensors, never a model or a task.
 
+pub mod convert;
 pub mod cost;
 pub mod error;
 pub mod gamma;

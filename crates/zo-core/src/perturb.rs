@@ -17,7 +17,7 @@
 //! Over bf16/f16 weights the widening and the rounding happen in registers around the terms'
 //! FMAs ([`rng::axpy_io`]: one term in place; with more, the first reads the weights into the
 //! f32 tile and the last rounds it back); tiles with a decay that applies or a repeated
-//! direction go through the tile with vectorised conversions (`perturb/convert.rs`). Both give
+//! direction go through the tile with vectorised conversions ([`crate::convert`]). Both give
 //! the `half` crate's bits. B3 on opt-125m shapes, Zen 4, two threads (2026-12-07): one / two
 //! terms 43 / 78 ms in bf16 and 39 / 74 ms in f16 (57 / 91 and 64 / 98 ms with `half`'s
 //! conversions), 34 / 67 ms in f32.
@@ -49,6 +49,7 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::convert;
 use crate::rng::{self, Distribution, Isa, Key, GROUP};
 use crate::{Error, ParamSet, Result};
 
@@ -402,11 +403,11 @@ impl Elem for bf16 {
     }
     #[inline(always)]
     fn load(isa: Isa, src: &[Self], acc: &mut [f32]) {
-        convert::bf16_to_f32(isa, src, acc);
+        convert::bf16_to_f32_on(isa, src, acc);
     }
     #[inline(always)]
     fn store(isa: Isa, acc: &[f32], dst: &mut [Self]) {
-        convert::f32_to_bf16(isa, acc, dst);
+        convert::f32_to_bf16_on(isa, acc, dst);
     }
 }
 
@@ -423,11 +424,11 @@ impl Elem for f16 {
     }
     #[inline(always)]
     fn load(isa: Isa, src: &[Self], acc: &mut [f32]) {
-        convert::f16_to_f32(isa, src, acc);
+        convert::f16_to_f32_on(isa, src, acc);
     }
     #[inline(always)]
     fn store(isa: Isa, acc: &[f32], dst: &mut [Self]) {
-        convert::f32_to_f16(isa, acc, dst);
+        convert::f32_to_f16_on(isa, acc, dst);
     }
 }
 
@@ -591,7 +592,6 @@ fn chunk_fma<T: Elem>(k: &SweepKernel<'_>, chunk: &mut [T], first: usize) {
     chunk_generic(k, chunk, first)
 }
 
-mod convert;
 #[cfg(feature = "cuda")]
 mod cuda;
 #[cfg(any(test, feature = "cuda"))]

@@ -19,8 +19,11 @@
 //! - [`layer_norm`]: rows in parallel, each in two vectorised passes (`rows`), instead of
 //!   candle's scalar one-pass kernel into a zero-filled buffer.
 //!
-//! Every function returns `Ok(None)` when its inputs are not contiguous f32 CPU tensors, and the
-//! caller then runs the candle ops. Determinism: the GEMMs split a product between threads over
+//! Every function returns `Ok(None)` when its inputs are not contiguous f32, bf16 or f16 CPU
+//! tensors, and the caller then runs the candle ops. bf16/f16 inputs (a model loaded with
+//! `model.dtype = "bf16" | "f16"`) are widened exactly to f32 ([`with_wide`]; a weight matrix
+//! one call at a time, the lm_head one vocabulary slice at a time), computed on as f32, and the
+//! result rounded once to the inputs' dtype ([`tensor_of`]). Determinism: the GEMMs split a product between threads over
 //! output blocks only (the reduction over `k` runs in one order whatever the thread count), and
 //! each attention task and LayerNorm row is single-threaded and independent of the others, so
 //! results do not depend on the number of threads (tested in `tests`).
@@ -58,6 +61,110 @@ pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> 
         }
         _ => None,
     }
+}
+
+/// A CPU tensor's contiguous data in its storage type.
+pub(crate) enum Data<'a> {
+    F32(&'a [f32]),
+    Bf16(&'a [half::bf16]),
+    F16(&'a [half::f16]),
+}
+
+impl Data<'_> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Data::F32(d) => d.len(),
+            Data::Bf16(d) => d.len(),
+            Data::F16(d) => d.len(),
+        }
+    }
+
+    /// Elements `r` as f32: borrowed for f32, widened (exactly) into `buf` for bf16/f16.
+    pub(crate) fn range<'b>(
+        &'b self,
+        r: std::ops::Range<usize>,
+        buf: &'b mut Vec<f32>,
+    ) -> &'b [f32] {
+        let widen_into = |buf: &'b mut Vec<f32>, n: usize| {
+            buf.clear();
+            buf.resize(n, 0.0);
+            buf
+        };
+        match self {
+            Data::F32(d) => &d[r],
+            Data::Bf16(d) => {
+                let out = widen_into(buf, r.len());
+                par_convert(&d[r], out, zo_core::convert::bf16_to_f32);
+                out
+            }
+            Data::F16(d) => {
+                let out = widen_into(buf, r.len());
+                par_convert(&d[r], out, zo_core::convert::f16_to_f32);
+                out
+            }
+        }
+    }
+}
+
+/// Runs `f` on the contiguous data of a CPU tensor in its storage type; `None` for another
+/// device or dtype or a non-contiguous layout.
+pub(crate) fn with_data<R>(t: &Tensor, f: impl FnOnce(Data<'_>) -> R) -> Option<R> {
+    if !t.device().is_cpu() {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let (a, b) = layout.contiguous_offsets()?;
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(d)) => Some(f(Data::F32(&d[a..b]))),
+        Storage::Cpu(CpuStorage::BF16(d)) => Some(f(Data::Bf16(&d[a..b]))),
+        Storage::Cpu(CpuStorage::F16(d)) => Some(f(Data::F16(&d[a..b]))),
+        _ => None,
+    }
+}
+
+/// Runs `f` on the contiguous data of a CPU tensor as f32: the data itself for f32, a widened
+/// copy (exact) for bf16/f16 weights and activations (`model.dtype`); `None` for another
+/// device or dtype or a non-contiguous layout.
+pub(crate) fn with_wide<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+    with_data(t, |d| f(d.range(0..d.len(), &mut Vec::new())))
+}
+
+/// Elements per rayon task of the conversions.
+const CONVERT_CHUNK: usize = 1 << 16;
+
+/// `src` converted into `dst` (same length) by `conv`, in parallel.
+fn par_convert<S: Sync, D: Send>(src: &[S], dst: &mut [D], conv: fn(&[S], &mut [D])) {
+    dst.par_chunks_mut(CONVERT_CHUNK)
+        .zip(src.par_chunks(CONVERT_CHUNK))
+        .for_each(|(d, s)| conv(s, d));
+}
+
+/// An f32 result as a CPU tensor of `shape` and `dtype` (f32 as it is; bf16/f16 rounded to
+/// nearest even, in parallel): what the fast paths return for 16-bit activations.
+pub(crate) fn tensor_of(
+    v: Vec<f32>,
+    shape: impl Into<candle_core::Shape>,
+    dtype: DType,
+) -> Result<Tensor> {
+    fn narrow<T: Copy + Send + Default>(v: &[f32], conv: fn(&[f32], &mut [T])) -> Vec<T> {
+        let mut out = vec![T::default(); v.len()];
+        par_convert(v, &mut out, conv);
+        out
+    }
+    let shape = shape.into();
+    Ok(match dtype {
+        DType::BF16 => Tensor::from_vec(
+            narrow(&v, zo_core::convert::f32_to_bf16),
+            shape,
+            &Device::Cpu,
+        )?,
+        DType::F16 => Tensor::from_vec(
+            narrow(&v, zo_core::convert::f32_to_f16),
+            shape,
+            &Device::Cpu,
+        )?,
+        _ => Tensor::from_vec(v, shape, &Device::Cpu)?,
+    })
 }
 
 /// All of rayon's threads for one GEMM (gemm itself runs small products on one thread).
@@ -162,15 +269,18 @@ pub(crate) fn linear(
     };
     // Each optional input: `Some(None)` when absent, `Some(Some(data))` when present and
     // usable, `None` when present and not usable (then the whole call falls back).
-    let out = with_f32(x, |x| {
-        with_f32(w, |w| {
+    // bf16/f16 weights and activations (`model.dtype`) are read widened: the product, bias,
+    // scale and epilogue in f32, rounded once to the activations' dtype at the end (candle's
+    // path rounds after the product, the bias and the residual each).
+    let out = with_wide(x, |x| {
+        with_wide(w, |w| {
             let b = match bias {
-                Some(b) => with_f32(b, |b| Some(b.to_vec()))?,
+                Some(b) => with_wide(b, |b| Some(b.to_vec()))?,
                 None => None,
             };
             let run_res = |res: Option<&[f32]>| run(x, w, b.as_deref(), res);
             match residual {
-                Some(r) => with_f32(r, |r| run_res(Some(r))),
+                Some(r) => with_wide(r, |r| run_res(Some(r))),
                 None => Some(run_res(None)),
             }
         })
@@ -178,7 +288,7 @@ pub(crate) fn linear(
     .flatten()
     .flatten();
     Ok(match out {
-        Some(v) => Some(Tensor::from_vec(v, (n, o), &Device::Cpu)?),
+        Some(v) => Some(tensor_of(v, (n, o), x.dtype())?),
         None => None,
     })
 }
@@ -218,11 +328,11 @@ pub(crate) fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result
         unsafe { out.set_len(x.len()) };
         out
     };
-    let out = with_f32(x, |x| with_f32(w, |w| with_f32(b, |b| run(x, w, b))))
+    let out = with_wide(x, |x| with_wide(w, |w| with_wide(b, |b| run(x, w, b))))
         .flatten()
         .flatten();
     Ok(match out {
-        Some(v) => Some(Tensor::from_vec(v, x.shape(), &Device::Cpu)?),
+        Some(v) => Some(tensor_of(v, x.shape(), x.dtype())?),
         None => None,
     })
 }
@@ -247,7 +357,7 @@ pub(crate) fn head_nll(
     if e != e2 || labels.len() != rows.len() || rows.iter().any(|&r| r as usize >= n) {
         return Ok(None);
     }
-    let run = |h: &[f32], w: &[f32]| -> Vec<f64> {
+    let run = |h: &[f32], w: Data<'_>| -> Vec<f64> {
         // The rows the labels read, each once, in order of first use (a prompt's candidates
         // share its last row; the other positions of `h` need no logits); `rows` becomes each
         // label's index among them. A row's logits do not depend on the other rows.
@@ -282,9 +392,12 @@ pub(crate) fn head_nll(
         let mut state = vec![(f64::NEG_INFINITY, 0f64); n];
         let mut picked = vec![f64::NAN; labels.len()];
         let mut logits = vec![0f32; n * HEAD_CHUNK.min(vocab)];
+        // 16-bit weights: each slice widened into one buffer reused for every slice.
+        let mut wbuf = Vec::new();
         let mut v0 = 0;
         while v0 < vocab {
             let width = HEAD_CHUNK.min(vocab - v0);
+            let ws = w.range(v0 * e..(v0 + width) * e, &mut wbuf);
             let ours = sgemm::available()
                 && sgemm::sgemm_nt_compute(
                     compute,
@@ -292,13 +405,13 @@ pub(crate) fn head_nll(
                     width,
                     e,
                     h,
-                    &w[v0 * e..(v0 + width) * e],
+                    ws,
                     &mut logits[..n * width],
                     &sgemm::Epilogue::PLAIN,
                 );
-            // SAFETY: `logits` holds at least `[n, width]`; `h` is `[n, e]` row-major; rows
-            // `v0 .. v0 + width` of `w` (`[vocab, e]` row-major) are read as `[e, width]`
-            // (column stride e, row stride 1).
+            // SAFETY: `logits` holds at least `[n, width]`; `h` is `[n, e]` row-major; `ws`,
+            // rows `v0 .. v0 + width` of `w` (`[vocab, e]` row-major), is read as
+            // `[e, width]` (column stride e, row stride 1).
             if !ours {
                 unsafe {
                     gemm(
@@ -312,7 +425,7 @@ pub(crate) fn head_nll(
                         h.as_ptr(),
                         1,
                         e as isize,
-                        w.as_ptr().add(v0 * e),
+                        ws.as_ptr(),
                         e as isize,
                         1,
                         0.0,
@@ -352,7 +465,7 @@ pub(crate) fn head_nll(
             })
             .collect()
     };
-    Ok(with_f32(h, |h| with_f32(w, |w| run(h, w))).flatten())
+    Ok(with_wide(h, |h| with_data(w, |w| run(h, w))).flatten())
 }
 
 #[cfg(test)]
@@ -488,10 +601,51 @@ pub(crate) mod tests {
             three.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         );
         assert!(one == three, "thread count changed the linear's output");
-        // Not f32 / not contiguous: the caller falls back to candle.
-        let x16 = x.to_dtype(DType::F16).unwrap();
+        // 16-bit activations and weights: read widened, the f32 result rounded once.
+        for dt in [DType::BF16, DType::F16] {
+            let (x16, w16, b16) = (
+                x.to_dtype(dt).unwrap(),
+                w.to_dtype(dt).unwrap(),
+                bias.to_dtype(dt).unwrap(),
+            );
+            let got = linear(
+                &x16,
+                &w16,
+                Some(&b16),
+                1.0,
+                Epilogue::Relu,
+                sgemm::Compute::F32,
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(got.dtype(), dt);
+            let wide = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+            let want = linear(
+                &wide(&x16),
+                &wide(&w16),
+                Some(&wide(&b16)),
+                1.0,
+                Epilogue::Relu,
+                sgemm::Compute::F32,
+            )
+            .unwrap()
+            .unwrap()
+            .to_dtype(dt)
+            .unwrap();
+            let bits = |t: &Tensor| {
+                t.flatten_all()
+                    .unwrap()
+                    .to_dtype(DType::F32)
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            };
+            assert_eq!(bits(&got), bits(&want), "{dt:?}");
+        }
+        // Another dtype / not contiguous: the caller falls back to candle.
+        let xu = x.to_dtype(DType::U32).unwrap();
         assert!(
-            linear(&x16, &w, None, 1.0, Epilogue::None, sgemm::Compute::F32)
+            linear(&xu, &w, None, 1.0, Epilogue::None, sgemm::Compute::F32)
                 .unwrap()
                 .is_none()
         );
@@ -527,5 +681,17 @@ pub(crate) mod tests {
         assert!(flat(one) == flat(two), "thread count changed the LayerNorm");
         let short = w.narrow(0, 0, dim - 1).unwrap();
         assert!(layer_norm(&x, &short, &b, 1e-5).unwrap().is_none());
+        // 16-bit rows and parameters: read widened, the f32 result rounded once.
+        for dt in [DType::BF16, DType::F16] {
+            let to = |t: &Tensor| t.to_dtype(dt).unwrap();
+            let wide = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+            let (x16, w16, b16) = (to(&x), to(&w), to(&b));
+            let got = layer_norm(&x16, &w16, &b16, 1e-5).unwrap().unwrap();
+            assert_eq!(got.dtype(), dt);
+            let want = layer_norm(&wide(&x16), &wide(&w16), &wide(&b16), 1e-5)
+                .unwrap()
+                .unwrap();
+            assert!(flat(wide(&got)) == flat(wide(&to(&want))), "{dt:?}");
+        }
     }
 }

@@ -291,6 +291,18 @@ mod tests {
                 }
             }
         }
+        // bf16/f16 hidden rows and head: read widened (each vocabulary slice of the head
+        // widened in turn), so the NLL is that of the widened values, bit for bit.
+        for dt in [DType::BF16, DType::F16] {
+            let (h16, w16) = (h.to_dtype(dt).unwrap(), w.to_dtype(dt).unwrap());
+            let wide = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+            let compute = crate::sgemm::Compute::F32;
+            let got = head_nll(&h16, &w16, &rows, &labels, compute).unwrap();
+            let want = head_nll(&wide(&h16), &wide(&w16), &rows, &labels, compute).unwrap();
+            for (a, b) in want.iter().zip(&got) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{dt:?}: {a} vs {b}");
+            }
+        }
         assert!(head_nll(&h, &w, &[0, 5], &[1, 2], crate::sgemm::Compute::F32).is_err());
         assert!(head_nll(&h, &w, &[0], &[1, 2], crate::sgemm::Compute::F32).is_err());
     }

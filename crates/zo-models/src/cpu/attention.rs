@@ -6,10 +6,10 @@
 //! each query sees), so a query's output depends on its keys alone: not on whether they came
 //! from a cache, nor on its sequence's padding or length.
 
-use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
+use candle_core::{CpuStorage, DType, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::{attn, with_f32};
+use super::{attn, tensor_of, with_wide};
 use crate::rows::softmax_rows;
 use crate::sgemm::OutPtr;
 use crate::Result;
@@ -83,8 +83,8 @@ pub(crate) fn attention(
         }
     }
     let kv = KvLayout { head: d, row: h };
-    let out = with_f32(k, |k| {
-        with_f32(v, |v| {
+    let out = with_wide(k, |k| {
+        with_wide(v, |v| {
             attention_masked(q, k, v, kv, t * h, mask, b, t, t, heads, d)
         })
     });
@@ -185,13 +185,13 @@ pub(crate) fn attention_packed(
         })
         .collect();
     let kv = KvLayout { head: d, row: h };
-    let out = with_f32(q, |q| {
-        with_f32(k, |k| {
-            with_f32(v, |v| run_tasks(q, k, v, kv, &tasks, nq, heads, d))
+    let out = with_wide(q, |q| {
+        with_wide(k, |k| {
+            with_wide(v, |v| run_tasks(q, k, v, kv, &tasks, nq, heads, d))
         })
     });
     Ok(match out.flatten().flatten() {
-        Some(v) => Some(Tensor::from_vec(v, (nq, h), &Device::Cpu)?),
+        Some(v) => Some(tensor_of(v, (nq, h), q.dtype())?),
         None => None,
     })
 }
@@ -243,9 +243,26 @@ fn attention_masked(
             .collect();
         run_tasks(q, k, v, kv, &tasks, b * tq, heads, d)
     };
-    let out = with_f32(q, |q| with_f32(mask, |m| run(q, m))).flatten();
+    let out = with_wide(q, |q| {
+        with_wide(mask, |m| {
+            if mask.dtype() != DType::F16 {
+                return run(q, m);
+            }
+            // An f16 model's mask value (f16::MIN / 2 = −32752) lies above `attn::ABSORBING`:
+            // read as it is, its keys would be computed and summed (to exact zeros), with
+            // other lane sums than the packed forward's, which skips them. Each masked entry
+            // is read as the f32 mask value instead: the same probabilities, skipped alike.
+            let f16_mask = half::f16::MIN.to_f32() / 2.0;
+            let m: Vec<f32> = m
+                .iter()
+                .map(|&x| if x <= f16_mask { f32::MIN / 2.0 } else { x })
+                .collect();
+            run(q, &m)
+        })
+    })
+    .flatten();
     Ok(match out {
-        Some(v) => Some(Tensor::from_vec(v, (b * tq, h), &Device::Cpu)?),
+        Some(v) => Some(tensor_of(v, (b * tq, h), q.dtype())?),
         None => None,
     })
 }
@@ -344,6 +361,7 @@ mod tests {
     use super::*;
     use crate::cpu::tests::{data, max_abs_diff};
     use crate::sgemm::tests::in_pool;
+    use candle_core::Device;
 
     /// `q`, `k`, `v` (`[b·t, h]`, from `data` with salts `salt ..= salt + 2`) and OPT's additive
     /// causal mask `[b, 1, t, t]`, sequence 1 left-padded by `pad`.

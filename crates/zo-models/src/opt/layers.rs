@@ -458,8 +458,10 @@ impl Attention {
             c.cache.append(&padded(&k)?, &padded(&v)?)?;
         }
         let (heads, d) = (self.num_heads, self.head_dim);
-        let out = crate::cpu::attention_packed(&q, &k, &v, seqs, blocks, heads, d)?
-            .ok_or_else(|| Error::Input("packed attention needs f32 tensors on the CPU".into()))?;
+        let out =
+            crate::cpu::attention_packed(&q, &k, &v, seqs, blocks, heads, d)?.ok_or_else(|| {
+                Error::Input("packed attention needs f32, bf16 or f16 tensors on the CPU".into())
+            })?;
         self.out_proj
             .forward_fused(&out, 1.0, Epilogue::Residual(residual))
     }

@@ -250,7 +250,7 @@ pub fn scaling(ctx: &mut Ctx) -> Result<()> {
     let seqs = ctx.seqs.clone();
     let (repeats, warmup) = (ctx.repeats, ctx.warmup);
     for spec in [ModelSpec::Tiny, ModelSpec::Opt125m, ModelSpec::Opt350m] {
-        let model = load_model(&spec, ctx.seed)?;
+        let model = load_model(&spec, ctx.seed, candle_core::DType::F32)?;
         if spec == ModelSpec::Opt350m {
             ctx.repeats = repeats.min(2);
             ctx.warmup = warmup.min(1);

@@ -102,8 +102,10 @@ pub struct BenchArgs {
     /// the line says whether the native kernel ran (`native`) or z was staged from the host.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: crate::settings::DeviceSetting,
-    /// Storage dtype of the weights B3 sweeps: f32, bf16 or f16 (MeZO runs f16 on GPUs). The
-    /// other figures use f32 weights.
+    /// Storage dtype of the weights: f32, bf16 or f16 (MeZO runs f16 on GPUs). B1 and B2 build
+    /// the model in it (on the CPU its 16-bit weights and activations are read widened into
+    /// the f32 kernels); B3 sweeps weights of the model's shapes in it. The other figures run
+    /// f32.
     #[arg(long, default_value = "f32", value_parser = parse_dtype, value_name = "DTYPE")]
     pub dtype: crate::settings::DTypeSetting,
     /// Internal: run as B4's child process (report this process's peak RSS).
@@ -207,10 +209,10 @@ impl ModelSpec {
     }
 }
 
-/// The model of `spec`: random f32 weights from `seed` for a preset, or the checkpoint of a
-/// directory cast to f32, on the CPU.
-pub fn load_model(spec: &ModelSpec, seed: u64) -> Result<OptModel> {
-    let (dtype, dev) = (DType::F32, Device::Cpu);
+/// The model of `spec` in `dtype`: random weights from `seed` for a preset, or the checkpoint
+/// of a directory cast to `dtype`, on the CPU.
+pub fn load_model(spec: &ModelSpec, seed: u64, dtype: DType) -> Result<OptModel> {
+    let dev = Device::Cpu;
     let preset = |p| OptModel::random(&OptConfig::preset(p), seed, dtype, &dev);
     Ok(match spec {
         ModelSpec::Tiny => preset(Preset::Tiny)?,
@@ -255,6 +257,8 @@ pub struct Ctx<'a> {
     /// That kernel (`None`: candle's products), whose arithmetic decides which peak the lines
     /// compare with ([`measure::Peaks`]).
     pub isa: Option<zo_models::sgemm::Isa>,
+    /// The weights' storage dtype (`--dtype`), by name.
+    dtype: String,
     quiet: bool,
     out: &'a mut dyn Write,
     lines: Vec<String>,
@@ -281,6 +285,7 @@ impl<'a> Ctx<'a> {
             seed: args.seed,
             kernel: kernel_name(isa),
             isa,
+            dtype: format!("{:?}", args.dtype).to_lowercase(),
             quiet,
             out,
             lines: Vec::new(),
@@ -297,7 +302,7 @@ impl<'a> Ctx<'a> {
             ("model", json!(self.model)),
             ("B", json!(self.batch)),
             ("threads", json!(candle_core::utils::get_num_threads())),
-            ("dtype", json!("f32")),
+            ("dtype", json!(self.dtype)),
             (
                 "compute",
                 // Whether the kernel rounds the products' inputs to bf16 (`compute` = bf16).
@@ -413,9 +418,17 @@ pub fn check_args(args: &BenchArgs) -> Result<()> {
     anyhow::ensure!(!args.child || args.loss.is_some(), "--child needs --loss");
     let spec = args.model.parse::<ModelSpec>()?;
     anyhow::ensure!(
-        args.figure == Figure::B3 || on_cpu_default(args, &spec),
-        "--device, --dtype and the opt-1.3b … opt-13b shapes are for --figure b3 (the sweep); \
-         the other figures run f32 on the CPU"
+        args.figure == Figure::B3
+            || (matches!(args.device, crate::settings::DeviceSetting::Cpu)
+                && !matches!(spec, ModelSpec::Shapes(_))),
+        "--device and the opt-1.3b … opt-13b shapes are for --figure b3 (the sweep); the other \
+         figures run on the CPU"
+    );
+    anyhow::ensure!(
+        matches!(args.figure, Figure::B1 | Figure::B2 | Figure::B3)
+            || args.dtype == crate::settings::DTypeSetting::F32,
+        "--dtype {}: for --figure b1, b2 or b3 (the other figures run f32)",
+        format!("{:?}", args.dtype).to_lowercase()
     );
     anyhow::ensure!(
         args.figure != Figure::B3 || !args.lora,
@@ -517,7 +530,7 @@ fn run_figures(
         .iter()
         .any(|f| matches!(f, Figure::B1 | Figure::B2 | Figure::B3 | Figure::B5));
     let model = if needs_model {
-        let mut m = with_lora(load_model(spec, args.seed)?, args)?;
+        let mut m = with_lora(load_model(spec, args.seed, args.dtype.candle())?, args)?;
         m.set_compute(args.compute.kernel());
         Some(m)
     } else {

@@ -37,7 +37,10 @@ pub struct ChildReport {
 /// The child's side: load, step, report. Printed as one JSON line on stdout.
 pub fn child(args: &BenchArgs, kind: LossKind) -> Result<()> {
     let (_, rss_start) = self_rss_kib().context("reading /proc/self/status")?;
-    let model = super::with_lora(load_model(&args.model.parse()?, args.seed)?, args)?;
+    let model = super::with_lora(
+        load_model(&args.model.parse()?, args.seed, candle_core::DType::F32)?,
+        args,
+    )?;
     let t = args.seq.first().copied().unwrap_or(64);
     let inputs = Inputs::random(&model, args.batch.unwrap_or(16), t, args.seed)?;
     let (peak_build, rss_after_build) = self_rss_kib().context("reading /proc/self/status")?;

@@ -43,6 +43,7 @@ fn test_ctx(model: String, seqs: Vec<usize>, seed: u64, out: &mut Vec<u8>) -> Ct
         quiet: true,
         kernel: "test".into(),
         isa: None,
+        dtype: "f32".into(),
         out,
         lines: Vec::new(),
     }
@@ -126,7 +127,7 @@ fn tiny_figures_emit_well_formed_json_lines() {
     // the last layer's queries, attention output and MLP there only: its count is what zo
     // computes, below the peer's count less the lm_head.
     assert!(num(b1[1], "flops") < num(b1[0], "flops"));
-    let model = load_model(&spec, a.seed).unwrap();
+    let model = load_model(&spec, a.seed, candle_core::DType::F32).unwrap();
     let fl = super::flops::forward_flops(model.config(), 2, num(b1[1], "T") as usize);
     assert_eq!(num(b1[1], "flops") as u64, fl.at_rows(2), "{}", b1[1]);
     assert_eq!(num(b1[1], "flops_computed") as u64, fl.at_rows(2));
@@ -231,8 +232,40 @@ fn b3_sweeps_shapes_in_other_dtypes() {
     }
 }
 
-/// The large shapes' sizes are the facebook checkpoints' (1.3 B … 13 B parameters), and they,
-/// --device and --dtype are refused outside B3.
+/// B1 and B2 of a model built with 16-bit weights: the same lines as with f32 weights, each
+/// saying its dtype.
+#[test]
+fn b1_and_b2_build_the_model_in_16_bit() {
+    let _guard = ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let loss_of = |fig: Figure, dtype| {
+        let mut a = args(fig);
+        a.dtype = dtype;
+        a.loss = Some(LossKind::Task);
+        let mut buf = Vec::new();
+        run_to(&a, true, &mut buf).unwrap();
+        parse_lines(buf)
+            .into_iter()
+            .filter(|l| figure(l) != "probe")
+            .collect::<Vec<_>>()
+    };
+    use crate::settings::DTypeSetting as D;
+    for fig in [Figure::B1, Figure::B2] {
+        let f32_lines = loss_of(fig, D::F32);
+        assert!(!f32_lines.is_empty());
+        for (dtype, name) in [(D::Bf16, "bf16"), (D::F16, "f16")] {
+            let lines = loss_of(fig, dtype);
+            assert_eq!(lines.len(), f32_lines.len(), "{lines:?}");
+            for (l, l32) in lines.iter().zip(&f32_lines) {
+                assert_eq!(l["dtype"], name, "{l}");
+                assert_eq!(l32["dtype"], "f32", "{l32}");
+                assert_eq!(figure(l), figure(l32));
+            }
+        }
+    }
+}
+
+/// The large shapes' sizes are the facebook checkpoints' (1.3 B … 13 B parameters), and they
+/// and --device are refused outside B3, --dtype outside B1 / B2 / B3.
 #[test]
 fn large_shapes_are_for_b3_only() {
     for (name, billions) in [
@@ -259,7 +292,13 @@ fn large_shapes_are_for_b3_only() {
     }
     let mut a = args(Figure::B2);
     a.dtype = crate::settings::DTypeSetting::F16;
-    assert!(check_args(&a).is_err());
+    assert!(check_args(&a).is_ok());
+    for f in [Figure::B4, Figure::All] {
+        let mut a = args(f);
+        a.dtype = crate::settings::DTypeSetting::Bf16;
+        let err = check_args(&a).unwrap_err().to_string();
+        assert!(err.contains("--dtype bf16"), "{err}");
+    }
     let mut a = args(Figure::All);
     a.device = crate::settings::DeviceSetting::Cuda(0);
     assert!(check_args(&a).is_err());

@@ -98,16 +98,18 @@ impl OptModel {
     /// Whether a sequence's hidden states are its own alone, bit for bit, whatever its batch
     /// and its padding (left or right): f32 weights and products on the CPU, no prefix (a
     /// prefix's keys sit before the padding). Then sequences can be batched without changing
-    /// a prediction, e.g. greedy decoding at evaluation.
+    /// a prediction, e.g. greedy decoding at evaluation. (16-bit weights pack too, but their
+    /// decoding steps read a 16-bit KV cache through candle's ops.)
     pub fn rows_independent(&self) -> bool {
-        self.packs() && self.compute == crate::sgemm::Compute::F32
+        self.packs() && self.dtype == DType::F32 && self.compute == crate::sgemm::Compute::F32
     }
 
-    /// Whether the packed forward serves this model: f32 on the CPU (the packed attention's
-    /// arithmetic), no prefix (its keys are not packed).
+    /// Whether the packed forward serves this model: on the CPU (the packed attention's
+    /// arithmetic; f32, or bf16/f16 weights and activations read widened), no prefix (its keys
+    /// are not packed).
     fn packs(&self) -> bool {
         self.device.is_cpu()
-            && self.dtype == DType::F32
+            && matches!(self.dtype, DType::F32 | DType::BF16 | DType::F16)
             && self.prefix.is_none()
             && !self.layers.is_empty()
     }

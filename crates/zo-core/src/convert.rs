@@ -1,7 +1,8 @@
-//! A sweep tile's bf16/f16 storage widened to f32 and rounded back, vectorised: the path of
-//! the tiles whose terms are not fused with the conversions (`rng::axpy_io`): a weight decay
-//! that applies, a direction used twice in one sweep, more than `MAX_FUSED` terms, a tensor's
-//! last partial group, the scalar instruction set.
+//! bf16/f16 slices widened to f32 and rounded back, vectorised. Used by the sweep for the tiles
+//! whose terms are not fused with the conversions (`rng::axpy_io`: a weight decay that applies,
+//! a direction used twice in one sweep, more than `perturb::MAX_FUSED` terms, a tensor's last
+//! partial group, the scalar instruction set), and by `zo-models` to read 16-bit weights into
+//! its f32 kernels.
 //!
 //! The values are the `half` crate's, bit for bit (the tests compare every 16-bit pattern on the
 //! way in and a wide sample of f32 patterns on the way out): widening is exact and makes NaNs
@@ -26,8 +27,28 @@ use half::{bf16, f16};
 
 use crate::rng::Isa;
 
-/// `src` widened into `dst` (same length).
-pub(super) fn bf16_to_f32(isa: Isa, src: &[bf16], dst: &mut [f32]) {
+/// `src` widened into `dst` (same length; panics otherwise), on the widest instruction set.
+pub fn bf16_to_f32(src: &[bf16], dst: &mut [f32]) {
+    bf16_to_f32_on(Isa::detect(), src, dst)
+}
+
+/// `src` rounded into `dst` (same length; panics otherwise), on the widest instruction set.
+pub fn f32_to_bf16(src: &[f32], dst: &mut [bf16]) {
+    f32_to_bf16_on(Isa::detect(), src, dst)
+}
+
+/// `src` widened into `dst` (same length; panics otherwise), on the widest instruction set.
+pub fn f16_to_f32(src: &[f16], dst: &mut [f32]) {
+    f16_to_f32_on(Isa::detect(), src, dst)
+}
+
+/// `src` rounded into `dst` (same length; panics otherwise), on the widest instruction set.
+pub fn f32_to_f16(src: &[f32], dst: &mut [f16]) {
+    f32_to_f16_on(Isa::detect(), src, dst)
+}
+
+/// [`bf16_to_f32`] on `isa` (which the caller has checked is available).
+pub(crate) fn bf16_to_f32_on(isa: Isa, src: &[bf16], dst: &mut [f32]) {
     assert_eq!(src.len(), dst.len());
     #[cfg(target_arch = "x86_64")]
     {
@@ -47,8 +68,8 @@ pub(super) fn bf16_to_f32(isa: Isa, src: &[bf16], dst: &mut [f32]) {
     }
 }
 
-/// `src` rounded into `dst` (same length).
-pub(super) fn f32_to_bf16(isa: Isa, src: &[f32], dst: &mut [bf16]) {
+/// [`f32_to_bf16`] on `isa` (available).
+pub(crate) fn f32_to_bf16_on(isa: Isa, src: &[f32], dst: &mut [bf16]) {
     assert_eq!(src.len(), dst.len());
     #[cfg(target_arch = "x86_64")]
     {
@@ -67,8 +88,8 @@ pub(super) fn f32_to_bf16(isa: Isa, src: &[f32], dst: &mut [bf16]) {
     }
 }
 
-/// `src` widened into `dst` (same length).
-pub(super) fn f16_to_f32(isa: Isa, src: &[f16], dst: &mut [f32]) {
+/// [`f16_to_f32`] on `isa` (available).
+pub(crate) fn f16_to_f32_on(isa: Isa, src: &[f16], dst: &mut [f32]) {
     assert_eq!(src.len(), dst.len());
     #[cfg(target_arch = "x86_64")]
     {
@@ -87,8 +108,8 @@ pub(super) fn f16_to_f32(isa: Isa, src: &[f16], dst: &mut [f32]) {
     }
 }
 
-/// `src` rounded into `dst` (same length).
-pub(super) fn f32_to_f16(isa: Isa, src: &[f32], dst: &mut [f16]) {
+/// [`f32_to_f16`] on `isa` (available).
+pub(crate) fn f32_to_f16_on(isa: Isa, src: &[f32], dst: &mut [f16]) {
     assert_eq!(src.len(), dst.len());
     #[cfg(target_arch = "x86_64")]
     {
@@ -323,9 +344,9 @@ mod tests {
         let src: Vec<f32> = f32_patterns().into_iter().map(f32::from_bits).collect();
         for isa in isas() {
             let mut b = vec![bf16::ZERO; src.len()];
-            f32_to_bf16(isa, &src, &mut b);
+            f32_to_bf16_on(isa, &src, &mut b);
             let mut h = vec![f16::ZERO; src.len()];
-            f32_to_f16(isa, &src, &mut h);
+            f32_to_f16_on(isa, &src, &mut h);
             for (i, x) in src.iter().enumerate() {
                 assert_eq!(
                     b[i].to_bits(),
@@ -345,9 +366,9 @@ mod tests {
                 for start in [0, 3] {
                     let s = &src[1000 + start..1000 + start + len];
                     let mut b = vec![bf16::ZERO; len];
-                    f32_to_bf16(isa, s, &mut b);
+                    f32_to_bf16_on(isa, s, &mut b);
                     let mut h = vec![f16::ZERO; len];
-                    f32_to_f16(isa, s, &mut h);
+                    f32_to_f16_on(isa, s, &mut h);
                     for (i, x) in s.iter().enumerate() {
                         assert_eq!(b[i], bf16::from_f32(*x), "{isa:?} len {len}");
                         assert_eq!(h[i].to_bits(), f16::from_f32(*x).to_bits(), "{isa:?}");
@@ -366,11 +387,11 @@ mod tests {
         for isa in isas() {
             for len in LENS.into_iter().chain([all.len()]) {
                 let mut out = vec![0.0f32; len];
-                bf16_to_f32(isa, &b[all.len() - len..], &mut out);
+                bf16_to_f32_on(isa, &b[all.len() - len..], &mut out);
                 for (x, y) in b[all.len() - len..].iter().zip(&out) {
                     assert_eq!(y.to_bits(), x.to_f32().to_bits(), "{isa:?} bf16 {x:?}");
                 }
-                f16_to_f32(isa, &h[all.len() - len..], &mut out);
+                f16_to_f32_on(isa, &h[all.len() - len..], &mut out);
                 for (x, y) in h[all.len() - len..].iter().zip(&out) {
                     assert_eq!(
                         y.to_bits(),
