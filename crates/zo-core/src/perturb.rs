@@ -390,47 +390,34 @@ impl Elem for f32 {
     }
 }
 
-impl Elem for bf16 {
-    const FUSES: bool = true;
-    fn fused(
-        k: &SweepKernel<'_>,
-        start: usize,
-        adds: &[([u32; 4], f32)],
-        tile: &mut [Self],
-        acc: &mut [f32],
-    ) {
-        fused_tile(k, start, adds, tile, acc);
-    }
-    #[inline(always)]
-    fn load(isa: Isa, src: &[Self], acc: &mut [f32]) {
-        convert::bf16_to_f32_on(isa, src, acc);
-    }
-    #[inline(always)]
-    fn store(isa: Isa, acc: &[f32], dst: &mut [Self]) {
-        convert::f32_to_bf16_on(isa, acc, dst);
-    }
+/// The 16-bit storage types: fused terms, and `convert`'s vectorised widening and rounding.
+macro_rules! half_elem {
+    ($t:ty, $load:path, $store:path) => {
+        impl Elem for $t {
+            const FUSES: bool = true;
+            fn fused(
+                k: &SweepKernel<'_>,
+                start: usize,
+                adds: &[([u32; 4], f32)],
+                tile: &mut [Self],
+                acc: &mut [f32],
+            ) {
+                fused_tile(k, start, adds, tile, acc);
+            }
+            #[inline(always)]
+            fn load(isa: Isa, src: &[Self], acc: &mut [f32]) {
+                $load(isa, src, acc);
+            }
+            #[inline(always)]
+            fn store(isa: Isa, acc: &[f32], dst: &mut [Self]) {
+                $store(isa, acc, dst);
+            }
+        }
+    };
 }
 
-impl Elem for f16 {
-    const FUSES: bool = true;
-    fn fused(
-        k: &SweepKernel<'_>,
-        start: usize,
-        adds: &[([u32; 4], f32)],
-        tile: &mut [Self],
-        acc: &mut [f32],
-    ) {
-        fused_tile(k, start, adds, tile, acc);
-    }
-    #[inline(always)]
-    fn load(isa: Isa, src: &[Self], acc: &mut [f32]) {
-        convert::f16_to_f32_on(isa, src, acc);
-    }
-    #[inline(always)]
-    fn store(isa: Isa, acc: &[f32], dst: &mut [Self]) {
-        convert::f32_to_f16_on(isa, acc, dst);
-    }
-}
+half_elem!(bf16, convert::bf16_to_f32_on, convert::f32_to_bf16_on);
+half_elem!(f16, convert::f16_to_f32_on, convert::f32_to_f16_on);
 
 impl SweepKernel<'_> {
     fn run<T: Elem>(&self, data: &mut [T]) {

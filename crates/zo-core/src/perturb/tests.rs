@@ -303,20 +303,7 @@ fn params16(dtype: DType) -> ParamSet {
         0x0400,
     ];
     let items = p.iter().map(|(_, name, t)| {
-        let mut bits: Vec<u16> = match dtype {
-            DType::BF16 => t
-                .to_vec1::<bf16>()
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect(),
-            _ => t
-                .to_vec1::<f16>()
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect(),
-        };
+        let mut bits = bits16_of(t);
         for (b, s) in bits.iter_mut().step_by(5).zip(special) {
             *b = s;
         }
@@ -336,24 +323,26 @@ fn params16(dtype: DType) -> ParamSet {
     ParamSet::new(items).unwrap()
 }
 
+/// The bits of a bf16/f16 tensor.
+fn bits16_of(t: &Tensor) -> Vec<u16> {
+    match t.dtype() {
+        DType::BF16 => t
+            .to_vec1::<bf16>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect(),
+        _ => t
+            .to_vec1::<f16>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect(),
+    }
+}
+
 fn bits16(p: &ParamSet) -> Vec<Vec<u16>> {
-    p.tensors()
-        .iter()
-        .map(|t| match t.dtype() {
-            DType::BF16 => t
-                .to_vec1::<bf16>()
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect(),
-            _ => t
-                .to_vec1::<f16>()
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect(),
-        })
-        .collect()
+    p.tensors().iter().map(bits16_of).collect()
 }
 
 /// Over bf16/f16 weights every instruction set gives the scalar path's bits, whether the

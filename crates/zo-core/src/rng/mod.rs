@@ -305,25 +305,22 @@ mod sealed {
     impl Sealed for half::f16 {}
 }
 
-impl HalfStorage for half::bf16 {
-    const KIND: u8 = KIND_BF16;
-    fn widen(self) -> f32 {
-        self.to_f32()
-    }
-    fn narrow(x: f32) -> Self {
-        half::bf16::from_f32(x)
-    }
+macro_rules! half_storage {
+    ($t:ty, $kind:expr) => {
+        impl HalfStorage for $t {
+            const KIND: u8 = $kind;
+            fn widen(self) -> f32 {
+                self.to_f32()
+            }
+            fn narrow(x: f32) -> Self {
+                <$t>::from_f32(x)
+            }
+        }
+    };
 }
 
-impl HalfStorage for half::f16 {
-    const KIND: u8 = KIND_F16;
-    fn widen(self) -> f32 {
-        self.to_f32()
-    }
-    fn narrow(x: f32) -> Self {
-        half::f16::from_f32(x)
-    }
-}
+half_storage!(half::bf16, KIND_BF16);
+half_storage!(half::f16, KIND_F16);
 
 /// Where [`axpy_io`] reads x and writes the result, for 16-bit storage `T`.
 pub enum Io<'a, T> {
