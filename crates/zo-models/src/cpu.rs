@@ -200,6 +200,9 @@ pub(crate) fn linear(
         _ => None,
     };
     let relu = matches!(epilogue, Epilogue::Relu);
+    if let Some(y) = few_rows_w16(x, w, bias, scale, residual, relu, compute)? {
+        return Ok(Some(y));
+    }
     let run = |x: &[f32], w: &[f32], b: Option<&[f32]>, res: Option<&[f32]>| -> Vec<f32> {
         if sgemm::available() {
             // Written in place, without zeroing first (the output is overwritten anyway;
@@ -283,6 +286,64 @@ pub(crate) fn linear(
                 Some(r) => with_wide(r, |r| run_res(Some(r))),
                 None => Some(run_res(None)),
             }
+        })
+    })
+    .flatten()
+    .flatten();
+    Ok(match out {
+        Some(v) => Some(tensor_of(v, (n, o), x.dtype())?),
+        None => None,
+    })
+}
+
+/// [`linear`] over bf16/f16 weights with few rows (a decoding step): the weights read in place
+/// and widened in registers ([`sgemm::sgemm_nt_uninit_w16`]) instead of widened whole for a
+/// handful of rows; the same bits. `None` where that kernel does not run.
+fn few_rows_w16(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    scale: f32,
+    residual: Option<&Tensor>,
+    relu: bool,
+    compute: sgemm::Compute,
+) -> Result<Option<Tensor>> {
+    let (Ok((n, k)), Ok((o, _))) = (x.dims2(), w.dims2()) else {
+        return Ok(None);
+    };
+    if !matches!(w.dtype(), DType::BF16 | DType::F16) || n > sgemm::MAX_ROWS_W16 {
+        return Ok(None);
+    }
+    let out = with_wide(x, |x| {
+        with_data(w, |wd| {
+            let w16 = match wd {
+                Data::Bf16(d) => sgemm::W16::Bf16(d),
+                Data::F16(d) => sgemm::W16::F16(d),
+                Data::F32(_) => return None,
+            };
+            let b = match bias {
+                Some(b) => Some(with_wide(b, |b| b.to_vec())?),
+                None => None,
+            };
+            let res = match residual {
+                Some(r) => Some(with_wide(r, |r| r.to_vec())?),
+                None => None,
+            };
+            let epi = sgemm::Epilogue {
+                scale,
+                bias: b.as_deref(),
+                residual: res.as_deref(),
+                relu,
+            };
+            let mut out: Vec<f32> = Vec::with_capacity(n * o);
+            let dst = &mut out.spare_capacity_mut()[..n * o];
+            if !sgemm::sgemm_nt_uninit_w16(compute, n, o, k, x, w16, dst, &epi) {
+                return None;
+            }
+            // SAFETY: `sgemm_nt_uninit_w16` returned true, so it initialised all `n·o`
+            // elements of the spare capacity, which `with_capacity` made ≥ `n·o`.
+            unsafe { out.set_len(n * o) };
+            Some(out)
         })
     })
     .flatten()
@@ -601,46 +662,45 @@ pub(crate) mod tests {
             three.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         );
         assert!(one == three, "thread count changed the linear's output");
-        // 16-bit activations and weights: read widened, the f32 result rounded once.
-        for dt in [DType::BF16, DType::F16] {
-            let (x16, w16, b16) = (
-                x.to_dtype(dt).unwrap(),
-                w.to_dtype(dt).unwrap(),
-                bias.to_dtype(dt).unwrap(),
-            );
-            let got = linear(
-                &x16,
-                &w16,
-                Some(&b16),
-                1.0,
-                Epilogue::Relu,
-                sgemm::Compute::F32,
-            )
-            .unwrap()
-            .unwrap();
-            assert_eq!(got.dtype(), dt);
-            let wide = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
-            let want = linear(
-                &wide(&x16),
-                &wide(&w16),
-                Some(&wide(&b16)),
-                1.0,
-                Epilogue::Relu,
-                sgemm::Compute::F32,
-            )
-            .unwrap()
-            .unwrap()
-            .to_dtype(dt)
-            .unwrap();
-            let bits = |t: &Tensor| {
-                t.flatten_all()
+        // 16-bit activations and weights: read widened (a whole product's weights, or, for
+        // a few rows, in place by the kernel), the f32 result rounded once.
+        let bits = |t: &Tensor| {
+            t.flatten_all()
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        let wide = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        for (dt, rows) in [
+            (DType::BF16, n),
+            (DType::F16, n),
+            (DType::BF16, 3),
+            (DType::F16, 1),
+        ] {
+            let to = |t: &Tensor| t.to_dtype(dt).unwrap();
+            let (x16, w16, b16) = (to(&x.narrow(0, 0, rows).unwrap()), to(&w), to(&bias));
+            let r16 = to(&Tensor::from_vec(data(rows * o, 4), (rows, o), &dev).unwrap());
+            let (r32, b32) = (wide(&r16), wide(&b16));
+            for (epi16, epi32) in [
+                (Epilogue::Relu, Epilogue::Relu),
+                (Epilogue::Residual(&r16), Epilogue::Residual(&r32)),
+            ] {
+                let f32_ = sgemm::Compute::F32;
+                let got = linear(&x16, &w16, Some(&b16), 0.5, epi16, f32_)
                     .unwrap()
-                    .to_dtype(DType::F32)
+                    .unwrap();
+                assert_eq!(got.dtype(), dt);
+                let want = linear(&wide(&x16), &wide(&w16), Some(&b32), 0.5, epi32, f32_)
                     .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()
-            };
-            assert_eq!(bits(&got), bits(&want), "{dt:?}");
+                    .unwrap();
+                assert_eq!(
+                    bits(&got),
+                    bits(&to(&want)),
+                    "{dt:?}, {rows} rows, {epi16:?}"
+                );
+            }
         }
         // Another dtype / not contiguous: the caller falls back to candle.
         let xu = x.to_dtype(DType::U32).unwrap();

@@ -191,6 +191,49 @@ pub(in crate::sgemm) fn wide(n: usize, k: usize) -> bool {
 /// Columns of C (rows of W) per tile of [`run_wide`]: two blocks of 16 lanes.
 const TW: usize = 32;
 
+/// W's storage in [`run_wide`]: f32, or bf16 / f16 weights widened in registers (exactly;
+/// the FMA chains, and so the bits, are those of the widened f32 weights).
+pub(in crate::sgemm) const W_F32: u8 = 0;
+pub(in crate::sgemm) const W_BF16: u8 = 1;
+pub(in crate::sgemm) const W_F16: u8 = 2;
+
+const fn w_bytes(kind: u8) -> usize {
+    if kind == W_F32 {
+        4
+    } else {
+        2
+    }
+}
+
+/// Elements `p0 .. p0 + len` (`len ≤ 16`) of the W row at `row` (kind `WK`) as the bits of
+/// 16 f32 lanes, zeros past `len`; `m` has the low `len` bits set.
+///
+/// # Safety
+/// AVX-512F available; the elements are readable.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn load_w<const WK: u8>(row: *const u8, p0: usize, len: usize, m: __mmask16) -> __m512i {
+    // SAFETY: the caller's contract; 16-bit tails are copied out element by element.
+    unsafe {
+        if WK == W_F32 {
+            return _mm512_castps_si512(_mm512_maskz_loadu_ps(m, row.cast::<f32>().add(p0)));
+        }
+        let p = row.cast::<u16>().add(p0);
+        let h = if len == T {
+            _mm256_loadu_si256(p.cast())
+        } else {
+            let mut tail = [0u16; T];
+            std::ptr::copy_nonoverlapping(p, tail.as_mut_ptr(), len);
+            _mm256_loadu_si256(tail.as_ptr().cast())
+        };
+        if WK == W_BF16 {
+            _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h))
+        } else {
+            _mm512_castps_si512(_mm512_cvtph_ps(h))
+        }
+    }
+}
+
 /// The tile of [`run_wide`]: `C[R × cols] = epi(A · Wᵀ)` for `R` rows of A (read in place,
 /// stride `k`) and `cols ≤ 16·B` rows of W from `w0` (stride `k`). Per 16 steps of `k`, each
 /// block of 16 rows of W is loaded (a line per row), transposed in registers (lane `q` of
@@ -206,33 +249,34 @@ const TW: usize = 32;
 /// `B ≤ 2`.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_wide<const R: usize, const B: usize, const PF: bool>(
+unsafe fn tile_wide<const R: usize, const B: usize, const PF: bool, const WK: u8>(
     k: usize,
     a: *const f32,
-    w0: *const f32,
-    next: *const f32,
+    w0: *const u8,
+    next: *const u8,
     cols: usize,
     c: *mut f32,
     ldc: usize,
     epi: &Epi,
 ) {
     // SAFETY (whole body): every offset stays inside the extents listed above; the columns
-    // past `cols` read row `cols − 1` again and are not stored; the loads past `k` are masked.
+    // past `cols` read row `cols − 1` again and are not stored; the loads past `k` are masked
+    // (or, for 16-bit W, copied out element by element).
     unsafe {
         let blocks = cols.div_ceil(T);
-        let rp: [*const f32; TW] = std::array::from_fn(|q| w0.add(q.min(cols - 1) * k));
+        let eb = w_bytes(WK);
+        let rp: [*const u8; TW] = std::array::from_fn(|q| w0.add(q.min(cols - 1) * k * eb));
         let mut acc = [[_mm512_setzero_ps(); R]; B];
         let mut p0 = 0;
         while p0 < k {
             let len = (k - p0).min(T);
             let m = (u32::MAX >> (32 - len)) as __mmask16;
             for (bl, acc) in acc.iter_mut().enumerate().take(blocks) {
-                let r: [__m512i; T] = std::array::from_fn(|q| {
-                    _mm512_castps_si512(_mm512_maskz_loadu_ps(m, rp[bl * T + q].add(p0)))
-                });
+                let r: [__m512i; T] =
+                    std::array::from_fn(|q| load_w::<WK>(rp[bl * T + q], p0, len, m));
                 if PF {
                     for q in 0..T {
-                        let pf = next.wrapping_add((bl * T + q) * k + p0);
+                        let pf = next.wrapping_add(((bl * T + q) * k + p0) * eb);
                         _mm_prefetch::<_MM_HINT_T1>(pf as *const i8);
                     }
                 }
@@ -309,17 +353,22 @@ pub(in crate::sgemm) fn wide_tile_cols(n: usize, k: usize, big_l2: bool) -> usiz
 /// # Safety
 /// As [`run`], with `n ≤` [`MAX_ROWS_WIDE`]; `tw` 16 or 32, and 16 where `n > 4`.
 #[allow(clippy::too_many_arguments)]
-pub(in crate::sgemm) unsafe fn run_wide(
+pub(in crate::sgemm) unsafe fn run_wide<E: Sync, const WK: u8>(
     tw: usize,
     n: usize,
     o: usize,
     k: usize,
     a: &[f32],
-    w: &[f32],
+    w: &[E],
     c: &mut [MaybeUninit<f32>],
     epi: &Epilogue<'_>,
     bias_scaled: Option<&[f32]>,
 ) {
+    assert_eq!(
+        size_of::<E>(),
+        w_bytes(WK),
+        "run_wide: W's element size is not its kind's"
+    );
     assert!(
         tw == T || (tw == TW && n <= 4),
         "run_wide: {tw} columns for {n} rows"
@@ -336,8 +385,8 @@ pub(in crate::sgemm) unsafe fn run_wide(
             res: epi.residual.map_or(std::ptr::null(), |r| r[j0..].as_ptr()),
             relu: epi.relu,
         };
-        let w0 = w[j0 * k..].as_ptr();
-        let next = w0.wrapping_add(tw * k);
+        let w0 = w[j0 * k..].as_ptr().cast::<u8>();
+        let next = w0.wrapping_add(tw * k * size_of::<E>());
         let c0 = out.get().wrapping_add(j0);
         let cols = tw.min(o - j0);
         let a = a.as_ptr();
@@ -349,8 +398,8 @@ pub(in crate::sgemm) unsafe fn run_wide(
                 ($($r:literal, $b:literal);*) => {
                     match (n, prefetch) {
                         $(
-                            ($r, true) => tile_wide::<$r, $b, true>(k, a, w0, next, cols, c0, o, &e),
-                            ($r, false) => tile_wide::<$r, $b, false>(k, a, w0, next, cols, c0, o, &e),
+                            ($r, true) => tile_wide::<$r, $b, true, WK>(k, a, w0, next, cols, c0, o, &e),
+                            ($r, false) => tile_wide::<$r, $b, false, WK>(k, a, w0, next, cols, c0, o, &e),
                         )*
                         _ => unreachable!("run_wide takes at most {MAX_ROWS_WIDE} rows"),
                     }

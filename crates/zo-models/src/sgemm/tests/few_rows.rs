@@ -191,7 +191,7 @@ fn wide_tiles_of_either_width_give_the_bits_of_the_packed_order() {
                     // SAFETY: AVX-512F checked above; `a` is `[n, k]`, `w` `[o, k]`, `got`
                     // and the epilogue's slices `[n, o]` / `[o]`; `n ≤ 4`.
                     unsafe {
-                        driver::few_rows::run_wide(
+                        driver::few_rows::run_wide::<f32, { driver::few_rows::W_F32 }>(
                             tw,
                             n,
                             o,
