@@ -384,71 +384,22 @@ pub fn axpy_io<T: HalfStorage>(
     macro_rules! run {
         ($m:path) => {{
             use $m as m;
+            macro_rules! go {
+                ($s:ident, $d:ident) => {
+                    m::axpy_io::<$s, $d>(k, tensor, first_group, dist, coef, src, dst, len)
+                };
+            }
             // SAFETY: the ISA's availability was checked above; `src` and `dst` come from
             // slices of `len` elements of their kinds, the same memory (in place) or two
             // distinct borrows (one shared, one exclusive: no overlap).
             unsafe {
                 match (s_kind, d_kind) {
-                    (KIND_BF16, KIND_BF16) => m::axpy_io::<KIND_BF16, KIND_BF16>(
-                        k,
-                        tensor,
-                        first_group,
-                        dist,
-                        coef,
-                        src,
-                        dst,
-                        len,
-                    ),
-                    (KIND_F16, KIND_F16) => m::axpy_io::<KIND_F16, KIND_F16>(
-                        k,
-                        tensor,
-                        first_group,
-                        dist,
-                        coef,
-                        src,
-                        dst,
-                        len,
-                    ),
-                    (KIND_BF16, _) => m::axpy_io::<KIND_BF16, KIND_F32>(
-                        k,
-                        tensor,
-                        first_group,
-                        dist,
-                        coef,
-                        src,
-                        dst,
-                        len,
-                    ),
-                    (KIND_F16, _) => m::axpy_io::<KIND_F16, KIND_F32>(
-                        k,
-                        tensor,
-                        first_group,
-                        dist,
-                        coef,
-                        src,
-                        dst,
-                        len,
-                    ),
-                    (_, KIND_BF16) => m::axpy_io::<KIND_F32, KIND_BF16>(
-                        k,
-                        tensor,
-                        first_group,
-                        dist,
-                        coef,
-                        src,
-                        dst,
-                        len,
-                    ),
-                    _ => m::axpy_io::<KIND_F32, KIND_F16>(
-                        k,
-                        tensor,
-                        first_group,
-                        dist,
-                        coef,
-                        src,
-                        dst,
-                        len,
-                    ),
+                    (KIND_BF16, KIND_BF16) => go!(KIND_BF16, KIND_BF16),
+                    (KIND_F16, KIND_F16) => go!(KIND_F16, KIND_F16),
+                    (KIND_BF16, _) => go!(KIND_BF16, KIND_F32),
+                    (KIND_F16, _) => go!(KIND_F16, KIND_F32),
+                    (_, KIND_BF16) => go!(KIND_F32, KIND_BF16),
+                    _ => go!(KIND_F32, KIND_F16),
                 }
             }
         }};
