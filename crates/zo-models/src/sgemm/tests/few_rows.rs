@@ -214,3 +214,77 @@ fn wide_tiles_of_either_width_give_the_bits_of_the_packed_order() {
         }
     }
 }
+
+/// 16-bit weights read in place by the few-row order give the bits of the f32 product of the
+/// widened weights, for every row count it takes (both tile widths), `k` with and without a
+/// tail of 16, `o` with partial tiles, every epilogue, special values among the weights; and
+/// it declines what it does not take (more rows, bf16 arithmetic).
+#[test]
+fn sixteen_bit_weights_in_place_give_the_widened_product() {
+    let runs = Compute::F32.isa() == Some(Isa::Avx512) && Isa::Avx512.supported();
+    for (o, k) in [(45, 37), (70, 768), (33, 1030)] {
+        let w32 = data(o * k, 52);
+        let mut wb: Vec<half::bf16> = w32.iter().map(|&v| half::bf16::from_f32(v)).collect();
+        let mut wh: Vec<half::f16> = w32.iter().map(|&v| half::f16::from_f32(v)).collect();
+        for (i, bits) in [0x0000u16, 0x8000, 0x0001, 0x7f7f, 0x0080]
+            .into_iter()
+            .enumerate()
+        {
+            wb[i * 7] = half::bf16::from_bits(bits);
+            wh[i * 7 + 1] = half::f16::from_bits(bits | 0x0001);
+        }
+        let wide_b: Vec<f32> = wb.iter().map(|v| v.to_f32()).collect();
+        let wide_h: Vec<f32> = wh.iter().map(|v| v.to_f32()).collect();
+        for n in 1..=MAX_ROWS_W16 {
+            let a = data(n * k, 53 + n);
+            let bias = data(o, 54);
+            let res = data(n * o, 55);
+            for epi in epilogues(&bias, &res) {
+                for (w16, wide) in [(W16::Bf16(&wb), &wide_b), (W16::F16(&wh), &wide_h)] {
+                    let mut v: Vec<f32> = Vec::with_capacity(n * o);
+                    let ran = sgemm_nt_uninit_w16(
+                        Compute::F32,
+                        n,
+                        o,
+                        k,
+                        &a,
+                        w16,
+                        &mut v.spare_capacity_mut()[..n * o],
+                        &epi,
+                    );
+                    assert_eq!(ran, runs && driver::few_rows::wide(n, k), "n {n} k {k}");
+                    if !ran {
+                        continue;
+                    }
+                    // SAFETY: it returned true, so the first `n·o` elements are written.
+                    unsafe { v.set_len(n * o) };
+                    let want = ours(Isa::Avx512, n, o, k, &a, wide, &epi);
+                    assert!(same(&v, &want), "n {n} o {o} k {k} epi {epi:?}");
+                }
+            }
+        }
+        let a = data((MAX_ROWS_W16 + 1) * k, 56);
+        let mut v: Vec<f32> = Vec::with_capacity((MAX_ROWS_W16 + 1) * o);
+        let epi = Epilogue::PLAIN;
+        assert!(!sgemm_nt_uninit_w16(
+            Compute::F32,
+            MAX_ROWS_W16 + 1,
+            o,
+            k,
+            &a,
+            W16::Bf16(&wb),
+            &mut v.spare_capacity_mut()[..(MAX_ROWS_W16 + 1) * o],
+            &epi
+        ));
+        assert!(!sgemm_nt_uninit_w16(
+            Compute::Bf16,
+            1,
+            o,
+            k,
+            &a[..k],
+            W16::Bf16(&wb),
+            &mut v.spare_capacity_mut()[..o],
+            &epi
+        ));
+    }
+}

@@ -1,0 +1,171 @@
+//! bf16/f16 inputs of the fast paths (a model loaded with `model.dtype = "bf16" | "f16"`):
+//! read widened exactly to f32 ([`with_wide`], [`Data::range`]), or, for a few rows over 16-bit
+//! weights, read in place by the kernel ([`few_rows_w16`]); results rounded once back to the
+//! inputs' dtype ([`tensor_of`]).
+
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
+use rayon::prelude::*;
+
+use crate::{sgemm, Result};
+
+/// A CPU tensor's contiguous data in its storage type.
+pub(crate) enum Data<'a> {
+    F32(&'a [f32]),
+    Bf16(&'a [half::bf16]),
+    F16(&'a [half::f16]),
+}
+
+impl Data<'_> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Data::F32(d) => d.len(),
+            Data::Bf16(d) => d.len(),
+            Data::F16(d) => d.len(),
+        }
+    }
+
+    /// Elements `r` as f32: borrowed for f32, widened (exactly) into `buf` for bf16/f16.
+    pub(crate) fn range<'b>(
+        &'b self,
+        r: std::ops::Range<usize>,
+        buf: &'b mut Vec<f32>,
+    ) -> &'b [f32] {
+        let widen_into = |buf: &'b mut Vec<f32>, n: usize| {
+            buf.clear();
+            buf.resize(n, 0.0);
+            buf
+        };
+        match self {
+            Data::F32(d) => &d[r],
+            Data::Bf16(d) => {
+                let out = widen_into(buf, r.len());
+                par_convert(&d[r], out, zo_core::convert::bf16_to_f32);
+                out
+            }
+            Data::F16(d) => {
+                let out = widen_into(buf, r.len());
+                par_convert(&d[r], out, zo_core::convert::f16_to_f32);
+                out
+            }
+        }
+    }
+}
+
+/// Runs `f` on the contiguous data of a CPU tensor in its storage type; `None` for another
+/// device or dtype or a non-contiguous layout.
+pub(crate) fn with_data<R>(t: &Tensor, f: impl FnOnce(Data<'_>) -> R) -> Option<R> {
+    if !t.device().is_cpu() {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let (a, b) = layout.contiguous_offsets()?;
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(d)) => Some(f(Data::F32(&d[a..b]))),
+        Storage::Cpu(CpuStorage::BF16(d)) => Some(f(Data::Bf16(&d[a..b]))),
+        Storage::Cpu(CpuStorage::F16(d)) => Some(f(Data::F16(&d[a..b]))),
+        _ => None,
+    }
+}
+
+/// Runs `f` on the contiguous data of a CPU tensor as f32: the data itself for f32, a widened
+/// copy (exact) for bf16/f16 weights and activations (`model.dtype`); `None` for another
+/// device or dtype or a non-contiguous layout.
+pub(crate) fn with_wide<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+    with_data(t, |d| f(d.range(0..d.len(), &mut Vec::new())))
+}
+
+/// Elements per rayon task of the conversions.
+const CONVERT_CHUNK: usize = 1 << 16;
+
+/// `src` converted into `dst` (same length) by `conv`, in parallel.
+fn par_convert<S: Sync, D: Send>(src: &[S], dst: &mut [D], conv: fn(&[S], &mut [D])) {
+    dst.par_chunks_mut(CONVERT_CHUNK)
+        .zip(src.par_chunks(CONVERT_CHUNK))
+        .for_each(|(d, s)| conv(s, d));
+}
+
+/// An f32 result as a CPU tensor of `shape` and `dtype` (f32 as it is; bf16/f16 rounded to
+/// nearest even, in parallel): what the fast paths return for 16-bit activations.
+pub(crate) fn tensor_of(
+    v: Vec<f32>,
+    shape: impl Into<candle_core::Shape>,
+    dtype: DType,
+) -> Result<Tensor> {
+    fn narrow<T: Copy + Send + Default>(v: &[f32], conv: fn(&[f32], &mut [T])) -> Vec<T> {
+        let mut out = vec![T::default(); v.len()];
+        par_convert(v, &mut out, conv);
+        out
+    }
+    let shape = shape.into();
+    Ok(match dtype {
+        DType::BF16 => Tensor::from_vec(
+            narrow(&v, zo_core::convert::f32_to_bf16),
+            shape,
+            &Device::Cpu,
+        )?,
+        DType::F16 => Tensor::from_vec(
+            narrow(&v, zo_core::convert::f32_to_f16),
+            shape,
+            &Device::Cpu,
+        )?,
+        _ => Tensor::from_vec(v, shape, &Device::Cpu)?,
+    })
+}
+
+/// [`linear`] over bf16/f16 weights with few rows (a decoding step): the weights read in place
+/// and widened in registers ([`sgemm::sgemm_nt_uninit_w16`]) instead of widened whole for a
+/// handful of rows; the same bits. `None` where that kernel does not run.
+pub(super) fn few_rows_w16(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    scale: f32,
+    residual: Option<&Tensor>,
+    relu: bool,
+    compute: sgemm::Compute,
+) -> Result<Option<Tensor>> {
+    let (Ok((n, k)), Ok((o, _))) = (x.dims2(), w.dims2()) else {
+        return Ok(None);
+    };
+    if !matches!(w.dtype(), DType::BF16 | DType::F16) || n > sgemm::MAX_ROWS_W16 {
+        return Ok(None);
+    }
+    let out = with_wide(x, |x| {
+        with_data(w, |wd| {
+            let w16 = match wd {
+                Data::Bf16(d) => sgemm::W16::Bf16(d),
+                Data::F16(d) => sgemm::W16::F16(d),
+                Data::F32(_) => return None,
+            };
+            let b = match bias {
+                Some(b) => Some(with_wide(b, |b| b.to_vec())?),
+                None => None,
+            };
+            let res = match residual {
+                Some(r) => Some(with_wide(r, |r| r.to_vec())?),
+                None => None,
+            };
+            let epi = sgemm::Epilogue {
+                scale,
+                bias: b.as_deref(),
+                residual: res.as_deref(),
+                relu,
+            };
+            let mut out: Vec<f32> = Vec::with_capacity(n * o);
+            let dst = &mut out.spare_capacity_mut()[..n * o];
+            if !sgemm::sgemm_nt_uninit_w16(compute, n, o, k, x, w16, dst, &epi) {
+                return None;
+            }
+            // SAFETY: `sgemm_nt_uninit_w16` returned true, so it initialised all `n·o`
+            // elements of the spare capacity, which `with_capacity` made ≥ `n·o`.
+            unsafe { out.set_len(n * o) };
+            Some(out)
+        })
+    })
+    .flatten()
+    .flatten();
+    Ok(match out {
+        Some(v) => Some(tensor_of(v, (n, o), x.dtype())?),
+        None => None,
+    })
+}
