@@ -2,14 +2,15 @@
 //! DROP) on opt-125m shapes with random weights: a batch of prompts, then one token per row
 //! per step with the KV cache, where every product has one row per sequence:
 //!
-//!     cargo run --release -p zo-models --example generate_bench -- [batch] [prompt_len] [new_tokens] [repeats] [min_len] [alone]
+//!     cargo run --release -p zo-models --example generate_bench -- [batch] [prompt_len] [new_tokens] [repeats] [min_len] [alone] [dtype]
 //!
 //! Defaults: 16 prompts of 64 tokens, 32 new tokens each (no stop token, so every step runs),
 //! 5 repeats after one warm-up. With `min_len`, each prompt's length is drawn uniformly from
 //! `min_len ..= prompt_len`; with `alone` = 1 the prompts are decoded one after the other (a
 //! call of one prompt each) instead of together. Prints one JSON line: the median seconds per
 //! call (all prompts), per prompt, the decoding steps' share (the call less a prompt pass timed
-//! alone) and new tokens per second. Token ids come from a fixed LCG.
+//! alone) and new tokens per second. Token ids come from a fixed LCG. `dtype` (`f32`, the
+//! default, `bf16` or `f16`) is the weights' and activations' dtype (`model.dtype`).
 
 use std::time::Instant;
 
@@ -24,19 +25,22 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let dtype = match raw.get(6).map(String::as_str) {
+        None | Some("f32") => DType::F32,
+        Some("bf16") => DType::BF16,
+        Some("f16") => DType::F16,
+        Some(other) => return Err(format!("dtype {other:?}: expected f32, bf16 or f16").into()),
+    };
+    let args: Vec<usize> = raw
+        .iter()
+        .take(6)
         .map(|a| a.parse::<usize>())
         .collect::<Result<_, _>>()?;
     let arg = |i: usize, d: usize| args.get(i).copied().unwrap_or(d);
     let (b, plen, new, repeats) = (arg(0, 16), arg(1, 64), arg(2, 32), arg(3, 5).max(1));
     let (min_len, alone) = (arg(4, plen).clamp(1, plen), arg(5, 0) == 1);
-    let model = OptModel::random(
-        &Config::preset(Preset::Opt125m),
-        0,
-        DType::F32,
-        &Device::Cpu,
-    )?;
+    let model = OptModel::random(&Config::preset(Preset::Opt125m), 0, dtype, &Device::Cpu)?;
     let mut state = 11u32;
     let mut next = || {
         state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -105,7 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{{\"bench\":\"generate\",\"batch\":{b},\"prompt_len\":{plen},\"min_len\":{min_len},\
          \"real_prompt_tokens\":{real},\"alone\":{alone},\"new_tokens\":{new},\
-         \"threads\":{},\"median_s\":{w:.4},\"per_prompt_s\":{:.4},\"prompt_pass_s\":{p:.4},\"decode_s\":{decode:.4},\
+         \"dtype\":\"{dtype:?}\",\"threads\":{},\"median_s\":{w:.4},\"per_prompt_s\":{:.4},\"prompt_pass_s\":{p:.4},\"decode_s\":{decode:.4},\
          \"decode_ms_per_step\":{per_step},\"new_tokens_per_s\":{rate}}}",
         rayon::current_num_threads(),
         w / b as f64,

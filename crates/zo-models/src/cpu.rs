@@ -40,7 +40,7 @@ mod attn;
 mod wide;
 
 use wide::few_rows_w16;
-pub(crate) use wide::{tensor_of, with_data, with_wide, Data};
+pub(crate) use wide::{tensor_of, with_data, with_data_strided, with_wide, Data};
 
 pub(crate) use attention::{
     attention, attention_cached, attention_packed, PackedQueries, PackedSeq,

@@ -442,8 +442,9 @@ pub fn greedy_generate(
 /// Greedy decoding of several prompts at once: left-padded with an attention mask, so each
 /// row's tokens equal those of decoding it alone (positions come from the mask; each row's
 /// budget is its own, `max_new_tokens` or what its positions leave). A finished row is fed pad
-/// tokens (masked out) until every row is done. Where [`OptModel::rows_independent`] (f32 on
-/// the CPU, no prefix) a row's logits are its logits alone bit for bit; elsewhere they may
+/// tokens (masked out) until every row is done. Where [`OptModel::rows_independent`] (f32
+/// products on the CPU over f32, bf16 or f16 weights, no prefix) a row's logits are its
+/// logits alone bit for bit; elsewhere they may
 /// differ in the last bits, so a near-tie could decode differently. (MeZO's batched
 /// non-differentiable objective passes no mask at all; we do not copy that.)
 pub fn greedy_generate_batch(

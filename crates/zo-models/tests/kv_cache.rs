@@ -10,33 +10,50 @@ use zo_models::opt::KvCache;
 use zo_models::OptModel;
 
 fn tiny() -> OptModel {
-    OptModel::from_dir(&common::tiny_opt(), DType::F32, &Device::Cpu).unwrap()
+    tiny_in(DType::F32)
 }
 
+/// The tiny fixture model with its weights and activations in `dtype` (`model.dtype`).
+fn tiny_in(dtype: DType) -> OptModel {
+    OptModel::from_dir(&common::tiny_opt(), dtype, &Device::Cpu).unwrap()
+}
+
+/// The storage types whose KV cache the CPU kernels read (bf16/f16 widened exactly).
+const DTYPES: [DType; 3] = [DType::F32, DType::BF16, DType::F16];
+
+fn bits(x: &Tensor) -> Vec<u64> {
+    common::vec_of(x).iter().map(|v| v.to_bits()).collect()
+}
+
+/// Bit for bit, in every storage type: a position's attention reads the keys it sees with
+/// the same arithmetic whether they came from the cache or from the same pass.
 #[test]
 fn pieces_through_reallocations_give_the_whole_forward() {
-    let m = tiny();
-    let ids: Vec<u32> = (0..23).map(|i| 4 + (i * 37) % 90).collect();
-    let full = m.forward_hidden(&ids, &[1; 23], 1, 23).unwrap();
-    // 5 positions, then single steps and a few longer pieces: the buffers grow 5 → 10 → 20 → 40.
-    let mut cache = KvCache::default();
-    let mut parts = Vec::new();
-    let mut at = 0;
-    for len in [5, 1, 1, 1, 1, 1, 3, 1, 6, 1, 2] {
-        let h = m
-            .forward_hidden_cached(&ids[at..at + len], &vec![1; len], 1, len, &mut cache)
-            .unwrap();
-        parts.push(h);
-        at += len;
-        assert_eq!(cache.len(), at);
+    for dtype in DTYPES {
+        let m = tiny_in(dtype);
+        let ids: Vec<u32> = (0..23).map(|i| 4 + (i * 37) % 90).collect();
+        let full = m.forward_hidden(&ids, &[1; 23], 1, 23).unwrap();
+        // 5 positions, then single steps and a few longer pieces: the buffers grow 5 → 10 → 20 → 40.
+        let mut cache = KvCache::default();
+        let mut parts = Vec::new();
+        let mut at = 0;
+        for len in [5, 1, 1, 1, 1, 1, 3, 1, 6, 1, 2] {
+            let h = m
+                .forward_hidden_cached(&ids[at..at + len], &vec![1; len], 1, len, &mut cache)
+                .unwrap();
+            parts.push(h);
+            at += len;
+            assert_eq!(cache.len(), at);
+        }
+        assert_eq!(at, 23);
+        let both = Tensor::cat(&parts.iter().collect::<Vec<_>>(), 0).unwrap();
+        assert_eq!(both.dtype(), dtype);
+        assert_eq!(
+            bits(&both),
+            bits(&full),
+            "{dtype:?}: the cached pieces differ from the whole forward"
+        );
     }
-    assert_eq!(at, 23);
-    let both = Tensor::cat(&parts.iter().collect::<Vec<_>>(), 0).unwrap();
-    let d = common::max_abs_diff(&common::vec_of(&both), &common::vec_of(&full));
-    assert!(
-        d < 1e-4,
-        "the cached pieces differ from the whole forward by {d}"
-    );
 }
 
 #[test]
@@ -79,84 +96,86 @@ fn selected_rows_continue_as_their_own_forwards() {
 /// not compared.
 #[test]
 fn a_pass_into_the_cache_gives_the_uncached_bits() {
-    let m = tiny();
-    let (b, t) = (3, 21);
-    let ids: Vec<u32> = (0..b * t).map(|i| 4 + (i as u32 * 41) % 90).collect();
-    // Row 1 left-padded by 4, row 2 by 9.
-    let mask: Vec<u8> = (0..b * t)
-        .map(|i| u8::from(!matches!((i / t, i % t), (1, 0..=3) | (2, 0..=8))))
-        .collect();
-    let plain = m.forward_hidden(&ids, &mask, b, t).unwrap();
-    let mut cache = KvCache::default();
-    let cached = m
-        .forward_hidden_cached(&ids, &mask, b, t, &mut cache)
-        .unwrap();
-    let real: Vec<u32> = (0..(b * t) as u32)
-        .filter(|&i| mask[i as usize] == 1)
-        .collect();
-    let real = Tensor::from_slice(&real, real.len(), &Device::Cpu).unwrap();
-    let bits = |x: &Tensor| -> Vec<u64> {
-        let x = x.index_select(&real, 0).unwrap();
-        common::vec_of(&x).iter().map(|v| v.to_bits()).collect()
-    };
-    assert_eq!(bits(&cached), bits(&plain));
+    for dtype in DTYPES {
+        let m = tiny_in(dtype);
+        let (b, t) = (3, 21);
+        let ids: Vec<u32> = (0..b * t).map(|i| 4 + (i as u32 * 41) % 90).collect();
+        // Row 1 left-padded by 4, row 2 by 9.
+        let mask: Vec<u8> = (0..b * t)
+            .map(|i| u8::from(!matches!((i / t, i % t), (1, 0..=3) | (2, 0..=8))))
+            .collect();
+        let plain = m.forward_hidden(&ids, &mask, b, t).unwrap();
+        let mut cache = KvCache::default();
+        let cached = m
+            .forward_hidden_cached(&ids, &mask, b, t, &mut cache)
+            .unwrap();
+        let real: Vec<u32> = (0..(b * t) as u32)
+            .filter(|&i| mask[i as usize] == 1)
+            .collect();
+        let real = Tensor::from_slice(&real, real.len(), &Device::Cpu).unwrap();
+        let at_real = |x: &Tensor| bits(&x.index_select(&real, 0).unwrap());
+        assert_eq!(at_real(&cached), at_real(&plain), "{dtype:?}");
+    }
 }
 
 /// Greedy decoding's passes over a left-padded batch (the prompt pass into the cache, then
 /// steps of one token per row) give each row the logits of decoding it alone, bit for bit:
 /// the attention's softmax runs over each row's span of keys, whatever its padding. So a
-/// batch of prompts decodes to the tokens each would decode to alone.
+/// batch of prompts decodes to the tokens each would decode to alone. bf16/f16 models too
+/// (their 16-bit cache read widened by the same kernels).
 #[test]
 fn a_padded_batch_decodes_each_row_with_its_own_bits() {
-    let m = tiny();
-    let lens = [21usize, 6, 17];
-    let (b, t) = (lens.len(), 21);
-    let prompt = |r: usize| -> Vec<u32> {
-        (0..lens[r])
-            .map(|i| 4 + ((r * 53 + i * 41) % 90) as u32)
-            .collect()
-    };
-    let (mut ids, mut mask) = (Vec::new(), Vec::new());
-    for (r, &n) in lens.iter().enumerate() {
-        ids.extend(std::iter::repeat_n(1, t - n).chain(prompt(r)));
-        mask.extend(std::iter::repeat_n(0u8, t - n).chain(std::iter::repeat_n(1, n)));
-    }
-    let bits = |x: &Tensor| -> Vec<u64> { common::vec_of(x).iter().map(|v| v.to_bits()).collect() };
-    let steps: Vec<Vec<u32>> = (0..4)
-        .map(|s| (0..b).map(|r| 5 + ((s * 7 + r * 11) % 80) as u32).collect())
-        .collect();
-    let mut cache = KvCache::default();
-    let h = m
-        .forward_hidden_cached(&ids, &mask, b, t, &mut cache)
-        .unwrap();
-    let last: Vec<u32> = (0..b).map(|r| (r * t + t - 1) as u32).collect();
-    let mut batched = vec![bits(&m.logits_for_rows(&h, &last).unwrap())];
-    for step in &steps {
+    for dtype in DTYPES {
+        let m = tiny_in(dtype);
+        assert!(m.rows_independent(), "{dtype:?}");
+        let lens = [21usize, 6, 17];
+        let (b, t) = (lens.len(), 21);
+        let prompt = |r: usize| -> Vec<u32> {
+            (0..lens[r])
+                .map(|i| 4 + ((r * 53 + i * 41) % 90) as u32)
+                .collect()
+        };
+        let (mut ids, mut mask) = (Vec::new(), Vec::new());
+        for (r, &n) in lens.iter().enumerate() {
+            ids.extend(std::iter::repeat_n(1, t - n).chain(prompt(r)));
+            mask.extend(std::iter::repeat_n(0u8, t - n).chain(std::iter::repeat_n(1, n)));
+        }
+        let steps: Vec<Vec<u32>> = (0..4)
+            .map(|s| (0..b).map(|r| 5 + ((s * 7 + r * 11) % 80) as u32).collect())
+            .collect();
+        let mut cache = KvCache::default();
         let h = m
-            .forward_hidden_cached(step, &vec![1; b], b, 1, &mut cache)
+            .forward_hidden_cached(&ids, &mask, b, t, &mut cache)
             .unwrap();
-        batched.push(bits(&m.logits_from_hidden(&h).unwrap()));
-    }
-    let vocab = m.config().vocab_size;
-    for r in 0..b {
-        let p = prompt(r);
-        let mut alone = KvCache::default();
-        let h = m
-            .forward_hidden_cached(&p, &vec![1; p.len()], 1, p.len(), &mut alone)
-            .unwrap();
-        let mut want = vec![bits(&m.logits_for_rows(&h, &[p.len() as u32 - 1]).unwrap())];
+        let last: Vec<u32> = (0..b).map(|r| (r * t + t - 1) as u32).collect();
+        let mut batched = vec![bits(&m.logits_for_rows(&h, &last).unwrap())];
         for step in &steps {
             let h = m
-                .forward_hidden_cached(&step[r..r + 1], &[1], 1, 1, &mut alone)
+                .forward_hidden_cached(step, &vec![1; b], b, 1, &mut cache)
                 .unwrap();
-            want.push(bits(&m.logits_from_hidden(&h).unwrap()));
+            batched.push(bits(&m.logits_from_hidden(&h).unwrap()));
         }
-        for (s, (got, want)) in batched.iter().zip(&want).enumerate() {
-            assert_eq!(
-                &got[r * vocab..(r + 1) * vocab],
-                &want[..],
-                "row {r}, pass {s}"
-            );
+        let vocab = m.config().vocab_size;
+        for r in 0..b {
+            let p = prompt(r);
+            let mut alone = KvCache::default();
+            let h = m
+                .forward_hidden_cached(&p, &vec![1; p.len()], 1, p.len(), &mut alone)
+                .unwrap();
+            let mut want = vec![bits(&m.logits_for_rows(&h, &[p.len() as u32 - 1]).unwrap())];
+            for step in &steps {
+                let h = m
+                    .forward_hidden_cached(&step[r..r + 1], &[1], 1, 1, &mut alone)
+                    .unwrap();
+                want.push(bits(&m.logits_from_hidden(&h).unwrap()));
+            }
+            for (s, (got, want)) in batched.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    &got[r * vocab..(r + 1) * vocab],
+                    &want[..],
+                    "{dtype:?}: row {r}, pass {s}"
+                );
+            }
         }
     }
 }
@@ -170,22 +189,24 @@ fn a_batch_decodes_each_prompt_as_alone_within_its_own_budget() {
     let mut c = Config::preset(Preset::Tiny);
     c.vocab_size = 96;
     c.max_position_embeddings = 24;
-    let m = OptModel::random(&c, 5, DType::F32, &Device::Cpu).unwrap();
-    let prompts: Vec<Vec<u32>> = [20usize, 6, 13]
-        .iter()
-        .enumerate()
-        .map(|(r, &n)| (0..n).map(|i| 4 + ((r * 31 + i * 7) % 90) as u32).collect())
-        .collect();
-    // No stop token: every row runs to its budget (24 − 20 = 4, then 10 and 10).
-    let opts = GenerateOptions {
-        max_new_tokens: 10,
-        stop_ids: vec![],
-    };
-    let together = greedy_generate_batch(&m, &prompts, &opts).unwrap();
-    let lens: Vec<usize> = together.iter().map(Vec::len).collect();
-    assert_eq!(lens, [4, 10, 10]);
-    for (p, got) in prompts.iter().zip(&together) {
-        assert_eq!(got, &greedy_generate(&m, p, &opts).unwrap());
+    for dtype in DTYPES {
+        let m = OptModel::random(&c, 5, dtype, &Device::Cpu).unwrap();
+        let prompts: Vec<Vec<u32>> = [20usize, 6, 13]
+            .iter()
+            .enumerate()
+            .map(|(r, &n)| (0..n).map(|i| 4 + ((r * 31 + i * 7) % 90) as u32).collect())
+            .collect();
+        // No stop token: every row runs to its budget (24 − 20 = 4, then 10 and 10).
+        let opts = GenerateOptions {
+            max_new_tokens: 10,
+            stop_ids: vec![],
+        };
+        let together = greedy_generate_batch(&m, &prompts, &opts).unwrap();
+        let lens: Vec<usize> = together.iter().map(Vec::len).collect();
+        assert_eq!(lens, [4, 10, 10]);
+        for (p, got) in prompts.iter().zip(&together) {
+            assert_eq!(got, &greedy_generate(&m, p, &opts).unwrap(), "{dtype:?}");
+        }
     }
 }
 

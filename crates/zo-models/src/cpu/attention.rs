@@ -1,4 +1,5 @@
-//! Multi-head attention on f32 CPU tensors, per (sequence, head) as rayon tasks: without a
+//! Multi-head attention on CPU tensors (f32, or bf16/f16 read widened exactly and the result
+//! rounded once), per (sequence, head) as rayon tasks: without a
 //! cache ([`attention`], the keys and values as strided views of the `[b·t, h]` projections),
 //! over a KV cache's per-head buffers read in place ([`attention_cached`]) and over a packed
 //! batch without padding ([`attention_packed`]), all through the same arithmetic
@@ -6,10 +7,10 @@
 //! each query sees), so a query's output depends on its keys alone: not on whether they came
 //! from a cache, nor on its sequence's padding or length.
 
-use candle_core::{CpuStorage, DType, Storage, Tensor};
+use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
-use super::{attn, tensor_of, with_wide};
+use super::{attn, tensor_of, with_data_strided, with_wide, Data};
 use crate::rows::softmax_rows;
 use crate::sgemm::OutPtr;
 use crate::Result;
@@ -64,7 +65,7 @@ pub(crate) struct PackedQueries {
 /// Multi-head attention without a cache: `q`, `k`, `v` are `[b·t, heads·d]` (queries already
 /// scaled), `mask` the additive `[b, 1, t, t]` mask; returns `[b·t, heads·d]` with head `j` of
 /// row `r` in columns `j·d .. (j+1)·d`, as `transpose(1, 2).reshape` gives in the candle path.
-/// `None` where the tensors are not contiguous f32 on the CPU.
+/// `None` where the tensors are not contiguous f32, bf16 or f16 on the CPU.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attention(
     q: &Tensor,
@@ -85,7 +86,19 @@ pub(crate) fn attention(
     let kv = KvLayout { head: d, row: h };
     let out = with_wide(k, |k| {
         with_wide(v, |v| {
-            attention_masked(q, k, v, kv, t * h, mask, b, t, t, heads, d)
+            attention_masked(
+                q,
+                &Data::F32(k),
+                &Data::F32(v),
+                kv,
+                t * h,
+                mask,
+                b,
+                t,
+                t,
+                heads,
+                d,
+            )
         })
     });
     match out {
@@ -99,8 +112,9 @@ pub(crate) fn attention(
 /// apart from the next head's): the `tq` new queries `q: [b·tq, heads·d]` (scaled), `mask` the
 /// additive `[b, 1, tq, tk]` mask. Returns `[b·tq, heads·d]`, the same arithmetic as
 /// [`attention`] (so a query's output does not depend on whether its keys came from a cache).
-/// `None` where the tensors are not f32 on the CPU or the layout is not one of rows of `d`
-/// contiguous floats.
+/// A bf16/f16 cache is read in place, each task widening its head's keys and values exactly
+/// (the bits of the widened cache). `None` where the tensors are not f32, bf16 or f16 on the
+/// CPU, or the layout is not one of rows of `d` contiguous elements.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attention_cached(
     q: &Tensor,
@@ -116,8 +130,11 @@ pub(crate) fn attention_cached(
     if q.dims() != [b * tq, heads * d] || k.dims() != [b, heads, tk, d] || v.dims() != k.dims() {
         return Ok(None);
     }
-    let out = with_f32_strided(k, |k, ks| {
-        with_f32_strided(v, |v, vs| {
+    if k.dtype() != v.dtype() {
+        return Ok(None);
+    }
+    let out = with_data_strided(k, |k, ks| {
+        with_data_strided(v, |v, vs| {
             if ks != vs || ks[3] != 1 {
                 return Ok(None);
             }
@@ -125,7 +142,7 @@ pub(crate) fn attention_cached(
                 head: ks[1],
                 row: ks[2],
             };
-            attention_masked(q, k, v, kv, ks[0], mask, b, tq, tk, heads, d)
+            attention_masked(q, &k, &v, kv, ks[0], mask, b, tq, tk, heads, d)
         })
     });
     match out {
@@ -140,7 +157,7 @@ pub(crate) fn attention_cached(
 /// must cover the rows of `q` once each. Each query sees its sequence's keys up to its own
 /// position. Returns `[nq, heads·d]`, the bits [`attention`] gives the same rows of the
 /// sequences padded (left or right) into a batch. `None` where the tensors are not contiguous
-/// f32 on the CPU.
+/// f32, bf16 or f16 on the CPU.
 pub(crate) fn attention_packed(
     q: &Tensor,
     k: &Tensor,
@@ -187,7 +204,9 @@ pub(crate) fn attention_packed(
     let kv = KvLayout { head: d, row: h };
     let out = with_wide(q, |q| {
         with_wide(k, |k| {
-            with_wide(v, |v| run_tasks(q, k, v, kv, &tasks, nq, heads, d))
+            with_wide(v, |v| {
+                run_tasks(q, &Data::F32(k), &Data::F32(v), kv, &tasks, nq, heads, d)
+            })
         })
     });
     Ok(match out.flatten().flatten() {
@@ -196,28 +215,13 @@ pub(crate) fn attention_packed(
     })
 }
 
-/// Runs `f` on the f32 data of a CPU tensor from its first element to the end of its storage,
-/// with its strides; `None` for another device or dtype.
-fn with_f32_strided<R>(t: &Tensor, f: impl FnOnce(&[f32], &[usize]) -> R) -> Option<R> {
-    if t.dtype() != DType::F32 || !t.device().is_cpu() {
-        return None;
-    }
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(CpuStorage::F32(d)) => d
-            .get(layout.start_offset()..)
-            .map(|d| f(d, layout.stride())),
-        _ => None,
-    }
-}
-
 /// [`attention`] and [`attention_cached`]: sequence `bi`'s keys start at `bi · kv_seq`, its
 /// queries at row `bi · tq`, its scores at the `[tq, tk]` block of the additive mask.
 #[allow(clippy::too_many_arguments)]
 fn attention_masked(
     q: &Tensor,
-    k: &[f32],
-    v: &[f32],
+    k: &Data<'_>,
+    v: &Data<'_>,
     kv: KvLayout,
     kv_seq: usize,
     mask: &Tensor,
@@ -299,12 +303,13 @@ fn softmax_visible(s: &mut [f32], tk: usize, mask: MaskRows<'_>) {
 
 /// One rayon task per (sequence task, head): `scores = mask + q kᵀ` (`[tq, tk]`), the softmax
 /// of each row over the keys it sees, then `scores · v` into the task's rows × head
-/// columns of the `[nq, heads·d]` output. The tasks' query rows must tile `0..nq`.
+/// columns of the `[nq, heads·d]` output. The tasks' query rows must tile `0..nq`. 16-bit
+/// keys and values are widened by each task, its head's `tk` rows alone ([`Data::rows`]).
 #[allow(clippy::too_many_arguments)]
 fn run_tasks(
     q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    k: &Data<'_>,
+    v: &Data<'_>,
     kv: KvLayout,
     tasks: &[SeqTask<'_>],
     nq: usize,
@@ -322,12 +327,20 @@ fn run_tasks(
         let (tq, tk) = (task.tq, task.tk);
         let base = task.q_row * h + hi * d;
         let kv_base = task.kv + hi * kv.head;
+        let (mut kb, mut vb) = (Vec::new(), Vec::new());
+        let (kh, ldk) = k.rows(kv_base, tk, d, kv.row, &mut kb);
+        let (vh, ldv) = v.rows(kv_base, tk, d, kv.row, &mut vb);
+        // Keys and values of one dtype: the same row stride.
+        assert_eq!(
+            ldk, ldv,
+            "attention: keys and values of different storage types"
+        );
         let blk = attn::Block {
             tq,
             tk,
             d,
             ldq: h,
-            ldk: kv.row,
+            ldk,
             ldo: h,
         };
         // scores = mask + q_h k_hᵀ, [tq, tk]
@@ -343,12 +356,12 @@ fn run_tasks(
         };
         let mut kt = Vec::new();
         // q_h is the `[tq, d]` block at `base` with row stride h; k_h and v_h the `[tk, d]`
-        // blocks at `kv_base` with row stride `kv.row`.
-        attn::scores(&q[base..], &k[kv_base..], blk, &mut kt, &mut scores);
+        // blocks `kh` and `vh` with row stride `ldk`.
+        attn::scores(&q[base..], kh, blk, &mut kt, &mut scores);
         softmax_visible(&mut scores, tk, task.mask);
         // SAFETY: the output block (the task's rows, the columns of head hi) lies inside `out`
         // (`[nq, h]`) and is written by this task only (the tasks' rows tile `0..nq`).
-        unsafe { attn::weighted_sum(&scores, &v[kv_base..], blk, dst.get().add(base)) };
+        unsafe { attn::weighted_sum(&scores, vh, blk, dst.get().add(base)) };
     });
     // SAFETY: the tasks' rows tile `0..nq` and each wrote its rows × every head's columns:
     // every element of the capacity.
@@ -480,6 +493,33 @@ mod tests {
             .unwrap();
         let want3 = last(&plain, h).reshape((b * tq, h)).unwrap();
         assert_eq!(bits(&got3), bits(&want3), "the last queries alone");
+        // A bf16/f16 cache (and queries and mask), read in place: the bits of the same
+        // attention over the widened f32 tensors, rounded once.
+        for dtype in [DType::BF16, DType::F16] {
+            let to = |x: &Tensor| x.to_dtype(dtype).unwrap();
+            let half_cache = |x: &Tensor| {
+                let buf = Tensor::zeros((b, heads, cap, d), dtype, &dev).unwrap();
+                buf.slice_set(&to(&x.contiguous().unwrap()), 2, 0).unwrap();
+                buf.narrow(2, 0, t).unwrap()
+            };
+            let (k16, v16) = (half_cache(&kc), half_cache(&vc));
+            assert_eq!(k16.stride()[1], cap * d);
+            let wide = |x: &Tensor| to(x).to_dtype(DType::F32).unwrap();
+            for (qq, mm, tq) in [(&q, &mask, t), (&q3, &m3, tq)] {
+                let got = attention_cached(&to(qq), &k16, &v16, &to(mm), b, tq, heads, d)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(got.dtype(), dtype);
+                let want = attention_cached(&wide(qq), &wide(&kc), &wide(&vc), mm, b, tq, heads, d)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    bits(&got.to_dtype(DType::F32).unwrap()),
+                    bits(&to(&want).to_dtype(DType::F32).unwrap()),
+                    "{dtype:?}, {tq} queries"
+                );
+            }
+        }
         // Rows of a head not contiguous (a transposed view): not taken.
         let strided = kc.transpose(2, 3).unwrap().contiguous().unwrap();
         let strided = strided.transpose(2, 3).unwrap();

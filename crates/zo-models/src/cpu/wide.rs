@@ -51,6 +51,69 @@ impl Data<'_> {
     }
 }
 
+impl<'a> Data<'a> {
+    /// `n` rows of `width` elements, the first at `start` and each `stride` after the last, as
+    /// f32 rows and their stride: the data itself from `start` (stride `stride`) for f32,
+    /// the rows widened (exactly) into `buf`, `width` apart, for bf16/f16. On the calling
+    /// thread: for a rayon task's own block (an attention head's keys or values).
+    pub(crate) fn rows<'b>(
+        &self,
+        start: usize,
+        n: usize,
+        width: usize,
+        stride: usize,
+        buf: &'b mut Vec<f32>,
+    ) -> (&'b [f32], usize)
+    where
+        'a: 'b,
+    {
+        fn widen<'b, S>(
+            d: &[S],
+            (start, n, width, stride): (usize, usize, usize, usize),
+            buf: &'b mut Vec<f32>,
+            conv: fn(&[S], &mut [f32]),
+        ) -> &'b [f32] {
+            buf.clear();
+            buf.resize(n * width, 0.0);
+            if stride == width {
+                conv(&d[start..start + n * width], buf);
+            } else {
+                for (r, out) in buf.chunks_exact_mut(width).enumerate() {
+                    let at = start + r * stride;
+                    conv(&d[at..at + width], out);
+                }
+            }
+            buf
+        }
+        let shape = (start, n, width, stride);
+        match self {
+            &Data::F32(d) => (&d[start..], stride),
+            Data::Bf16(d) => (widen(d, shape, buf, zo_core::convert::bf16_to_f32), width),
+            Data::F16(d) => (widen(d, shape, buf, zo_core::convert::f16_to_f32), width),
+        }
+    }
+}
+
+/// A CPU tensor's data in its storage type from its first element to the end of the storage,
+/// with its strides (a view such as a KV cache's live positions); `None` for another device
+/// or dtype.
+pub(crate) fn with_data_strided<R>(
+    t: &Tensor,
+    f: impl FnOnce(Data<'_>, &[usize]) -> R,
+) -> Option<R> {
+    if !t.device().is_cpu() {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let (at, strides) = (layout.start_offset(), layout.stride());
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(d)) => Some(f(Data::F32(d.get(at..)?), strides)),
+        Storage::Cpu(CpuStorage::BF16(d)) => Some(f(Data::Bf16(d.get(at..)?), strides)),
+        Storage::Cpu(CpuStorage::F16(d)) => Some(f(Data::F16(d.get(at..)?), strides)),
+        _ => None,
+    }
+}
+
 /// Runs `f` on the contiguous data of a CPU tensor in its storage type; `None` for another
 /// device or dtype or a non-contiguous layout.
 pub(crate) fn with_data<R>(t: &Tensor, f: impl FnOnce(Data<'_>) -> R) -> Option<R> {
@@ -168,4 +231,36 @@ pub(super) fn few_rows_w16(
         Some(v) => Some(tensor_of(v, (n, o), x.dtype())?),
         None => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Data::rows`: f32 borrowed in place with its stride; bf16/f16 rows widened exactly and
+    /// packed `width` apart, whether the rows are contiguous or strided.
+    #[test]
+    fn rows_widen_strided_blocks_exactly() {
+        let f: Vec<f32> = (0..40).map(|i| i as f32 * 0.37 - 5.0).collect();
+        let b: Vec<half::bf16> = f.iter().map(|&x| half::bf16::from_f32(x)).collect();
+        let h: Vec<half::f16> = f.iter().map(|&x| half::f16::from_f32(x)).collect();
+        let mut buf = Vec::new();
+        let (got, ld) = Data::F32(&f).rows(3, 4, 5, 9, &mut buf);
+        assert_eq!((ld, got[0], got.len()), (9, f[3], 37));
+        // Rows 3.., 12.., 21.. of 5 elements (strided), then 2.., 7.. (contiguous).
+        for (start, n, stride) in [(3, 3, 9), (2, 2, 5)] {
+            let want_b: Vec<f32> = (0..n)
+                .flat_map(|r| (0..5).map(move |j| start + r * stride + j))
+                .map(|i| b[i].to_f32())
+                .collect();
+            let want_h: Vec<f32> = (0..n)
+                .flat_map(|r| (0..5).map(move |j| start + r * stride + j))
+                .map(|i| h[i].to_f32())
+                .collect();
+            let (got, ld) = Data::Bf16(&b).rows(start, n, 5, stride, &mut buf);
+            assert_eq!((ld, got), (5, &want_b[..]), "bf16, stride {stride}");
+            let (got, ld) = Data::F16(&h).rows(start, n, 5, stride, &mut buf);
+            assert_eq!((ld, got), (5, &want_h[..]), "f16, stride {stride}");
+        }
+    }
 }

@@ -368,9 +368,9 @@ impl Attention {
 
     /// [`Self::forward`] plus `residual` (`[b*t, h]`) when given, added by the output projection's
     /// GEMM on CPU, and a prefix's keys and values in front of the sequence's (a cache filled
-    /// with a prefix holds it already). f32 on the CPU runs [`crate::cpu::attention`] (no cache,
-    /// no prefix) or [`crate::cpu::attention_cached`] (the keys and values in the cache's
-    /// layout); other dtypes and devices run candle's matmul and softmax.
+    /// with a prefix holds it already). On the CPU (f32, or bf16/f16 read widened) it runs
+    /// [`crate::cpu::attention`] (no cache, no prefix) or [`crate::cpu::attention_cached`] (the
+    /// keys and values in the cache's layout); other devices run candle's matmul and softmax.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward_residual(
         &self,

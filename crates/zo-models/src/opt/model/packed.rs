@@ -96,12 +96,12 @@ impl Packed {
 
 impl OptModel {
     /// Whether a sequence's hidden states are its own alone, bit for bit, whatever its batch
-    /// and its padding (left or right): f32 weights and products on the CPU, no prefix (a
-    /// prefix's keys sit before the padding). Then sequences can be batched without changing
-    /// a prediction, e.g. greedy decoding at evaluation. (16-bit weights pack too, but their
-    /// decoding steps read a 16-bit KV cache through candle's ops.)
+    /// and its padding (left or right): on the CPU (f32 weights, or bf16/f16 ones read widened
+    /// by every kernel, the KV cache's included), f32 products (not `Compute::Bf16`), no prefix
+    /// (a prefix's keys sit before the padding). Then sequences can be batched without
+    /// changing a prediction, e.g. greedy decoding at evaluation.
     pub fn rows_independent(&self) -> bool {
-        self.packs() && self.dtype == DType::F32 && self.compute == crate::sgemm::Compute::F32
+        self.packs() && self.compute == crate::sgemm::Compute::F32
     }
 
     /// Whether the packed forward serves this model: on the CPU (the packed attention's
