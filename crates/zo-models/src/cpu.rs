@@ -21,9 +21,11 @@
 //!
 //! Every function returns `Ok(None)` when its inputs are not contiguous f32, bf16 or f16 CPU
 //! tensors, and the caller then runs the candle ops. bf16/f16 inputs (a model loaded with
-//! `model.dtype = "bf16" | "f16"`) are widened exactly to f32 ([`with_wide`]; a weight matrix
-//! one call at a time, the lm_head one vocabulary slice at a time), computed on as f32, and the
-//! result rounded once to the inputs' dtype ([`tensor_of`]). Determinism: the GEMMs split a product between threads over
+//! `model.dtype = "bf16" | "f16"`) are widened exactly to f32 (activations with [`with_wide`];
+//! a weight matrix by the product itself, a block at a time as it reads it; the lm_head one
+//! vocabulary slice at a time; a KV cache one attention head at a time), computed on as f32,
+//! and the result rounded once to the inputs' dtype ([`tensor_of`]).
+//! Determinism: the GEMMs split a product between threads over
 //! output blocks only (the reduction over `k` runs in one order whatever the thread count), and
 //! each attention task and LayerNorm row is single-threaded and independent of the others, so
 //! results do not depend on the number of threads (tested in `tests`).
@@ -39,7 +41,7 @@ mod attention;
 mod attn;
 mod wide;
 
-use wide::few_rows_w16;
+use wide::linear_w16;
 pub(crate) use wide::{tensor_of, with_data, with_data_strided, with_wide, Data};
 
 pub(crate) use attention::{
@@ -100,7 +102,7 @@ pub(crate) fn linear(
         _ => None,
     };
     let relu = matches!(epilogue, Epilogue::Relu);
-    if let Some(y) = few_rows_w16(x, w, bias, scale, residual, relu, compute)? {
+    if let Some(y) = linear_w16(x, w, bias, scale, residual, relu, compute)? {
         return Ok(Some(y));
     }
     let run = |x: &[f32], w: &[f32], b: Option<&[f32]>, res: Option<&[f32]>| -> Vec<f32> {

@@ -1,7 +1,7 @@
 //! bf16/f16 inputs of the fast paths (a model loaded with `model.dtype = "bf16" | "f16"`):
-//! read widened exactly to f32 ([`with_wide`], [`Data::range`]), or, for a few rows over 16-bit
-//! weights, read in place by the kernel ([`few_rows_w16`]); results rounded once back to the
-//! inputs' dtype ([`tensor_of`]).
+//! read widened exactly to f32 ([`with_wide`], [`Data::range`]), or, for 16-bit weights, read
+//! in place by the products ([`linear_w16`]); results rounded once back to the inputs' dtype
+//! ([`tensor_of`]).
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use rayon::prelude::*;
@@ -175,10 +175,13 @@ pub(crate) fn tensor_of(
     })
 }
 
-/// [`linear`] over bf16/f16 weights with few rows (a decoding step): the weights read in place
-/// and widened in registers ([`sgemm::sgemm_nt_uninit_w16`]) instead of widened whole for a
-/// handful of rows; the same bits. `None` where that kernel does not run.
-pub(super) fn few_rows_w16(
+/// [`linear`] over bf16/f16 weights read in place ([`sgemm::sgemm_nt_uninit_w16`]: widened
+/// in registers for a decoding step's few rows, one packed panel at a time otherwise) instead
+/// of an f32 copy of the whole matrix per call; the same bits. `None` where that product does
+/// not run (the caller widens W).
+///
+/// [`linear`]: super::linear
+pub(super) fn linear_w16(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
@@ -190,7 +193,7 @@ pub(super) fn few_rows_w16(
     let (Ok((n, k)), Ok((o, _))) = (x.dims2(), w.dims2()) else {
         return Ok(None);
     };
-    if !matches!(w.dtype(), DType::BF16 | DType::F16) || n > sgemm::MAX_ROWS_W16 {
+    if !matches!(w.dtype(), DType::BF16 | DType::F16) {
         return Ok(None);
     }
     let out = with_wide(x, |x| {

@@ -101,6 +101,155 @@ pub(super) trait Kernel {
     );
 }
 
+/// The weights `W: [o, k]` of a product as every order reads them: f32 in place, or bf16/f16
+/// ([`Widened`]) read in place by the wide few-row kernel (widened in registers) and widened
+/// exactly a block at a time (a panel right before its packing, a few-row tile's rows right
+/// before its products) elsewhere, so that no f32 copy of W is made. The blocks hold the
+/// widened values, so every order gives the bits of the product of the widened weights.
+pub(super) trait Weights: Sync {
+    /// The storage element, and its kind for [`few_rows::run_wide`] (`few_rows::W_*`).
+    type Elem: Sync;
+    const KIND: u8;
+
+    /// The `o·k` stored elements.
+    fn elems(&self) -> &[Self::Elem];
+
+    /// [`Kernel::pack_b`] of rows `j0 .. j0 + rows` (`rows ≤ NR`), columns `pc .. pc + kc` of
+    /// W into `dst`.
+    ///
+    /// # Safety
+    /// `K`'s CPU features are available; the block lies inside `W: [o, k]`; `dst` writable for
+    /// `kc·NR` floats.
+    unsafe fn pack_b<K: Kernel>(
+        &self,
+        k: usize,
+        j0: usize,
+        rows: usize,
+        pc: usize,
+        kc: usize,
+        dst: *mut f32,
+    );
+
+    /// Runs `f` on rows `j0 .. j0 + rows` of W as f32 rows `k` apart, with whether they are W
+    /// itself (so the rows after them may be prefetched) or a widened copy.
+    fn rows<R>(&self, k: usize, j0: usize, rows: usize, f: impl FnOnce(*const f32, bool) -> R)
+        -> R;
+}
+
+impl Weights for [f32] {
+    type Elem = f32;
+    const KIND: u8 = few_rows::W_F32;
+
+    fn elems(&self) -> &[f32] {
+        self
+    }
+
+    unsafe fn pack_b<K: Kernel>(
+        &self,
+        k: usize,
+        j0: usize,
+        rows: usize,
+        pc: usize,
+        kc: usize,
+        dst: *mut f32,
+    ) {
+        debug_assert!((j0 + rows - 1) * k + pc + kc <= self.len());
+        // SAFETY: the caller's contract: the block lies inside W.
+        unsafe { K::pack_b(self.as_ptr().add(j0 * k + pc), k, rows, kc, dst) }
+    }
+
+    fn rows<R>(
+        &self,
+        k: usize,
+        j0: usize,
+        rows: usize,
+        f: impl FnOnce(*const f32, bool) -> R,
+    ) -> R {
+        f(self[j0 * k..(j0 + rows) * k].as_ptr(), true)
+    }
+}
+
+/// A 16-bit storage type of weights: its kind for the wide few-row kernel and its exact
+/// widening (vectorised, `zo_core::convert`).
+pub(super) trait Half: Sync + Copy {
+    const KIND: u8;
+    fn widen(src: &[Self], dst: &mut [f32]);
+}
+
+impl Half for half::bf16 {
+    const KIND: u8 = few_rows::W_BF16;
+    fn widen(src: &[Self], dst: &mut [f32]) {
+        zo_core::convert::bf16_to_f32(src, dst)
+    }
+}
+
+impl Half for half::f16 {
+    const KIND: u8 = few_rows::W_F16;
+    fn widen(src: &[Self], dst: &mut [f32]) {
+        zo_core::convert::f16_to_f32(src, dst)
+    }
+}
+
+/// 16-bit weights ([`Weights`]): each block widened into one of the thread's buffers (a packed
+/// panel's `NR × KC` floats, in L1; a few-row tile's 16 rows, in L2) and read from there.
+pub(super) struct Widened<'a, S>(pub &'a [S]);
+
+impl<S: Half> Widened<'_, S> {
+    /// Rows `j0 .. j0 + rows`, columns `pc .. pc + kc` of `W: [o, k]`, widened into `dst`
+    /// (row stride `kc`).
+    fn widen_block(
+        &self,
+        k: usize,
+        (j0, rows): (usize, usize),
+        (pc, kc): (usize, usize),
+        dst: &mut [f32],
+    ) {
+        for (r, row) in dst.chunks_exact_mut(kc).take(rows).enumerate() {
+            let at = (j0 + r) * k + pc;
+            S::widen(&self.0[at..at + kc], row);
+        }
+    }
+}
+
+impl<S: Half> Weights for Widened<'_, S> {
+    type Elem = S;
+    const KIND: u8 = S::KIND;
+
+    fn elems(&self) -> &[S] {
+        self.0
+    }
+
+    unsafe fn pack_b<K: Kernel>(
+        &self,
+        k: usize,
+        j0: usize,
+        rows: usize,
+        pc: usize,
+        kc: usize,
+        dst: *mut f32,
+    ) {
+        with_buf(&W_BUF, rows * kc, |buf| {
+            self.widen_block(k, (j0, rows), (pc, kc), buf);
+            // SAFETY: `buf` holds the block, `rows` rows of `kc` floats at stride `kc`; the
+            // rest is the caller's contract.
+            unsafe { K::pack_b(buf.as_ptr(), kc, rows, kc, dst) }
+        })
+    }
+
+    fn rows<R>(
+        &self,
+        k: usize,
+        j0: usize,
+        rows: usize,
+        f: impl FnOnce(*const f32, bool) -> R,
+    ) -> R {
+        with_buf(&T_BUF, rows * k, |buf| {
+            self.widen_block(k, (j0, rows), (0, k), buf);
+            f(buf.as_ptr(), false)
+        })
+    }
+}
+
 /// The signature of [`Kernel::KERNEL_RUNS`]: `(runs, b, c, ldc, accumulate, epi)`, as
 /// [`Kernel::kernel`] with the A micro-panel given by its runs.
 ///
@@ -158,6 +307,10 @@ thread_local! {
     /// One B panel packed by the task that uses it (`KC·NR` floats), when there is one row
     /// block.
     static P_BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A block of 16-bit weights widened before its packing (`NR·KC` floats; [`Widened`]).
+    static W_BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A few-row tile's rows of 16-bit weights, widened (`16·k` floats; [`Widened`]).
+    static T_BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on a 64-byte-aligned slice of `len` floats from the thread's reusable buffer `key`
@@ -228,12 +381,12 @@ pub(super) fn block_rows(b: usize, rb: usize, micro: usize, mr: usize, n: usize)
 /// `K`'s CPU features are available (checked by the caller); `a` is `[n, k]`, slice lengths
 /// match the shape (`w: o·k`, `c: n·o`, bias `o`, residual `n·o`); `n, o, k > 0`.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn run<K: Kernel, A: PackA>(
+pub(super) unsafe fn run<K: Kernel, A: PackA, W: Weights + ?Sized>(
     n: usize,
     o: usize,
     k: usize,
     a: &A,
-    w: &[f32],
+    w: &W,
     c: &mut [MaybeUninit<f32>],
     epi: &Epilogue<'_>,
     bias_scaled: Option<&[f32]>,
@@ -243,7 +396,7 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
     let (rb, micro_all) = row_blocks(n, threads, mr, K::MC_MAX);
     if shared_a::suits::<K, A>(n, o, rb, threads) {
         // SAFETY: the caller's contract, which is `shared_a::run`'s.
-        return unsafe { shared_a::run::<K, A>(n, o, k, a, w, c, epi, bias_scaled) };
+        return unsafe { shared_a::run::<K, A, W>(n, o, k, a, w, c, epi, bias_scaled) };
     }
     // Written only through this pointer, initialised values only: the first `k` block's
     // kernels (`accumulate = false`) write every element before any later block reads it.
@@ -276,15 +429,7 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
                         // SAFETY: rows `j0 .. j0 + min(NR, o − j0)` of `w: [o, k]`, columns
                         // `pc .. pc + kc ≤ k`, are in bounds; `dst` holds `kc·NR` floats;
                         // the kernel's features were detected by the caller.
-                        unsafe {
-                            K::pack_b(
-                                w.as_ptr().add(j0 * k + pc),
-                                k,
-                                nr.min(o - j0),
-                                kc,
-                                dst.as_mut_ptr(),
-                            );
-                        }
+                        unsafe { w.pack_b::<K>(k, j0, nr.min(o - j0), pc, kc, dst.as_mut_ptr()) };
                     });
                 let bpack = &*bpack;
                 (0..rb * groups).into_par_iter().for_each(|task| {
@@ -383,15 +528,7 @@ pub(super) unsafe fn run<K: Kernel, A: PackA>(
                                 with_buf(&P_BUF, kc * nr, |pb| {
                                     // SAFETY: as for the shared packing above, into the
                                     // task's own `kc·NR`-float buffer.
-                                    unsafe {
-                                        K::pack_b(
-                                            w.as_ptr().add(j * k + pc),
-                                            k,
-                                            cols,
-                                            kc,
-                                            pb.as_mut_ptr(),
-                                        );
-                                    }
+                                    unsafe { w.pack_b::<K>(k, j, cols, pc, kc, pb.as_mut_ptr()) };
                                     micro_panels(pb.as_ptr());
                                 });
                             }

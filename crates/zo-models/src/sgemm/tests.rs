@@ -470,7 +470,7 @@ fn run_kernel<K: driver::Kernel, A: driver::PackA>(
     w: &[f32],
     epi: &Epilogue<'_>,
 ) -> Vec<f32> {
-    run_driver::<A>(driver::run::<K, A>, shape, a, w, epi)
+    run_driver::<A>(driver::run::<K, A, [f32]>, shape, a, w, epi)
 }
 
 /// The AVX-512 kernel's two blockings (`MC` 96 / 192 rows per A block, both `KC` 768 in

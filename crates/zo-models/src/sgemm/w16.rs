@@ -1,14 +1,16 @@
-//! Products over 16-bit weights read in place (a decoding step's few rows): the few-row
-//! order's kernel widens them in registers.
+//! Products over 16-bit weights read in place: a decoding step's few rows by the wide few-row
+//! kernel, which widens them in registers, and every other order (the few-row tiles, the
+//! packed panels) widening the block of W it reads right before reading it. No f32 copy of W
+//! is made.
 
 use std::mem::MaybeUninit;
 
 #[cfg(target_arch = "x86_64")]
-use super::{driver, kernel_avx512, Isa};
+use super::{driver, run_src};
 use super::{Compute, Epilogue};
 
-/// Rows up to which [`sgemm_nt_uninit_w16`] may run (it runs where the few-row order with W's
-/// rows in the lanes does: `driver::few_rows::wide`).
+/// Rows up to which [`sgemm_nt_uninit_w16`] may run the wide few-row kernel (W's rows in the
+/// lanes, on AVX-512F: `driver::few_rows::wide`), which reads 16-bit weights in place.
 pub const MAX_ROWS_W16: usize = 8;
 #[cfg(target_arch = "x86_64")]
 const _: () = assert!(MAX_ROWS_W16 == driver::few_rows::MAX_ROWS_WIDE);
@@ -20,12 +22,15 @@ pub enum W16<'a> {
     F16(&'a [half::f16]),
 }
 
-/// [`sgemm_nt_uninit_compute`] with 16-bit weights read in place and widened in registers: the
-/// bits of the f32 product of the exactly widened weights. Only where the f32 arithmetic runs
-/// the few-row order on AVX-512F with W's rows in the lanes (at most
-/// `driver::few_rows::MAX_ROWS_WIDE` rows: a decoding step), where widening all of W for a
-/// few rows would cost more than the product; `false` elsewhere (the caller widens W and calls
-/// [`sgemm_nt_uninit_compute`]).
+/// [`sgemm_nt_uninit_compute`] with 16-bit weights read in place: the bits of the product of
+/// the exactly widened weights, in the same order as f32 weights would run. A decoding step's
+/// few rows (f32 arithmetic on AVX-512F) run the wide few-row kernel, which widens W in
+/// registers; the other few-row tiles widen their 16 rows of W into a thread's buffer, and
+/// the packed order each `NR × KC` panel right before packing it. Returns `false` (and leaves
+/// `c` untouched) when this CPU has no kernel for `compute` or a length does not match the
+/// shape; the caller then widens W and calls [`sgemm_nt_uninit_compute`].
+///
+/// [`sgemm_nt_uninit_compute`]: super::sgemm_nt_uninit_compute
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_nt_uninit_w16(
     compute: Compute,
@@ -39,38 +44,17 @@ pub fn sgemm_nt_uninit_w16(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        let w_len = match w {
-            W16::Bf16(w) => w.len(),
-            W16::F16(w) => w.len(),
+        let Some(isa) = compute.isa() else {
+            return false;
         };
-        let ok = compute.isa() == Some(Isa::Avx512)
-            && Isa::Avx512.supported()
-            && n > 0
-            && o > 0
-            && k > 0
-            && driver::few_rows::wide(n, k)
-            && a.len() == n * k
-            && w_len == o * k
-            && c.len() == n * o
-            && epi.bias.is_none_or(|b| b.len() == o)
-            && epi.residual.is_none_or(|r| r.len() == n * o);
-        if !ok {
+        let dense = driver::Dense { a, k };
+        if a.len() != n * k {
             return false;
         }
-        let bias_scaled: Option<Vec<f32>> =
-            epi.bias.map(|b| b.iter().map(|&v| v * epi.scale).collect());
-        let bs = bias_scaled.as_deref();
-        let tw = driver::few_rows::wide_tile_cols(n, k, kernel_avx512::big_l2());
-        use driver::few_rows::{run_wide, W_BF16, W_F16};
-        // SAFETY: AVX-512F (with AVX2 and FMA) was checked above, the shapes just above; `tw`
-        // is one `wide_tile_cols` gives.
-        unsafe {
-            match w {
-                W16::Bf16(w) => run_wide::<_, W_BF16>(tw, n, o, k, a, w, c, epi, bs),
-                W16::F16(w) => run_wide::<_, W_F16>(tw, n, o, k, a, w, c, epi, bs),
-            }
+        match w {
+            W16::Bf16(w) => run_src(isa, n, o, k, &dense, &driver::Widened(w), c, epi, true),
+            W16::F16(w) => run_src(isa, n, o, k, &dense, &driver::Widened(w), c, epi, true),
         }
-        true
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

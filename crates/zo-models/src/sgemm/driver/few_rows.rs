@@ -42,7 +42,7 @@ use rayon::prelude::*;
 use super::super::kernel_amx;
 use super::super::kernel_avx2::pack;
 use super::super::{finish, Epilogue};
-use super::{with_buf, OutPtr};
+use super::{with_buf, OutPtr, Weights};
 
 /// Products with at most this many rows take this order (where the f32 kernel is AVX-512F;
 /// measured level with the packed order from ≈ 192 rows up: see the module docs).
@@ -498,12 +498,12 @@ unsafe fn tile_avx2<const G: usize>(
 /// # Safety
 /// AVX2 and FMA available; shapes as [`run`]'s.
 #[allow(clippy::too_many_arguments)]
-pub(in crate::sgemm) unsafe fn run_avx2(
+pub(in crate::sgemm) unsafe fn run_avx2<W: Weights + ?Sized>(
     n: usize,
     o: usize,
     k: usize,
     a: &[f32],
-    w: &[f32],
+    w: &W,
     c: &mut [MaybeUninit<f32>],
     epi: &Epilogue<'_>,
     bias_scaled: Option<&[f32]>,
@@ -514,14 +514,15 @@ pub(in crate::sgemm) unsafe fn run_avx2(
     unsafe {
         for_each_tile::<L>(n, o, k, a, T2, |job| {
             let mut sums = [[0f32; 16]; T2];
-            let w0 = w[job.j0 * k..].as_ptr();
-            // SAFETY: rows `j0 .. j0 + cols` of W and the job's groups of `at` are in bounds;
-            // the features are the caller's.
-            if job.two {
-                tile_avx2::<2>(k, job.at, w0, job.cols, &mut sums);
-            } else {
-                tile_avx2::<1>(k, job.at, w0, job.cols, &mut sums);
-            }
+            // SAFETY: rows `j0 .. j0 + cols` of W (`w0`: `cols` rows of `k` floats) and the
+            // job's groups of `at` are in bounds; the features are the caller's.
+            w.rows(k, job.j0, job.cols, |w0, _| {
+                if job.two {
+                    tile_avx2::<2>(k, job.at, w0, job.cols, &mut sums);
+                } else {
+                    tile_avx2::<1>(k, job.at, w0, job.cols, &mut sums);
+                }
+            });
             for (q, col) in sums.iter().enumerate().take(job.cols) {
                 for (r, &v) in col.iter().enumerate().take(job.rows) {
                     let (i, j) = (job.i0 + r, job.j0 + q);
@@ -606,12 +607,12 @@ unsafe fn for_each_tile<const L: usize>(
 /// AVX-512F, AVX2 and FMA available; `a: [n, k]`, `w: [o, k]`, `c: [n, o]`, bias `[o]` and
 /// residual `[n, o]`; `n, o, k > 0`.
 #[allow(clippy::too_many_arguments)]
-pub(in crate::sgemm) unsafe fn run(
+pub(in crate::sgemm) unsafe fn run<W: Weights + ?Sized>(
     n: usize,
     o: usize,
     k: usize,
     a: &[f32],
-    w: &[f32],
+    w: &W,
     c: &mut [MaybeUninit<f32>],
     epi: &Epilogue<'_>,
     bias_scaled: Option<&[f32]>,
@@ -634,19 +635,21 @@ pub(in crate::sgemm) unsafe fn run(
                     .map_or(std::ptr::null(), |r| r[i0 * o + j0..].as_ptr()),
                 relu: epi.relu,
             };
-            let w0 = w[j0 * k..].as_ptr();
-            let next = w0.wrapping_add(T * k);
             let c0 = out.get().wrapping_add(i0 * o + j0);
             let (at, cols, rows) = (job.at, job.cols, job.rows);
-            // SAFETY: rows `j0 .. j0 + cols` of W, the job's groups of `at`, rows
-            // `i0 .. i0 + rows` and columns `j0 .. j0 + cols` of C (and of the residual) are in
-            // bounds and written by this job only; the features are the caller's.
-            match (job.two, prefetch) {
-                (true, true) => tile::<2, true>(k, at, w0, next, cols, c0, o, rows, &e),
-                (true, false) => tile::<2, false>(k, at, w0, next, cols, c0, o, rows, &e),
-                (false, true) => tile::<1, true>(k, at, w0, next, cols, c0, o, rows, &e),
-                (false, false) => tile::<1, false>(k, at, w0, next, cols, c0, o, rows, &e),
-            }
+            // SAFETY: rows `j0 .. j0 + cols` of W (`w0`: `cols` rows of `k` floats), the job's
+            // groups of `at`, rows `i0 .. i0 + rows` and columns `j0 .. j0 + cols` of C (and of
+            // the residual) are in bounds and written by this job only; the features are the
+            // caller's. The next tile's rows are prefetched only from W itself.
+            w.rows(k, j0, cols, |w0, in_w| {
+                let next = w0.wrapping_add(T * k);
+                match (job.two, prefetch && in_w) {
+                    (true, true) => tile::<2, true>(k, at, w0, next, cols, c0, o, rows, &e),
+                    (true, false) => tile::<2, false>(k, at, w0, next, cols, c0, o, rows, &e),
+                    (false, true) => tile::<1, true>(k, at, w0, next, cols, c0, o, rows, &e),
+                    (false, false) => tile::<1, false>(k, at, w0, next, cols, c0, o, rows, &e),
+                }
+            });
         });
     }
 }

@@ -17,7 +17,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{tile, with_buf, APanel, Kernel, OutPtr, PackA, Zeros, A_BUF, P_BUF};
+use super::{tile, with_buf, APanel, Kernel, OutPtr, PackA, Weights, Zeros, A_BUF, P_BUF};
 use crate::sgemm::Epilogue;
 
 /// Whether a product of `n` rows and `o` columns, cut into `rb` row blocks by the default
@@ -62,12 +62,12 @@ pub(in crate::sgemm) fn column_tasks(panels: usize, group: usize, threads: usize
 /// # Safety
 /// As [`super::run`].
 #[allow(clippy::too_many_arguments)]
-pub(in crate::sgemm) unsafe fn run<K: Kernel, A: PackA>(
+pub(in crate::sgemm) unsafe fn run<K: Kernel, A: PackA, W: Weights + ?Sized>(
     n: usize,
     o: usize,
     k: usize,
     a: &A,
-    w: &[f32],
+    w: &W,
     c: &mut [MaybeUninit<f32>],
     epi: &Epilogue<'_>,
     bias_scaled: Option<&[f32]>,
@@ -113,10 +113,11 @@ pub(in crate::sgemm) unsafe fn run<K: Kernel, A: PackA>(
                             // columns `pc .. pc + kc`, are in bounds; the destination
                             // holds `kc·NR` floats of the task's buffer.
                             unsafe {
-                                K::pack_b(
-                                    w.as_ptr().add(j * k + pc),
+                                w.pack_b::<K>(
                                     k,
+                                    j,
                                     nr.min(o - j),
+                                    pc,
                                     kc,
                                     pb.as_mut_ptr().add((jp - jp0) * kc * nr),
                                 );

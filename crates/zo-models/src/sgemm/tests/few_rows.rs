@@ -215,13 +215,18 @@ fn wide_tiles_of_either_width_give_the_bits_of_the_packed_order() {
     }
 }
 
-/// 16-bit weights read in place by the few-row order give the bits of the f32 product of the
-/// widened weights, for every row count it takes (both tile widths), `k` with and without a
-/// tail of 16, `o` with partial tiles, every epilogue, special values among the weights; and
-/// it declines what it does not take (more rows, bf16 arithmetic).
+/// 16-bit weights read in place (the few-row order's registers for up to 8 rows, the packed
+/// order's panels beyond) give the bits of the product of the widened weights in the same
+/// arithmetic, f32 and bf16 (where this CPU has it): every row count of the wide tiles and
+/// more (the few-row orders' range and past it), `k` with and without a tail of 16 and over
+/// several `KC` blocks, `o` with partial tiles, every epilogue, special values among the
+/// weights; and `k = 0`.
 #[test]
 fn sixteen_bit_weights_in_place_give_the_widened_product() {
-    let runs = Compute::F32.isa() == Some(Isa::Avx512) && Isa::Avx512.supported();
+    let computes: Vec<Compute> = [Compute::F32, Compute::Bf16]
+        .into_iter()
+        .filter(|c| c.isa().is_some_and(|i| i.supported()))
+        .collect();
     for (o, k) in [(45, 37), (70, 768), (33, 1030)] {
         let w32 = data(o * k, 52);
         let mut wb: Vec<half::bf16> = w32.iter().map(|&v| half::bf16::from_f32(v)).collect();
@@ -235,56 +240,56 @@ fn sixteen_bit_weights_in_place_give_the_widened_product() {
         }
         let wide_b: Vec<f32> = wb.iter().map(|v| v.to_f32()).collect();
         let wide_h: Vec<f32> = wh.iter().map(|v| v.to_f32()).collect();
-        for n in 1..=MAX_ROWS_W16 {
+        for n in (1..=MAX_ROWS_W16).chain([9, 17, 40, 130]) {
             let a = data(n * k, 53 + n);
             let bias = data(o, 54);
             let res = data(n * o, 55);
-            for epi in epilogues(&bias, &res) {
+            for (&compute, epi) in computes
+                .iter()
+                .flat_map(|c| epilogues(&bias, &res).into_iter().map(move |e| (c, e)))
+            {
                 for (w16, wide) in [(W16::Bf16(&wb), &wide_b), (W16::F16(&wh), &wide_h)] {
                     let mut v: Vec<f32> = Vec::with_capacity(n * o);
-                    let ran = sgemm_nt_uninit_w16(
-                        Compute::F32,
-                        n,
-                        o,
-                        k,
-                        &a,
-                        w16,
-                        &mut v.spare_capacity_mut()[..n * o],
-                        &epi,
-                    );
-                    assert_eq!(ran, runs && driver::few_rows::wide(n, k), "n {n} k {k}");
-                    if !ran {
-                        continue;
-                    }
+                    let dst = &mut v.spare_capacity_mut()[..n * o];
+                    assert!(sgemm_nt_uninit_w16(compute, n, o, k, &a, w16, dst, &epi));
                     // SAFETY: it returned true, so the first `n·o` elements are written.
                     unsafe { v.set_len(n * o) };
-                    let want = ours(Isa::Avx512, n, o, k, &a, wide, &epi);
-                    assert!(same(&v, &want), "n {n} o {o} k {k} epi {epi:?}");
+                    let mut want: Vec<f32> = Vec::with_capacity(n * o);
+                    let dst = &mut want.spare_capacity_mut()[..n * o];
+                    assert!(sgemm_nt_uninit_compute(
+                        compute, n, o, k, &a, wide, dst, &epi
+                    ));
+                    // SAFETY: as above.
+                    unsafe { want.set_len(n * o) };
+                    assert!(
+                        same(&v, &want),
+                        "{compute:?}: n {n} o {o} k {k} epi {epi:?}"
+                    );
                 }
             }
         }
-        let a = data((MAX_ROWS_W16 + 1) * k, 56);
-        let mut v: Vec<f32> = Vec::with_capacity((MAX_ROWS_W16 + 1) * o);
-        let epi = Epilogue::PLAIN;
-        assert!(!sgemm_nt_uninit_w16(
-            Compute::F32,
-            MAX_ROWS_W16 + 1,
-            o,
-            k,
-            &a,
-            W16::Bf16(&wb),
-            &mut v.spare_capacity_mut()[..(MAX_ROWS_W16 + 1) * o],
-            &epi
-        ));
-        assert!(!sgemm_nt_uninit_w16(
-            Compute::Bf16,
-            1,
-            o,
-            k,
-            &a[..k],
-            W16::Bf16(&wb),
-            &mut v.spare_capacity_mut()[..o],
-            &epi
-        ));
     }
+    // k = 0: the epilogue of zero sums, as with f32 weights.
+    let (bias, none) = ([0.5f32, -1.0], [half::bf16::ONE; 0]);
+    let epi = Epilogue {
+        scale: 2.0,
+        bias: Some(&bias),
+        residual: None,
+        relu: true,
+    };
+    let mut v: Vec<f32> = Vec::with_capacity(4);
+    let dst = &mut v.spare_capacity_mut()[..4];
+    assert!(sgemm_nt_uninit_w16(
+        Compute::F32,
+        2,
+        2,
+        0,
+        &[],
+        W16::Bf16(&none),
+        dst,
+        &epi
+    ));
+    // SAFETY: it returned true, so the 4 elements are written.
+    unsafe { v.set_len(4) };
+    assert_eq!(v, [1.0, 0.0, 1.0, 0.0]);
 }

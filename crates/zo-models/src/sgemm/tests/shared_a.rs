@@ -52,7 +52,7 @@ fn run_shared<K: driver::Kernel>(
 ) -> Vec<f32> {
     let k = shape.2;
     run_driver(
-        driver::shared_a::run::<K, _>,
+        driver::shared_a::run::<K, _, [f32]>,
         shape,
         &driver::Dense { a, k },
         w,
