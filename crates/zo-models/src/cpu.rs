@@ -30,6 +30,8 @@
 //! each attention task and LayerNorm row is single-threaded and independent of the others, so
 //! results do not depend on the number of threads (tested in `tests`).
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, DType, Storage, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
@@ -297,27 +299,38 @@ pub(crate) fn head_nll(
         let mut state = vec![(f64::NEG_INFINITY, 0f64); n];
         let mut picked = vec![f64::NAN; labels.len()];
         let mut logits = vec![0f32; n * HEAD_CHUNK.min(vocab)];
-        // 16-bit weights: each slice widened into one buffer reused for every slice.
+        // 16-bit weights: read in place by the product, else (no kernel) each slice widened
+        // into one buffer reused for every slice.
         let mut wbuf = Vec::new();
         let mut v0 = 0;
         while v0 < vocab {
             let width = HEAD_CHUNK.min(vocab - v0);
-            let ws = w.range(v0 * e..(v0 + width) * e, &mut wbuf);
-            let ours = sgemm::available()
-                && sgemm::sgemm_nt_compute(
-                    compute,
-                    n,
-                    width,
-                    e,
-                    h,
-                    ws,
-                    &mut logits[..n * width],
-                    &sgemm::Epilogue::PLAIN,
-                );
-            // SAFETY: `logits` holds at least `[n, width]`; `h` is `[n, e]` row-major; `ws`,
-            // rows `v0 .. v0 + width` of `w` (`[vocab, e]` row-major), is read as
-            // `[e, width]` (column stride e, row stride 1).
+            let (slice, out) = (v0 * e..(v0 + width) * e, &mut logits[..n * width]);
+            let plain = &sgemm::Epilogue::PLAIN;
+            let w16 = match &w {
+                Data::F32(_) => None,
+                Data::Bf16(d) => Some(sgemm::W16::Bf16(&d[slice.clone()])),
+                Data::F16(d) => Some(sgemm::W16::F16(&d[slice.clone()])),
+            };
+            let in_place = w16.is_some_and(|w16| {
+                // SAFETY: `MaybeUninit<f32>` has `f32`'s layout and the product writes only
+                // initialised values, so `out` stays initialised.
+                let out = unsafe { &mut *(&mut *out as *mut [f32] as *mut [MaybeUninit<f32>]) };
+                sgemm::sgemm_nt_uninit_w16(compute, n, width, e, h, w16, out, plain)
+            });
+            // Widened only where the product could not read the 16-bit slice in place.
+            let ws = if in_place {
+                &[][..]
+            } else {
+                w.range(slice, &mut wbuf)
+            };
+            let ours = in_place
+                || sgemm::available()
+                    && sgemm::sgemm_nt_compute(compute, n, width, e, h, ws, out, plain);
             if !ours {
+                // SAFETY: `logits` holds at least `[n, width]`; `h` is `[n, e]` row-major;
+                // `ws`, rows `v0 .. v0 + width` of `w` (`[vocab, e]` row-major), is read as
+                // `[e, width]` (column stride e, row stride 1).
                 unsafe {
                     gemm(
                         n,

@@ -292,7 +292,8 @@ mod tests {
             }
         }
         // bf16/f16 hidden rows and head: read widened (each vocabulary slice of the head
-        // widened in turn), so the NLL is that of the widened values, bit for bit.
+        // read in place by the product), so the NLL is that of the widened values, bit for
+        // bit.
         for dt in [DType::BF16, DType::F16] {
             let (h16, w16) = (h.to_dtype(dt).unwrap(), w.to_dtype(dt).unwrap());
             let wide = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
