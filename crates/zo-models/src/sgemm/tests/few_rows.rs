@@ -220,7 +220,7 @@ fn wide_tiles_of_either_width_give_the_bits_of_the_packed_order() {
 /// arithmetic, f32 and bf16 (where this CPU has it): every row count of the wide tiles and
 /// more (the few-row orders' range and past it), `k` with and without a tail of 16 and over
 /// several `KC` blocks, `o` with partial tiles, every epilogue, special values among the
-/// weights; and `k = 0`.
+/// weights, on the best kernel and on each f32 kernel of this CPU; and `k = 0`.
 #[test]
 fn sixteen_bit_weights_in_place_give_the_widened_product() {
     let computes: Vec<Compute> = [Compute::F32, Compute::Bf16]
@@ -266,6 +266,19 @@ fn sixteen_bit_weights_in_place_give_the_widened_product() {
                         "{compute:?}: n {n} o {o} k {k} epi {epi:?}"
                     );
                 }
+            }
+            // Each f32 kernel of this CPU (the AVX2 few-row tiles and packing included), as
+            // a CPU with only that kernel would run it.
+            for isa in kernels("sixteen_bit_weights_in_place_give_the_widened_product") {
+                let epi = epilogues(&bias, &res)[6];
+                let dense = driver::Dense { a: &a, k };
+                let mut v = vec![f32::NAN; n * o];
+                // SAFETY: `MaybeUninit<f32>` has `f32`'s layout; only values are written.
+                let dst = unsafe { &mut *(&mut v[..] as *mut [f32] as *mut [MaybeUninit<f32>]) };
+                let w = driver::Widened(&wh[..]);
+                assert!(run_src(isa, n, o, k, &dense, &w, dst, &epi, true));
+                let want = ours(isa, n, o, k, &a, &wide_h, &epi);
+                assert!(same(&v, &want), "{isa:?}: n {n} o {o} k {k}");
             }
         }
     }
