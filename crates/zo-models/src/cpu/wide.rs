@@ -4,6 +4,7 @@
 //! ([`tensor_of`]).
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
+use half::vec::HalfBitsVecExt;
 use rayon::prelude::*;
 
 use crate::{sgemm, Result};
@@ -31,8 +32,13 @@ impl Data<'_> {
         buf: &'b mut Vec<f32>,
     ) -> &'b [f32] {
         let widen_into = |buf: &'b mut Vec<f32>, n: usize| {
-            buf.clear();
-            buf.resize(n, 0.0);
+            if buf.capacity() < n {
+                // A zeroed allocation (fresh pages for a large one, no fill pass).
+                *buf = vec![0.0; n];
+            } else {
+                buf.clear();
+                buf.resize(n, 0.0);
+            }
             buf
         };
         match self {
@@ -154,20 +160,22 @@ pub(crate) fn tensor_of(
     shape: impl Into<candle_core::Shape>,
     dtype: DType,
 ) -> Result<Tensor> {
-    fn narrow<T: Copy + Send + Default>(v: &[f32], conv: fn(&[f32], &mut [T])) -> Vec<T> {
-        let mut out = vec![T::default(); v.len()];
+    /// `v` rounded into `out` (of `v`'s length).
+    fn narrow<T: Send>(v: &[f32], mut out: Vec<T>, conv: fn(&[f32], &mut [T])) -> Vec<T> {
         par_convert(v, &mut out, conv);
         out
     }
+    // Zeroed allocations of the bits (fresh pages for a large one, no fill pass).
+    let bits = || vec![0u16; v.len()];
     let shape = shape.into();
     Ok(match dtype {
         DType::BF16 => Tensor::from_vec(
-            narrow(&v, zo_core::convert::f32_to_bf16),
+            narrow(&v, bits().reinterpret_into(), zo_core::convert::f32_to_bf16),
             shape,
             &Device::Cpu,
         )?,
         DType::F16 => Tensor::from_vec(
-            narrow(&v, zo_core::convert::f32_to_f16),
+            narrow(&v, bits().reinterpret_into(), zo_core::convert::f32_to_f16),
             shape,
             &Device::Cpu,
         )?,
