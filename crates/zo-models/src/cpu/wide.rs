@@ -215,25 +215,28 @@ pub(super) fn linear_w16(
                 Some(b) => Some(with_wide(b, |b| b.to_vec())?),
                 None => None,
             };
-            let res = match residual {
-                Some(r) => Some(with_wide(r, |r| r.to_vec())?),
-                None => None,
+            let run = |res: Option<&[f32]>| -> Option<Vec<f32>> {
+                let epi = sgemm::Epilogue {
+                    scale,
+                    bias: b.as_deref(),
+                    residual: res,
+                    relu,
+                };
+                let mut out: Vec<f32> = Vec::with_capacity(n * o);
+                let dst = &mut out.spare_capacity_mut()[..n * o];
+                if !sgemm::sgemm_nt_uninit_w16(compute, n, o, k, x, w16, dst, &epi) {
+                    return None;
+                }
+                // SAFETY: `sgemm_nt_uninit_w16` returned true, so it initialised all `n·o`
+                // elements of the spare capacity, which `with_capacity` made ≥ `n·o`.
+                unsafe { out.set_len(n * o) };
+                Some(out)
             };
-            let epi = sgemm::Epilogue {
-                scale,
-                bias: b.as_deref(),
-                residual: res.as_deref(),
-                relu,
-            };
-            let mut out: Vec<f32> = Vec::with_capacity(n * o);
-            let dst = &mut out.spare_capacity_mut()[..n * o];
-            if !sgemm::sgemm_nt_uninit_w16(compute, n, o, k, x, w16, dst, &epi) {
-                return None;
+            // The residual (`[n, o]`) read in place, or widened once: not copied again.
+            match residual {
+                Some(r) => with_wide(r, |r| run(Some(r)))?,
+                None => run(None),
             }
-            // SAFETY: `sgemm_nt_uninit_w16` returned true, so it initialised all `n·o`
-            // elements of the spare capacity, which `with_capacity` made ≥ `n·o`.
-            unsafe { out.set_len(n * o) };
-            Some(out)
         })
     })
     .flatten()
