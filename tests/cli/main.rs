@@ -4,6 +4,7 @@ mod adapters;
 mod bad_input;
 mod common;
 mod durability;
+mod isa;
 mod protocol;
 mod report;
 mod reproduce;

@@ -24,7 +24,7 @@ fn small_window_model(dir: &Path, positions: usize) -> PathBuf {
 }
 
 /// A data directory whose train and validation files are the task's fixture rows.
-fn fixture_data(dir: &Path, task: &str) -> PathBuf {
+pub(crate) fn fixture_data(dir: &Path, task: &str) -> PathBuf {
     let out = dir.join(format!("data-{task}"));
     fs::create_dir_all(&out).unwrap();
     let rows = repo_root().join(format!("tasks/{task}/fixture.jsonl"));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::common::{assert_code, kill_and_resume, run_in, stderr, stdout, zo};
 
 /// Quickstart settings shrunk for tests: 4 examples per batch, no evaluation before the end.
-fn quick(steps: u64, extra: &[&str]) -> Vec<String> {
+pub(crate) fn quick(steps: u64, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = vec![
         "quickstart".into(),
         "-q".into(),
@@ -30,7 +30,7 @@ fn quick(steps: u64, extra: &[&str]) -> Vec<String> {
     v
 }
 
-fn args(v: &[String]) -> Vec<&str> {
+pub(crate) fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
@@ -339,7 +339,7 @@ fn resume_after_sigkill_gives_the_uninterrupted_weights() {
 
 /// Two run directories under `root` hold the same run: final weights, step lines (apart from
 /// wall times) and trajectory, bit for bit.
-fn assert_same_run(root: &Path, a: &str, b: &str) {
+pub(crate) fn assert_same_run(root: &Path, a: &str, b: &str) {
     let weights = |dir: &str| fs::read(root.join(dir).join("final/model.safetensors")).unwrap();
     assert!(
         weights(a) == weights(b),

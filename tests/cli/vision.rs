@@ -10,7 +10,7 @@ use crate::common::{assert_code, kill_and_resume, run_in, stderr, stdout, zo};
 /// Writes CIFAR-10 binary batches (`data_batch_{1..5}.bin`, `test_batch.bin`) into `dir`:
 /// `per_batch` training images per file and `test` test images, label `i % 10`, each channel a
 /// class-dependent level plus deterministic noise, so the classes are learnable.
-fn synthetic_cifar10(dir: &Path, per_batch: usize, test: usize) {
+pub(crate) fn synthetic_cifar10(dir: &Path, per_batch: usize, test: usize) {
     fs::create_dir_all(dir).unwrap();
     let mut state: u32 = 12345;
     let mut noise = move || {
@@ -38,7 +38,7 @@ fn synthetic_cifar10(dir: &Path, per_batch: usize, test: usize) {
 }
 
 /// `zo train` arguments for a tiny ResNet run on the synthetic data in `data`.
-fn resnet_args(data: &str, method: &str, steps: u64, extra: &[&str]) -> Vec<String> {
+pub(crate) fn resnet_args(data: &str, method: &str, steps: u64, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = vec!["train".into(), "-q".into()];
     for s in [
         "model.kind=resnet",

@@ -5,6 +5,7 @@
 
 pub mod convert;
 pub mod cost;
+pub mod cpu;
 pub mod error;
 pub mod gamma;
 pub mod objective;

@@ -33,12 +33,12 @@ macro_rules! isa_builds {
         $(#[$doc])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx512f") {
+            if zo_core::cpu::avx512f() {
                 // SAFETY: the CPU supports AVX-512F (checked just above), and so AVX2.
                 return unsafe { $avx512($($arg),*) };
             }
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if zo_core::cpu::avx2_fma() {
                 // SAFETY: the CPU supports AVX2 and FMA (checked just above).
                 return unsafe { $avx2($($arg),*) };
             }

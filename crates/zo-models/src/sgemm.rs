@@ -276,21 +276,20 @@ pub fn dpbf16_is_slow() -> bool {
 }
 
 impl Isa {
-    /// Whether this CPU can run the kernel.
+    /// Whether this CPU can run the kernel and the process's cap allows it (`zo_core::cpu`).
     pub fn supported(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
-            let avx2 = has!("avx2") && has!("fma");
+            use zo_core::cpu;
+            let avx2 = cpu::avx2_fma();
             match self {
                 Isa::Avx2 => avx2,
-                Isa::Avx512 => avx2 && has!("avx512f"),
-                Isa::Avx512Bf16 => avx2 && has!("avx512f") && has!("avx512bf16"),
+                Isa::Avx512 => avx2 && cpu::avx512f(),
+                Isa::Avx512Bf16 => avx2 && cpu::avx512bf16(),
                 // Its rounding is the 256-bit `vcvtneps2bf16` (AVX512-VL).
-                Isa::Avx512FmaBf16 => {
-                    avx2 && has!("avx512f") && has!("avx512bf16") && has!("avx512vl")
-                }
-                Isa::AmxBf16 => avx2 && kernel_amx::supported(),
+                Isa::Avx512FmaBf16 => avx2 && cpu::avx512bf16() && has!("avx512vl"),
+                Isa::AmxBf16 => avx2 && cpu::allows(cpu::Level::Amx) && kernel_amx::supported(),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]

@@ -35,6 +35,15 @@ pub struct Global {
     #[arg(long, global = true, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=MAX_THREADS as i64))]
     pub threads: Option<u16>,
+    /// The widest instruction-set extensions zo's CPU kernels may use: generic, avx2, avx512,
+    /// avx512bf16, amx or native (default: native, all the CPU has; the environment's
+    /// ZO_MAX_ISA where the flag is not given). A cap makes an AVX-512 machine run the code of
+    /// an AVX2-only one (AMD Zen 3), an AMX one the code of one without tiles: to time or
+    /// check those paths. It never enables what the CPU lacks. The directions z are the same
+    /// bits at every level; the products and sums may round differently.
+    #[arg(long, global = true, value_name = "LEVEL",
+          value_parser = |s: &str| zo_core::cpu::Level::parse(s))]
+    pub max_isa: Option<zo_core::cpu::Level>,
 }
 
 /// The most worker threads `--threads` (and RAYON_NUM_THREADS) may ask for.
@@ -58,6 +67,18 @@ impl Global {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Fixes the instruction-set cap of this process (`--max-isa`, else ZO_MAX_ISA): before
+    /// any kernel runs. A ZO_MAX_ISA that names no level is refused.
+    pub fn apply_max_isa(&self) -> Result<(), String> {
+        use zo_core::cpu;
+        let level = match self.max_isa {
+            Some(l) => l,
+            None => cpu::env_max()?.unwrap_or(cpu::Level::Amx),
+        };
+        cpu::set_max(level)
+            .map_err(|set| format!("the instruction-set cap was already fixed at {set}"))
     }
 }
 
@@ -92,7 +113,8 @@ after the figures; its kernel field says so), model, B (batch), threads, \
 dtype (the weights' type: f32), compute (the arithmetic the products ran in: f32 or bf16; \
 bf16 needs a bf16 kernel, else the products stay f32) and kernel (amx_bf16, avx512bf16, \
 avx512_fma_bf16 (bf16 inputs on f32 FMAs, Intel without AMX), avx512, avx2, or candle where \
-none of zo's kernels fits the CPU). Timed figures give \
+none of zo's kernels fits the CPU) and isa (the instruction-set level zo's kernels ran at: \
+generic, avx2, avx512, avx512bf16 or amx, the CPU's own capped by --max-isa). Timed figures give \
 median_s (wall-clock seconds, the median of --repeats) with samples_s, and cpu_s_per_call, \
 the process's CPU time per call (about threads x median_s when the cores were not shared). \
 B1 lines count FLOPs as the peer does (2 x tokens x linear weights, lm_head included, plus the \

@@ -38,11 +38,16 @@ pub fn main() -> ExitCode {
     }
     keep_freed_activations();
     let args = cli::parse();
-    if let Err(msg) = args.global.apply_threads() {
+    if let Err(msg) = args
+        .global
+        .apply_threads()
+        .and_then(|()| args.global.apply_max_isa())
+    {
         eprintln!("zo: {msg}");
         return ExitCode::from(2);
     }
     cli::init_logging(&args.global);
+    tracing::info!(isa = %zo_core::cpu::describe(), "instruction set of the CPU kernels");
     let result = commands::dispatch(args);
     if let Err(err) = &result {
         // An interrupted run (130) stopped on every rank after the same step: a normal end.

@@ -161,7 +161,8 @@ impl Isa {
     /// Every instruction set, narrowest first.
     pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx2Vaes, Isa::Avx512];
 
-    /// Is this instruction set usable on the running CPU?
+    /// Is this instruction set usable on the running CPU, within the process's cap
+    /// ([`crate::cpu`])?
     pub fn is_available(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
@@ -169,12 +170,12 @@ impl Isa {
             // The sweep's FMA/convert loop is compiled for AVX2+FMA, which every AVX-512 CPU
             // has; AES-NI comes with every VAES CPU.
             // F16C (every AVX2 CPU has it) for the f16 storage of the fused sweep term.
-            let avx2 = has!("avx2") && has!("fma") && has!("aes") && has!("f16c");
+            let avx2 = crate::cpu::avx2_fma() && has!("aes") && has!("f16c");
             match self {
                 Isa::Scalar => true,
                 Isa::Avx2 => avx2,
                 Isa::Avx2Vaes => avx2 && has!("vaes"),
-                Isa::Avx512 => avx2 && has!("vaes") && has!("avx512f"),
+                Isa::Avx512 => avx2 && has!("vaes") && crate::cpu::avx512f(),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]

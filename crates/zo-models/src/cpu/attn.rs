@@ -80,12 +80,11 @@ pub(super) fn scores(q: &[f32], k: &[f32], blk: Block, kt: &mut Vec<f32>, s: &mu
     kt.resize(blk.tk * blk.d, 0.0);
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if zo_core::cpu::avx512f() {
             // SAFETY: AVX-512F is available (checked just above).
             return unsafe { scores_avx512(q, k, blk, kt, s) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if zo_core::cpu::avx2_fma() {
             // SAFETY: AVX2 and FMA are available (checked just above).
             return unsafe { scores_avx2(q, k, blk, kt, s) };
         }
@@ -105,12 +104,11 @@ pub(super) fn scores(q: &[f32], k: &[f32], blk: Block, kt: &mut Vec<f32>, s: &mu
 pub(super) unsafe fn weighted_sum(p: &[f32], v: &[f32], blk: Block, out: *mut f32) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if zo_core::cpu::avx512f() {
             // SAFETY: AVX-512F is available; `out` as the caller guarantees.
             return unsafe { weighted_sum_avx512(p, v, blk, out) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if zo_core::cpu::avx2_fma() {
             // SAFETY: AVX2 and FMA are available; `out` as the caller guarantees.
             return unsafe { weighted_sum_avx2(p, v, blk, out) };
         }

@@ -140,23 +140,23 @@ impl Peaks {
     }
 }
 
-/// The f32 FMA peak of this process's threads, GFLOP/s: one thread's best over 5 runs (after a warm-up run) of a
-/// loop of independent vector FMAs (16 accumulators, enough to cover the FMA latency on two
-/// pipes, ~0.05 s each), times the thread count candle uses. One thread and the best of
+/// The f32 FMA peak of this process's threads, GFLOP/s: one thread's best over 5 runs (after a
+/// warm-up run) of a loop of independent vector FMAs (16 accumulators, 12 with AVX2, enough to
+/// cover the FMA latency on two pipes, ~0.05 s each), times the thread count candle uses. One thread and the best of
 /// several short runs, because on a shared machine a run of all threads rarely gets every
-/// core at once. AVX-512F where the CPU has it, else AVX2+FMA; `None` elsewhere.
+/// core at once. AVX-512F where the CPU has it (and `ZO_MAX_ISA` allows it), else AVX2+FMA;
+/// `None` elsewhere.
 pub fn fma_peak_gflops() -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f") {
+        if zo_core::cpu::avx512f() {
             // SAFETY: AVX-512F was detected.
             Some(peak_of(16 * 16 * 2, |iters| unsafe {
                 fma_loop_avx512(iters)
             }))
-        } else if has!("avx2") && has!("fma") {
+        } else if zo_core::cpu::avx2_fma() {
             // SAFETY: AVX2 and FMA were detected.
-            Some(peak_of(16 * 8 * 2, |iters| unsafe { fma_loop_avx2(iters) }))
+            Some(peak_of(12 * 8 * 2, |iters| unsafe { fma_loop_avx2(iters) }))
         } else {
             None
         }
@@ -176,8 +176,7 @@ pub fn fma_peak_gflops() -> Option<f64> {
 pub fn bf16_dot_peak_gflops() -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f") && has!("avx512bf16") {
+        if zo_core::cpu::avx512bf16() {
             // SAFETY: AVX-512F and AVX512-BF16 were detected.
             Some(peak_of(16 * 16 * 4, |iters| unsafe { dpbf16_loop(iters) }))
         } else {
@@ -265,7 +264,10 @@ unsafe fn fma_loop_avx512(iters: u64) -> f32 {
     acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
 }
 
-/// As [`fma_loop_avx512`] with 256-bit vectors.
+/// As [`fma_loop_avx512`] with 256-bit vectors and 12 accumulators: AVX2 has 16 vector
+/// registers, and 16 accumulators plus the multiplier spill one chain to the stack, whose
+/// store-to-load latency then sets the pace (134 against 236 GFLOP/s on 2 threads of a Zen 4,
+/// whose 256-bit FMAs issue two per cycle; 12 chains cover the 4-cycle latency on two pipes).
 ///
 /// # Safety
 /// The CPU supports AVX2 and FMA.
@@ -275,7 +277,7 @@ unsafe fn fma_loop_avx2(iters: u64) -> f32 {
     use std::arch::x86_64::*;
     // Distinct starting values: with equal ones LLVM merges the chains into a rotation of
     // registers through the stack.
-    let mut acc = [_mm256_setzero_ps(); 16];
+    let mut acc = [_mm256_setzero_ps(); 12];
     for (i, v) in acc.iter_mut().enumerate() {
         *v = _mm256_set1_ps(i as f32);
     }

@@ -313,6 +313,7 @@ impl<'a> Ctx<'a> {
                 }),
             ),
             ("kernel", json!(self.kernel)),
+            ("isa", json!(zo_core::cpu::level().name())),
         ];
         for (k, v) in defaults {
             obj.entry(k).or_insert(v);

@@ -438,6 +438,7 @@ fn no_f32_peak_fraction_for_bf16_products() {
         // Which arithmetic ran, by name: the weights' `dtype` stays f32 under bf16 compute.
         assert_eq!(v["compute"], if bf16 { "bf16" } else { "f32" }, "{v}");
         assert_eq!(v["kernel"], kernel.as_str(), "{v}");
+        assert_eq!(v["isa"], zo_core::cpu::level().name(), "{v}");
         assert_eq!(v["dtype"], "f32", "{v}");
         let f = &v["fraction_of_fma_peak"];
         if bf16_units {

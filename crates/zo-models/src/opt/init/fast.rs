@@ -139,7 +139,7 @@ unsafe fn normals_avx2(k: u64, first: u64, std: f64, out: &mut [f32]) {
 /// `out[j] = (std · N(first + j)) as f32` for the normals of stream `k`.
 pub(super) fn normals(k: u64, first: u64, std: f64, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
+    if zo_core::cpu::avx2_fma() {
         // SAFETY: the CPU supports AVX2 (checked just above).
         return unsafe { normals_avx2(k, first, std, out) };
     }

@@ -1,0 +1,217 @@
+//! `--max-isa` / ZO_MAX_ISA: the kernels of narrower CPUs (AVX2 only, AVX-512 without bf16,
+//! no AMX tiles) run on this one, and an f32 run gives the same bits at every vector level.
+
+use std::fs;
+use std::path::Path;
+
+use zo_core::cpu::{self, Level};
+
+use crate::common::{assert_code, run_in, stderr, stdout, zo};
+use crate::protocol::fixture_data;
+use crate::train::{args, assert_same_run, quick};
+use crate::vision::{resnet_args, synthetic_cifar10};
+
+/// The vector levels this CPU can run, narrowest first (AVX2 up to the CPU's own), by name.
+fn vector_levels(test: &str) -> Vec<&'static str> {
+    let v: Vec<_> = Level::ALL
+        .into_iter()
+        .filter(|&l| l >= Level::Avx2 && l <= cpu::detected())
+        .map(Level::name)
+        .collect();
+    if v.len() < 2 {
+        println!("{test}: this CPU has fewer than two vector levels, nothing to compare");
+    }
+    v
+}
+
+/// A run's files at each vector level: an OPT run in f32 and with bf16 and f16 weights (the
+/// perturbation sweeps, the products, attention, the row operations and the evaluation's
+/// scoring), a ResNet run, and a SQuAD-format evaluation that decodes 16 new tokens per
+/// example through the KV cache. The narrowest level is the reference.
+#[test]
+fn runs_give_the_same_bits_at_every_vector_level() {
+    let levels = vector_levels("runs_give_the_same_bits_at_every_vector_level");
+    if levels.len() < 2 {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    synthetic_cifar10(&root.join("cifar"), 8, 10);
+    let squad = fixture_data(root, "squad");
+    for level in &levels {
+        for dtype in ["f32", "bf16", "f16"] {
+            let mut a = quick(4, &[&format!("model.dtype=\"{dtype}\"")]);
+            a.extend(["--max-isa".into(), (*level).into()]);
+            a.extend(["--out".into(), format!("opt-{dtype}-{level}")]);
+            assert_code(&run_in(root, &args(&a)), 0);
+        }
+        let mut a = resnet_args("cifar", "ga", 2, &["train.eval_every=0"]);
+        a.extend(["--max-isa".into(), (*level).into()]);
+        a.extend(["--out".into(), format!("resnet-{level}")]);
+        assert_code(&run_in(root, &args(&a)), 0);
+        let preds = root.join(format!("squad-{level}.jsonl"));
+        let o = run_in(
+            root,
+            &[
+                "eval",
+                "-q",
+                "--model",
+                "builtin:tiny-opt",
+                "--task",
+                "squad",
+                "--data",
+                squad.to_str().unwrap(),
+                "--split",
+                "test",
+                "--set",
+                "model.tokenizer=builtin:tiny",
+                "--set",
+                "task.max_new_tokens=16",
+                "--max-isa",
+                level,
+                "--predictions",
+                preds.to_str().unwrap(),
+            ],
+        );
+        assert_code(&o, 0);
+    }
+    let first = levels[0];
+    for level in &levels[1..] {
+        for dtype in ["f32", "bf16", "f16"] {
+            assert_same_run(
+                root,
+                &format!("opt-{dtype}-{first}"),
+                &format!("opt-{dtype}-{level}"),
+            );
+            let preds =
+                |l: &str| fs::read(root.join(format!("opt-{dtype}-{l}/predictions_test.jsonl")));
+            assert!(
+                preds(first).unwrap() == preds(level).unwrap(),
+                "{dtype}: {first} vs {level}"
+            );
+        }
+        assert_same_run(root, &format!("resnet-{first}"), &format!("resnet-{level}"));
+        let squad = |l: &str| fs::read(root.join(format!("squad-{l}.jsonl"))).unwrap();
+        assert!(
+            squad(first) == squad(level),
+            "SQuAD predictions: {first} vs {level}"
+        );
+    }
+    assert!(
+        !fs::read(root.join(format!("squad-{first}.jsonl")))
+            .unwrap()
+            .is_empty(),
+        "no SQuAD predictions written"
+    );
+}
+
+/// The portable level (no zo kernel: candle's products) trains too, and the log names the cap.
+#[test]
+fn the_generic_level_runs_and_the_log_names_the_cap() {
+    let d = tempfile::tempdir().unwrap();
+    let mut a = quick(3, &[]);
+    a[1] = "-v".into();
+    a.extend([
+        "--max-isa".into(),
+        "generic".into(),
+        "--out".into(),
+        "g".into(),
+    ]);
+    let o = run_in(d.path(), &args(&a));
+    assert_code(&o, 0);
+    let res: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(res["accuracy"].as_f64().is_some(), "{res}");
+    let log = stderr(&o);
+    if cpu::detected() > Level::Generic {
+        assert!(
+            log.contains("capped by ZO_MAX_ISA=generic"),
+            "the log does not name the cap:\n{log}"
+        );
+    }
+    // The environment's cap, named in the log the same way.
+    if cpu::detected() >= Level::Avx512 {
+        let o = zo()
+            .current_dir(d.path())
+            .env("ZO_MAX_ISA", "AVX2")
+            .args(["quickstart", "-v", "--steps", "1", "--out", "e"])
+            .output()
+            .unwrap();
+        assert_code(&o, 0);
+        assert!(stderr(&o).contains("isa=avx2 ("), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_level_that_is_not_one_is_refused_before_the_run() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run_in(
+        d.path(),
+        &["quickstart", "-q", "--max-isa", "avx1024", "--out", "x"],
+    );
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("--max-isa"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("avx512bf16"), "{}", stderr(&o));
+    let with_env = |value: &str, extra: &[&str]| {
+        let mut c = zo();
+        c.current_dir(d.path()).env("ZO_MAX_ISA", value);
+        c.args(["quickstart", "-q", "--steps", "1", "--out", "y"]);
+        c.args(extra).output().unwrap()
+    };
+    let o = with_env("avx1024", &[]);
+    assert_code(&o, 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains("ZO_MAX_ISA=avx1024") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!d.path().join("y").exists());
+    // The flag wins over the environment, which is then not read.
+    assert_code(&with_env("avx1024", &["--max-isa", "native"]), 0);
+    assert!(Path::new(&d.path().join("y/results.json")).exists());
+}
+
+/// `zo bench` under a cap: every line names the level, the products run on that level's
+/// kernel, and the probed FMA peak is that level's (the forward stays below it: a probe that
+/// spills its accumulators reads low and gives fractions above 1).
+#[test]
+fn bench_lines_name_the_capped_level_and_stay_below_its_peak() {
+    if cpu::detected() < Level::Avx2 {
+        println!("bench_lines_name_the_capped_level_and_stay_below_its_peak: no AVX2 here");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let o = run_in(
+        d.path(),
+        &[
+            "bench",
+            "-q",
+            "--figure",
+            "b1",
+            "--model",
+            "opt-125m",
+            "-B",
+            "8",
+            "--repeats",
+            "1",
+            "--warmup",
+            "1",
+            "--max-isa",
+            "avx2",
+        ],
+    );
+    assert_code(&o, 0);
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let b1: Vec<_> = lines.iter().filter(|v| v["figure"] == "B1").collect();
+    assert_eq!(b1.len(), 4, "T 64 and 128, full LM and task loss");
+    for v in lines.iter() {
+        assert_eq!(v["isa"], "avx2", "{v}");
+    }
+    for v in b1 {
+        assert_eq!(v["kernel"], "avx2", "{v}");
+        let f = v["fraction_of_fma_peak"].as_f64().unwrap();
+        assert!(f > 0.0 && f < 1.2, "{v}");
+    }
+}
