@@ -171,12 +171,12 @@ fn a_level_that_is_not_one_is_refused_before_the_run() {
 }
 
 /// `zo bench` under a cap: every line names the level, the products run on that level's
-/// kernel, and the probed FMA peak is that level's (the forward stays below it: a probe that
-/// spills its accumulators reads low and gives fractions above 1).
+/// kernel, and the figures are fractions of that level's FMA peak (the probe itself:
+/// `bench::tests::fma_probes_keep_their_chains_in_registers`).
 #[test]
-fn bench_lines_name_the_capped_level_and_stay_below_its_peak() {
+fn bench_lines_name_the_capped_level_and_its_kernel() {
     if cpu::detected() < Level::Avx2 {
-        println!("bench_lines_name_the_capped_level_and_stay_below_its_peak: no AVX2 here");
+        println!("bench_lines_name_the_capped_level_and_its_kernel: no AVX2 here");
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -188,13 +188,13 @@ fn bench_lines_name_the_capped_level_and_stay_below_its_peak() {
             "--figure",
             "b1",
             "--model",
-            "opt-125m",
+            "tiny-opt",
             "-B",
-            "8",
+            "2",
             "--repeats",
             "1",
             "--warmup",
-            "1",
+            "0",
             "--max-isa",
             "avx2",
         ],
@@ -211,7 +211,13 @@ fn bench_lines_name_the_capped_level_and_stay_below_its_peak() {
     }
     for v in b1 {
         assert_eq!(v["kernel"], "avx2", "{v}");
-        let f = v["fraction_of_fma_peak"].as_f64().unwrap();
-        assert!(f > 0.0 && f < 1.2, "{v}");
+        assert!(
+            v["fma_peak_gflops"].as_f64().is_some_and(|p| p > 0.0),
+            "{v}"
+        );
+        assert!(
+            v["fraction_of_fma_peak"].as_f64().is_some_and(|f| f > 0.0),
+            "{v}"
+        );
     }
 }

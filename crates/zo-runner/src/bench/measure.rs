@@ -151,12 +151,14 @@ pub fn fma_peak_gflops() -> Option<f64> {
     {
         if zo_core::cpu::avx512f() {
             // SAFETY: AVX-512F was detected.
-            Some(peak_of(16 * 16 * 2, |iters| unsafe {
-                fma_loop_avx512(iters)
+            Some(peak_of(AVX512_CHAINS as u64 * 16 * 2, |iters| unsafe {
+                fma_loop_avx512::<AVX512_CHAINS>(iters)
             }))
         } else if zo_core::cpu::avx2_fma() {
             // SAFETY: AVX2 and FMA were detected.
-            Some(peak_of(12 * 8 * 2, |iters| unsafe { fma_loop_avx2(iters) }))
+            Some(peak_of(AVX2_CHAINS as u64 * 8 * 2, |iters| unsafe {
+                fma_loop_avx2::<AVX2_CHAINS>(iters)
+            }))
         } else {
             None
         }
@@ -166,6 +168,12 @@ pub fn fma_peak_gflops() -> Option<f64> {
         None
     }
 }
+
+/// Independent FMA chains of the AVX-512 probe (AVX-512 has 32 vector registers).
+pub(super) const AVX512_CHAINS: usize = 16;
+/// Independent FMA chains of the AVX2 probe: 12 of AVX2's 16 vector registers, beside the
+/// multiplier ([`fma_loop_avx2`]).
+pub(super) const AVX2_CHAINS: usize = 12;
 
 /// The bf16 dot-product peak of this process's threads, GFLOP/s, measured as
 /// [`fma_peak_gflops`] with AVX512-BF16's `vdpbf16ps` in place of the FMA (16 lanes, each
@@ -192,7 +200,7 @@ pub fn bf16_dot_peak_gflops() -> Option<f64> {
 /// `flop_per_iter · ITERS / seconds` of `run(ITERS)`, the best of 5 runs after a warm-up run
 /// (wide vector units may start powered down), in GFLOP/s, times candle's thread count.
 #[cfg(target_arch = "x86_64")]
-fn peak_of(flop_per_iter: u64, run: impl Fn(u64) -> f32) -> f64 {
+pub(super) fn peak_of(flop_per_iter: u64, run: impl Fn(u64) -> f32) -> f64 {
     const ITERS: u64 = 2_000_000;
     let best = (0..6)
         .map(|i| {
@@ -241,17 +249,17 @@ unsafe fn dpbf16_loop(iters: u64) -> f32 {
     acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
 }
 
-/// `iters` rounds of 16 independent AVX-512 FMAs; returns a value that depends on them all.
+/// `iters` rounds of `N` independent AVX-512 FMAs; returns a value that depends on them all.
 ///
 /// # Safety
 /// The CPU supports AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn fma_loop_avx512(iters: u64) -> f32 {
+pub(super) unsafe fn fma_loop_avx512<const N: usize>(iters: u64) -> f32 {
     use std::arch::x86_64::*;
     // Distinct starting values: with equal ones LLVM merges the chains into a rotation of
     // registers through the stack.
-    let mut acc = [_mm512_setzero_ps(); 16];
+    let mut acc = [_mm512_setzero_ps(); N];
     for (i, v) in acc.iter_mut().enumerate() {
         *v = _mm512_set1_ps(i as f32);
     }
@@ -264,7 +272,7 @@ unsafe fn fma_loop_avx512(iters: u64) -> f32 {
     acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
 }
 
-/// As [`fma_loop_avx512`] with 256-bit vectors and 12 accumulators: AVX2 has 16 vector
+/// As [`fma_loop_avx512`] with 256-bit vectors. The probe runs 12 chains: AVX2 has 16 vector
 /// registers, and 16 accumulators plus the multiplier spill one chain to the stack, whose
 /// store-to-load latency then sets the pace (134 against 236 GFLOP/s on 2 threads of a Zen 4,
 /// whose 256-bit FMAs issue two per cycle; 12 chains cover the 4-cycle latency on two pipes).
@@ -273,11 +281,11 @@ unsafe fn fma_loop_avx512(iters: u64) -> f32 {
 /// The CPU supports AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn fma_loop_avx2(iters: u64) -> f32 {
+pub(super) unsafe fn fma_loop_avx2<const N: usize>(iters: u64) -> f32 {
     use std::arch::x86_64::*;
     // Distinct starting values: with equal ones LLVM merges the chains into a rotation of
     // registers through the stack.
-    let mut acc = [_mm256_setzero_ps(); 12];
+    let mut acc = [_mm256_setzero_ps(); N];
     for (i, v) in acc.iter_mut().enumerate() {
         *v = _mm256_set1_ps(i as f32);
     }
