@@ -580,10 +580,11 @@ impl RowSource for Cut<'_> {
 
 /// A read in place through its runs (`Kernel::KERNEL_RUNS`, both AVX-512 blockings) gives
 /// the bits of the same runs packed (the AVX2 kernel, which packs them), of the gathered copy,
-/// and of the dense product: runs of several lengths (long ones read in
-/// place, short ones packed), zero rows, runs of zeros in every row (skipped, in place and
-/// packed; with runs of 7 more zero ranges than `driver::Zeros` holds, so none skipped; whole
-/// `k` blocks of zeros, the last one too), runs cut by `k` blocks, edge tiles, every epilogue, 1–3 threads.
+/// and of the dense product: runs of several lengths, odd ones too (long ones read in place,
+/// short ones packed), zero rows, runs of zeros in every row (skipped, in place and packed;
+/// with runs of 7 more zero ranges than `driver::Zeros` holds, so none skipped; whole `k`
+/// blocks of zeros, the last one too), runs cut by `k` blocks at odd offsets, edge tiles,
+/// every epilogue, 1–3 threads.
 #[test]
 fn a_read_in_place_gives_the_bits_of_packing() {
     use kernel_avx512::Avx512;
@@ -604,6 +605,8 @@ fn a_read_in_place_gives_the_bits_of_packing() {
         (37, 140, 576, 100),
         (250, 64, 800, 7),
         (16, 33, 300, 300),
+        // Odd runs read in place, cut by the `k` blocks at odd offsets.
+        (45, 50, 1990, 33),
         // A run of zeros in every row that covers whole `k` blocks, the last one included.
         (30, 40, 2100, 700),
     ]
