@@ -221,3 +221,38 @@ fn bench_lines_name_the_capped_level_and_its_kernel() {
         );
     }
 }
+
+/// A run records the level it started at (`versions.json`), and resuming it at a level whose
+/// products round differently (bf16 products on `vdpbf16ps` against f32 ones) says so; f32
+/// products resume silently at any vector level.
+#[test]
+fn resuming_at_a_level_that_rounds_differently_warns() {
+    if cpu::detected() < Level::Avx512Bf16 {
+        println!("resuming_at_a_level_that_rounds_differently_warns: no AVX512-BF16 here");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    for compute in ["f32", "bf16"] {
+        let out = format!("r-{compute}");
+        let compute_set = format!("model.compute=\"{compute}\"");
+        let mut a = quick(2, &[&compute_set, "train.checkpoint_every=1"]);
+        a.extend([
+            "--max-isa".into(),
+            "avx2".into(),
+            "--out".into(),
+            out.clone(),
+        ]);
+        assert_code(&run_in(d.path(), &args(&a)), 0);
+        let v: serde_json::Value =
+            serde_json::from_slice(&fs::read(d.path().join(&out).join("versions.json")).unwrap())
+                .unwrap();
+        assert_eq!(v["isa"], "avx2", "{v}");
+        let o = run_in(
+            d.path(),
+            &["train", "--resume", &out, "--max-isa", "native"],
+        );
+        assert_code(&o, 0);
+        let warned = stderr(&o).contains("started with its kernels at avx2 and resumes at");
+        assert_eq!(warned, compute == "bf16", "{compute}: {}", stderr(&o));
+    }
+}

@@ -166,6 +166,32 @@ fn detect() -> Level {
     }
 }
 
+/// The CPU's brand string (CPUID leaves `0x8000_0002..=0x8000_0004`, as `/proc/cpuinfo`'s
+/// `model name`), trimmed; `None` off x86-64 or where the CPU does not report one.
+pub fn brand() -> Option<String> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        if __cpuid(0x8000_0000).eax < 0x8000_0004 {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(48);
+        for leaf in 0x8000_0002..=0x8000_0004u32 {
+            let r = __cpuid(leaf);
+            for w in [r.eax, r.ebx, r.ecx, r.edx] {
+                bytes.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+        (!text.is_empty()).then(|| text.to_string())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
 /// The level the kernels run at: the CPU's, capped.
 pub fn level() -> Level {
     detected().min(max())

@@ -369,16 +369,28 @@ mod tests {
     }
 
     #[test]
-    fn versions_record_the_world_size_and_older_runs_read_as_one_rank() {
+    fn versions_record_the_world_size_and_isa_and_older_runs_read_as_one_rank() {
         let d = tempfile::tempdir().unwrap();
         write_versions(d.path(), 2).unwrap();
-        assert_eq!(check_versions(d.path()).unwrap(), 2);
+        let want = Started {
+            world_size: 2,
+            isa: Some(zo_core::cpu::level().name().to_string()),
+        };
+        assert_eq!(check_versions(d.path()).unwrap(), want);
+        let text = fs::read_to_string(d.path().join(VERSIONS_FILE)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["isa"], zo_core::cpu::level().name());
+        assert_eq!(v["cpu"].as_str(), zo_core::cpu::brand().as_deref());
         let old = serde_json::json!({
             "zo": "0.1.0",
             "generator": zo_core::rng::GENERATOR_VERSION,
         });
         fs::write(d.path().join(VERSIONS_FILE), old.to_string()).unwrap();
-        assert_eq!(check_versions(d.path()).unwrap(), 1);
+        let want = Started {
+            world_size: 1,
+            isa: None,
+        };
+        assert_eq!(check_versions(d.path()).unwrap(), want);
     }
 
     #[test]
@@ -417,6 +429,23 @@ struct Versions {
     /// another number: the split of each batch gives the same bits whatever the count.
     #[serde(default = "one")]
     world_size: usize,
+    /// The instruction-set level the run's kernels started at (`zo_core::cpu`; runs before
+    /// this field: none recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    isa: Option<String>,
+    /// The CPU it started on (its brand string), for the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cpu: Option<String>,
+}
+
+/// What `versions.json` says of how a run started.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Started {
+    /// The number of ranks.
+    pub world_size: usize,
+    /// The instruction-set level of its kernels, by name, where recorded (a later zo may
+    /// know levels this one does not).
+    pub isa: Option<String>,
 }
 
 fn one() -> usize {
@@ -443,6 +472,8 @@ pub fn write_versions(dir: &Path, world_size: usize) -> Result<()> {
         zo: env!("CARGO_PKG_VERSION").to_string(),
         generator: zo_core::rng::GENERATOR_VERSION,
         world_size,
+        isa: Some(zo_core::cpu::level().name().to_string()),
+        cpu: zo_core::cpu::brand(),
     };
     write_atomic(
         &dir.join(VERSIONS_FILE),
@@ -451,17 +482,27 @@ pub fn write_versions(dir: &Path, world_size: usize) -> Result<()> {
 }
 
 /// Checks that a run directory was made with this build's direction generator, and returns
-/// the number of ranks the run started with. A run without `versions.json` predates it and
-/// used generator 1 and one rank.
-pub fn check_versions(dir: &Path) -> Result<usize> {
+/// how the run started. A run without `versions.json` predates it and used generator 1 and
+/// one rank.
+pub fn check_versions(dir: &Path) -> Result<Started> {
     let path = dir.join(VERSIONS_FILE);
-    let (generator, world_size) = match fs::read(&path) {
+    let (generator, started) = match fs::read(&path) {
         Ok(bytes) => {
             let v = serde_json::from_slice::<Versions>(&bytes)
                 .with_context(|| format!("{}: invalid", path.display()))?;
-            (v.generator, v.world_size)
+            let started = Started {
+                world_size: v.world_size,
+                isa: v.isa,
+            };
+            (v.generator, started)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (1, 1),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+            1,
+            Started {
+                world_size: 1,
+                isa: None,
+            },
+        ),
         Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
     };
     if generator != zo_core::rng::GENERATOR_VERSION {
@@ -471,5 +512,5 @@ pub fn check_versions(dir: &Path) -> Result<usize> {
             zo_core::rng::GENERATOR_VERSION
         );
     }
-    Ok(world_size)
+    Ok(started)
 }

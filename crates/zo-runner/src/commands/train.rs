@@ -89,12 +89,58 @@ pub fn resume(g: &Global, dir: &Path) -> CmdResult {
     let state = crate::rundir::read_checkpoint_state(dir).map_err(usage)?;
     tracing::info!(
         step = state.trainer.step,
-        started_with_ranks = started,
+        started_with_ranks = started.world_size,
         "resuming from the checkpoint (any number of ranks continues it exactly)"
     );
+    if let Some(then) = started.isa.as_deref() {
+        check_isa(dir, then, settings.model.compute);
+    }
     let mut settings = settings;
     settings.train.out = dir.to_path_buf();
     train(settings, Some(state), g.quiet)
+}
+
+/// Warns when a run resumes at an instruction-set level whose products round differently from
+/// the level it started at (`then`, from `versions.json`): the steps from here are then not
+/// the bits an uninterrupted run would have made.
+fn check_isa(dir: &Path, then: &str, compute: crate::settings::ComputeSetting) {
+    let now = zo_core::cpu::level();
+    match zo_core::cpu::Level::parse(then) {
+        Ok(level) if same_products(compute, level, now) => {
+            if level != now {
+                tracing::info!(
+                    started = then,
+                    now = now.name(),
+                    "resuming at another instruction-set level, whose products give the same bits"
+                );
+            }
+        }
+        _ => tracing::warn!(
+            "{}: the run started with its kernels at {then} and resumes at {now} (model.compute = {}), whose products round differently: the steps from here are not the bits an uninterrupted run would have made (--max-isa {then} runs at that level where the CPU has it)",
+            dir.display(),
+            format!("{compute:?}").to_lowercase()
+        ),
+    }
+}
+
+/// Whether the forward's products give the same bits at levels `a` and `b`: with f32 products
+/// every vector level shares one FMA order and `generic` (candle's products) has its own; bf16
+/// products round their inputs on AMX tiles (`amx`) or with `vdpbf16ps`'s bits
+/// (`avx512bf16`), and run in f32 below.
+fn same_products(
+    compute: crate::settings::ComputeSetting,
+    a: zo_core::cpu::Level,
+    b: zo_core::cpu::Level,
+) -> bool {
+    use crate::settings::ComputeSetting;
+    use zo_core::cpu::Level;
+    let class = |l: Level| match (compute, l) {
+        (_, Level::Generic) => 0,
+        (ComputeSetting::Bf16, Level::Amx) => 3,
+        (ComputeSetting::Bf16, Level::Avx512Bf16) => 2,
+        _ => 1,
+    };
+    class(a) == class(b)
 }
 
 /// The whole run. `resume`: the checkpoint state to continue from.
@@ -160,4 +206,30 @@ fn lock_run_dir(out: &Path) -> Result<crate::lock::RunLock, CmdError> {
         .with_context(|| format!("{}: cannot create the run directory", out.display()))
         .map_err(usage)?;
     crate::lock::RunLock::acquire(out).map_err(usage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_products;
+    use crate::settings::ComputeSetting::{Bf16, F32};
+    use zo_core::cpu::Level::*;
+
+    #[test]
+    fn products_round_alike_across_vector_levels_in_f32_only() {
+        for (a, b) in [(Avx2, Avx512), (Avx2, Amx), (Avx512Bf16, Amx), (Amx, Amx)] {
+            assert!(
+                same_products(F32, a, b) && same_products(F32, b, a),
+                "{a} {b}"
+            );
+        }
+        assert!(!same_products(F32, Generic, Avx2));
+        assert!(same_products(Bf16, Avx2, Avx512));
+        assert!(same_products(Bf16, Amx, Amx));
+        for (a, b) in [(Avx512, Avx512Bf16), (Avx512Bf16, Amx), (Generic, Avx2)] {
+            assert!(
+                !same_products(Bf16, a, b) && !same_products(Bf16, b, a),
+                "{a} {b}"
+            );
+        }
+    }
 }
