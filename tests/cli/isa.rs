@@ -7,7 +7,7 @@ use std::path::Path;
 use zo_core::cpu::{self, Level};
 
 use crate::common::{assert_code, run_in, stderr, stdout, zo};
-use crate::protocol::fixture_data;
+use crate::protocol::{eval, fixture_data};
 use crate::train::{args, assert_same_run, quick};
 use crate::vision::{resnet_args, synthetic_cifar10};
 
@@ -50,21 +50,13 @@ fn runs_give_the_same_bits_at_every_vector_level() {
         a.extend(["--out".into(), format!("resnet-{level}")]);
         assert_code(&run_in(root, &args(&a)), 0);
         let preds = root.join(format!("squad-{level}.jsonl"));
-        let o = run_in(
+        let o = eval(
             root,
+            Path::new("builtin:tiny-opt"),
+            "squad",
+            &squad,
             &[
-                "eval",
                 "-q",
-                "--model",
-                "builtin:tiny-opt",
-                "--task",
-                "squad",
-                "--data",
-                squad.to_str().unwrap(),
-                "--split",
-                "test",
-                "--set",
-                "model.tokenizer=builtin:tiny",
                 "--set",
                 "task.max_new_tokens=16",
                 "--max-isa",

@@ -41,7 +41,13 @@ fn predictions(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn eval(cwd: &Path, model: &Path, task: &str, data: &Path, extra: &[&str]) -> std::process::Output {
+pub(crate) fn eval(
+    cwd: &Path,
+    model: &Path,
+    task: &str,
+    data: &Path,
+    extra: &[&str],
+) -> std::process::Output {
     let mut a: Vec<String> = [
         "eval",
         "--model",
