@@ -212,6 +212,39 @@ fn bench_lines_name_the_capped_level_and_its_kernel() {
             "{v}"
         );
     }
+    // B4's child process runs under the same cap (it refuses to report a kernel or level
+    // other than the parent's).
+    let o = run_in(
+        d.path(),
+        &[
+            "bench",
+            "-q",
+            "--figure",
+            "b4",
+            "--model",
+            "tiny-opt",
+            "-B",
+            "1",
+            "-T",
+            "16",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--max-isa",
+            "avx2",
+        ],
+    );
+    assert_code(&o, 0);
+    let b4: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["figure"] == "B4")
+        .collect();
+    assert_eq!(b4.len(), 2, "full LM and task loss");
+    assert!(b4
+        .iter()
+        .all(|v| v["isa"] == "avx2" && v["kernel"] == "avx2"));
 }
 
 /// A run records the level it started at (`versions.json`), and resuming it at a level whose

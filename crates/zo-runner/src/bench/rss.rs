@@ -32,15 +32,20 @@ pub struct ChildReport {
     pub peak_kib: u64,
     pub steps: usize,
     pub step_median_s: f64,
+    /// The products' kernel the child's steps ran on ([`super::kernel_name`]) and its
+    /// instruction-set level: the parent's own, or the B4 line would not describe it.
+    pub kernel: String,
+    pub isa: String,
 }
 
 /// The child's side: load, step, report. Printed as one JSON line on stdout.
 pub fn child(args: &BenchArgs, kind: LossKind) -> Result<()> {
     let (_, rss_start) = self_rss_kib().context("reading /proc/self/status")?;
-    let model = super::with_lora(
+    let mut model = super::with_lora(
         load_model(&args.model.parse()?, args.seed, candle_core::DType::F32)?,
         args,
     )?;
+    model.set_compute(args.compute.kernel());
     let t = args.seq.first().copied().unwrap_or(64);
     let inputs = Inputs::random(&model, args.batch.unwrap_or(16), t, args.seed)?;
     let (peak_build, rss_after_build) = self_rss_kib().context("reading /proc/self/status")?;
@@ -66,6 +71,8 @@ pub fn child(args: &BenchArgs, kind: LossKind) -> Result<()> {
         peak_kib: peak_build.max(peak_now),
         steps,
         step_median_s: run.summary.median_s,
+        kernel: super::kernel_name(args.compute.kernel().isa()),
+        isa: zo_core::cpu::level().name().into(),
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
@@ -99,7 +106,9 @@ pub fn b4(ctx: &mut Ctx, args: &BenchArgs, kinds: &[LossKind]) -> Result<()> {
             .args(["--repeats", &ctx.repeats.to_string()])
             .args(["--warmup", &ctx.warmup.to_string()])
             .args(["--seed", &ctx.seed.to_string()])
-            .args(["--loss", kind_name(kind)]);
+            .args(["--loss", kind_name(kind)])
+            .args(["--compute", &format!("{:?}", args.compute).to_lowercase()])
+            .args(["--max-isa", zo_core::cpu::max().name()]);
         // The thread count goes with the environment: `--threads` set RAYON_NUM_THREADS for
         // this process at its start, and the child inherits it.
         if args.lora {
@@ -115,6 +124,15 @@ pub fn b4(ctx: &mut Ctx, args: &BenchArgs, kinds: &[LossKind]) -> Result<()> {
             bail!("the B4 child failed ({}): {stdout}", out.status);
         }
         let r = parse_child(&stdout)?;
+        let isa = zo_core::cpu::level().name();
+        if (r.kernel.as_str(), r.isa.as_str()) != (ctx.kernel.as_str(), isa) {
+            bail!(
+                "the B4 child ran kernel {} at {}, this process {} at {isa}",
+                r.kernel,
+                r.isa,
+                ctx.kernel
+            );
+        }
         ctx.emit(json!({
             "figure": "B4",
             "method": Method::Ga,
@@ -157,6 +175,8 @@ mod tests {
             peak_kib: 4,
             steps: 2,
             step_median_s: 0.5,
+            kernel: "avx2".into(),
+            isa: "avx2".into(),
         };
         let text = format!("noise\n{}\n", serde_json::to_string(&r).unwrap());
         assert_eq!(parse_child(&text).unwrap(), r);
