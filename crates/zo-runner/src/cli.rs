@@ -70,11 +70,16 @@ impl Global {
     }
 
     /// Fixes the instruction-set cap of this process (`--max-isa`, else ZO_MAX_ISA): before
-    /// any kernel runs. A ZO_MAX_ISA that names no level is refused.
+    /// any kernel runs. A ZO_MAX_ISA that names no level is refused. `--max-isa` sets
+    /// ZO_MAX_ISA for the process, so a child process of this binary (B4's) runs under the
+    /// same cap, as `--threads` sets RAYON_NUM_THREADS.
     pub fn apply_max_isa(&self) -> Result<(), String> {
         use zo_core::cpu;
         let level = match self.max_isa {
-            Some(l) => l,
+            Some(l) => {
+                std::env::set_var(cpu::ENV, l.name());
+                l
+            }
             None => cpu::env_max()?.unwrap_or(cpu::Level::Amx),
         };
         cpu::set_max(level)

@@ -39,24 +39,11 @@ const NR: usize = 32;
 /// `k` values per tile step (16 pairs).
 const CHUNK: usize = 32;
 
-/// Whether this CPU has AMX-TILE and AMX-BF16 and the kernel lets this process use them
-/// (asked once).
+/// Whether this CPU has AMX-TILE and AMX-BF16 (with AVX512-BF16: `zo_core::cpu::detected`)
+/// and the kernel lets this process use them (asked once).
 pub(super) fn supported() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| {
-        if !(std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bf16"))
-        {
-            return false;
-        }
-        // CPUID.(EAX=7, ECX=0):EDX bit 22 = AMX-BF16, bit 24 = AMX-TILE.
-        // CPUID leaf 7 exists on every CPU with AVX-512.
-        let edx = __cpuid_count(7, 0).edx;
-        if edx & (1 << 22) == 0 || edx & (1 << 24) == 0 {
-            return false;
-        }
-        request_tile_data()
-    })
+    *OK.get_or_init(|| zo_core::cpu::detected() >= zo_core::cpu::Level::Amx && request_tile_data())
 }
 
 /// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`: Linux hands out the (8 KB) tile

@@ -107,10 +107,10 @@ pub fn b4(ctx: &mut Ctx, args: &BenchArgs, kinds: &[LossKind]) -> Result<()> {
             .args(["--warmup", &ctx.warmup.to_string()])
             .args(["--seed", &ctx.seed.to_string()])
             .args(["--loss", kind_name(kind)])
-            .args(["--compute", &format!("{:?}", args.compute).to_lowercase()])
-            .args(["--max-isa", zo_core::cpu::max().name()]);
-        // The thread count goes with the environment: `--threads` set RAYON_NUM_THREADS for
-        // this process at its start, and the child inherits it.
+            .args(["--compute", &format!("{:?}", args.compute).to_lowercase()]);
+        // The thread count and the instruction-set cap go with the environment: `--threads`
+        // and `--max-isa` set RAYON_NUM_THREADS and ZO_MAX_ISA for this process at its start,
+        // and the child inherits them.
         if args.lora {
             cmd.arg("--lora");
         }
