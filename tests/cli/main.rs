@@ -2,6 +2,7 @@
 
 mod adapters;
 mod bad_input;
+mod candle_ops;
 mod common;
 mod durability;
 mod isa;

@@ -20,7 +20,7 @@
 //!   candle's scalar one-pass kernel into a zero-filled buffer.
 //!
 //! Every function returns `Ok(None)` when its inputs are not contiguous f32, bf16 or f16 CPU
-//! tensors, and the caller then runs the candle ops. bf16/f16 inputs (a model loaded with
+//! tensors (or [`set_candle_ops`] is on), and the caller then runs the candle ops. bf16/f16 inputs (a model loaded with
 //! `model.dtype = "bf16" | "f16"`) are widened exactly to f32 (activations with [`with_wide`];
 //! a weight matrix by the product itself, a block at a time as it reads it; the lm_head one
 //! vocabulary slice at a time; a KV cache one attention head at a time), computed on as f32,
@@ -31,6 +31,7 @@
 //! results do not depend on the number of threads (tested in `tests`).
 
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{CpuStorage, DType, Storage, Tensor};
 use gemm::{gemm, Parallelism};
@@ -55,10 +56,33 @@ pub(crate) use attention::{
 /// page faults and memory traffic cost more than the slicing.
 pub(crate) const HEAD_CHUNK: usize = 4096;
 
+/// Whether CPU tensors run candle's own ops instead of zo's CPU kernels ([`set_candle_ops`]).
+static CANDLE_OPS: AtomicBool = AtomicBool::new(false);
+
+/// Runs a CPU model on candle's own ops, the op sequence other devices (CUDA, Metal) run,
+/// instead of this module's kernels (the products, attention, LayerNorm, the lm_head's online
+/// NLL, the packed forward of [`crate::OptModel`], ResNet's fused convolutions): every fast
+/// path answers `None` and its caller takes the candle branch. Slower, and rounded as candle
+/// rounds; for checking that sequence on a machine without a GPU (`tests/candle_ops.rs`) and
+/// for telling a kernel's rounding from a model's behaviour. Process-wide (`zo`: `ZO_CANDLE_OPS=1`).
+pub fn set_candle_ops(on: bool) {
+    CANDLE_OPS.store(on, Ordering::Relaxed);
+}
+
+/// Whether CPU models run candle's own ops ([`set_candle_ops`]); `false` by default.
+pub fn candle_ops() -> bool {
+    CANDLE_OPS.load(Ordering::Relaxed)
+}
+
+/// Whether `t` is a CPU tensor that zo's kernels serve (not under [`set_candle_ops`]).
+pub(crate) fn kernels_serve(t: &Tensor) -> bool {
+    t.device().is_cpu() && !candle_ops()
+}
+
 /// Runs `f` on the contiguous f32 data of a CPU tensor; `None` for another device, dtype or a
-/// non-contiguous layout.
+/// non-contiguous layout, and under [`set_candle_ops`].
 pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
-    if t.dtype() != DType::F32 || !t.device().is_cpu() {
+    if t.dtype() != DType::F32 || !kernels_serve(t) {
         return None;
     }
     let (storage, layout) = t.storage_and_layout();

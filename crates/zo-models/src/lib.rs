@@ -15,6 +15,7 @@
 //! | batches | [`Batch::left_padded`] (MeZO: pad id 1, multiple of 8) |
 //! | MeZO's objectives | [`scoring::lm_loss`], [`scoring::classification_loss`], [`scoring::mean_option_logprobs`] |
 //! | generation | [`scoring::greedy_generate`] / [`scoring::greedy_generate_batch`] |
+//! | a CPU model on candle's ops (the op sequence of CUDA / Metal) | [`set_candle_ops`] |
 //!
 //! Goldens against transformers live in `tests/` with their generator scripts in
 //! `tests/fixtures/make_fixtures.py`, `assets/tiny-tokenizer/make_tiny_tokenizer.py` and
@@ -34,5 +35,6 @@ pub mod sgemm;
 pub mod tokenizer;
 
 pub use batch::Batch;
+pub use cpu::{candle_ops, set_candle_ops};
 pub use error::{Error, Result};
 pub use opt::{Config as OptConfig, OptModel};

@@ -68,7 +68,7 @@ pub fn row_nll(logits: &Tensor, labels: &[u32]) -> Result<Tensor> {
         )));
     }
     let logits = logits.to_dtype(DType::F32)?.contiguous()?;
-    if logits.device().is_cpu() {
+    if crate::cpu::kernels_serve(&logits) {
         return Ok(logits.apply_op1_no_bwd(&RowNll { labels })?);
     }
     let m = logits.max_keepdim(D::Minus1)?;
@@ -132,7 +132,8 @@ impl CustomOp1 for RowStats<'_> {
 /// on CPU: the vocabulary is processed in slices of [`HEAD_CHUNK`] and the logsumexp combined
 /// online in f64 (`M' = max(M, m)`, `S' = S·e^{M−M'} + s·e^{m−M'}`); a row that scores several
 /// labels (the candidates of one prompt) has its logits computed once. Other devices compute
-/// the full logits of each label's row.
+/// the full logits of each label's row. The logits are f32 on every path, whatever the
+/// model's dtype.
 ///
 /// `compute` is the arithmetic of the CPU product ([`crate::sgemm::Compute`]).
 pub fn head_nll(
@@ -173,9 +174,13 @@ pub fn head_nll(
     } else {
         h.index_select(&Tensor::from_slice(rows, rows.len(), h.device())?, 0)?
     };
-    let (h, n) = (&h, rows.len());
-    if !h.device().is_cpu() {
-        let logits = h.matmul(&w.t()?)?;
+    // The logits in f32, as the CPU kernels compute them: a 16-bit model's logits rounded to
+    // 16 bits (what candle's matmul returns in bf16/f16) are steps of 1/32–1/16 for
+    // |logit| ≥ 4 in bf16, coarser than the change a ZO perturbation makes: f₊ and f₋ came
+    // out equal and the step was 0 (`tests/candle_ops.rs`).
+    let (h, n) = (&h.to_dtype(DType::F32)?, rows.len());
+    if !crate::cpu::kernels_serve(h) {
+        let logits = h.matmul(&w.to_dtype(DType::F32)?.t()?)?;
         return Ok(row_nll(&logits, labels)?
             .to_vec1::<f32>()?
             .into_iter()
@@ -188,9 +193,7 @@ pub fn head_nll(
     let mut v0 = 0;
     while v0 < vocab {
         let width = HEAD_CHUNK.min(vocab - v0);
-        let logits = h
-            .matmul(&w.narrow(0, v0, width)?.t()?)?
-            .to_dtype(DType::F32)?;
+        let logits = h.matmul(&w.narrow(0, v0, width)?.to_dtype(DType::F32)?.t()?)?;
         let stats = logits
             .apply_op1_no_bwd(&RowStats {
                 labels,

@@ -298,6 +298,7 @@ impl ResNet {
         let fast = fused
             && self.dtype() == DType::F32
             && self.device().is_cpu()
+            && !crate::cpu::candle_ops()
             && crate::sgemm::available();
         if fast {
             return self.forward_hwnc(&x);

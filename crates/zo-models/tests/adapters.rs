@@ -2,6 +2,8 @@
 //! as the base model's, the adapted forward equals the merged-weight forward, the adapter
 //! round-trips through PEFT's layout, and only the selected tensors are trainable.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
 use zo_core::ParamSet;
 use zo_models::opt::{Config, LoraSpec, Preset};
@@ -49,6 +51,7 @@ fn nonzero_adapter(spec: &LoraSpec, c: &Config) -> ParamSet {
 
 #[test]
 fn zero_b_gives_the_base_logits_exactly() {
+    common::select_ops();
     let c = cfg();
     let base = OptModel::random(&c, 3, DType::F32, &Device::Cpu).unwrap();
     let want = logits(&base);
@@ -68,6 +71,7 @@ fn zero_b_gives_the_base_logits_exactly() {
 
 #[test]
 fn lora_forward_equals_the_merged_forward() {
+    common::select_ops();
     let c = cfg();
     for targets in [
         vec!["q_proj", "v_proj"],
@@ -98,6 +102,7 @@ fn lora_forward_equals_the_merged_forward() {
 
 #[test]
 fn the_adapter_is_the_trainable_set_and_the_base_is_kept_apart() {
+    common::select_ops();
     let c = cfg();
     let spec = LoraSpec::default();
     let base = OptModel::random(&c, 3, DType::F32, &Device::Cpu).unwrap();
@@ -118,6 +123,7 @@ fn the_adapter_is_the_trainable_set_and_the_base_is_kept_apart() {
 
 #[test]
 fn the_adapter_round_trips_through_peft_layout() {
+    common::select_ops();
     let c = cfg();
     let spec = LoraSpec::default();
     let dir = tempfile::tempdir().unwrap();
@@ -150,6 +156,7 @@ fn the_adapter_round_trips_through_peft_layout() {
 
 #[test]
 fn bad_adapters_are_named_errors() {
+    common::select_ops();
     let c = cfg();
     let base = OptModel::random(&c, 3, DType::F32, &Device::Cpu).unwrap();
     let bad = LoraSpec {
@@ -171,6 +178,7 @@ fn bad_adapters_are_named_errors() {
 
 #[test]
 fn trainable_patterns_select_by_substring_or_glob() {
+    common::select_ops();
     let c = cfg();
     let m = OptModel::random(&c, 3, DType::F32, &Device::Cpu).unwrap();
     let sub = m.clone().with_trainable(&["fc1".into()]).unwrap();
@@ -191,6 +199,7 @@ fn trainable_patterns_select_by_substring_or_glob() {
 /// initialisation range.
 #[test]
 fn lora_matches_mezo_vectors() {
+    common::select_ops();
     let v: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/mezo_lora_vectors.json")).unwrap();
     let c = Config::preset(Preset::Opt125m);

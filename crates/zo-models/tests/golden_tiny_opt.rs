@@ -12,6 +12,7 @@ const TOL: f64 = 1e-4;
 
 #[test]
 fn tiny_opt_logits_and_losses_match_transformers() {
+    common::select_ops();
     let dir = tiny_opt();
     let golden = read_json(&dir.join("golden.json"));
     let model = OptModel::from_dir(&dir, DType::F32, &Device::Cpu).unwrap();
@@ -86,6 +87,7 @@ fn tiny_opt_logits_and_losses_match_transformers() {
 
 #[test]
 fn tiny_opt_bf16_and_f16_are_close_to_f32() {
+    common::select_ops();
     let dir = tiny_opt();
     let golden = read_json(&dir.join("golden.json"));
     let ids = flat(&u32_rows(&golden["input_ids"]));
@@ -108,5 +110,51 @@ fn tiny_opt_bf16_and_f16_are_close_to_f32() {
         }
         // Half-precision weights and activations: a loose sanity bound, not a golden.
         assert!(d < 0.5, "{dtype:?}: max diff {d}");
+    }
+}
+
+/// A 16-bit model's NLL comes from f32 logits (its hidden rows and lm_head widened exactly, the
+/// products in f32), on zo's kernels and on candle's ops alike: logits rounded to 16 bits, as
+/// candle's matmul returns them, are steps of 1/128–1/16 in bf16, coarser than the change a
+/// ZO perturbation makes (f₊ came out equal to f₋ on candle's ops in bf16).
+#[test]
+fn a_16_bit_model_scores_with_f32_logits() {
+    common::select_ops();
+    let dir = tiny_opt();
+    for dtype in [DType::BF16, DType::F16] {
+        let m = OptModel::from_dir(&dir, dtype, &Device::Cpu).unwrap();
+        let ids: Vec<u32> = (0..12).map(|i| 4 + (i * 37) % 90).collect();
+        let h = m.forward_hidden(&ids, &[1; 12], 1, 12).unwrap();
+        let rows: Vec<u32> = (0..11).collect();
+        let labels = &ids[1..];
+        let got = m.nll_at(&h, &rows, labels).unwrap();
+        let emb = m
+            .params()
+            .names()
+            .iter()
+            .zip(m.params().tensors())
+            .find(|(n, _)| n.ends_with("embed_tokens.weight"))
+            .map(|(_, t)| t.clone())
+            .unwrap();
+        let f64s = |t: &candle_core::Tensor| -> Vec<Vec<f64>> {
+            t.to_dtype(DType::F64).unwrap().to_vec2().unwrap()
+        };
+        let (hv, wv) = (f64s(&h), f64s(&emb));
+        let want: Vec<f64> = rows
+            .iter()
+            .zip(labels)
+            .map(|(&r, &l)| {
+                let logits: Vec<f64> = wv
+                    .iter()
+                    .map(|w| w.iter().zip(&hv[r as usize]).map(|(a, b)| a * b).sum())
+                    .collect();
+                let m = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let lse = m + logits.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+                lse - logits[l as usize]
+            })
+            .collect();
+        let d = max_abs_diff(&got, &want);
+        eprintln!("{dtype:?}: NLL against f64 logits of the widened rows: max |Δ| {d:.3e}");
+        assert!(d <= 1e-5, "{dtype:?}: {d}");
     }
 }

@@ -48,6 +48,7 @@ fn golden_batch(g: &serde_json::Value) -> Batch {
 
 #[test]
 fn left_padded_logits_match_transformers_for_every_layout() {
+    common::select_ops();
     for name in FIXTURES {
         let (model, g) = load(name);
         let batch = golden_batch(&g);
@@ -72,6 +73,7 @@ fn left_padded_logits_match_transformers_for_every_layout() {
 
 #[test]
 fn mezo_objectives_match_transformers() {
+    common::select_ops();
     for name in ["postln", "nobias-bin"] {
         let (model, g) = load(name);
         let batch = golden_batch(&g);
@@ -110,6 +112,7 @@ fn mezo_objectives_match_transformers() {
 
 #[test]
 fn per_example_losses_match_and_left_padding_is_position_correct() {
+    common::select_ops();
     for name in ["postln", "nobias-bin"] {
         let (model, g) = load(name);
         let batch = golden_batch(&g);
@@ -132,6 +135,7 @@ fn per_example_losses_match_and_left_padding_is_position_correct() {
 
 #[test]
 fn greedy_decoding_matches_transformers_generate() {
+    common::select_ops();
     for name in ["postln", "nobias-bin"] {
         let (model, g) = load(name);
         let gen = &g["generate"];
@@ -164,6 +168,7 @@ fn greedy_decoding_matches_transformers_generate() {
 
 #[test]
 fn all_layouts_load_the_same_parameters() {
+    common::select_ops();
     for (a, b) in [
         ("postln", "postln-sharded"),
         ("nobias-bin", "nobias-bin-sharded"),
@@ -203,6 +208,7 @@ fn golden_rows(batch: &Batch) -> Vec<Vec<u32>> {
 
 #[test]
 fn shared_prompt_scoring_matches_transformers() {
+    common::select_ops();
     for name in ["postln", "nobias-bin"] {
         let (model, g) = load(name);
         let batch = golden_batch(&g);
@@ -258,6 +264,7 @@ fn candidates<'a>(seqs: &'a [Vec<Vec<u32>>], olens: &[Vec<usize>]) -> Vec<Vec<Ca
 /// last layer at the prompts' last positions only), and equals scoring each candidate whole.
 #[test]
 fn one_token_options_are_scored_by_the_prompt_pass_alone() {
+    common::select_ops();
     let (model, _) = load("postln");
     let pad = model.config().pad_token_id;
     let mut next = token_ids(777);
@@ -291,6 +298,7 @@ fn one_token_options_are_scored_by_the_prompt_pass_alone() {
 
 #[test]
 fn shared_prompt_scoring_equals_unshared_scoring() {
+    common::select_ops();
     let (model, _) = load("postln");
     let pad = model.config().pad_token_id;
     // Examples with prompts of 3-40 tokens and 1-4 candidates whose options have 1-3 tokens

@@ -44,6 +44,14 @@ pub struct Global {
     #[arg(long, global = true, value_name = "LEVEL",
           value_parser = |s: &str| zo_core::cpu::Level::parse(s))]
     pub max_isa: Option<zo_core::cpu::Level>,
+    /// Run models on the CPU through candle's own ops, the op sequence of `--device cuda` and
+    /// `metal`, instead of zo's CPU kernels (products, attention, LayerNorm, the lm_head's NLL,
+    /// the packed forward, ResNet's fused convolutions): several times slower, rounded as
+    /// candle rounds. For checking that sequence without a GPU and telling a kernel's rounding
+    /// from a model's behaviour (the environment's ZO_CANDLE_OPS=1 where the flag is not given).
+    /// The weight sweeps are zo's either way.
+    #[arg(long, global = true)]
+    pub candle_ops: bool,
 }
 
 /// The most worker threads `--threads` (and RAYON_NUM_THREADS) may ask for.
@@ -85,7 +93,36 @@ impl Global {
         cpu::set_max(level)
             .map_err(|set| format!("the instruction-set cap was already fixed at {set}"))
     }
+
+    /// Puts the models of this process on candle's ops (`--candle-ops`, else ZO_CANDLE_OPS:
+    /// `1`/`on`/`true`, or `0`/`off`/`false`/empty for zo's kernels; anything else is refused).
+    /// The flag sets ZO_CANDLE_OPS=1 for the process, so child processes (B4's) follow it.
+    pub fn apply_candle_ops(&self) -> Result<(), String> {
+        let on = if self.candle_ops {
+            std::env::set_var(CANDLE_OPS_ENV, "1");
+            true
+        } else {
+            match std::env::var(CANDLE_OPS_ENV) {
+                Err(_) => false,
+                Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+                    "1" | "on" | "true" => true,
+                    "" | "0" | "off" | "false" => false,
+                    _ => {
+                        return Err(format!(
+                            "{CANDLE_OPS_ENV}={v}: expected 1, on or true (candle's ops) or 0, \
+                             off or false (zo's kernels)"
+                        ))
+                    }
+                },
+            }
+        };
+        zo_models::set_candle_ops(on);
+        Ok(())
+    }
 }
+
+/// The environment variable of `--candle-ops`.
+pub const CANDLE_OPS_ENV: &str = "ZO_CANDLE_OPS";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {

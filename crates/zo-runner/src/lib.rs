@@ -42,12 +42,16 @@ pub fn main() -> ExitCode {
         .global
         .apply_threads()
         .and_then(|()| args.global.apply_max_isa())
+        .and_then(|()| args.global.apply_candle_ops())
     {
         eprintln!("zo: {msg}");
         return ExitCode::from(2);
     }
     cli::init_logging(&args.global);
     tracing::info!(isa = %zo_core::cpu::describe(), "instruction set of the CPU kernels");
+    if zo_models::candle_ops() {
+        tracing::info!("models run on candle's own ops (--candle-ops), not zo's CPU kernels");
+    }
     let result = commands::dispatch(args);
     if let Err(err) = &result {
         // An interrupted run (130) stopped on every rank after the same step: a normal end.

@@ -375,12 +375,14 @@ mod tests {
         let want = Started {
             world_size: 2,
             isa: Some(zo_core::cpu::level().name().to_string()),
+            candle_ops: false,
         };
         assert_eq!(check_versions(d.path()).unwrap(), want);
         let text = fs::read_to_string(d.path().join(VERSIONS_FILE)).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["isa"], zo_core::cpu::level().name());
         assert_eq!(v["cpu"].as_str(), zo_core::cpu::brand().as_deref());
+        assert!(v.get("ops").is_none(), "zo's kernels are not recorded: {v}");
         let old = serde_json::json!({
             "zo": "0.1.0",
             "generator": zo_core::rng::GENERATOR_VERSION,
@@ -389,6 +391,7 @@ mod tests {
         let want = Started {
             world_size: 1,
             isa: None,
+            candle_ops: false,
         };
         assert_eq!(check_versions(d.path()).unwrap(), want);
     }
@@ -436,6 +439,10 @@ struct Versions {
     /// The CPU it started on (its brand string), for the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cpu: Option<String>,
+    /// `"candle"` for a run started under `--candle-ops` (models on candle's own ops, not
+    /// zo's CPU kernels); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ops: Option<String>,
 }
 
 /// What `versions.json` says of how a run started.
@@ -446,6 +453,8 @@ pub struct Started {
     /// The instruction-set level of its kernels, by name, where recorded (a later zo may
     /// know levels this one does not).
     pub isa: Option<String>,
+    /// Whether it started under `--candle-ops`.
+    pub candle_ops: bool,
 }
 
 fn one() -> usize {
@@ -474,6 +483,7 @@ pub fn write_versions(dir: &Path, world_size: usize) -> Result<()> {
         world_size,
         isa: Some(zo_core::cpu::level().name().to_string()),
         cpu: zo_core::cpu::brand(),
+        ops: zo_models::candle_ops().then(|| "candle".to_string()),
     };
     write_atomic(
         &dir.join(VERSIONS_FILE),
@@ -493,6 +503,7 @@ pub fn check_versions(dir: &Path) -> Result<Started> {
             let started = Started {
                 world_size: v.world_size,
                 isa: v.isa,
+                candle_ops: v.ops.as_deref() == Some("candle"),
             };
             (v.generator, started)
         }
@@ -501,6 +512,7 @@ pub fn check_versions(dir: &Path) -> Result<Started> {
             Started {
                 world_size: 1,
                 isa: None,
+                candle_ops: false,
             },
         ),
         Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),

@@ -102,12 +102,12 @@ impl<'a> Data<'a> {
 
 /// A CPU tensor's data in its storage type from its first element to the end of the storage,
 /// with its strides (a view such as a KV cache's live positions); `None` for another device
-/// or dtype.
+/// or dtype, and under [`super::set_candle_ops`].
 pub(crate) fn with_data_strided<R>(
     t: &Tensor,
     f: impl FnOnce(Data<'_>, &[usize]) -> R,
 ) -> Option<R> {
-    if !t.device().is_cpu() {
+    if !super::kernels_serve(t) {
         return None;
     }
     let (storage, layout) = t.storage_and_layout();
@@ -121,9 +121,9 @@ pub(crate) fn with_data_strided<R>(
 }
 
 /// Runs `f` on the contiguous data of a CPU tensor in its storage type; `None` for another
-/// device or dtype or a non-contiguous layout.
+/// device or dtype or a non-contiguous layout, and under [`super::set_candle_ops`].
 pub(crate) fn with_data<R>(t: &Tensor, f: impl FnOnce(Data<'_>) -> R) -> Option<R> {
-    if !t.device().is_cpu() {
+    if !super::kernels_serve(t) {
         return None;
     }
     let (storage, layout) = t.storage_and_layout();

@@ -11,6 +11,33 @@ pub fn tiny_opt() -> PathBuf {
     fixture("tiny-opt")
 }
 
+/// Whether this test binary is `tests/candle_ops.rs`, which includes other test files as
+/// modules to run their checks on candle's own ops (the op sequence of `--device cuda`).
+pub fn on_candle_ops() -> bool {
+    module_path!().starts_with("candle_ops::")
+}
+
+/// Sets the process's path for this binary's checks: zo's CPU kernels, or candle's ops under
+/// `tests/candle_ops.rs` ([`zo_models::set_candle_ops`]). Every check of a file that
+/// `candle_ops.rs` includes calls it before running a model.
+pub fn select_ops() {
+    zo_models::set_candle_ops(on_candle_ops());
+}
+
+/// `got` against `want`: bit for bit on zo's kernels (where a check asserts that two orders of
+/// computation give the same bits), within `tol` on candle's ops, whose products round by
+/// their shapes.
+pub fn assert_same_or_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+    if on_candle_ops() {
+        let d = max_abs_diff(got, want);
+        eprintln!("{what}: max |Δ| {d:.3e} on candle's ops");
+        assert!(d <= tol, "{what}: max |Δ| {d:e} > {tol:e} on candle's ops");
+    } else {
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(got), bits(want), "{what}");
+    }
+}
+
 /// This crate's own fixtures (made by `tests/fixtures/make_fixtures.py`).
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -239,9 +239,18 @@ pub fn with_lora(model: OptModel, args: &BenchArgs) -> Result<OptModel> {
 
 /// The `kernel` field: the products' kernel (`amx_bf16`, `avx512bf16` or `avx512_fma_bf16`
 /// for bf16 compute where the CPU has one, else the f32 one: `avx512`, `avx2`), or `candle` on
-/// a CPU with none of zo's kernels (candle's matmul runs the products).
+/// a CPU with none of zo's kernels or under `--candle-ops` (candle's matmul runs the products).
 pub fn kernel_name(isa: Option<zo_models::sgemm::Isa>) -> String {
     isa.map_or("candle", zo_models::sgemm::Isa::name).to_owned()
+}
+
+/// The kernel of the products under `args` ([`kernel_name`]): `--compute`'s on this CPU, none
+/// (candle's matmul) under `--candle-ops`.
+pub fn products_isa(args: &BenchArgs) -> Option<zo_models::sgemm::Isa> {
+    if zo_models::candle_ops() {
+        return None;
+    }
+    args.compute.kernel().isa()
 }
 
 /// Settings shared by the figures, and where their lines go.
@@ -266,7 +275,7 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// The context of a run with `args`: `default_batch` where `-B` is not given; the kernel
-    /// is the one `--compute` picks on this CPU.
+    /// is the one `--compute` picks on this CPU (candle's under `--candle-ops`).
     fn new(
         args: &BenchArgs,
         model: String,
@@ -275,7 +284,7 @@ impl<'a> Ctx<'a> {
         quiet: bool,
         out: &'a mut dyn Write,
     ) -> Self {
-        let isa = args.compute.kernel().isa();
+        let isa = products_isa(args);
         Ctx {
             model,
             batch: args.batch.unwrap_or(default_batch),

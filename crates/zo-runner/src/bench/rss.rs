@@ -71,7 +71,7 @@ pub fn child(args: &BenchArgs, kind: LossKind) -> Result<()> {
         peak_kib: peak_build.max(peak_now),
         steps,
         step_median_s: run.summary.median_s,
-        kernel: super::kernel_name(args.compute.kernel().isa()),
+        kernel: super::kernel_name(super::products_isa(args)),
         isa: zo_core::cpu::level().name().into(),
     };
     println!("{}", serde_json::to_string(&report)?);

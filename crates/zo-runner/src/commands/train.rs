@@ -95,6 +95,22 @@ pub fn resume(g: &Global, dir: &Path) -> CmdResult {
     if let Some(then) = started.isa.as_deref() {
         check_isa(dir, then, settings.model.compute);
     }
+    let on_cpu = settings.model.device == crate::settings::DeviceSetting::Cpu;
+    if on_cpu && started.candle_ops != zo_models::candle_ops() {
+        let on = |c: bool| {
+            if c {
+                "candle's ops"
+            } else {
+                "zo's CPU kernels"
+            }
+        };
+        tracing::warn!(
+            "{}: the run started on {} and resumes on {}, which round differently: the steps from here are not the bits an uninterrupted run would have made",
+            dir.display(),
+            on(started.candle_ops),
+            on(zo_models::candle_ops())
+        );
+    }
     let mut settings = settings;
     settings.train.out = dir.to_path_buf();
     train(settings, Some(state), g.quiet)

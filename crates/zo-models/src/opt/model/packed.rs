@@ -109,6 +109,7 @@ impl OptModel {
     /// are not packed).
     fn packs(&self) -> bool {
         self.device.is_cpu()
+            && !crate::cpu::candle_ops()
             && matches!(self.dtype, DType::F32 | DType::BF16 | DType::F16)
             && self.prefix.is_none()
             && !self.layers.is_empty()
