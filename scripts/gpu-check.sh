@@ -15,7 +15,9 @@
 #     (GB/s against PyTorch's device-to-device copy on the same GPU);
 #  2. a short training run on the GPU per dtype (the quickstart: its forward on candle's CUDA
 #     ops, every sweep native), whose trajectory replays on the CPU to the same model, sha256
-#     for sha256: the GPU's directions are the CPU's, bit for bit;
+#     for sha256: the GPU's directions are the CPU's, bit for bit; and whose first step's
+#     losses are those of the same step on the CPU under --candle-ops (candle's CPU ops, the
+#     op sequence the GPU runs), within rounding;
 #  3. the peer's MeZO sweep on the same GPU (docs/peer/mezo_torch_bench.py --mode sweep).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -108,6 +110,32 @@ for dtype in f32 bf16 f16; do
     row "replay $dtype on cpu" "FAILED" "$(tail -n 1 "$out/replay-$dtype.log")"
     fail=1
     continue
+  fi
+  # The device's forward against candle's ops on the CPU (the same op sequence): the first
+  # step's two losses, from the same weights, batch and direction.
+  ref=$out/cpu-candle-$dtype
+  rm -rf "$ref"
+  if "$zo" train --config configs/quickstart.toml --device cpu --candle-ops --dtype "$dtype" \
+      --steps 1 --eval-every 0 --out "$ref" >"$ref.log" 2>&1; then
+    cmp=$("$py" - "$run/metrics.jsonl" "$ref/metrics.jsonl" "$dtype" <<'EOF'
+import json, sys
+def first(path):
+    for line in open(path):
+        v = json.loads(line)
+        if v.get("kind") == "step":
+            return v
+a, b = first(sys.argv[1]), first(sys.argv[2])
+tol = 1e-4 if sys.argv[3] == "f32" else 1e-2
+worst = max(abs(a[k] - b[k]) / max(abs(a[k]), abs(b[k]), 1e-30) for k in ("f_plus", "f_minus"))
+verdict = "ok" if worst <= tol else "FAR"
+print(f"{verdict}: relative {worst:.1e} (f+ {a['f_plus']:.6f} vs {b['f_plus']:.6f})")
+EOF
+)
+    row "step 1 losses $dtype: $dev vs cpu --candle-ops" "$cmp" "within 1e-4 (f32), 1e-2 (16-bit)"
+    case $cmp in ok*) ;; *) fail=1 ;; esac
+  else
+    row "step 1 losses $dtype on cpu --candle-ops" "FAILED" "$(tail -n 1 "$ref.log")"
+    fail=1
   fi
   a=$(sha256sum "$run/final/model.safetensors" | cut -c1-16)
   b=$(sha256sum "$out/replay-$dtype/model.safetensors" | cut -c1-16)
