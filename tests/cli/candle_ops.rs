@@ -8,18 +8,8 @@ use std::path::Path;
 
 use crate::common::{assert_code, run_in, stderr, stdout, zo};
 use crate::protocol::{eval, fixture_data};
-use crate::train::{args, quick};
+use crate::train::{args, quick, steps_of as steps};
 use crate::vision::{resnet_args, synthetic_cifar10};
-
-/// The step lines of a run directory's `metrics.jsonl`.
-fn steps(dir: &Path) -> Vec<serde_json::Value> {
-    fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["kind"] == "step")
-        .collect()
-}
 
 /// The first step's two losses of runs `a` and `b` agree to `rel` (the same weights, the same
 /// direction: only the forward's rounding differs), and every later loss is finite.

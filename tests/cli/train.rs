@@ -34,7 +34,8 @@ pub(crate) fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-fn steps_of(dir: &Path) -> Vec<serde_json::Value> {
+/// The step lines of a run directory's `metrics.jsonl`.
+pub(crate) fn steps_of(dir: &Path) -> Vec<serde_json::Value> {
     fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap()
         .lines()
