@@ -108,8 +108,12 @@ fn tiny_opt_bf16_and_f16_are_close_to_f32() {
         {
             d = d.max((x - y).abs());
         }
-        // Half-precision weights and activations: a loose sanity bound, not a golden.
-        assert!(d < 0.5, "{dtype:?}: max diff {d}");
+        // Half-precision weights and activations: a sanity bound, not a golden (seen: bf16
+        // 0.084 on zo's kernels, 0.117 on candle's ops, which round after every op; f16 0.011
+        // and 0.014).
+        eprintln!("{dtype:?}: max |logit - f32 logit| {d:.3e}");
+        let bound = if dtype == DType::BF16 { 0.25 } else { 0.05 };
+        assert!(d < bound, "{dtype:?}: max diff {d}");
     }
 }
 
