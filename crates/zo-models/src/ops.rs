@@ -1,139 +1,49 @@
-//! Loss kernels over logits: the negative log-likelihood of one label per row,
-//! `nll[i] = logsumexp(logits[i, :]) − logits[i, label[i]]`, without materialising a
-//! log-softmax (`[n, vocab]` is the biggest activation of the forward: 200 MB at opt-125m,
-//! B=16, T=64 for the full LM loss).
+//! The lm_head's loss: the negative log-likelihood of one label per hidden row,
+//! `nll[i] = logsumexp(h[r] Wᵀ) − (h[r] Wᵀ)[label[i]]`, without materialising `[n, vocab]`
+//! logits or a log-softmax (`[n, vocab]` is the biggest activation of the forward: 200 MB at
+//! opt-125m, B=16, T=64 for the full LM loss): the vocabulary is taken in slices, and each
+//! slice's per-row `(max, Σ exp)` combined online.
 //!
-//! On CPU a custom op reads each row once for the max and once for Σ exp, in parallel over rows
-//! (rayon), with a branch-free polynomial `exp` that the compiler vectorises. Other devices use
-//! candle's composite ops. Rows are independent, so the result does not depend on the thread
-//! count.
+//! On CPU zo's kernels do it ([`crate::cpu::head_nll`]); where they do not serve (other
+//! devices, `--candle-ops`) each slice's f32 logits come from candle's matmul and their
+//! statistics from candle's composite ops. Rows are independent, so the result does not depend
+//! on the thread count.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
-use rayon::prelude::*;
+use candle_core::{DType, Tensor, D};
 
 use crate::cpu::HEAD_CHUNK;
-use crate::rows::max_sumexp;
 use crate::{Error, Result};
 
-/// `max(row) + ln Σ exp(row − max)`.
-fn logsumexp(row: &[f32]) -> f64 {
-    let (m, s) = max_sumexp(row);
-    m as f64 + s.ln()
-}
-
-struct RowNll<'a> {
-    labels: &'a [u32],
-}
-
-impl CustomOp1 for RowNll<'_> {
-    fn name(&self) -> &'static str {
-        "zo-row-nll"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, v) = layout.shape().dims2()?;
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("row-nll expects f32 logits");
-        };
-        let Some((a, b)) = layout.contiguous_offsets() else {
-            candle_core::bail!("row-nll expects contiguous logits");
-        };
-        let data = &data[a..b];
-        let out: Vec<f32> = data
-            .par_chunks(v)
-            .zip(self.labels.par_iter())
-            .map(|(row, &lab)| (logsumexp(row) - row[lab as usize] as f64) as f32)
-            .collect();
-        Ok((CpuStorage::F32(out), Shape::from(n)))
-    }
-}
-
-/// `nll[i] = logsumexp(logits[i]) − logits[i, labels[i]]` for `logits: [n, vocab]` (any float
-/// dtype; computed in f32). Returns an f32 tensor `[n]`.
-pub fn row_nll(logits: &Tensor, labels: &[u32]) -> Result<Tensor> {
-    let (n, v) = logits.dims2()?;
-    if labels.len() != n {
-        return Err(Error::Input(format!(
-            "row_nll: {n} rows but {} labels",
-            labels.len()
-        )));
-    }
-    if let Some(&bad) = labels.iter().find(|&&l| l as usize >= v) {
-        return Err(Error::Input(format!(
-            "row_nll: label {bad} out of range for vocab {v}"
-        )));
-    }
-    let logits = logits.to_dtype(DType::F32)?.contiguous()?;
-    if crate::cpu::kernels_serve(&logits) {
-        return Ok(logits.apply_op1_no_bwd(&RowNll { labels })?);
-    }
+/// Per row of a vocabulary slice's f32 logits `[n, width]` starting at column `v0`: `(max,
+/// Σ exp(x − max), logit of the label or NaN when the label is outside the slice)`, as `n`
+/// rows of 3, by candle's ops on the logits' device and one copy of `[n, 3]` to the host.
+fn slice_stats(logits: &Tensor, labels: &[u32], v0: u32) -> Result<Vec<f32>> {
+    let (n, width) = logits.dims2()?;
     let m = logits.max_keepdim(D::Minus1)?;
-    let lse = (logits
-        .broadcast_sub(&m)?
-        .exp()?
-        .sum_keepdim(D::Minus1)?
-        .log()?
-        + &m)?;
-    let idx = Tensor::from_slice(labels, (n, 1), logits.device())?;
-    let picked = logits.gather(&idx, D::Minus1)?;
-    Ok((lse - picked)?.squeeze(D::Minus1)?)
-}
-
-/// Per row of a vocabulary slice `[v0, v0 + width)`: `(max, Σ exp(x − max), logit of the
-/// label or NaN when the label is outside the slice)`, as an f32 `[n, 3]`.
-struct RowStats<'a> {
-    labels: &'a [u32],
-    v0: u32,
-}
-
-impl CustomOp1 for RowStats<'_> {
-    fn name(&self) -> &'static str {
-        "zo-row-stats"
+    let s = logits.broadcast_sub(&m)?.exp()?.sum_keepdim(D::Minus1)?;
+    // Each label's column where it falls in this slice (0 elsewhere, then NaN below).
+    let col = |l: u32| l.checked_sub(v0).filter(|&c| (c as usize) < width);
+    let cols: Vec<u32> = labels.iter().map(|&l| col(l).unwrap_or(0)).collect();
+    let idx = Tensor::from_vec(cols, (n, 1), logits.device())?;
+    let picked = logits.contiguous()?.gather(&idx, D::Minus1)?;
+    let mut stats = Tensor::cat(&[&m, &s, &picked], 1)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    for (st, &l) in stats.chunks_exact_mut(3).zip(labels) {
+        if col(l).is_none() {
+            st[2] = f32::NAN;
+        }
     }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, v) = layout.shape().dims2()?;
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("row-stats expects f32 logits");
-        };
-        let Some((a, b)) = layout.contiguous_offsets() else {
-            candle_core::bail!("row-stats expects contiguous logits");
-        };
-        let out: Vec<[f32; 3]> = data[a..b]
-            .par_chunks(v)
-            .zip(self.labels.par_iter())
-            .map(|(row, &lab)| {
-                let (m, s) = max_sumexp(row);
-                let picked = lab
-                    .checked_sub(self.v0)
-                    .and_then(|i| row.get(i as usize))
-                    .copied()
-                    .unwrap_or(f32::NAN);
-                [m, s as f32, picked]
-            })
-            .collect();
-        Ok((
-            CpuStorage::F32(out.into_iter().flatten().collect()),
-            Shape::from((n, 3)),
-        ))
-    }
+    Ok(stats)
 }
 
 /// `nll[i] = logsumexp(h[r] Wᵀ) − (h[r] Wᵀ)[labels[i]]` with `r = rows[i]`, for hidden rows
 /// `h: [n, E]` and the tied lm_head `W: [vocab, E]`, without materialising `[n, vocab]` logits
 /// on CPU: the vocabulary is processed in slices of [`HEAD_CHUNK`] and the logsumexp combined
 /// online in f64 (`M' = max(M, m)`, `S' = S·e^{M−M'} + s·e^{m−M'}`); a row that scores several
-/// labels (the candidates of one prompt) has its logits computed once. Other devices compute
-/// the full logits of each label's row. The logits are f32 on every path, whatever the
-/// model's dtype.
+/// labels (the candidates of one prompt) has its logits computed once. Other devices take the
+/// same slices, one row per label. The logits are f32 on every path, whatever the model's
+/// dtype.
 ///
 /// `compute` is the arithmetic of the CPU product ([`crate::sgemm::Compute`]).
 pub fn head_nll(
@@ -177,16 +87,9 @@ pub fn head_nll(
     // The logits in f32, as the CPU kernels compute them: a 16-bit model's logits rounded to
     // 16 bits (what candle's matmul returns in bf16/f16) are steps of 1/32–1/16 for
     // |logit| ≥ 4 in bf16, coarser than the change a ZO perturbation makes: f₊ and f₋ came
-    // out equal and the step was 0 (`tests/candle_ops.rs`).
+    // out equal and the step was 0 (`tests/candle_ops.rs`). A slice of the head at a time is
+    // widened, so a 16-bit model's device memory holds no f32 copy of the whole head.
     let (h, n) = (&h.to_dtype(DType::F32)?, rows.len());
-    if !crate::cpu::kernels_serve(h) {
-        let logits = h.matmul(&w.to_dtype(DType::F32)?.t()?)?;
-        return Ok(row_nll(&logits, labels)?
-            .to_vec1::<f32>()?
-            .into_iter()
-            .map(f64::from)
-            .collect());
-    }
     let mut max = vec![f64::NEG_INFINITY; n];
     let mut sum = vec![0f64; n];
     let mut picked = vec![f64::NAN; n];
@@ -194,13 +97,7 @@ pub fn head_nll(
     while v0 < vocab {
         let width = HEAD_CHUNK.min(vocab - v0);
         let logits = h.matmul(&w.narrow(0, v0, width)?.to_dtype(DType::F32)?.t()?)?;
-        let stats = logits
-            .apply_op1_no_bwd(&RowStats {
-                labels,
-                v0: v0 as u32,
-            })?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
+        let stats = slice_stats(&logits, labels, v0 as u32)?;
         for (i, st) in stats.chunks_exact(3).enumerate() {
             let (m, s, p) = (st[0] as f64, st[1] as f64, st[2]);
             if m > max[i] {
@@ -222,29 +119,57 @@ pub fn head_nll(
 mod tests {
     use super::*;
     use candle_core::Device;
+    /// `nll` of each label under the f64 logits of `h`'s row against `w` (both `[·, e]`).
+    fn reference(h: &Tensor, w: &Tensor, rows: &[u32], labels: &[u32]) -> Vec<f64> {
+        let f64s =
+            |t: &Tensor| -> Vec<Vec<f64>> { t.to_dtype(DType::F64).unwrap().to_vec2().unwrap() };
+        let (hv, wv) = (f64s(h), f64s(w));
+        rows.iter()
+            .zip(labels)
+            .map(|(&r, &l)| {
+                let row: Vec<f64> = wv
+                    .iter()
+                    .map(|w| w.iter().zip(&hv[r as usize]).map(|(a, b)| a * b).sum())
+                    .collect();
+                let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                m + row.iter().map(|x| (x - m).exp()).sum::<f64>().ln() - row[l as usize]
+            })
+            .collect()
+    }
+
+    /// A slice's statistics by candle's ops (the device path): the max, Σ exp and the label's
+    /// logit where it falls in the slice, NaN elsewhere.
     #[test]
-    fn row_nll_matches_a_float64_reference() {
-        let (n, v) = (5, 3001);
+    fn slice_stats_match_a_float64_reference() {
+        let (n, v, v0) = (4, 300, 1000u32);
         let data: Vec<f32> = (0..n * v)
             .map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 13.0)
             .collect();
-        let labels: Vec<u32> = vec![0, 17, 3000, 1500, 2];
+        let labels = [1000u32, 1299, 1300, 999];
         let t = Tensor::from_vec(data.clone(), (n, v), &Device::Cpu).unwrap();
-        let got = row_nll(&t, &labels).unwrap().to_vec1::<f32>().unwrap();
-        for r in 0..n {
+        let got = slice_stats(&t, &labels, v0).unwrap();
+        for (r, st) in got.chunks_exact(3).enumerate() {
             let row = &data[r * v..(r + 1) * v];
-            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let lse = m + row.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln();
-            let want = lse - row[labels[r] as usize] as f64;
+            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let s: f64 = row.iter().map(|&x| (x as f64 - m as f64).exp()).sum();
+            assert_eq!(st[0], m, "row {r}");
             assert!(
-                (got[r] as f64 - want).abs() < 1e-5,
-                "row {r}: {} vs {want}",
-                got[r]
+                (st[1] as f64 - s).abs() <= 1e-5 * s,
+                "row {r}: {} vs {s}",
+                st[1]
             );
+            match labels[r].checked_sub(v0).filter(|&c| c < v as u32) {
+                Some(c) => assert_eq!(st[2], row[c as usize], "row {r}"),
+                None => assert!(st[2].is_nan(), "row {r}: {}", st[2]),
+            }
         }
-        assert!(row_nll(&t, &[0, 1]).is_err());
-        // The sliced lm_head gives the same NLLs as the full logits (vocab not a multiple of the
-        // slice width, labels in different slices).
+    }
+
+    #[test]
+    fn head_nll_matches_a_float64_reference() {
+        let n = 5;
+        // Vocabulary slices: a vocabulary not a multiple of the slice width, labels in
+        // different slices.
         let (e, vocab) = (16, HEAD_CHUNK * 2 + 77);
         let h = Tensor::from_vec(
             (0..n * e)
@@ -263,16 +188,12 @@ mod tests {
         )
         .unwrap();
         let labels: Vec<u32> = vec![0, 4095, 4096, vocab as u32 - 1, 8200];
-        let full = row_nll(&h.matmul(&w.t().unwrap()).unwrap(), &labels)
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
         let rows: Vec<u32> = (0..n as u32).collect();
+        let want = reference(&h, &w, &rows, &labels);
         let sliced = head_nll(&h, &w, &rows, &labels, crate::sgemm::Compute::F32).unwrap();
-        for (a, b) in full.iter().zip(&sliced) {
-            assert!((*a as f64 - b).abs() < 1e-4, "{a} vs {b}");
+        for (a, b) in want.iter().zip(&sliced) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
-        assert!(row_nll(&t, &[0, 1, 2, 3, 3001]).is_err());
 
         // Rows scoring several labels (a prompt's candidates): each label's NLL is that of its
         // row repeated, labels in any slice, rows in any order; bit for bit on zo's kernels
