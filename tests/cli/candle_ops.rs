@@ -41,8 +41,8 @@ fn recorded_candle(dir: &Path) -> bool {
     }
 }
 
-/// An OPT run (f32 and bf16 weights: GPU runs are 16-bit), a ResNet run and a SQuAD-format
-/// evaluation, each on zo's kernels and on candle's ops.
+/// An OPT run and a ResNet run (f32 and bf16 weights: GPU runs are 16-bit) and a
+/// SQuAD-format evaluation, each on zo's kernels and on candle's ops.
 #[test]
 fn runs_on_candle_ops_land_where_the_kernels_do() {
     let d = tempfile::tempdir().unwrap();
@@ -60,6 +60,12 @@ fn runs_on_candle_ops_land_where_the_kernels_do() {
         a.extend(flag.map(String::from));
         a.extend(["--out".into(), format!("resnet-{tag}")]);
         assert_code(&run_in(root, &args(&a)), 0);
+        // A bf16 ResNet (candle's CPU convolution has no bf16 product: zo widens it).
+        let bf16 = ["train.eval_every=0", "model.dtype=\"bf16\""];
+        let mut a = resnet_args("cifar", "ga", 2, &bf16);
+        a.extend(flag.map(String::from));
+        a.extend(["--out".into(), format!("resnet-bf16-{tag}")]);
+        assert_code(&run_in(root, &args(&a)), 0);
         let preds = root.join(format!("squad-{tag}.jsonl"));
         let mut extra = vec!["-q", "--set", "task.max_new_tokens=16"];
         extra.extend(flag);
@@ -67,7 +73,13 @@ fn runs_on_candle_ops_land_where_the_kernels_do() {
         let o = eval(root, Path::new("builtin:tiny-opt"), "squad", &squad, &extra);
         assert_code(&o, 0);
     }
-    for (run, rel) in [("opt-f32", 1e-5), ("opt-bf16", 1e-3), ("resnet", 1e-5)] {
+    let runs = [
+        ("opt-f32", 1e-5),
+        ("opt-bf16", 1e-3),
+        ("resnet", 1e-5),
+        ("resnet-bf16", 1e-3),
+    ];
+    for (run, rel) in runs {
         let (k, c) = (format!("{run}-kernels"), format!("{run}-candle"));
         assert_first_losses_close(root, &k, &c, rel);
         assert!(!recorded_candle(&root.join(&k)), "{k}");
@@ -75,9 +87,9 @@ fn runs_on_candle_ops_land_where_the_kernels_do() {
     }
     // A ZO signal in bf16 on both: the two points' losses differ (scored from logits rounded
     // to bf16, they came out equal on candle's ops and every step was 0).
-    for tag in ["kernels", "candle"] {
-        let s = steps(&root.join(format!("opt-bf16-{tag}")));
-        assert_ne!(s[0]["f_plus"], s[0]["f_minus"], "{tag}: {}", s[0]);
+    for run in ["opt-bf16-kernels", "opt-bf16-candle", "resnet-bf16-candle"] {
+        let s = steps(&root.join(run));
+        assert_ne!(s[0]["f_plus"], s[0]["f_minus"], "{run}: {}", s[0]);
     }
     // Greedy decoding of a random model in f32: the same tokens (no near-tie at these seeds).
     let answers = |tag: &str| -> Vec<String> {

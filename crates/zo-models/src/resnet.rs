@@ -244,8 +244,17 @@ impl ResNet {
         let pad = w.dim(2)? / 2;
         let (scale, shift) = self.bn_affine(bn)?;
         let c = scale.dim(0)?;
-        let mut y = x
-            .conv2d(w, pad, stride, 1, 1)?
+        // candle's CPU convolution has no bf16 product: widened exactly, convolved in f32 and
+        // rounded back, which is what a bf16 convolution accumulating in f32 gives.
+        let conv = if x.dtype() == DType::BF16 && x.device().is_cpu() {
+            let f32 = |t: &Tensor| t.to_dtype(DType::F32);
+            f32(x)?
+                .conv2d(&f32(w)?, pad, stride, 1, 1)?
+                .to_dtype(DType::BF16)?
+        } else {
+            x.conv2d(w, pad, stride, 1, 1)?
+        };
+        let mut y = conv
             .broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
             .broadcast_add(&shift.reshape((1, c, 1, 1))?)?;
         if let Some(r) = residual {
@@ -282,7 +291,7 @@ impl ResNet {
     }
 
     /// Logits `[N, num_classes]` for images `[N, 3, H, W]` (normalised as the checkpoint
-    /// expects).
+    /// expects), in f32 whatever the model's dtype.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_impl(x, true)
     }
@@ -344,10 +353,14 @@ impl ResNet {
                 };
             }
         }
-        let feats = x.mean((2, 3))?;
+        // The head in f32 whatever the dtype: logits rounded to 16 bits are steps coarser than
+        // the change a ZO perturbation makes to them (bf16: 1/64 at |logit| ≥ 2), so the two
+        // points' losses would often be equal.
+        let f32 = |t: &Tensor| t.to_dtype(DType::F32);
+        let feats = f32(&x.mean((2, 3))?)?;
         Ok(feats
-            .matmul(&self.p("fc.weight")?.t()?)?
-            .broadcast_add(self.p("fc.bias")?)?)
+            .matmul(&f32(self.p("fc.weight")?)?.t()?)?
+            .broadcast_add(&f32(self.p("fc.bias")?)?)?)
     }
 
     fn has_downsample(&self, block: &str) -> bool {
