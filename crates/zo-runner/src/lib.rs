@@ -100,11 +100,12 @@ fn keep_freed_activations() {
 }
 
 /// The cause chain on one line, "what: why: root cause", skipping a cause whose text its
-/// parent already includes (typed errors often quote their source).
+/// parent already includes (typed errors often quote their source) and the backtrace candle
+/// appends to its errors' text under RUST_BACKTRACE.
 fn one_line(err: &anyhow::Error) -> String {
     let mut msg = String::new();
     for cause in err.chain() {
-        let text = cause.to_string();
+        let text = without_backtrace(&cause.to_string());
         if !msg.contains(&text) {
             if !msg.is_empty() {
                 msg.push_str(": ");
@@ -113,4 +114,37 @@ fn one_line(err: &anyhow::Error) -> String {
         }
     }
     msg.replace('\n', " ")
+}
+
+/// `text` up to a backtrace's first frame (a line `   0: …`, as std's `Backtrace` prints it).
+fn without_backtrace(text: &str) -> String {
+    let mut kept = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("0: ") {
+            break;
+        }
+        kept.push(line);
+    }
+    kept.join("\n").trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn an_error_is_one_line_without_a_backtrace() {
+        // What candle's `Error::WithBacktrace` prints under RUST_BACKTRACE=1, inside a context.
+        let candle = "unsupported dtype BF16 for op matmul\n   0: candle_core::error::Error::bt\n             at /src/error.rs:260:25\n   1: <candle_core::cpu_backend::MatMul as Map2>::f";
+        let err = anyhow::anyhow!(candle.to_string()).context("training failed");
+        assert_eq!(
+            one_line(&err),
+            "training failed: unsupported dtype BF16 for op matmul"
+        );
+        let plain = anyhow::anyhow!("first line\nsecond line: row 0: bad").context("data.jsonl");
+        assert_eq!(
+            one_line(&plain),
+            "data.jsonl: first line second line: row 0: bad"
+        );
+    }
 }
