@@ -17,7 +17,8 @@
 #     ops, every sweep native), whose trajectory replays on the CPU to the same model, sha256
 #     for sha256: the GPU's directions are the CPU's, bit for bit; and whose first step's
 #     losses are those of the same step on the CPU under --candle-ops (candle's CPU ops, the
-#     op sequence the GPU runs), within rounding;
+#     op sequence the GPU runs), within rounding; an evaluation on the GPU (generation through
+#     the KV cache, candidate scoring) against the same on the CPU under --candle-ops;
 #  3. the peer's MeZO sweep on the same GPU (docs/peer/mezo_torch_bench.py --mode sweep).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -146,6 +147,42 @@ EOF
     row "train $dtype on $dev, replay on cpu" "DIFFERENT: $a vs $b" "${loss:-}"
     fail=1
   fi
+done
+
+# 2b. Evaluation on the device (a SQuAD-format generation through the KV cache, COPA-format
+# scoring) against the same evaluation on the CPU under --candle-ops: the same generations,
+# every candidate's score within 1e-4.
+for task in squad copa; do
+  data=$out/data-$task
+  mkdir -p "$data"
+  cp "tasks/$task/fixture.jsonl" "$data/train.jsonl"
+  cp "tasks/$task/fixture.jsonl" "$data/validation.jsonl"
+  ok=1
+  for where in device cpu; do
+    if [ $where = device ]; then set -- --set "model.device=\"$dev\""; else set -- --candle-ops; fi
+    if ! timeout 240 "$zo" eval -q --model builtin:tiny-opt --set model.tokenizer=builtin:tiny \
+        --task "$task" --data "$data" --split test --set task.max_new_tokens=16 "$@" \
+        --predictions "$out/eval-$task-$where.jsonl" >/dev/null 2>"$out/eval-$task-$where.log"; then
+      row "eval $task on $where" "FAILED" "$(tail -n 1 "$out/eval-$task-$where.log")"
+      fail=1
+      ok=0
+    fi
+  done
+  [ $ok = 1 ] || continue
+  cmp=$("$py" - "$out/eval-$task-device.jsonl" "$out/eval-$task-cpu.jsonl" <<'EOF'
+import json, sys
+rows = [[json.loads(l) for l in open(p)] for p in sys.argv[1:]]
+worst, same, n = 0.0, 0, len(rows[0])
+for a, b in zip(*rows):
+    if "scores" in a:
+        worst = max([worst] + [abs(x - y) for x, y in zip(a["scores"], b["scores"])])
+    same += a.get("prediction") == b.get("prediction")
+ok = len(rows[0]) == len(rows[1]) and worst <= 1e-4 and ("scores" in rows[0][0] or same == n)
+print(f"{'ok' if ok else 'FAR'}: {same}/{n} predictions equal, max score difference {worst:.1e}")
+EOF
+)
+  row "eval $task: $dev vs cpu --candle-ops" "$cmp" "generations equal, scores within 1e-4"
+  case $cmp in ok*) ;; *) fail=1 ;; esac
 done
 
 # 3. The peer's sweep on the same device (MeZO: torch.normal + add, per parameter).
