@@ -99,15 +99,10 @@ fn tiny_opt_bf16_and_f16_are_close_to_f32() {
         let m = OptModel::from_dir(&dir, dtype, &Device::Cpu).unwrap();
         assert_eq!(m.params().dtype(), Some(dtype));
         let l = to_vec3(&m.logits(&ids, &mask, b, t).unwrap());
-        let mut d = 0f32;
-        for (x, y) in base
-            .iter()
-            .flatten()
-            .flatten()
-            .zip(l.iter().flatten().flatten())
-        {
-            d = d.max((x - y).abs());
-        }
+        let wide = |v: &Vec<Vec<Vec<f32>>>| -> Vec<f64> {
+            v.iter().flatten().flatten().map(|&x| x as f64).collect()
+        };
+        let d = max_abs_diff(&wide(&base), &wide(&l));
         // Half-precision weights and activations: a sanity bound, not a golden (seen: bf16
         // 0.084 on zo's kernels, 0.117 on candle's ops, which round after every op; f16 0.011
         // and 0.014).

@@ -76,12 +76,17 @@ pub fn flat<T: Copy>(rows: &[Vec<T>]) -> Vec<T> {
     rows.iter().flatten().copied().collect()
 }
 
-/// Max |a - b| over two equally long slices.
+/// Max |a - b| over two equally long slices; infinite where one side is NaN and the other is
+/// not (`f64::max` alone would skip a NaN).
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
-        .map(|(x, y)| (x - y).abs())
+        .map(|(x, y)| match (x.is_nan(), y.is_nan()) {
+            (false, false) => (x - y).abs(),
+            (true, true) => 0.0,
+            _ => f64::INFINITY,
+        })
         .fold(0.0, f64::max)
 }
 
