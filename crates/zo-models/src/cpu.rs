@@ -20,11 +20,12 @@
 //!   candle's scalar one-pass kernel into a zero-filled buffer.
 //!
 //! Every function returns `Ok(None)` when its inputs are not contiguous f32, bf16 or f16 CPU
-//! tensors (or [`set_candle_ops`] is on), and the caller then runs the candle ops. bf16/f16 inputs (a model loaded with
-//! `model.dtype = "bf16" | "f16"`) are widened exactly to f32 (activations with [`with_wide`];
-//! a weight matrix by the product itself, a block at a time as it reads it; the lm_head one
-//! vocabulary slice at a time; a KV cache one attention head at a time), computed on as f32,
-//! and the result rounded once to the inputs' dtype ([`tensor_of`]).
+//! tensors (or [`set_candle_ops`] is on), and the caller then runs the candle ops. bf16/f16
+//! inputs (a model loaded with `model.dtype = "bf16" | "f16"`) are widened exactly to f32
+//! (activations with [`with_wide`]; a weight matrix by the product itself, a block at a time
+//! as it reads it; the lm_head one vocabulary slice at a time; a KV cache one attention head at
+//! a time), computed on as f32, and the result rounded once to the inputs' dtype
+//! ([`tensor_of`]).
 //! Determinism: the GEMMs split a product between threads over
 //! output blocks only (the reduction over `k` runs in one order whatever the thread count), and
 //! each attention task and LayerNorm row is single-threaded and independent of the others, so
@@ -64,7 +65,8 @@ static CANDLE_OPS: AtomicBool = AtomicBool::new(false);
 /// NLL, the packed forward of [`crate::OptModel`], ResNet's fused convolutions): every fast
 /// path answers `None` and its caller takes the candle branch. Slower, and rounded as candle
 /// rounds; for checking that sequence on a machine without a GPU (`tests/candle_ops.rs`) and
-/// for telling a kernel's rounding from a model's behaviour. Process-wide (`zo`: `ZO_CANDLE_OPS=1`).
+/// for telling a kernel's rounding from a model's behaviour. Process-wide (`zo`:
+/// `--candle-ops`, `ZO_CANDLE_OPS=1`).
 pub fn set_candle_ops(on: bool) {
     CANDLE_OPS.store(on, Ordering::Relaxed);
 }
