@@ -46,14 +46,7 @@ fn logits_match_torch() {
             ("candle ops", m.forward_unfused(&io["input"]).unwrap()),
         ] {
             assert!(!got.track_op());
-            let d = (got - &io["logits"])
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = max_abs_diff(&vec_of(&got), &vec_of(&io["logits"]));
             eprintln!("{name} ({path}): max |logit - torch| = {d:.3e}");
             assert!(d <= 1e-4, "{name} ({path}): {d}");
         }
@@ -80,14 +73,7 @@ fn sixteen_bit_resnets_run_and_give_f32_logits() {
             let m = ResNet::from_checkpoint(&path, cfg_of(name), 0, dtype, &Device::Cpu).unwrap();
             let got = m.forward(&io["input"]).unwrap();
             assert_eq!(got.dtype(), DType::F32, "{name} {dtype:?}");
-            let d = (got - &io["logits"])
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = max_abs_diff(&vec_of(&got), &vec_of(&io["logits"]));
             eprintln!("{name} {dtype:?}: max |logit - torch f32| = {d:.3e}");
             assert!(d <= bound, "{name} {dtype:?}: {d}");
         }
