@@ -76,9 +76,14 @@ pub fn candle_ops() -> bool {
     CANDLE_OPS.load(Ordering::Relaxed)
 }
 
-/// Whether `t` is a CPU tensor that zo's kernels serve (not under [`set_candle_ops`]).
+/// Whether zo's kernels serve tensors on `device`: the CPU, not under [`set_candle_ops`].
+pub(crate) fn kernels_on(device: &candle_core::Device) -> bool {
+    device.is_cpu() && !candle_ops()
+}
+
+/// Whether `t` is a tensor that zo's kernels serve ([`kernels_on`] its device).
 pub(crate) fn kernels_serve(t: &Tensor) -> bool {
-    t.device().is_cpu() && !candle_ops()
+    kernels_on(t.device())
 }
 
 /// Runs `f` on the contiguous f32 data of a CPU tensor; `None` for another device, dtype or a

@@ -306,8 +306,7 @@ impl ResNet {
         let x = x.to_dtype(self.dtype())?;
         let fast = fused
             && self.dtype() == DType::F32
-            && self.device().is_cpu()
-            && !crate::cpu::candle_ops()
+            && crate::cpu::kernels_on(self.device())
             && crate::sgemm::available();
         if fast {
             return self.forward_hwnc(&x);

@@ -95,21 +95,8 @@ pub fn resume(g: &Global, dir: &Path) -> CmdResult {
     if let Some(then) = started.isa.as_deref() {
         check_isa(dir, then, settings.model.compute);
     }
-    let on_cpu = settings.model.device == crate::settings::DeviceSetting::Cpu;
-    if on_cpu && started.candle_ops != zo_models::candle_ops() {
-        let on = |c: bool| {
-            if c {
-                "candle's ops"
-            } else {
-                "zo's CPU kernels"
-            }
-        };
-        tracing::warn!(
-            "{}: the run started on {} and resumes on {}, which round differently: the steps from here are not the bits an uninterrupted run would have made",
-            dir.display(),
-            on(started.candle_ops),
-            on(zo_models::candle_ops())
-        );
+    if settings.model.device == crate::settings::DeviceSetting::Cpu {
+        check_ops(dir, started.candle_ops);
     }
     let mut settings = settings;
     settings.train.out = dir.to_path_buf();
@@ -136,6 +123,28 @@ fn check_isa(dir: &Path, then: &str, compute: crate::settings::ComputeSetting) {
             dir.display(),
             format!("{compute:?}").to_lowercase()
         ),
+    }
+}
+
+/// Warns when a CPU run resumes on other ops than it started on (`--candle-ops` or zo's
+/// kernels; `then`: whether it started on candle's, from `versions.json`), which round
+/// differently.
+fn check_ops(dir: &Path, then: bool) {
+    let now = zo_models::candle_ops();
+    if then != now {
+        let name = |c: bool| {
+            if c {
+                "candle's ops"
+            } else {
+                "zo's CPU kernels"
+            }
+        };
+        tracing::warn!(
+            "{}: the run started on {} and resumes on {}, which round differently: the steps from here are not the bits an uninterrupted run would have made",
+            dir.display(),
+            name(then),
+            name(now)
+        );
     }
 }
 

@@ -108,8 +108,7 @@ impl OptModel {
     /// arithmetic; f32, or bf16/f16 weights and activations read widened), no prefix (its keys
     /// are not packed).
     fn packs(&self) -> bool {
-        self.device.is_cpu()
-            && !crate::cpu::candle_ops()
+        crate::cpu::kernels_on(&self.device)
             && matches!(self.dtype, DType::F32 | DType::BF16 | DType::F16)
             && self.prefix.is_none()
             && !self.layers.is_empty()
