@@ -38,6 +38,19 @@ pub fn assert_code(o: &Output, code: i32) {
     );
 }
 
+/// Runs `zo` and checks exit code 2, a message containing every `needle`, and no panic.
+#[allow(dead_code)]
+pub fn expect_usage_error(dir: &Path, args: &[&str], needles: &[&str]) {
+    let o = run_in(dir, args);
+    assert_code(&o, 2);
+    let err = stderr(&o);
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.trim_end().lines().count() == 1, "not one line:\n{err}");
+}
+
 /// The repository root (where tasks/ and configs/ live).
 #[allow(dead_code)]
 pub fn repo_root() -> PathBuf {

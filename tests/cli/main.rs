@@ -6,6 +6,7 @@ mod candle_ops;
 mod common;
 mod durability;
 mod isa;
+mod outputs;
 mod protocol;
 mod report;
 mod reproduce;

@@ -229,6 +229,35 @@ fn report_does_not_warn_when_the_base_curve_falls() {
 }
 
 #[test]
+fn report_says_when_the_base_runs_are_too_short_to_test() {
+    // 12 steps: a window of one point, whose residual is zero whatever the noise; the test
+    // would pass with any drop over a standard error of 0.
+    let d = tempfile::tempdir().unwrap();
+    let short = |salt| -> Vec<f64> {
+        (0..12)
+            .map(|k| 0.69 - 0.001 * k as f64 + noise(k, salt))
+            .collect()
+    };
+    fake_run(&d.path().join("ga"), "ga", "cosine", &short(1));
+    fake_run(&d.path().join("as2p"), "as2p", "cosine", &short(2));
+    let o = run_in(d.path(), &["report", "ga", "as2p", "--out", "rep"]);
+    assert_code(&o, 0);
+    let md = stdout(&o);
+    assert!(!md.contains("test passed"), "{md}");
+    assert!(
+        md.contains("GA's runs are too short to test (12 steps; the smoothing needs at least 21"),
+        "{md}"
+    );
+    let csv = fs::read_to_string(d.path().join("rep/report.csv")).unwrap();
+    assert!(
+        csv.lines().skip(1).all(|l| l.contains("base_short")),
+        "{csv}"
+    );
+    let svg = fs::read_to_string(d.path().join("rep/loss_sst2.svg")).unwrap();
+    assert!(svg.contains("too short to test"));
+}
+
+#[test]
 fn report_warns_about_a_rising_run() {
     let d = tempfile::tempdir().unwrap();
     let ga: Vec<f64> = (0..100).map(|k| 1.0 / (1.0 + k as f64 / 20.0)).collect();

@@ -202,7 +202,7 @@ fn main() {
             continue;
         };
         let curves: Vec<&Curve> = rows.iter().map(|(_, c)| c).collect();
-        let ratios = cost_ratios(&ga, &curves, &FRACTIONS, SMOOTH);
+        let ratios = cost_ratios(&ga, &curves, &FRACTIONS, |_| SMOOTH);
         let table: Vec<(String, Vec<Option<f64>>)> =
             rows.iter().map(|(l, _)| l.clone()).zip(ratios).collect();
         println!(

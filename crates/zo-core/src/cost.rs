@@ -3,7 +3,8 @@
 //! total.
 //!
 //! 1. Each loss curve (points (queries so far, loss)) is smoothed by a centred moving average of
-//!    `width` points (truncated at both ends).
+//!    `width(n)` points for a curve of `n` points (truncated at both ends): each curve over its
+//!    own window, so runs of different lengths are smoothed alike.
 //! 2. Thresholds L_j = GA's smoothed loss at point ⌈f_j·n⌉ − 1 of its n points.
 //! 3. cost_M(j) = queries of the first point of M's smoothed curve with loss ≤ L_j, divided by
 //!    GA's total queries; None ("–") if M never gets there. The same first-crossing rule is
@@ -37,9 +38,9 @@ pub fn cost_ratios(
     base: &Curve,
     curves: &[&Curve],
     fractions: &[f64],
-    width: usize,
+    width: impl Fn(usize) -> usize,
 ) -> Vec<Vec<Option<f64>>> {
-    let sb = smooth(&base.loss, width);
+    let sb = smooth(&base.loss, width(base.loss.len()));
     let total = base.queries.last().copied().unwrap_or(0).max(1) as f64;
     let n = sb.len();
     let thresholds: Vec<f64> = fractions
@@ -52,7 +53,7 @@ pub fn cost_ratios(
     curves
         .iter()
         .map(|c| {
-            let s = smooth(&c.loss, width);
+            let s = smooth(&c.loss, width(c.loss.len()));
             thresholds
                 .iter()
                 .map(|&l| {
@@ -108,7 +109,7 @@ mod tests {
             queries: ga.queries.clone(),
             loss: vec![85.0; 10],
         };
-        let r = cost_ratios(&ga, &[&ga, &m, &n], &[1.0, 0.5, 0.2], 1);
+        let r = cost_ratios(&ga, &[&ga, &m, &n], &[1.0, 0.5, 0.2], |_| 1);
         assert_eq!(r[0], vec![Some(1.0), Some(0.5), Some(0.2)]);
         assert_eq!(r[1], vec![Some(0.5), Some(0.3), Some(0.1)]);
         assert_eq!(r[2], vec![None, None, None]);

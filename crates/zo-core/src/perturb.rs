@@ -148,12 +148,16 @@ fn run_sweep(params: &ParamSet, sweep: &Sweep, isa: Isa, force_stage: Option<usi
     }
     for op in &sweep.ops {
         let bad = match op {
-            Op::Add(t) => !t.coef.is_finite(),
-            Op::ScaleDecayed(f) => !f.is_finite(),
+            Op::Add(t) if !t.coef.is_finite() => Some(format!(
+                "the coefficient of step {}'s direction is {}",
+                t.key.step, t.coef
+            )),
+            Op::ScaleDecayed(f) if !f.is_finite() => Some(format!("the decay factor is {f}")),
+            _ => None,
         };
-        if bad {
+        if let Some(what) = bad {
             return Err(Error::Msg(format!(
-                "sweep: non-finite coefficient in {op:?}"
+                "sweep: non-finite coefficient: {what} (the step size overflows f32: a smaller learning rate or ρ)"
             )));
         }
     }

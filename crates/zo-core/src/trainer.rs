@@ -199,6 +199,15 @@ impl<'a> Trainer<'a> {
                 ),
             ));
         }
+        if state.step > state.total_steps {
+            return Err(Error::invalid(
+                "resume.step",
+                format!(
+                    "checkpoint is at step {} of a run of {} steps",
+                    state.step, state.total_steps
+                ),
+            ));
+        }
         self.optimizer.load_state(&state.optimizer)?;
         self.start = Some(state);
         Ok(self)

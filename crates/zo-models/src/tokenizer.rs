@@ -223,6 +223,16 @@ impl Tokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The largest id it can produce (vocabulary and added tokens), if it has any.
+    pub fn max_id(&self) -> Option<u32> {
+        self.inner.get_vocab(true).into_values().max()
+    }
+
+    /// Where it was read from (a file or directory; `builtin:…` for the embedded one).
+    pub fn origin(&self) -> &Path {
+        &self.origin
+    }
+
     /// The id of `token`, if it is in the vocabulary.
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// Zeroth-order fine-tuning of OPT and ResNet: MeZO's ZO-SGD (GA), STP, S2P and AS2P
 /// ("Stochastic Two Points Method for Deep Model Zeroth-order Optimization", arXiv 2402.01621).
@@ -188,10 +188,20 @@ pub struct TrainFlags {
     #[arg(long, value_name = "METHOD", help_heading = "Shorthands")]
     pub optimizer: Option<String>,
     /// Learning rate α₀ (GA, STP, S2P; AS2P with auto_lr = false) [optimizer.lr]
-    #[arg(long, value_name = "X", help_heading = "Shorthands")]
+    #[arg(
+        long,
+        value_name = "X",
+        help_heading = "Shorthands",
+        allow_negative_numbers = true
+    )]
     pub lr: Option<f64>,
     /// Perturbation size ρ (GA, S2P, AS2P) [optimizer.rho]
-    #[arg(long, value_name = "X", help_heading = "Shorthands")]
+    #[arg(
+        long,
+        value_name = "X",
+        help_heading = "Shorthands",
+        allow_negative_numbers = true
+    )]
     pub rho: Option<f64>,
     /// Number of optimizer steps [train.steps]
     #[arg(long, value_name = "N", help_heading = "Shorthands")]
@@ -203,7 +213,8 @@ pub struct TrainFlags {
     #[arg(long, value_name = "N", help_heading = "Shorthands")]
     pub batch_size: Option<u64>,
     /// Run seed: directions and batch order [train.seed]
-    #[arg(long, value_name = "N", help_heading = "Shorthands")]
+    #[arg(long, value_name = "N", help_heading = "Shorthands",
+          value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
     pub seed: Option<u64>,
     /// Seed of the train/dev/test subsets (MeZO's train_set_seed) [task.data_seed]
     #[arg(long, value_name = "N", help_heading = "Shorthands")]
@@ -298,7 +309,7 @@ pub struct TrainArgs {
     /// settings are the run's own: no other option applies).
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
-    /// Run directory to create (default: runs/<task>-<method>-<seed>).
+    /// Run directory to create (default: runs/<task>-<method>-s<seed>, e.g. runs/sst2-as2p-s42).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -321,7 +332,7 @@ pub struct QuickstartArgs {
     /// Run directory to create.
     #[arg(long, value_name = "DIR", default_value = "runs/quickstart")]
     pub out: PathBuf,
-    /// Number of steps (default 800).
+    /// Number of steps (default: the quickstart config's, 500).
     #[arg(long)]
     pub steps: Option<u64>,
     /// Override one config key (repeatable), as for `zo train`.
@@ -516,8 +527,48 @@ pub struct ReportArgs {
     pub fractions: Option<String>,
 }
 
+/// The command line; a mistake in it is one line on stderr naming the help to read, and exit
+/// code 2 (clap's own report spans several lines: the error, the usage, a tip).
 pub fn parse() -> Cli {
-    Cli::parse()
+    use clap::error::ErrorKind;
+    Cli::try_parse().unwrap_or_else(|e| {
+        if matches!(
+            e.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ) {
+            e.exit()
+        }
+        eprintln!("zo: {}", one_line(&e.render().to_string()));
+        std::process::exit(2)
+    })
+}
+
+/// clap's report as one line: its first paragraph without the `error: ` prefix, then which help
+/// to read (that of the subcommand on the command line, if any).
+fn one_line(report: &str) -> String {
+    // The first paragraph (the error, and the possible values where clap lists them), and
+    // clap's tips (a similar argument's name).
+    let first: Vec<&str> = report
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let tips = report
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("tip:"));
+    let first = first.into_iter().chain(tips).collect::<Vec<_>>().join(" ");
+    let first = first.strip_prefix("error: ").unwrap_or(&first);
+    let cmd = Cli::command();
+    let sub = std::env::args()
+        .skip(1)
+        .find(|a| cmd.get_subcommands().any(|s| s.get_name() == a));
+    match sub {
+        Some(sub) => format!("{first} (see `zo {sub} --help`)"),
+        None => format!("{first} (see `zo --help`)"),
+    }
 }
 
 /// tracing to stderr: warnings by default, -v/-vv/-vvv for more, RUST_LOG wins when set.

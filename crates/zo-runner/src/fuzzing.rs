@@ -227,6 +227,6 @@ pub fn resume_state(scratch: &Path, data: &[u8]) -> Result<()> {
     let optimizer = settings.optimizer.build()?;
     let budget = Budget::Steps(t.total_steps.max(1));
     Trainer::new(TrainerConfig::new(t.seed, budget), optimizer).resume(t.clone())?;
-    crate::rundir::reopen_logs(scratch, t.step)?;
+    crate::rundir::reopen_logs(scratch, t)?;
     Ok(())
 }

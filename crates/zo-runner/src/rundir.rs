@@ -42,8 +42,36 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result.with_context(|| format!("{}: cannot write", path.display()))
 }
 
+/// Writes `values` as JSON lines to `path` atomically ([`write_atomic`]): a stop or an error
+/// before the end leaves an earlier file of that name as it was.
+pub fn write_jsonl_atomic<T: serde::Serialize>(path: &Path, values: &[T]) -> Result<()> {
+    let mut bytes = Vec::new();
+    for v in values {
+        serde_json::to_writer(&mut bytes, v)?;
+        bytes.push(b'\n');
+    }
+    write_atomic(path, &bytes)
+}
+
+/// Checks, before a long computation, that a file can later be written at `path`: its
+/// directory exists and `path` is not a directory.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let dir = parent_dir(path);
+    if !dir.is_dir() {
+        bail!(
+            "{}: no directory {} to write into",
+            path.display(),
+            dir.display()
+        );
+    }
+    if path.is_dir() {
+        bail!("{}: is a directory, not a file", path.display());
+    }
+    Ok(())
+}
+
 /// An append-only JSON-lines file whose every line is flushed as it is written, so a killed run
-/// leaves at most one partial last line (dropped by [`JsonlWriter::open_truncated`] on resume).
+/// leaves at most one partial last line (dropped by [`reopen_logs`] on resume).
 pub struct JsonlWriter {
     path: PathBuf,
     file: File,
@@ -60,17 +88,27 @@ impl JsonlWriter {
         })
     }
 
-    /// Re-opens an existing file for a resumed run, keeping the lines for which `keep`
-    /// returns `Some(true)` (e.g. step lines before the checkpoint's step); those with
-    /// `Some(false)`, written after the checkpoint, are cut off and redone. A last line without
-    /// its newline is the write a kill cut short: it is dropped with a warning. Any other line
-    /// that is not a JSON object, or for which `keep` returns `None` (a required field is
-    /// missing), is corruption: an error naming the file and line.
-    pub fn open_truncated(
+    /// Re-opens an existing file for a resumed run, cut to the lines [`Self::kept_lines`]
+    /// keeps.
+    #[cfg(test)]
+    fn open_truncated(
+        path: &Path,
+        keep: impl FnMut(&serde_json::Value) -> Option<bool>,
+    ) -> Result<Self> {
+        Self::rewrite(path, &Self::kept_lines(path, keep)?.0)
+    }
+
+    /// For a resumed run, the lines of an existing file to keep (bytes, count; the file left as
+    /// it is): those for which `keep` returns `Some(true)` (e.g. step lines before the
+    /// checkpoint's step); those with `Some(false)`, written after the checkpoint, are cut off
+    /// and redone. A last line without its newline is the write a kill cut short: it is dropped
+    /// with a warning. Any other line that is not a JSON object, or for which `keep` returns
+    /// `None` (a required field is missing), is corruption: an error naming the file and line.
+    fn kept_lines(
         path: &Path,
         mut keep: impl FnMut(&serde_json::Value) -> Option<bool>,
-    ) -> Result<Self> {
-        let mut kept = Vec::new();
+    ) -> Result<(Vec<u8>, u64)> {
+        let (mut kept, mut count) = (Vec::new(), 0);
         match fs::read(path) {
             Ok(bytes) => {
                 let mut lines = bytes
@@ -113,13 +151,19 @@ impl JsonlWriter {
                     if kept_line {
                         kept.extend_from_slice(text.as_bytes());
                         kept.push(b'\n');
+                        count += 1;
                     }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
         }
-        write_atomic(path, &kept)?;
+        Ok((kept, count))
+    }
+
+    /// Replaces the file by the lines `kept` and opens it for appending.
+    fn rewrite(path: &Path, kept: &[u8]) -> Result<Self> {
+        write_atomic(path, kept)?;
         let file = OpenOptions::new()
             .append(true)
             .open(path)
@@ -161,9 +205,11 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
 /// The `metrics.jsonl` and `trajectory.jsonl` of a run resumed at step `done_steps` (the
 /// checkpoint's), cut back to what the checkpoint covers: step lines and sweeps before it, and
 /// evaluations up to it. A line that is not a JSON object with a numeric `step` is corruption.
-pub fn reopen_logs(out: &Path, done_steps: u64) -> Result<(JsonlWriter, JsonlWriter)> {
+pub fn reopen_logs(out: &Path, state: &TrainerState) -> Result<(JsonlWriter, JsonlWriter)> {
+    let done_steps = state.step;
     let step = |v: &serde_json::Value| v.get("step").and_then(serde_json::Value::as_u64);
-    let metrics = JsonlWriter::open_truncated(&out.join("metrics.jsonl"), |v| {
+    let (m_path, t_path) = (out.join("metrics.jsonl"), out.join("trajectory.jsonl"));
+    let metrics = JsonlWriter::kept_lines(&m_path, |v| {
         let k = step(v)?;
         Some(if v["kind"] == "eval" {
             k <= done_steps
@@ -171,10 +217,21 @@ pub fn reopen_logs(out: &Path, done_steps: u64) -> Result<(JsonlWriter, JsonlWri
             k < done_steps
         })
     })?;
-    let trajectory = JsonlWriter::open_truncated(&out.join("trajectory.jsonl"), |v| {
-        Some(step(v)? < done_steps)
-    })?;
-    Ok((metrics, trajectory))
+    let trajectory = JsonlWriter::kept_lines(&t_path, |v| Some(step(v)? < done_steps))?;
+    // The trajectory must hold every sweep that made the checkpoint's weights, or replaying it
+    // would rebuild other weights than the run's. Checked before either file is cut.
+    if trajectory.1 != state.sweeps {
+        bail!(
+            "{}: holds {} sweeps of the first {done_steps} steps, the checkpoint records {}: the trajectory is incomplete",
+            t_path.display(),
+            trajectory.1,
+            state.sweeps
+        );
+    }
+    Ok((
+        JsonlWriter::rewrite(&m_path, &metrics.0)?,
+        JsonlWriter::rewrite(&t_path, &trajectory.0)?,
+    ))
 }
 
 /// What `checkpoint/state.json` holds.
@@ -194,9 +251,68 @@ pub fn read_checkpoint_state(dir: &Path) -> Result<CheckpointState> {
     recover_dir(&ckpt)?;
     let state_path = ckpt.join("state.json");
     let bytes = fs::read(&state_path)
-        .with_context(|| format!("{}: no checkpoint to resume from", state_path.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: no checkpoint to resume from (a run stopped before its first checkpoint starts again in a new or emptied directory)",
+                state_path.display()
+            )
+        })?;
     serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: invalid checkpoint state", state_path.display()))
+}
+
+/// The files of a saved model directory: an OPT in the Hugging Face layout with its tokenizer,
+/// a PEFT adapter, a ResNet's safetensors.
+const MODEL_FILES: &[&str] = &[
+    "config.json",
+    "model.safetensors",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "adapter_config.json",
+    "adapter_model.safetensors",
+];
+
+/// Checks that a command may write a saved model to `out` (which [`replace_dir`] replaces
+/// whole): `out` is new, an empty directory, or a directory holding only a saved model's files
+/// (an earlier output of such a command), and it is none of `inputs` (the model or adapter the
+/// command reads). Anything else, a run directory, a file, a folder of the user's, is refused
+/// rather than deleted.
+pub fn check_model_out(out: &Path, inputs: &[&Path]) -> Result<()> {
+    let meta = match fs::symlink_metadata(out) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(anyhow!("{}: cannot read: {e}", out.display())),
+    };
+    let refuse = |why: String| {
+        Err(anyhow!(
+            "{}: {why}: refusing to replace it (choose another output or remove it)",
+            out.display()
+        ))
+    };
+    if !meta.is_dir() {
+        return refuse("exists and is not a directory".into());
+    }
+    if let Ok(here) = out.canonicalize() {
+        for input in inputs {
+            if input.canonicalize().is_ok_and(|p| p == here) {
+                return refuse(format!("is this command's input `{}`", input.display()));
+            }
+        }
+    }
+    let entries = fs::read_dir(out).with_context(|| format!("{}: cannot read", out.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("{}: cannot read", out.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if !(is_file && MODEL_FILES.contains(&name.as_str())) {
+            return refuse(format!("holds `{name}`, not only a saved model"));
+        }
+    }
+    Ok(())
 }
 
 /// The names beside `dir` that [`replace_dir`] uses: (`.NAME.tmp`, `.NAME.old`).

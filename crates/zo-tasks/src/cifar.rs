@@ -11,7 +11,6 @@
 
 use std::path::{Path, PathBuf};
 
-use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use thiserror::Error;
 
@@ -36,7 +35,7 @@ pub enum CifarError {
         len: usize,
         record: usize,
     },
-    #[error("{path}, record {index}: {which} label {label} is out of range (0..{classes})")]
+    #[error("{path}, record {index}: {which} {label} is out of range (0..{classes})")]
     LabelOutOfRange {
         path: PathBuf,
         index: usize,
@@ -56,6 +55,9 @@ pub enum CifarError {
         #[source]
         source: parquet::errors::ParquetError,
     },
+    /// A parquet file the reader could not decode (it failed inside the parquet crate).
+    #[error("{path}: corrupt parquet file: {reason}")]
+    CorruptParquet { path: PathBuf, reason: String },
     #[error("no CIFAR files given")]
     NoFiles,
 }
@@ -247,8 +249,8 @@ pub fn read_binary(
             let label = match kind {
                 CifarKind::Cifar10 => check_label(path, i, "label", rec[0].into(), 10)?,
                 _ => {
-                    let coarse = check_label(path, i, "coarse", rec[0].into(), 20)?;
-                    let fine = check_label(path, i, "fine", rec[1].into(), 100)?;
+                    let coarse = check_label(path, i, "coarse label", rec[0].into(), 20)?;
+                    let fine = check_label(path, i, "fine label", rec[1].into(), 100)?;
                     if kind == CifarKind::Cifar100Fine {
                         fine
                     } else {
@@ -353,9 +355,11 @@ pub fn read_parquet(
             path: path.clone(),
             source,
         })?;
-        let reader = SerializedFileReader::new(file).map_err(pq)?;
-        for (i, row) in reader.get_row_iter(None).map_err(pq)?.enumerate() {
-            let row = row.map_err(pq)?;
+        let corrupt = |reason| CifarError::CorruptParquet {
+            path: path.clone(),
+            reason,
+        };
+        crate::rows::each_parquet_row(file, pq, corrupt, |i, row| {
             let get = |name: &str| {
                 row.get_column_iter()
                     .find(|(k, _)| k.as_str() == name)
@@ -372,7 +376,8 @@ pub fn read_parquet(
                 .push(check_label(path, i, label_col, label, classes)?);
             raw.pixels
                 .extend(decode_png_chw(img).map_err(|m| bad(i, format!("PNG: {m}")))?);
-        }
+            Ok(())
+        })?;
     }
     Ok(raw.normalize(kind, norm))
 }

@@ -77,26 +77,17 @@ pub fn for_each_row(
                 source,
             };
             let file = File::open(path).map_err(|e| TaskError::io(path, e))?;
-            // The parquet crate panics on some corrupt files (e.g. an index past a decoded
-            // page): such a panic is caught here and reported as a corrupt file.
-            let rows = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-                || -> Result<Vec<Value>, TaskError> {
-                    let reader = SerializedFileReader::new(file).map_err(pq)?;
-                    let mut rows = Vec::new();
-                    for row in reader.get_row_iter(None).map_err(pq)? {
-                        rows.push(row_to_json(&row.map_err(pq)?));
-                    }
-                    Ok(rows)
-                },
-            ))
-            .map_err(|panic| TaskError::CorruptParquet {
+            let corrupt = |reason| TaskError::CorruptParquet {
                 path: path.to_path_buf(),
-                reason: panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "the reader failed".into()),
-            })??;
+                reason,
+            };
+            // Decoded whole before any row is used: a file that is corrupt further on is
+            // rejected before its first rows reach `f`.
+            let mut rows = Vec::new();
+            each_parquet_row(file, pq, corrupt, |_, row| {
+                rows.push(row_to_json(&row));
+                Ok(())
+            })?;
             for (i, row) in rows.into_iter().enumerate() {
                 f(RowPosition::Row(i + 1), Ok(row))?;
             }
@@ -110,6 +101,56 @@ pub fn for_each_row(
             ),
         )),
     }
+}
+
+/// Calls `f(index, row)` for every row of a parquet file, in order. The parquet crate panics
+/// on some corrupt files (an index past a decoded page, a thrift field it expects): such a
+/// panic is caught, without the panic hook's report and backtrace, and returned as
+/// `corrupt(message)`; the crate's own errors as `pq(error)`; `f`'s errors as they are.
+pub(crate) fn each_parquet_row<E>(
+    file: File,
+    pq: impl Fn(parquet::errors::ParquetError) -> E,
+    corrupt: impl FnOnce(String) -> E,
+    mut f: impl FnMut(usize, Row) -> Result<(), E>,
+) -> Result<(), E> {
+    let read = || -> Result<(), E> {
+        let reader = SerializedFileReader::new(file).map_err(&pq)?;
+        for (i, row) in reader.get_row_iter(None).map_err(&pq)?.enumerate() {
+            f(i, row.map_err(&pq)?)?;
+        }
+        Ok(())
+    };
+    catch_quietly(read).unwrap_or_else(|reason| Err(corrupt(reason)))
+}
+
+thread_local! {
+    /// Whether this thread's panics are being caught by [`catch_quietly`].
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, returning a panic's message as `Err` instead of unwinding, and without the panic
+/// hook's report on stderr for this thread's panics inside `f` (other threads' panics are
+/// reported as before: the hook installed once wraps the previous one).
+fn catch_quietly<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    result.map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the reader failed".into())
+    })
 }
 
 /// A parquet row as a JSON object (column name → value).

@@ -98,16 +98,26 @@ impl OptimizerConfig {
     }
 }
 
-/// `v` must be finite and > 0.
+/// `v` must be finite, > 0 and within f32's normal range (steps and radii are f32 coefficients).
 pub(crate) fn positive(field: &str, v: f64) -> Result<()> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(Error::invalid(
+    if !(v.is_finite() && v > 0.0) {
+        return Err(Error::invalid(
             field,
             format!("must be a finite number > 0, got {v}"),
-        ))
+        ));
     }
+    // Steps and radii are applied to the weights as f32 coefficients.
+    if !(f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX)).contains(&v) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{v:e} is outside the range of f32 ({:e} to {:e}), the precision it is applied in",
+                f32::MIN_POSITIVE,
+                f32::MAX
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Calls the objective and checks its value: a NaN/inf loss is [`Error::NonFiniteLoss`].

@@ -145,6 +145,18 @@ impl Config {
                 )));
             }
         }
+        for (name, id) in [
+            ("pad_token_id", self.pad_token_id),
+            ("bos_token_id", self.bos_token_id),
+            ("eos_token_id", self.eos_token_id),
+        ] {
+            if id as usize >= self.vocab_size {
+                return Err(bad(format!(
+                    "`{name}` = {id} is not an id of the vocabulary (vocab_size {})",
+                    self.vocab_size
+                )));
+            }
+        }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(bad(format!(
                 "`hidden_size` ({}) is not divisible by `num_attention_heads` ({})",

@@ -397,7 +397,7 @@ pub fn probe() -> Result<Probe> {
         gflops_1t: round1(g1),
         gflops_nt: round1(gn),
         threads,
-        ratio: (ratio * 100.0).round() / 100.0,
+        ratio: (ratio * 1000.0).round() / 1000.0,
         load_avg_1m: load_avg_1m(),
         contended: threads > 1 && ratio < PROBE_MIN_RATIO,
     })

@@ -68,7 +68,7 @@ pub struct BenchArgs {
     /// ResNet: the machine's f32 FMA peak in GFLOP/s for the threads used (e.g. what
     /// docs/peer/peak_fma.c prints), the denominator of `fraction_of_fma_peak`. Default: measured
     /// at the start of the run (reads low on a shared machine).
-    #[arg(long, value_name = "GFLOPS")]
+    #[arg(long, value_name = "GFLOPS", allow_negative_numbers = true)]
     pub fma_peak: Option<f64>,
     /// Tokens per sequence; repeatable or a comma-separated list. Default: 64,128
     /// (scaling: 64,128,256).
@@ -404,6 +404,9 @@ pub fn run(args: &BenchArgs, quiet: bool) -> crate::exit::CmdResult {
 pub fn check_args(args: &BenchArgs) -> Result<()> {
     anyhow::ensure!(args.batch != Some(0), "-B must be at least 1");
     anyhow::ensure!(args.repeats >= 1, "--repeats must be at least 1");
+    if let Some(path) = &args.json {
+        crate::rundir::check_writable(path)?;
+    }
     if resnet::preset(&args.model).is_some() {
         anyhow::ensure!(!args.child, "--child is for OPT models");
         anyhow::ensure!(
@@ -570,7 +573,7 @@ fn probe_line(ctx: &mut Ctx, when: &str) -> Result<()> {
     let p = measure::probe()?;
     if p.contended {
         tracing::warn!(
-            "quiet-machine probe {when}: {} threads give only {:.2}× one thread's GEMM \
+            "quiet-machine probe {when}: {} threads give only {:.3}× one thread's GEMM \
              GFLOP/s (< {}): the cores are shared, figures are not comparable",
             p.threads,
             p.ratio,

@@ -514,35 +514,49 @@ fn peak_probes_are_physically_possible() {
 
 /// The FMA probes keep every chain in registers: each reads at least 0.8 of the same loop with
 /// 8 chains (which cannot spill, and covers a 4-cycle FMA latency on two pipes). With 16 AVX2
-/// chains, one spilled to the stack, the probe read 0.57 of it on a Zen 4.
+/// chains, one spilled to the stack, the probe read 0.57 of it on a Zen 4. A spill shows in
+/// every measurement, a busy host in some: the pair is measured up to three times and one
+/// clean pair passes.
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn fma_probes_keep_their_chains_in_registers() {
     use super::measure::{fma_loop_avx2, fma_loop_avx512, peak_of, AVX2_CHAINS, AVX512_CHAINS};
     use std::arch::is_x86_feature_detected as has;
-    let check = |what: &str, probe: f64, eight: f64| {
-        assert!(
-            probe >= 0.8 * eight,
-            "{what}: the probe reads {probe:.0} GFLOP/s, 8 chains {eight:.0}"
+    let check = |what: &str, pair: &dyn Fn() -> (f64, f64)| {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let (probe, eight) = pair();
+            if probe >= 0.8 * eight {
+                return;
+            }
+            seen.push(format!("{probe:.0} against {eight:.0}"));
+        }
+        panic!(
+            "{what}: the probe against 8 chains, GFLOP/s: {}",
+            seen.join(", ")
         );
     };
     if has!("avx2") && has!("fma") {
-        // SAFETY: AVX2 and FMA were detected.
-        let probe = peak_of(AVX2_CHAINS as u64 * 8 * 2, |i| unsafe {
-            fma_loop_avx2::<AVX2_CHAINS>(i)
+        check("AVX2", &|| {
+            // SAFETY: AVX2 and FMA were detected.
+            let probe = peak_of(AVX2_CHAINS as u64 * 8 * 2, |i| unsafe {
+                fma_loop_avx2::<AVX2_CHAINS>(i)
+            });
+            // SAFETY: as above.
+            let eight = peak_of(8 * 8 * 2, |i| unsafe { fma_loop_avx2::<8>(i) });
+            (probe, eight)
         });
-        // SAFETY: as above.
-        let eight = peak_of(8 * 8 * 2, |i| unsafe { fma_loop_avx2::<8>(i) });
-        check("AVX2", probe, eight);
     }
     if has!("avx512f") {
-        // SAFETY: AVX-512F was detected.
-        let probe = peak_of(AVX512_CHAINS as u64 * 16 * 2, |i| unsafe {
-            fma_loop_avx512::<AVX512_CHAINS>(i)
+        check("AVX-512", &|| {
+            // SAFETY: AVX-512F was detected.
+            let probe = peak_of(AVX512_CHAINS as u64 * 16 * 2, |i| unsafe {
+                fma_loop_avx512::<AVX512_CHAINS>(i)
+            });
+            // SAFETY: as above.
+            let eight = peak_of(8 * 16 * 2, |i| unsafe { fma_loop_avx512::<8>(i) });
+            (probe, eight)
         });
-        // SAFETY: as above.
-        let eight = peak_of(8 * 16 * 2, |i| unsafe { fma_loop_avx512::<8>(i) });
-        check("AVX-512", probe, eight);
     }
 }
 

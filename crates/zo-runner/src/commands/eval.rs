@@ -8,7 +8,7 @@ use anyhow::Result;
 use super::{failed, usage, CmdResult};
 use crate::cli::{EvalArgs, EvalSplit, Global};
 use crate::pipeline::workload::Workload;
-use crate::rundir::{parent_dir, write_atomic, JsonlWriter};
+use crate::rundir::{check_writable, parent_dir, write_atomic, write_jsonl_atomic};
 use crate::settings::{resolve, ModelKind, Settings, Sources, DEFAULTS};
 
 /// The settings of an evaluation: a run's own settings (`--run`) or the defaults, then
@@ -102,10 +102,11 @@ pub fn run(_g: &Global, a: &EvalArgs) -> CmdResult {
     .map_err(usage)?;
     crate::fingerprint::check_run(world.as_ref(), &s, &work).map_err(usage)?;
     let mut out = serde_json::Map::new();
-    let mut preds_writer = match &a.predictions {
-        Some(p) if writes => Some(JsonlWriter::create(p).map_err(usage)?),
-        _ => None,
-    };
+    // Checked before the evaluation, written (atomically) after it.
+    for path in [&a.predictions, &a.output].into_iter().flatten() {
+        check_writable(path).map_err(usage)?;
+    }
+    let mut predictions = Vec::new();
     for split in ["test", "dev"] {
         if !a.split.includes(split) {
             continue;
@@ -120,14 +121,13 @@ pub fn run(_g: &Global, a: &EvalArgs) -> CmdResult {
             out.insert("demos".into(), k.into());
         }
         out.insert(e.key, e.value.into());
-        if let Some(w) = preds_writer.as_mut() {
-            for p in &e.predictions {
-                w.write(p).map_err(failed)?;
-            }
-        }
+        predictions.extend(e.predictions);
     }
     if !writes {
         return Ok(());
+    }
+    if let Some(path) = &a.predictions {
+        write_jsonl_atomic(path, &predictions).map_err(failed)?;
     }
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(out))
         .map_err(|e| failed(e.into()))?;

@@ -27,6 +27,8 @@ pub fn run(g: &Global, a: &MergeArgs) -> CmdResult {
             a.adapter.display()
         )));
     }
+    crate::rundir::check_model_out(&a.out, &[&a.adapter, std::path::Path::new(&a.base)])
+        .map_err(usage)?;
     let dev = s.model.device.open().map_err(usage)?;
     let base = load_opt(&s.model, &dev, None)
         .with_context(|| format!("model `{}`: cannot load", a.base))

@@ -35,7 +35,9 @@ pub fn run(a: &ReportArgs) -> CmdResult {
             "{}: training loss vs queries (centred moving average)",
             t.task
         );
-        if !t.base_check.meaningful() {
+        if !t.base_check.testable() {
+            title.push_str(" — NOT MEANINGFUL: base runs too short to test");
+        } else if !t.base_check.meaningful() {
             title.push_str(" — NOT MEANINGFUL: base loss flat");
         }
         let file: String = t

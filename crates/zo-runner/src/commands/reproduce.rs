@@ -7,7 +7,7 @@
 //! `--model`, `--steps`, `--tasks` shrink the paper's scale (OPT-13B or ResNet-18…152, 20 000
 //! steps).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{anyhow, Context};
@@ -179,15 +179,32 @@ pub fn run(g: &Global, a: &ReproduceArgs) -> CmdResult {
                 eprintln!("{line}");
             }
         };
-        // 0: done, 1: resume, 2: start (rank 0 looks, every rank follows).
-        let state = if out.join("results.json").is_file() {
+        // 0: done, 1: resume, 2: start, 3: a run of other settings (rank 0 looks, every rank
+        // follows).
+        let mut other = None;
+        let state = if !writes {
             0
-        } else if out.join("checkpoint/state.json").is_file() {
-            1
+        } else if out.join("results.json").is_file() || out.join("checkpoint/state.json").is_file()
+        {
+            other = other_settings(out, &settings).map_err(usage)?;
+            if other.is_some() {
+                3
+            } else if out.join("results.json").is_file() {
+                0
+            } else {
+                1
+            }
         } else {
             2
         };
         match agree(state)? {
+            3 => {
+                return Err(usage(anyhow!(
+                    "{}: holds a run of other settings than this cell's ({}): remove it or give another --out",
+                    out.display(),
+                    other.unwrap_or_else(|| "on rank 0".into())
+                )))
+            }
             0 => say(format!("{tag}: done already ({})", out.display())),
             1 => {
                 say(format!("{tag}: resuming {}", out.display()));
@@ -349,4 +366,22 @@ fn baselines_markdown(rows: &[Baseline], demos: usize) -> String {
         ));
     }
     md
+}
+
+/// Where the run in `dir` was made with other settings than `want` (its directory aside): the
+/// first differing line of the two run.toml texts, `None` when they agree.
+fn other_settings(dir: &Path, want: &crate::settings::Settings) -> anyhow::Result<Option<String>> {
+    let mut had = crate::rundir::read_settings(dir)?;
+    had.train.out = want.train.out.clone();
+    let (had, want) = (had.to_toml()?, want.to_toml()?);
+    let mut section = "";
+    for (a, b) in had.lines().zip(want.lines()) {
+        if a != b {
+            return Ok(Some(format!("{section} `{a}` there, `{b}` here")));
+        }
+        if a.starts_with('[') {
+            section = a;
+        }
+    }
+    Ok((had != want).then(|| "its run.toml differs".to_string()))
 }

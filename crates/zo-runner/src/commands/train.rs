@@ -179,6 +179,9 @@ pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -
     let out = out_dir(&settings);
     // Bad input first (exit 2): run directory, model, tokenizer, data.
     // One writer per run directory, held until the run ends.
+    if resume.is_none() && writes {
+        check_new_run_dir(&out).map_err(usage)?;
+    }
     let _lock = if writes {
         Some(lock_run_dir(&out)?)
     } else {
@@ -222,6 +225,33 @@ pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -
     }
 
     crate::training::run_loop(&settings, &out, &work, resume, quiet, world.as_ref())
+}
+
+/// A new run's directory: new, or empty but for what a start that failed on bad input leaves
+/// (the lock file, versions.json); a run's (run.toml) is refused by the caller with a hint to
+/// resume it; any other file, the user's, is refused rather than overwritten.
+fn check_new_run_dir(out: &Path) -> anyhow::Result<()> {
+    if out.join("run.toml").exists() {
+        return Ok(());
+    }
+    match std::fs::metadata(out) {
+        // Not there (or not reachable): created below, or refused naming why.
+        Err(_) => return Ok(()),
+        Ok(m) if !m.is_dir() => anyhow::bail!("{}: exists and is not a directory", out.display()),
+        Ok(_) => {}
+    }
+    let entries =
+        std::fs::read_dir(out).with_context(|| format!("{}: cannot read", out.display()))?;
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if ![crate::lock::LOCK_FILE, "versions.json"].contains(&name.as_str()) {
+            anyhow::bail!(
+                "{}: holds `{name}` but no run: a new run needs a new or empty directory (another --out)",
+                out.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Creates the run directory if needed and takes its lock (refused, naming the holder's pid,

@@ -79,6 +79,17 @@ pub fn load_tokenizer(m: &ModelSettings) -> Result<Tokenizer> {
         m.tokenizer.as_str()
     };
     let tok = match locate(spec) {
+        ModelLocation::Builtin(name) if name != "tiny" && name.parse::<Builtin>().is_err() => {
+            let key = if m.tokenizer.is_empty() {
+                "model.source"
+            } else {
+                "model.tokenizer"
+            };
+            anyhow::bail!(
+                "config: key `{key}`: no built-in tokenizer `{spec}` (builtin:tiny, or a built-in model's: builtin:{})",
+                Builtin::NAMES.replace(", ", ", builtin:")
+            )
+        }
         ModelLocation::Builtin(_) => Tokenizer::builtin_tiny(),
         ModelLocation::Dir(dir) => Tokenizer::from_dir(&dir)?,
         ModelLocation::Hub { repo, revision } => {

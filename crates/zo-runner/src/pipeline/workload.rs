@@ -58,12 +58,19 @@ fn load_text_model(s: &Settings, weights: Option<&Path>) -> Result<(OptModel, To
     )?;
     model.set_compute(s.model.compute.kernel_for_this_cpu());
     let tok = load_tokenizer(&s.model)?;
+    let vocab = model.config().vocab_size;
     anyhow::ensure!(
-        tok.vocab_size() <= model.config().vocab_size,
-        "the tokenizer has {} tokens but the model's vocabulary is {}: they do not belong together",
+        tok.vocab_size() <= vocab,
+        "the tokenizer has {} tokens but the model's vocabulary is {vocab}: they do not belong together",
         tok.vocab_size(),
-        model.config().vocab_size
     );
+    let ids = tok.max_id().into_iter().chain(tok.special_ids());
+    if let Some(id) = ids.filter(|&id| id as usize >= vocab).max() {
+        anyhow::bail!(
+            "{}: the tokenizer gives id {id}, outside the model's vocabulary of {vocab}: they do not belong together",
+            tok.origin().display()
+        );
+    }
     Ok((model, tok))
 }
 

@@ -193,11 +193,22 @@ pub struct BaseCheck {
     /// Standard error of that mean.
     pub noise: f64,
     pub runs: usize,
+    /// The fewest steps of a base run: below [`MIN_TESTABLE_STEPS`] its smoothing window is one
+    /// point, the residual is zero by construction and the noise cannot be estimated.
+    pub min_steps: usize,
 }
 
+/// The fewest steps a base run needs for the test: its window ([`window`]) must span 3 points.
+pub const MIN_TESTABLE_STEPS: usize = 21;
+
 impl BaseCheck {
+    /// Whether the base runs are long enough for the test to say anything.
+    pub fn testable(&self) -> bool {
+        self.min_steps >= MIN_TESTABLE_STEPS
+    }
+
     pub fn meaningful(&self) -> bool {
-        self.drop > FLAT_K * self.noise
+        self.testable() && self.drop > FLAT_K * self.noise
     }
 
     /// The base curves' check.
@@ -221,6 +232,7 @@ impl BaseCheck {
             drop: drop / n,
             noise: var.sqrt() / n,
             runs: curves.len(),
+            min_steps: curves.iter().map(|c| c.loss.len()).min().unwrap_or(0),
         }
     }
 }
@@ -249,7 +261,14 @@ impl TaskTable {
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
         let b = &self.base_check;
-        if !b.meaningful() {
+        if !b.testable() {
+            w.push(format!(
+                "this table is not meaningful: {}'s runs are too short to test ({} steps; the \
+                 smoothing needs at least {MIN_TESTABLE_STEPS} to estimate the noise its loss \
+                 must fall by more than), so the ratios below may compare noise, not optimizers",
+                self.base_label, b.min_steps
+            ));
+        } else if !b.meaningful() {
             w.push(format!(
                 "this table is not meaningful: {}'s smoothed training loss fell by {:.4} \
                  (mean over {} run{}), not more than {FLAT_K} × its standard error {:.4}, so \
@@ -466,7 +485,7 @@ pub fn markdown(tables: &[TaskTable]) -> String {
                 "{}'s smoothed loss fell by {:.4}, {:.1} × its standard error {:.4} (test passed).\n",
                 t.base_label,
                 t.base_check.drop,
-                t.base_check.drop / t.base_check.noise.max(f64::MIN_POSITIVE),
+                t.base_check.drop / t.base_check.noise,
                 t.base_check.noise
             );
         }
@@ -491,13 +510,15 @@ pub fn markdown(tables: &[TaskTable]) -> String {
 
 /// The CSV form: task,method,fraction,ratio,std,reached,runs,warning. `ratio` is the mean over
 /// the runs that reached the threshold (empty: none did); `warning` is `base_flat` when the
-/// table failed the base test, `diverged` when this method's runs failed theirs.
+/// table failed the base test, `base_short` when the base runs were too short to take it, `diverged` when this method's runs failed theirs.
 pub fn csv(tables: &[TaskTable]) -> String {
     let mut s = String::from("task,method,fraction,ratio,std,reached,runs,warning\n");
     for t in tables {
         for r in &t.rows {
             let mut warn = Vec::new();
-            if !t.base_check.meaningful() {
+            if !t.base_check.testable() {
+                warn.push("base_short");
+            } else if !t.base_check.meaningful() {
                 warn.push("base_flat");
             }
             if !r.problems.is_empty() {

@@ -22,10 +22,10 @@ pub fn smooth(y: &[f64]) -> Vec<f64> {
     zo_core::cost::smooth(y, window(y.len()))
 }
 
-/// The cost ratios of `curves` against `base` at `fractions` of the base run, all smoothed with
-/// the window of the base run.
+/// The cost ratios of `curves` against `base` at `fractions` of the base run, each curve
+/// smoothed over its own run's [`window`] (as [`smooth`] does for the plots).
 pub fn cost_ratios(base: &Curve, curves: &[&Curve], fractions: &[f64]) -> Vec<Vec<Option<f64>>> {
-    zo_core::cost::cost_ratios(base, curves, fractions, window(base.loss.len()))
+    zo_core::cost::cost_ratios(base, curves, fractions, window)
 }
 
 #[cfg(test)]
@@ -54,6 +54,19 @@ mod tests {
         let half = rows[0][0].unwrap();
         assert!((half - 0.25).abs() < 0.02, "{half}");
         assert_eq!(rows[1][0], None);
+    }
+
+    #[test]
+    fn each_curve_is_smoothed_over_its_own_run() {
+        // The base's 20 steps smooth over 1 point; the other run's 200 over 11, which averages
+        // its one-step dip away: it reaches the base's final loss (0.62) only at step 190 by
+        // the 0.002 per step decline, not at the dip (step 10, 0.55 of the base's queries).
+        let base = curve((0..20).map(|k| 1.0 - 0.02 * k as f64).collect(), 2);
+        let mut long: Vec<f64> = (0..200).map(|k| 1.0 - 0.002 * k as f64).collect();
+        long[10] = 0.0;
+        let rows = cost_ratios(&base, &[&curve(long, 2)], &[1.0]);
+        let r = rows[0][0].unwrap();
+        assert!((9.0..=9.6).contains(&r), "{r}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use zo_core::{EvalRecord, ParamSet, Sink};
 use crate::dist::World;
 use crate::exit::{failed, usage, CmdError, CmdResult};
 use crate::pipeline::workload::{Model, Workload};
-use crate::rundir::{write_atomic, CheckpointState, JsonlWriter};
+use crate::rundir::{write_atomic, write_jsonl_atomic, CheckpointState};
 use crate::settings::Settings;
 use sink::RunSink;
 
@@ -51,7 +51,14 @@ pub fn run_loop(
     let bar = crate::progress::bar(total, quiet);
     bar.set_position(done_steps.unwrap_or(0));
     let mut sink = if writes {
-        RunSink::open(out, done_steps, bar.clone(), quiet, world).map_err(usage)?
+        RunSink::open(
+            out,
+            resume.as_ref().map(|r| &r.trainer),
+            bar.clone(),
+            quiet,
+            world,
+        )
+        .map_err(usage)?
     } else {
         RunSink::silent(bar.clone(), world)
     };
@@ -161,10 +168,18 @@ pub fn run_loop(
     let summary = match summary {
         Ok(s) => s,
         Err(zo_core::Error::NonFiniteLoss { step, value }) => {
+            let ckpt = out.join("checkpoint");
+            let where_ = if ckpt.join("state.json").is_file() {
+                format!("the last good checkpoint is in {}", ckpt.display())
+            } else {
+                format!(
+                    "no checkpoint was written before it (remove {} to start again, with a smaller learning rate or ρ)",
+                    out.display()
+                )
+            };
             return Err(failed(anyhow!(
-            "the loss became {value} at step {step}: stopped; the last good checkpoint is in {}",
-            out.join("checkpoint").display()
-        )))
+                "the loss became {value} at step {step}: stopped; {where_}"
+            )));
         }
         Err(e) => return Err(failed(anyhow!("training failed: {e}"))),
     };
@@ -289,10 +304,7 @@ fn finish(
     if let Some(e) = work.evaluate_split("test", 0, world)? {
         results.insert(e.key, e.value.into());
         if writes {
-            let mut w = JsonlWriter::create(&out.join("predictions_test.jsonl"))?;
-            for p in &e.predictions {
-                w.write(p)?;
-            }
+            write_jsonl_atomic(&out.join("predictions_test.jsonl"), &e.predictions)?;
         }
     }
     if let Some(e) = work.evaluate_split("dev", 0, world)? {

@@ -133,18 +133,18 @@ impl Sink for RunSink<'_> {
 }
 
 impl<'w> RunSink<'w> {
-    /// Opens the logs of `out`: new files for a fresh run; for a resume after `done_steps`
-    /// steps, the existing files truncated to the lines those steps wrote
+    /// Opens the logs of `out`: new files for a fresh run; for a resume from `resume`'s
+    /// checkpoint, the existing files truncated to the lines those steps wrote
     /// ([`crate::rundir::reopen_logs`]).
     pub fn open(
         out: &Path,
-        done_steps: Option<u64>,
+        resume: Option<&zo_core::trainer::TrainerState>,
         bar: indicatif::ProgressBar,
         quiet: bool,
         world: &'w dyn World,
     ) -> anyhow::Result<Self> {
-        let (metrics, trajectory) = match done_steps {
-            Some(done) => crate::rundir::reopen_logs(out, done)?,
+        let (metrics, trajectory) = match resume {
+            Some(state) => crate::rundir::reopen_logs(out, state)?,
             None => (
                 JsonlWriter::create(&out.join("metrics.jsonl"))?,
                 JsonlWriter::create(&out.join("trajectory.jsonl"))?,
