@@ -129,6 +129,63 @@ fn a_full_disk_during_a_save_is_one_line_exit_1_and_keeps_the_checkpoint() {
 }
 
 #[test]
+fn a_run_stopped_before_its_first_checkpoint_resumes_from_step_0() {
+    // What a kill before the first checkpoint leaves: run.toml, versions.json, the logs of the
+    // steps so far (the first 9 lines), best/ of the first evaluation; no checkpoint.
+    let d = tempfile::tempdir().unwrap();
+    let mut run = saving_run(12, "ref");
+    run.extend(["--set".into(), "train.checkpoint_every=0".into()]);
+    assert_code(&run_in(d.path(), &args(&run)), 0);
+    let (r, cut) = (d.path().join("ref"), d.path().join("cut"));
+    fs::create_dir(&cut).unwrap();
+    for f in ["run.toml", "versions.json"] {
+        fs::copy(r.join(f), cut.join(f)).unwrap();
+    }
+    for f in ["metrics.jsonl", "trajectory.jsonl"] {
+        let text = fs::read_to_string(r.join(f)).unwrap();
+        let head: String = text.lines().take(9).map(|l| format!("{l}\n")).collect();
+        fs::write(cut.join(f), head).unwrap();
+    }
+    fs::create_dir(cut.join("best")).unwrap();
+    for e in fs::read_dir(r.join("best")).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), cut.join("best").join(e.file_name())).unwrap();
+    }
+    let o = run_in(d.path(), &["train", "-q", "--resume", "cut"]);
+    assert_code(&o, 0);
+    assert!(stderr(&o).contains("no checkpoint yet"), "{}", stderr(&o));
+    for f in [
+        "final/model.safetensors",
+        "trajectory.jsonl",
+        "results.json",
+    ] {
+        assert!(sha(&cut.join(f)) == sha(&r.join(f)), "{f} differs");
+    }
+}
+
+#[test]
+fn a_run_whose_run_toml_was_edited_is_neither_resumed_nor_replayed() {
+    let d = tempfile::tempdir().unwrap();
+    let run = saving_run(6, "r");
+    assert_code(&run_in(d.path(), &args(&run)), 0);
+    fs::remove_file(d.path().join("r/results.json")).unwrap();
+    let toml = d.path().join("r/run.toml");
+    let text = fs::read_to_string(&toml).unwrap();
+    assert!(text.contains("batch_size = 4"), "{text}");
+    fs::write(&toml, text.replace("batch_size = 4", "batch_size = 5")).unwrap();
+    for cmd in [
+        &["train", "-q", "--resume", "r"][..],
+        &["replay", "r", "--out", "rebuilt"],
+    ] {
+        crate::common::expect_usage_error(
+            d.path(),
+            cmd,
+            &["r/run.toml: changed since the run started"],
+        );
+    }
+}
+
+#[test]
 fn a_second_writer_is_refused_naming_the_pid_and_a_stale_lock_does_not_block() {
     let d = tempfile::tempdir().unwrap();
     let mut first = spawn(d.path(), &saving_run(400, "run"));

@@ -417,6 +417,23 @@ fn exchange(_a: &Path, _b: &Path) -> std::io::Result<()> {
     Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
+/// The text of a run directory's `run.toml` (the settings the run was made with).
+pub fn read_run_toml(dir: &Path) -> Result<String> {
+    let path = dir.join("run.toml");
+    fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read (is this a run directory?)", path.display()))
+}
+
+/// The settings of a run directory, parsed from its `run.toml`.
+pub fn read_settings(dir: &Path) -> Result<crate::settings::Settings> {
+    let origin = dir.join("run.toml").display().to_string();
+    let table = crate::layers::parse_table(&read_run_toml(dir)?, &origin)?;
+    crate::layers::deserialize(table, &origin)
+}
+
+mod versions;
+pub use versions::{check_versions, write_versions};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,34 +502,6 @@ mod tests {
     }
 
     #[test]
-    fn versions_record_the_world_size_and_isa_and_older_runs_read_as_one_rank() {
-        let d = tempfile::tempdir().unwrap();
-        write_versions(d.path(), 2).unwrap();
-        let want = Started {
-            world_size: 2,
-            isa: Some(zo_core::cpu::level().name().to_string()),
-            candle_ops: false,
-        };
-        assert_eq!(check_versions(d.path()).unwrap(), want);
-        let text = fs::read_to_string(d.path().join(VERSIONS_FILE)).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["isa"], zo_core::cpu::level().name());
-        assert_eq!(v["cpu"].as_str(), zo_core::cpu::brand().as_deref());
-        assert!(v.get("ops").is_none(), "zo's kernels are not recorded: {v}");
-        let old = serde_json::json!({
-            "zo": "0.1.0",
-            "generator": zo_core::rng::GENERATOR_VERSION,
-        });
-        fs::write(d.path().join(VERSIONS_FILE), old.to_string()).unwrap();
-        let want = Started {
-            world_size: 1,
-            isa: None,
-            candle_ops: false,
-        };
-        assert_eq!(check_versions(d.path()).unwrap(), want);
-    }
-
-    #[test]
     fn replacing_a_directory_keeps_a_complete_copy() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("checkpoint");
@@ -532,113 +521,4 @@ mod tests {
         recover_dir(&dir).unwrap();
         assert_eq!(fs::read_to_string(dir.join("state.json")).unwrap(), "2");
     }
-}
-
-/// `versions.json`: what produced a run directory. The direction generator's version matters:
-/// directions of another version differ, so replaying or resuming such a run here would give
-/// other weights; both refuse (see [`check_versions`]).
-pub const VERSIONS_FILE: &str = "versions.json";
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Versions {
-    zo: String,
-    /// `zo_core::rng::GENERATOR_VERSION` (1 = Philox4x32-10, 2 = Philox4x32-7, 3 = ARS4x32-7).
-    generator: u32,
-    /// The number of ranks the run started with (runs before this field: 1). A resume may use
-    /// another number: the split of each batch gives the same bits whatever the count.
-    #[serde(default = "one")]
-    world_size: usize,
-    /// The instruction-set level the run's kernels started at (`zo_core::cpu`; runs before
-    /// this field: none recorded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    isa: Option<String>,
-    /// The CPU it started on (its brand string), for the record.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    cpu: Option<String>,
-    /// `"candle"` for a run started under `--candle-ops` (models on candle's own ops, not
-    /// zo's CPU kernels); absent otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ops: Option<String>,
-}
-
-/// What `versions.json` says of how a run started.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Started {
-    /// The number of ranks.
-    pub world_size: usize,
-    /// The instruction-set level of its kernels, by name, where recorded (a later zo may
-    /// know levels this one does not).
-    pub isa: Option<String>,
-    /// Whether it started under `--candle-ops`.
-    pub candle_ops: bool,
-}
-
-fn one() -> usize {
-    1
-}
-
-/// The text of a run directory's `run.toml` (the settings the run was made with).
-pub fn read_run_toml(dir: &Path) -> Result<String> {
-    let path = dir.join("run.toml");
-    fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read (is this a run directory?)", path.display()))
-}
-
-/// The settings of a run directory, parsed from its `run.toml`.
-pub fn read_settings(dir: &Path) -> Result<crate::settings::Settings> {
-    let origin = dir.join("run.toml").display().to_string();
-    let table = crate::layers::parse_table(&read_run_toml(dir)?, &origin)?;
-    crate::layers::deserialize(table, &origin)
-}
-
-/// Writes `versions.json` into a run directory started by `world_size` ranks.
-pub fn write_versions(dir: &Path, world_size: usize) -> Result<()> {
-    let v = Versions {
-        zo: env!("CARGO_PKG_VERSION").to_string(),
-        generator: zo_core::rng::GENERATOR_VERSION,
-        world_size,
-        isa: Some(zo_core::cpu::level().name().to_string()),
-        cpu: zo_core::cpu::brand(),
-        ops: zo_models::candle_ops().then(|| "candle".to_string()),
-    };
-    write_atomic(
-        &dir.join(VERSIONS_FILE),
-        serde_json::to_string_pretty(&v)?.as_bytes(),
-    )
-}
-
-/// Checks that a run directory was made with this build's direction generator, and returns
-/// how the run started. A run without `versions.json` predates it and used generator 1 and
-/// one rank.
-pub fn check_versions(dir: &Path) -> Result<Started> {
-    let path = dir.join(VERSIONS_FILE);
-    let (generator, started) = match fs::read(&path) {
-        Ok(bytes) => {
-            let v = serde_json::from_slice::<Versions>(&bytes)
-                .with_context(|| format!("{}: invalid", path.display()))?;
-            let started = Started {
-                world_size: v.world_size,
-                isa: v.isa,
-                candle_ops: v.ops.as_deref() == Some("candle"),
-            };
-            (v.generator, started)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
-            1,
-            Started {
-                world_size: 1,
-                isa: None,
-                candle_ops: false,
-            },
-        ),
-        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
-    };
-    if generator != zo_core::rng::GENERATOR_VERSION {
-        anyhow::bail!(
-            "{}: the run's directions come from generator version {generator}, this zo has version {}: its trajectory and checkpoint cannot be continued or replayed exactly",
-            dir.display(),
-            zo_core::rng::GENERATOR_VERSION
-        );
-    }
-    Ok(started)
 }

@@ -13,10 +13,12 @@ use crate::settings::Settings;
 
 pub fn run(g: &Global, a: &ReplayArgs) -> CmdResult {
     let mut s: Settings = crate::rundir::read_settings(&a.run).map_err(usage)?;
+    crate::rundir::check_versions(&a.run)
+        .and_then(|started| started.check_settings(&a.run, crate::fingerprint::config(&s)?))
+        .map_err(usage)?;
     if let Some(device) = a.device {
         s.model.device = device;
     }
-    let _ = crate::rundir::check_versions(&a.run).map_err(usage)?;
     let source = std::path::Path::new(&s.model.source);
     crate::rundir::check_model_out(&a.out, &[&a.run, source]).map_err(usage)?;
     let traj_path = a.run.join("trajectory.jsonl");

@@ -79,12 +79,28 @@ pub fn resume(g: &Global, dir: &Path) -> CmdResult {
     let world = crate::dist::world().map_err(usage)?;
     let settings: Settings = crate::rundir::read_settings(dir).map_err(usage)?;
     let started = crate::rundir::check_versions(dir).map_err(usage)?;
+    crate::fingerprint::config(&settings)
+        .and_then(|fp| started.check_settings(dir, fp))
+        .map_err(usage)?;
     // Rank 0 alone repairs an interrupted checkpoint replacement; the others read after it.
     if world.writes() {
         crate::rundir::recover_dir(&dir.join("checkpoint")).map_err(usage)?;
     }
     if world.size() > 1 {
         world.all_gather_u64(0).map_err(usage)?;
+    }
+    let mut settings = settings;
+    settings.train.out = dir.to_path_buf();
+    if !dir.join("checkpoint/state.json").is_file() && !dir.join("results.json").is_file() {
+        // Stopped before its first checkpoint: the exact continuation is the run from its
+        // first step (the same seed, the same bits); its logs are written anew.
+        if world.writes() {
+            tracing::warn!(
+                "{}: no checkpoint yet (the run stopped before its first): starting it over from step 0",
+                dir.display()
+            );
+        }
+        return start_run(settings, Start::Over, g.quiet);
     }
     let state = crate::rundir::read_checkpoint_state(dir).map_err(usage)?;
     tracing::info!(
@@ -98,9 +114,7 @@ pub fn resume(g: &Global, dir: &Path) -> CmdResult {
     if settings.model.device == crate::settings::DeviceSetting::Cpu {
         check_ops(dir, started.candle_ops);
     }
-    let mut settings = settings;
-    settings.train.out = dir.to_path_buf();
-    train(settings, Some(state), g.quiet)
+    start_run(settings, Start::Resume(state), g.quiet)
 }
 
 /// Warns when a run resumes at an instruction-set level whose products round differently from
@@ -174,20 +188,44 @@ fn same_products(
 /// run directory (takes its lock, writes run.toml, versions.json, the logs and the weights), the
 /// others only read it (the checkpoint on a resume, `best/` before the final evaluation).
 pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -> CmdResult {
+    let start = match resume {
+        Some(state) => Start::Resume(state),
+        None => Start::New,
+    };
+    start_run(settings, start, quiet)
+}
+
+/// Where a run starts.
+enum Start {
+    /// A new run in a new (or empty) directory.
+    New,
+    /// Again from step 0 in its own directory (it stopped before its first checkpoint).
+    Over,
+    /// From a checkpoint.
+    Resume(CheckpointState),
+}
+
+fn start_run(settings: Settings, start: Start, quiet: bool) -> CmdResult {
     let world = crate::dist::world().map_err(usage)?;
     let writes = world.writes();
     let out = out_dir(&settings);
+    let (new, resume) = match start {
+        Start::New => (true, None),
+        Start::Over => (false, None),
+        Start::Resume(state) => (false, Some(state)),
+    };
     // Bad input first (exit 2): run directory, model, tokenizer, data.
     // One writer per run directory, held until the run ends.
-    if resume.is_none() && writes {
+    if new && writes {
         check_new_run_dir(&out).map_err(usage)?;
     }
+    check_budget(&settings).map_err(usage)?;
     let _lock = if writes {
         Some(lock_run_dir(&out)?)
     } else {
         None
     };
-    if resume.is_none() && writes {
+    if new && writes {
         if out.join("run.toml").exists() {
             return Err(usage(anyhow!(
                 "{}: already holds a run (use --resume {} to continue it, or another --out)",
@@ -213,8 +251,9 @@ pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -
     }
     tracing::info!(train = n_train, dev = n_dev, test = n_test, "data ready");
     crate::fingerprint::check_run(world.as_ref(), &settings, &work).map_err(usage)?;
-    if resume.is_none() && writes {
-        crate::rundir::write_versions(&out, world.size()).map_err(usage)?;
+    if new && writes {
+        let fingerprint = crate::fingerprint::config(&settings).map_err(failed)?;
+        crate::rundir::write_versions(&out, world.size(), fingerprint).map_err(usage)?;
         write_atomic(
             &out.join("run.toml"),
             run_toml(&settings, world.size())
@@ -225,6 +264,25 @@ pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -
     }
 
     crate::training::run_loop(&settings, &out, &work, resume, quiet, world.as_ref())
+}
+
+/// A budget in forward passes must pay for one step at least (else the run would make no
+/// step and leave a run directory without results).
+fn check_budget(s: &Settings) -> anyhow::Result<()> {
+    let q = s.train.max_queries;
+    if q > 0 {
+        let per_step = s
+            .optimizer
+            .build()
+            .map_err(|e| anyhow!("config: optimizer: {e}"))?
+            .queries_per_step();
+        anyhow::ensure!(
+            q >= per_step,
+            "config: key `train.max_queries`: {q} forward passes is less than one step of {} ({per_step})",
+            s.method()
+        );
+    }
+    Ok(())
 }
 
 /// A new run's directory: new, or empty but for what a start that failed on bad input leaves
