@@ -358,7 +358,15 @@ pub fn resolve(src: &Sources<'_>) -> Result<Settings> {
     if let Some(path) = src.config_file {
         merge_layer(&mut table, layers::read_table(path)?);
     }
-    for s in src.sets {
+    // A `--set optimizer.method=…` (which replaces the optimizer table) goes before the other
+    // entries, so that the keys given beside it on the same command line (`--lr`, `--rho`,
+    // `--set optimizer.KEY=…`) apply to the method it names, in whatever order they came.
+    let is_method = |s: &&String| {
+        s.split_once('=')
+            .is_some_and(|(k, _)| k.trim() == "optimizer.method")
+    };
+    let (methods, others): (Vec<&String>, Vec<&String>) = src.sets.iter().partition(is_method);
+    for s in methods.into_iter().chain(others) {
         merge_layer(&mut table, layers::set_to_table(s)?);
     }
     let origin = match src.config_file {
@@ -511,5 +519,32 @@ impl Settings {
         let v = toml::Value::try_from(&self.optimizer).ok();
         v.and_then(|v| v.get("method").and_then(|m| m.as_str()).map(str::to_string))
             .unwrap_or_else(|| "unknown".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--lr X --set optimizer.method=ga`: the method's table replaces AS2P's first, then the
+    /// learning rate given beside it applies (it was dropped with AS2P's table, and GA then
+    /// asked for the `--lr` that had been given).
+    #[test]
+    fn keys_given_beside_a_method_apply_to_it_in_any_order() {
+        for sets in [
+            ["optimizer.lr = 1e-5", "optimizer.method = \"ga\""],
+            ["optimizer.method = \"ga\"", "optimizer.lr = 1e-5"],
+        ] {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            let s = resolve(&Sources {
+                base: &[("built-in defaults", DEFAULTS)],
+                config_file: None,
+                sets: &sets,
+            })
+            .unwrap();
+            assert_eq!(s.method(), "ga");
+            let text = s.to_toml().unwrap();
+            assert!(text.contains("lr = 0.00001"), "{text}");
+        }
     }
 }
