@@ -303,16 +303,24 @@ pub fn check_model_out(out: &Path, inputs: &[&Path]) -> Result<()> {
             }
         }
     }
-    let entries = fs::read_dir(out).with_context(|| format!("{}: cannot read", out.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("{}: cannot read", out.display()))?;
+    match foreign_entry(out, |name, is_file| is_file && MODEL_FILES.contains(&name))? {
+        Some(name) => refuse(format!("holds `{name}`, not only a saved model")),
+        None => Ok(()),
+    }
+}
+
+/// The first entry of the directory `dir` that `allowed(name, is_file)` rejects, if any: what
+/// a command would overwrite or delete that is not its own.
+pub fn foreign_entry(dir: &Path, allowed: impl Fn(&str, bool) -> bool) -> Result<Option<String>> {
+    let cannot = || format!("{}: cannot read", dir.display());
+    for entry in fs::read_dir(dir).with_context(cannot)? {
+        let entry = entry.with_context(cannot)?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if !(is_file && MODEL_FILES.contains(&name.as_str())) {
-            return refuse(format!("holds `{name}`, not only a saved model"));
+        if !allowed(&name, entry.file_type().is_ok_and(|t| t.is_file())) {
+            return Ok(Some(name));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The names beside `dir` that [`replace_dir`] uses: (`.NAME.tmp`, `.NAME.old`).

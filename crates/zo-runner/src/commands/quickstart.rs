@@ -31,5 +31,5 @@ pub fn run(g: &Global, a: &QuickstartArgs) -> CmdResult {
             a.out.display()
         );
     }
-    super::train::train(settings, None, g.quiet)
+    super::train::train(settings, g.quiet)
 }

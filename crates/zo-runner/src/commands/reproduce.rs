@@ -224,7 +224,7 @@ pub fn run(g: &Global, a: &ReproduceArgs) -> CmdResult {
                 // The others start once rank 0 has cleared the directory.
                 agree(0)?;
                 say(format!("{tag}: training → {}", out.display()));
-                super::train::train(settings, None, g.quiet)?;
+                super::train::train(settings, g.quiet)?;
             }
         }
         run_dirs.push(out.clone());

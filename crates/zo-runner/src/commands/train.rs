@@ -45,7 +45,7 @@ pub fn run(g: &Global, a: &TrainArgs) -> CmdResult {
         print!("{}", settings.to_toml().map_err(failed)?);
         return Ok(());
     }
-    train(settings, None, g.quiet)
+    train(settings, g.quiet)
 }
 
 /// The run directory a settings value names (default runs/<task>-<method>-s<seed>).
@@ -182,17 +182,9 @@ fn same_products(
     class(a) == class(b)
 }
 
-/// The whole run. `resume`: the checkpoint state to continue from.
-///
-/// Under an MPI launcher every rank runs this with the same settings; rank 0 alone writes the
-/// run directory (takes its lock, writes run.toml, versions.json, the logs and the weights), the
-/// others only read it (the checkpoint on a resume, `best/` before the final evaluation).
-pub fn train(settings: Settings, resume: Option<CheckpointState>, quiet: bool) -> CmdResult {
-    let start = match resume {
-        Some(state) => Start::Resume(state),
-        None => Start::New,
-    };
-    start_run(settings, start, quiet)
+/// A new run, the whole of it ([`start_run`]).
+pub fn train(settings: Settings, quiet: bool) -> CmdResult {
+    start_run(settings, Start::New, quiet)
 }
 
 /// Where a run starts.
@@ -205,6 +197,11 @@ enum Start {
     Resume(CheckpointState),
 }
 
+/// The whole run, from where `start` says.
+///
+/// Under an MPI launcher every rank runs this with the same settings; rank 0 alone writes the
+/// run directory (takes its lock, writes run.toml, versions.json, the logs and the weights), the
+/// others only read it (the checkpoint on a resume, `best/` before the final evaluation).
 fn start_run(settings: Settings, start: Start, quiet: bool) -> CmdResult {
     let world = crate::dist::world().map_err(usage)?;
     let writes = world.writes();
@@ -298,18 +295,14 @@ fn check_new_run_dir(out: &Path) -> anyhow::Result<()> {
         Ok(m) if !m.is_dir() => anyhow::bail!("{}: exists and is not a directory", out.display()),
         Ok(_) => {}
     }
-    let entries =
-        std::fs::read_dir(out).with_context(|| format!("{}: cannot read", out.display()))?;
-    for entry in entries {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if ![crate::lock::LOCK_FILE, "versions.json"].contains(&name.as_str()) {
-            anyhow::bail!(
-                "{}: holds `{name}` but no run: a new run needs a new or empty directory (another --out)",
-                out.display()
-            );
-        }
+    let leftovers = [crate::lock::LOCK_FILE, "versions.json"];
+    match crate::rundir::foreign_entry(out, |name, _| leftovers.contains(&name))? {
+        Some(name) => anyhow::bail!(
+            "{}: holds `{name}` but no run: a new run needs a new or empty directory (another --out)",
+            out.display()
+        ),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Creates the run directory if needed and takes its lock (refused, naming the holder's pid,
